@@ -67,11 +67,14 @@ pub(crate) fn entry_path(function_dir: &Path, key: &Key) -> PathBuf {
     function_dir.join(&hex[..2]).join(hex)
 }
 
-/// Reads a whole entry; `None` when there is none.
+/// Reads a whole entry; `None` when there is none (also when a file stands where one of
+/// its directories should be: writing will report that).
 pub(crate) fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
