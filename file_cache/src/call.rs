@@ -341,7 +341,12 @@ mod tests {
         let error = decode_entry::<u64>(&file, &key(1)).unwrap_err();
         assert!(error.starts_with("its value does not decode"), "{error}");
         // A length prefix far larger than the file: refused without allocating it.
-        let file = entry_file(1, codec::POSTCARD, "alloc::vec::Vec<u64>", &[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let file = entry_file(
+            1,
+            codec::POSTCARD,
+            "alloc::vec::Vec<u64>",
+            &[0xff, 0xff, 0xff, 0xff, 0x0f],
+        );
         assert!(decode_entry::<Vec<u64>>(&file, &key(1)).is_err());
     }
 }
