@@ -65,7 +65,10 @@ impl KeyHasher {
     }
 
     /// Feeds a value through the canonical serializer.
-    pub(crate) fn write_value<T: ?Sized + Serialize>(&mut self, _value: &T) -> Result<(), KeyError> {
+    pub(crate) fn write_value<T: ?Sized + Serialize>(
+        &mut self,
+        _value: &T,
+    ) -> Result<(), KeyError> {
         todo!()
     }
 
