@@ -1,5 +1,57 @@
-//! file_cache: persistent memoization for Rust functions (work in progress skeleton).
+//! Persistent memoization: `#[file_cache]` makes a slow function return at once the second
+//! time it is called with the same arguments, in this process or any later one.
+//!
+//! ```
+//! use file_cache::file_cache;
+//!
+//! #[file_cache]
+//! fn slow_square(x: u64) -> u64 {
+//!     std::thread::sleep(std::time::Duration::from_millis(200));
+//!     x * x
+//! }
+//!
+//! # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_lib"));
+//! assert_eq!(slow_square(12), 144); // computed, then stored on disk
+//! assert_eq!(slow_square(12), 144); // read back from the file
+//! ```
+//!
+//! The attribute hashes every argument that is not ignored (they must implement
+//! `serde::Serialize`) together with a hash of the function's own tokens, and looks the
+//! result up under [`cache_dir()`]. A miss runs the body and stores its value, encoded with
+//! postcard, in a checked file written atomically. The cache never makes a call fail: an
+//! entry that cannot be read, is damaged or belongs to something else is a miss, and a
+//! cache directory that cannot be written only costs the saved time. See the README for
+//! what invalidates an entry, where the files live and how to reset them.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
-pub(crate) mod config;
-pub(crate) mod key;
+mod call;
+mod codec;
+mod config;
+mod entry;
+mod key;
+mod site;
+mod store;
+
+// (re-exported once the macro lands) pub use file_cache_macros::file_cache;
+pub use key::{Key, KeyError};
+
+/// The root directory entries are stored under: `FILE_CACHE_DIR` if set, else
+/// `std::env::temp_dir()/file_cache`. Read once, on first use.
+///
+/// Deleting this directory resets every cached function.
+///
+/// ```
+/// let root = file_cache::cache_dir();
+/// assert!(root.is_absolute() || std::env::var_os("FILE_CACHE_DIR").is_some());
+/// ```
+pub fn cache_dir() -> &'static std::path::Path {
+    &config::config().root
+}
+
+/// What the generated code calls. Not public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::call::{call, call_result, CallKey, KeyBuilder};
+    pub use crate::site::{Site, SiteInfo};
+}

@@ -1,0 +1,282 @@
+//! One cached call: key, lookup, run, store. Nothing here can make the call fail.
+
+use crate::codec;
+use crate::config::{config, Mode};
+use crate::entry::{self, Header};
+use crate::key::{Key, KeyError, KeyHasher};
+use crate::site::{Problem, Site};
+use crate::store;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Version of what goes into a key; bumping it retires every existing entry.
+const KEY_FORMAT: &str = "file_cache key v1";
+
+/// Builds the key of one call from the function's identity and its arguments.
+#[doc(hidden)]
+pub struct KeyBuilder {
+    site: &'static Site,
+    hasher: KeyHasher,
+    self_ty: Option<&'static str>,
+    failure: Option<(&'static str, KeyError)>,
+}
+
+/// The key of one call, with what is needed to find its entry.
+#[doc(hidden)]
+pub struct CallKey {
+    key: Key,
+    self_ty: Option<&'static str>,
+}
+
+impl KeyBuilder {
+    /// Starts a key, or returns `None` when this call should bypass the cache.
+    pub fn begin(site: &'static Site) -> Option<KeyBuilder> {
+        if config().mode == Mode::Off || site.is_uncacheable() {
+            return None;
+        }
+        let mut hasher = KeyHasher::new();
+        hasher.write_label(KEY_FORMAT);
+        hasher.write_raw(&site.info.code_hash);
+        hasher.write_label(site.info.module_path);
+        hasher.write_label(site.info.name);
+        Some(KeyBuilder {
+            site,
+            hasher,
+            self_ty: None,
+            failure: None,
+        })
+    }
+
+    /// Adds the `Self` type of a method (its concrete name, generic arguments included).
+    pub fn self_type(&mut self, type_name: &'static str) {
+        self.self_ty = Some(type_name);
+        self.hasher.write_label("Self");
+        self.hasher.write_label(type_name);
+    }
+
+    /// Adds the concrete type of a generic type parameter.
+    pub fn type_param(&mut self, name: &'static str, type_name: &'static str) {
+        self.hasher.write_label(name);
+        self.hasher.write_label(type_name);
+    }
+
+    /// Adds the value of a const generic parameter.
+    pub fn const_param<T: ?Sized + Serialize>(&mut self, name: &'static str, value: &T) {
+        self.arg(name, value);
+    }
+
+    /// Adds the concrete type behind an `impl Trait` argument.
+    pub fn arg_type(&mut self, name: &'static str, type_name: &'static str) {
+        self.hasher.write_label(name);
+        self.hasher.write_label(type_name);
+    }
+
+    /// Adds one argument by name.
+    pub fn arg<T: ?Sized + Serialize>(&mut self, name: &'static str, value: &T) {
+        if self.failure.is_some() {
+            return;
+        }
+        self.hasher.write_label(name);
+        if let Err(error) = self.hasher.write_value(value) {
+            self.failure = Some((name, error));
+        }
+    }
+
+    /// The finished key, or `None` (logged) when an argument could not be hashed.
+    pub fn finish(self) -> Option<CallKey> {
+        if let Some((name, error)) = self.failure {
+            self.site.warn_once(Problem::Key, || {
+                format!(
+                    "{}: argument `{name}` cannot be hashed ({error}); calling without the cache",
+                    self.site.display_name()
+                )
+            });
+            return None;
+        }
+        Some(CallKey {
+            key: self.hasher.finish(),
+            self_ty: self.self_ty,
+        })
+    }
+}
+
+/// Runs a cached function whose return value is cached as a whole.
+#[doc(hidden)]
+pub fn call<T, F>(site: &'static Site, key: Option<CallKey>, body: F) -> T
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> T,
+{
+    let Some(key) = key else { return body() };
+    let path = entry_path(site, &key);
+    if let Some(value) = lookup(site, &key, &path) {
+        return value;
+    }
+    let started = Instant::now();
+    let value = body();
+    store(site, &key, &path, &value, started.elapsed());
+    value
+}
+
+/// Runs a cached function returning `Result`: only `Ok` values are stored.
+#[doc(hidden)]
+pub fn call_result<T, E, F>(site: &'static Site, key: Option<CallKey>, body: F) -> Result<T, E>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Result<T, E>,
+{
+    let Some(key) = key else { return body() };
+    let path = entry_path(site, &key);
+    if let Some(value) = lookup(site, &key, &path) {
+        return Ok(value);
+    }
+    let started = Instant::now();
+    let result = body();
+    if let Ok(value) = &result {
+        store(site, &key, &path, value, started.elapsed());
+    }
+    result
+}
+
+fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
+    let root = &config().root;
+    let dir_name =
+        |self_ty| store::function_dir_name(site.info.module_path, self_ty, site.info.name);
+    let dir = match key.self_ty {
+        // A method's directory depends on `Self`, which may differ between calls.
+        Some(ty) => root.join(dir_name(Some(ty))),
+        None => site
+            .state
+            .dir
+            .get_or_init(|| root.join(dir_name(None)))
+            .clone(),
+    };
+    store::entry_path(&dir, &key.key)
+}
+
+/// Reads, checks and decodes the entry; `None` (logged) for a miss of any kind.
+fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) -> Option<T> {
+    if config().mode == Mode::Refresh {
+        log::debug!("file_cache: refresh {}", site.display_name());
+        return None;
+    }
+    let bytes = match store::read(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            log::debug!("file_cache: miss {}", site.display_name());
+            return None;
+        }
+        Err(error) => {
+            site.warn_once(Problem::Read, || {
+                format!(
+                    "{}: cannot read {} ({error}); calling without the cache",
+                    site.display_name(),
+                    path.display()
+                )
+            });
+            return None;
+        }
+    };
+    match decode_entry(&bytes, key) {
+        Ok(value) => {
+            log::debug!("file_cache: hit {}", site.display_name());
+            Some(value)
+        }
+        Err(reason) => {
+            site.warn_once(Problem::BadEntry, || {
+                format!(
+                    "{}: unusable entry {} ({reason}); recomputing and rewriting it",
+                    site.display_name(),
+                    path.display()
+                )
+            });
+            None
+        }
+    }
+}
+
+fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, String> {
+    let (header, payload) = entry::parse(bytes).map_err(|e| e.to_string())?;
+    if header.key != *key.key.as_bytes() {
+        return Err("it holds another key".to_owned());
+    }
+    if header.codec != codec::POSTCARD {
+        return Err(format!("unknown codec {}", header.codec));
+    }
+    let expected = std::any::type_name::<T>();
+    if header.type_name != expected {
+        return Err(format!(
+            "it holds a `{}`, not a `{expected}`",
+            header.type_name
+        ));
+    }
+    codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
+}
+
+/// Encodes and writes the entry; problems are logged, never returned.
+fn store<T>(site: &'static Site, key: &CallKey, path: &Path, value: &T, took: Duration)
+where
+    T: Serialize + DeserializeOwned,
+{
+    let type_name = std::any::type_name::<T>();
+    let refuse = |reason: String| {
+        site.set_uncacheable();
+        site.warn_once(Problem::Value, || {
+            format!(
+                "{}: values of type `{type_name}` cannot be cached ({reason}); serde attributes \
+                 such as `flatten`, `untagged` or `skip_serializing_if` need a self-describing \
+                 format. The function keeps working, uncached",
+                site.display_name()
+            )
+        });
+    };
+    let payload = match codec::encode(value) {
+        Ok(payload) => payload,
+        Err(error) => return refuse(format!("it does not encode: {error}")),
+    };
+    if let Err(reason) = codec::round_trips::<T>(&payload) {
+        return refuse(reason);
+    }
+    let header = Header {
+        codec: codec::POSTCARD,
+        key: *key.key.as_bytes(),
+        code_hash: site.info.code_hash,
+        layout: [0; 16],
+        created_ms: unix_millis(),
+        compute_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        type_name,
+    };
+    let header = match header.encode(&payload) {
+        Ok(header) => header,
+        Err(error) => return refuse(error.to_string()),
+    };
+    match store::write_atomic(path, &[&header, &payload]) {
+        Ok(()) => log::debug!("file_cache: stored {}", site.display_name()),
+        Err(error) => warn_write_failure(site, path, &error),
+    }
+}
+
+/// A root that cannot be written usually fails every function alike: warn once per process.
+fn warn_write_failure(site: &Site, path: &Path, error: &std::io::Error) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let message = format!(
+        "file_cache: {}: cannot write {} ({error}); results are not being cached",
+        site.display_name(),
+        path.display()
+    );
+    if WARNED.swap(true, Ordering::Relaxed) {
+        log::debug!("{message}");
+    } else {
+        log::warn!("{message}");
+    }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

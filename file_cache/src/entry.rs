@@ -1,0 +1,292 @@
+//! The on-disk entry format: a checked header followed by the encoded value.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic  b"FCACHE\r\n"
+//!      8     2  format version (u16 LE)
+//!     10     1  codec id
+//!     11     1  flags (zero; reserved)
+//!     12    32  key: the full digest the entry answers for
+//!     44    32  code hash of the function version that wrote it
+//!     76    16  layout fingerprint of the value type
+//!     92     8  created at, milliseconds since the Unix epoch (u64 LE)
+//!    100     8  time the body took to compute, microseconds (u64 LE)
+//!    108     8  payload length (u64 LE)
+//!    116    32  blake3 of the payload
+//!    148     2  type name length n (u16 LE)
+//!    150     n  type name of the value (UTF-8)
+//!  150+n    16  header checksum: blake3 of bytes [0, 150+n), truncated
+//!  166+n     …  payload: exactly `payload length` bytes, nothing after
+//! ```
+//!
+//! Every byte of a file is covered by a check: the header by its own checksum (so fields
+//! a hit does not compare, like timestamps, still cannot be flipped silently), the payload
+//! by its blake3. Parsing never allocates: it borrows from the bytes read, and every length
+//! field is compared with the bytes actually present before it is used.
+
+use std::fmt;
+
+/// First bytes of every entry file. The `\r\n` catches text-mode mangling.
+pub(crate) const MAGIC: [u8; 8] = *b"FCACHE\r\n";
+/// Version of the layout described in the module docs.
+pub(crate) const FORMAT_VERSION: u16 = 1;
+
+const FIXED_LEN: usize = 150;
+const HEADER_SUM_LEN: usize = 16;
+
+/// Everything an entry records besides its payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Header<'a> {
+    pub(crate) codec: u8,
+    pub(crate) key: [u8; 32],
+    pub(crate) code_hash: [u8; 32],
+    pub(crate) layout: [u8; 16],
+    pub(crate) created_ms: u64,
+    pub(crate) compute_us: u64,
+    pub(crate) type_name: &'a str,
+}
+
+/// Why some bytes are not a valid entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EntryError {
+    Truncated { len: usize },
+    BadMagic,
+    UnsupportedVersion(u16),
+    HeaderChecksum,
+    TypeNameNotUtf8,
+    PayloadLength { declared: u64, actual: usize },
+    PayloadChecksum,
+    TypeNameTooLong(usize),
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryError::Truncated { len } => write!(f, "truncated entry ({len} bytes)"),
+            EntryError::BadMagic => f.write_str("not a file_cache entry (bad magic)"),
+            EntryError::UnsupportedVersion(v) => write!(f, "unsupported entry format version {v}"),
+            EntryError::HeaderChecksum => f.write_str("header checksum mismatch"),
+            EntryError::TypeNameNotUtf8 => f.write_str("type name is not UTF-8"),
+            EntryError::PayloadLength { declared, actual } => write!(
+                f,
+                "payload length mismatch (header says {declared} bytes, file has {actual})"
+            ),
+            EntryError::PayloadChecksum => f.write_str("payload checksum mismatch"),
+            EntryError::TypeNameTooLong(n) => write!(f, "type name of {n} bytes is too long"),
+        }
+    }
+}
+
+impl std::error::Error for EntryError {}
+
+impl Header<'_> {
+    /// Serializes the header for `payload`; the file is these bytes followed by the payload.
+    pub(crate) fn encode(&self, payload: &[u8]) -> Result<Vec<u8>, EntryError> {
+        let name = self.type_name.as_bytes();
+        let name_len =
+            u16::try_from(name.len()).map_err(|_| EntryError::TypeNameTooLong(name.len()))?;
+        let mut out = Vec::with_capacity(FIXED_LEN + name.len() + HEADER_SUM_LEN);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.push(self.codec);
+        out.push(0);
+        out.extend_from_slice(&self.key);
+        out.extend_from_slice(&self.code_hash);
+        out.extend_from_slice(&self.layout);
+        out.extend_from_slice(&self.created_ms.to_le_bytes());
+        out.extend_from_slice(&self.compute_us.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(blake3::hash(payload).as_bytes());
+        out.extend_from_slice(&name_len.to_le_bytes());
+        out.extend_from_slice(name);
+        let sum = header_sum(&out);
+        out.extend_from_slice(&sum);
+        Ok(out)
+    }
+}
+
+fn header_sum(bytes: &[u8]) -> [u8; HEADER_SUM_LEN] {
+    let mut sum = [0; HEADER_SUM_LEN];
+    sum.copy_from_slice(&blake3::hash(bytes).as_bytes()[..HEADER_SUM_LEN]);
+    sum
+}
+
+/// A cursor over the fixed part of a header whose length was already checked.
+struct Fields<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0; N];
+        out.copy_from_slice(&self.bytes[self.at..self.at + N]);
+        self.at += N;
+        out
+    }
+}
+
+/// Parses and checks a whole entry file; returns its header and payload.
+///
+/// Checks magic, version, the header checksum, the payload length against the bytes
+/// present (no trailing bytes allowed) and the payload checksum. Comparing the key,
+/// codec, type and layout against what the caller expects is the caller's job.
+pub(crate) fn parse(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), EntryError> {
+    if bytes.len() < FIXED_LEN {
+        return Err(EntryError::Truncated { len: bytes.len() });
+    }
+    let mut fields = Fields { bytes, at: 0 };
+    if fields.take::<8>() != MAGIC {
+        return Err(EntryError::BadMagic);
+    }
+    let version = u16::from_le_bytes(fields.take());
+    if version != FORMAT_VERSION {
+        return Err(EntryError::UnsupportedVersion(version));
+    }
+    let [codec, _flags] = fields.take();
+    let key = fields.take();
+    let code_hash = fields.take();
+    let layout = fields.take();
+    let created_ms = u64::from_le_bytes(fields.take());
+    let compute_us = u64::from_le_bytes(fields.take());
+    let payload_len = u64::from_le_bytes(fields.take());
+    let payload_sum: [u8; 32] = fields.take();
+    let name_len = usize::from(u16::from_le_bytes(fields.take()));
+    let header_len = FIXED_LEN + name_len + HEADER_SUM_LEN;
+    if bytes.len() < header_len {
+        return Err(EntryError::Truncated { len: bytes.len() });
+    }
+    let (header, payload) = bytes.split_at(header_len);
+    let (checked, sum) = header.split_at(FIXED_LEN + name_len);
+    if header_sum(checked) != sum {
+        return Err(EntryError::HeaderChecksum);
+    }
+    if payload_len != payload.len() as u64 {
+        return Err(EntryError::PayloadLength {
+            declared: payload_len,
+            actual: payload.len(),
+        });
+    }
+    if blake3::hash(payload).as_bytes() != &payload_sum {
+        return Err(EntryError::PayloadChecksum);
+    }
+    let type_name =
+        std::str::from_utf8(&checked[FIXED_LEN..]).map_err(|_| EntryError::TypeNameNotUtf8)?;
+    let header = Header {
+        codec,
+        key,
+        code_hash,
+        layout,
+        created_ms,
+        compute_us,
+        type_name,
+    };
+    Ok((header, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Header<'static> {
+        Header {
+            codec: 1,
+            key: [7; 32],
+            code_hash: [9; 32],
+            layout: [3; 16],
+            created_ms: 1_700_000_000_000,
+            compute_us: 2_000_000,
+            type_name: "alloc::vec::Vec<u64>",
+        }
+    }
+
+    fn file(header: &Header<'_>, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = header.encode(payload).unwrap();
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn round_trips_header_and_payload() {
+        let bytes = file(&sample(), b"payload bytes");
+        let (header, payload) = parse(&bytes).unwrap();
+        assert_eq!(header, sample());
+        assert_eq!(payload, b"payload bytes");
+    }
+
+    #[test]
+    fn empty_payload_round_trips() {
+        let bytes = file(&sample(), b"");
+        assert_eq!(parse(&bytes).unwrap().1, b"");
+    }
+
+    #[test]
+    fn every_flipped_bit_is_detected() {
+        let bytes = file(&sample(), b"some payload");
+        for at in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= 1 << bit;
+                assert!(
+                    parse(&damaged).is_err(),
+                    "flip of bit {bit} at byte {at} passed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_detected() {
+        let bytes = file(&sample(), b"some payload");
+        for len in 0..bytes.len() {
+            assert!(parse(&bytes[..len]).is_err(), "truncation to {len} passed");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            parse(&longer),
+            Err(EntryError::PayloadLength { .. })
+        ));
+    }
+
+    #[test]
+    fn lying_length_fields_are_rejected_without_trusting_them() {
+        let mut bytes = file(&sample(), b"xyz");
+        // A payload length of u64::MAX with a recomputed header checksum: still rejected,
+        // because it is compared with the bytes present before anything is sized by it.
+        bytes[108..116].copy_from_slice(&u64::MAX.to_le_bytes());
+        let name_end = FIXED_LEN + sample().type_name.len();
+        let sum = header_sum(&bytes[..name_end]);
+        bytes[name_end..name_end + HEADER_SUM_LEN].copy_from_slice(&sum);
+        assert_eq!(
+            parse(&bytes),
+            Err(EntryError::PayloadLength {
+                declared: u64::MAX,
+                actual: 3
+            })
+        );
+        // A type-name length pointing past the end is a truncation, not a panic.
+        let mut bytes = file(&sample(), b"xyz");
+        bytes[148..150].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(matches!(parse(&bytes), Err(EntryError::Truncated { .. })));
+    }
+
+    #[test]
+    fn other_files_are_not_entries() {
+        assert_eq!(parse(b""), Err(EntryError::Truncated { len: 0 }));
+        assert_eq!(parse(&[0u8; 400]), Err(EntryError::BadMagic));
+        let mut bytes = file(&sample(), b"p");
+        bytes[8] = 99;
+        assert_eq!(parse(&bytes), Err(EntryError::UnsupportedVersion(99)));
+    }
+
+    #[test]
+    fn overlong_type_names_are_refused_at_encode() {
+        let name = "x".repeat(70_000);
+        let header = Header {
+            type_name: &name,
+            ..sample()
+        };
+        assert_eq!(header.encode(b""), Err(EntryError::TypeNameTooLong(70_000)));
+    }
+}

@@ -1,0 +1,110 @@
+//! Sites: the static description of one cached function, and its per-process state.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+/// What the macro knows about a cached function at compile time.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SiteInfo {
+    /// `module_path!()` where the function is defined.
+    pub module_path: &'static str,
+    /// The function's name.
+    pub name: &'static str,
+    /// blake3 of the function's tokens (see the macro crate).
+    pub code_hash: [u8; 32],
+}
+
+/// One cached function: its compile-time description and per-process state.
+///
+/// The macro places one in a `static` inside the rewritten function.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Site {
+    pub(crate) info: SiteInfo,
+    pub(crate) state: SiteState,
+}
+
+impl Site {
+    /// Wraps the macro's description; used in a `static` initializer.
+    pub const fn new(info: SiteInfo) -> Site {
+        Site {
+            info,
+            state: SiteState {
+                warned: AtomicU8::new(0),
+                uncacheable: AtomicBool::new(false),
+                dir: OnceLock::new(),
+            },
+        }
+    }
+
+    /// `module::path::name`, as users see the function in logs.
+    pub(crate) fn display_name(&self) -> String {
+        format!("{}::{}", self.info.module_path, self.info.name)
+    }
+
+    /// Logs `message` at `warn` the first time `problem` happens at this site, at `debug`
+    /// after that: a broken cache must be visible, but not flood the log.
+    pub(crate) fn warn_once(&self, problem: Problem, message: impl FnOnce() -> String) {
+        let bit = problem as u8;
+        if self.state.warned.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            log::warn!("file_cache: {}", message());
+        } else {
+            log::debug!("file_cache: {}", message());
+        }
+    }
+
+    /// Marks the function as one whose values cannot be cached in this process.
+    pub(crate) fn set_uncacheable(&self) {
+        self.state.uncacheable.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_uncacheable(&self) -> bool {
+        self.state.uncacheable.load(Ordering::Relaxed)
+    }
+}
+
+/// Mutable per-process state of a site; every field works from a `static`.
+#[derive(Debug)]
+pub(crate) struct SiteState {
+    warned: AtomicU8,
+    uncacheable: AtomicBool,
+    /// The function's directory under the root, computed on first use.
+    pub(crate) dir: OnceLock<PathBuf>,
+}
+
+/// Kinds of trouble a site warns about once each.
+#[derive(Clone, Copy, Debug)]
+#[repr(u8)]
+pub(crate) enum Problem {
+    /// An entry existed but could not be used (corrupt, truncated, foreign, undecodable).
+    BadEntry = 1,
+    /// An entry could not be read for a reason other than its absence.
+    Read = 2,
+    /// An argument's `Serialize` impl failed, so no key could be made.
+    Key = 4,
+    /// The value cannot be encoded or does not survive a round trip through the codec.
+    Value = 8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SITE: Site = Site::new(SiteInfo {
+        module_path: "my_crate::a",
+        name: "f",
+        code_hash: [0; 32],
+    });
+
+    #[test]
+    fn warns_once_per_problem() {
+        SITE.warn_once(Problem::BadEntry, || "first".into());
+        assert_eq!(SITE.state.warned.load(Ordering::Relaxed), 1);
+        SITE.warn_once(Problem::BadEntry, || "second".into());
+        SITE.warn_once(Problem::Read, || "other".into());
+        assert_eq!(SITE.state.warned.load(Ordering::Relaxed), 3);
+        assert_eq!(SITE.display_name(), "my_crate::a::f");
+    }
+}

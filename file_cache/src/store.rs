@@ -1,0 +1,204 @@
+//! Where entries live, and the file operations on them.
+//!
+//! `<root>/<crate>.<module path>.<fn>/<first two hex digits of the key>/<key hex>`.
+//! Directory names keep only characters portable to every common file system; the
+//! shard level keeps any one directory to a few thousand entries at a million.
+
+use crate::key::Key;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Longest directory name we produce; longer names are cut and suffixed with a hash.
+const MAX_DIR_NAME: usize = 120;
+
+/// The directory name of one function: its path with `::` turned into `.`, and every
+/// character that is not portable replaced.
+///
+/// `self_ty` is the `Self` type of a method (from `std::any::type_name`); its generic
+/// arguments are dropped (they are part of the key), and so is its module when that is
+/// the function's own module.
+pub(crate) fn function_dir_name(module_path: &str, self_ty: Option<&str>, name: &str) -> String {
+    let mut path = module_path.to_owned();
+    if let Some(ty) = self_ty {
+        let ty = ty.split('<').next().unwrap_or(ty);
+        let ty = ty
+            .strip_prefix(module_path)
+            .and_then(|rest| rest.strip_prefix("::"))
+            .unwrap_or(ty);
+        path.push_str("::");
+        path.push_str(ty);
+    }
+    path.push_str("::");
+    path.push_str(name);
+    let mut out: String = path
+        .replace("::", ".")
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' | '.' => c,
+            _ => '_',
+        })
+        .collect();
+    if is_reserved_on_windows(&out) {
+        out.insert(0, '_');
+    }
+    if out.len() > MAX_DIR_NAME {
+        let digest = blake3::hash(path.as_bytes()).to_hex();
+        out.truncate(MAX_DIR_NAME - 17);
+        out.push('-');
+        out.push_str(&digest[..16]);
+    }
+    out
+}
+
+/// Windows refuses `CON`, `NUL`, `COM1`... as a name or as the part before a dot.
+fn is_reserved_on_windows(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
+    matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit())
+}
+
+/// The file of one entry inside its function's directory.
+pub(crate) fn entry_path(function_dir: &Path, key: &Key) -> PathBuf {
+    let hex = key.to_hex();
+    function_dir.join(&hex[..2]).join(hex)
+}
+
+/// Reads a whole entry; `None` when there is none (also when a file stands where one of
+/// its directories should be: writing will report that).
+pub(crate) fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `parts` as the new content of `path`, atomically: a reader sees the old file,
+/// the new one, or none, never a part. Creates missing directories (private to the user).
+pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "entry path has no parent"))?;
+    create_private_dir_all(dir)?;
+    let temp = temp_path(path);
+    let result = write_new(&temp, parts).and_then(|()| fs::rename(&temp, path));
+    if result.is_err() {
+        // Best effort: the temporary file may not exist, and a failure here changes nothing.
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+fn write_new(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file: File = options.open(path)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
+    Ok(())
+}
+
+/// A name no other writer, in this process or another, is using.
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
+}
+
+/// `create_dir_all`, with new directories readable by the user only.
+pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names_are_portable() {
+        assert_eq!(
+            function_dir_name("app::text", None, "summarize"),
+            "app.text.summarize"
+        );
+        assert_eq!(
+            function_dir_name("app::text", Some("app::text::Client<u32>"), "ask"),
+            "app.text.Client.ask"
+        );
+        assert_eq!(
+            function_dir_name("app", Some("other::Client"), "ask"),
+            "app.other.Client.ask"
+        );
+        assert_eq!(function_dir_name("con", None, "f"), "_con.f");
+        assert_eq!(function_dir_name("app", Some("&str"), "f"), "app._str.f");
+        let long = "m".repeat(300);
+        let name = function_dir_name(&long, None, "f");
+        assert_eq!(name.len(), MAX_DIR_NAME);
+        assert_ne!(name, function_dir_name(&format!("{long}x"), None, "f"));
+    }
+
+    #[test]
+    fn entries_are_sharded_by_key() {
+        let key = Key([0xab; 32]);
+        let path = entry_path(Path::new("/r/f"), &key);
+        assert_eq!(path, Path::new("/r/f/ab").join("ab".repeat(32)));
+    }
+
+    #[test]
+    fn atomic_write_creates_dirs_and_replaces() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("f/ab/entry");
+        assert_eq!(read(&path).unwrap(), None);
+        write_atomic(&path, &[b"one", b"two"]).unwrap();
+        assert_eq!(read(&path).unwrap().unwrap(), b"onetwo");
+        write_atomic(&path, &[b"three"]).unwrap();
+        assert_eq!(read(&path).unwrap().unwrap(), b"three");
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("entry")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let mode = fs::metadata(root.path().join("f"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+    }
+
+    #[test]
+    fn failed_write_leaves_nothing_behind() {
+        let root = tempfile::tempdir().unwrap();
+        // A directory where the entry should be: the rename fails.
+        let path = root.path().join("entry");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&path, &[b"value"]).is_err());
+        let names: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("entry")]);
+    }
+}

@@ -1,0 +1,146 @@
+//! The cache never fails a call: an unusable root, a full disk, or a value the codec
+//! cannot represent all degrade to calling the function, with one warning.
+
+mod common;
+
+use common::{child_role, entry_files, init, logged, marked_lines, run_child};
+use file_cache::file_cache;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn square(x: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    x * x
+}
+
+#[file_cache]
+fn cube(x: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    x * x * x
+}
+
+#[file_cache]
+fn big(n: usize) -> Vec<u8> {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    vec![7; n]
+}
+
+const TEST: &str = "child_calls";
+
+/// The child's part, chosen by its role.
+#[test]
+fn child_calls() {
+    let root = init();
+    match child_role().as_deref() {
+        Some("fsize") => {
+            limit_file_size(64 * 1024);
+            assert_eq!(big(1 << 20), vec![7; 1 << 20]);
+            assert_eq!(big(1 << 20).len(), 1 << 20);
+        }
+        _ => {
+            assert_eq!((square(3), cube(3)), (9, 27));
+            assert_eq!((square(3), cube(3)), (9, 27));
+        }
+    }
+    println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+    println!("ROOT {}", root.display());
+}
+
+/// Limits the size of files this process may write, like a full disk, and asks for the
+/// error instead of the default `SIGXFSZ` that would kill the process.
+fn limit_file_size(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: plain system calls on this process, before any other thread writes files.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
+
+fn warnings(output: &std::process::Output) -> Vec<String> {
+    marked_lines(output, "LOG WARN ")
+}
+
+#[test]
+fn a_file_where_the_root_should_be_only_costs_the_caching() {
+    if child_role().is_some() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for root in [file.clone(), file.join("below")] {
+        let output = run_child(TEST, "file-root", &[("FILE_CACHE_DIR", root.to_str().unwrap())]);
+        assert_eq!(marked_lines(&output, "RUNS "), ["4"], "every call ran, none failed");
+        let warnings = warnings(&output);
+        assert_eq!(warnings.len(), 1, "one warning for the process: {warnings:?}");
+        assert!(warnings[0].contains("cannot write"), "{warnings:?}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn a_write_that_fails_midway_leaves_no_partial_entry() {
+    if child_role().is_some() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_str().unwrap();
+    let output = run_child(TEST, "fsize", &[("FILE_CACHE_DIR", root)]);
+    assert_eq!(marked_lines(&output, "RUNS "), ["2"]);
+    let warnings = warnings(&output);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(entry_files(tmp.path()).is_empty(), "no entry was left");
+    let mut leftovers = Vec::new();
+    let mut stack = vec![tmp.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for item in std::fs::read_dir(dir).unwrap().flatten() {
+            if item.path().is_dir() {
+                stack.push(item.path());
+            } else {
+                leftovers.push(item.path());
+            }
+        }
+    }
+    assert!(leftovers.is_empty(), "no temporary file was left: {leftovers:?}");
+}
+
+/// A value type postcard cannot represent: `flatten` needs a self-describing format.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Flattened {
+    id: u32,
+    #[serde(flatten)]
+    extra: BTreeMap<String, u32>,
+}
+
+static FLAT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn flattened(id: u32) -> Flattened {
+    FLAT_RUNS.fetch_add(1, Ordering::SeqCst);
+    Flattened {
+        id,
+        extra: BTreeMap::from([("a".to_owned(), 1)]),
+    }
+}
+
+#[test]
+fn a_value_that_cannot_round_trip_is_reported_once_and_runs_uncached() {
+    let root = init();
+    for n in 1..=3 {
+        assert_eq!(flattened(9).id, 9);
+        assert_eq!(FLAT_RUNS.load(Ordering::SeqCst), n);
+    }
+    let warnings = logged(log::Level::Warn, "failures::flattened");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("failures::Flattened"), "{warnings:?}");
+    assert!(warnings[0].contains("cannot be cached"), "{warnings:?}");
+    assert!(entry_files(&root.join("failures.flattened")).is_empty());
+}
