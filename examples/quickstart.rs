@@ -28,7 +28,9 @@ fn slow_function(x: u64, y: u64, logger: &Logger) -> u64 {
 }
 
 fn main() {
-    let logger = Logger { prefix: "[quickstart]" };
+    let logger = Logger {
+        prefix: "[quickstart]",
+    };
     for call in ["first", "second"] {
         let started = Instant::now();
         let result = slow_function(40, 2, &logger);

@@ -65,7 +65,10 @@ fn the_default_root_is_file_cache_in_the_temp_dir() {
     let output = command.output().unwrap();
     assert!(output.status.success());
     let expected = tmp.path().join("file_cache");
-    assert_eq!(marked_lines(&output, "ROOT "), [expected.display().to_string()]);
+    assert_eq!(
+        marked_lines(&output, "ROOT "),
+        [expected.display().to_string()]
+    );
     assert_eq!(entries(&expected).len(), 1);
     #[cfg(unix)]
     {
@@ -83,15 +86,30 @@ fn off_reads_and_writes_nothing() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().to_str().unwrap();
     // A stored entry exists, and `off` still does not read it.
-    assert_eq!(runs(&run_child(TEST, "fill", &[("FILE_CACHE_DIR", dir)])), 1);
+    assert_eq!(
+        runs(&run_child(TEST, "fill", &[("FILE_CACHE_DIR", dir)])),
+        1
+    );
     let before = entries(root.path());
-    let output = run_child(TEST, "off", &[("FILE_CACHE_DIR", dir), ("FILE_CACHE", "off")]);
+    let output = run_child(
+        TEST,
+        "off",
+        &[("FILE_CACHE_DIR", dir), ("FILE_CACHE", "off")],
+    );
     assert_eq!(runs(&output), 2, "both calls ran the body");
     assert_eq!(entries(root.path()), before);
     let empty = tempfile::tempdir().unwrap();
     let dir = empty.path().to_str().unwrap();
-    run_child(TEST, "off", &[("FILE_CACHE_DIR", dir), ("FILE_CACHE", "off")]);
-    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0, "wrote nothing");
+    run_child(
+        TEST,
+        "off",
+        &[("FILE_CACHE_DIR", dir), ("FILE_CACHE", "off")],
+    );
+    assert_eq!(
+        std::fs::read_dir(empty.path()).unwrap().count(),
+        0,
+        "wrote nothing"
+    );
 }
 
 #[test]
@@ -101,7 +119,10 @@ fn refresh_recomputes_and_overwrites() {
     }
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().to_str().unwrap();
-    assert_eq!(runs(&run_child(TEST, "fill", &[("FILE_CACHE_DIR", dir)])), 1);
+    assert_eq!(
+        runs(&run_child(TEST, "fill", &[("FILE_CACHE_DIR", dir)])),
+        1
+    );
     let file = entries(root.path()).pop().unwrap();
     let old = std::fs::read(&file).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
@@ -112,7 +133,10 @@ fn refresh_recomputes_and_overwrites() {
     );
     assert_eq!(runs(&output), 2, "refresh never reads");
     let new = std::fs::read(&file).unwrap();
-    assert_ne!(old, new, "the entry was overwritten (its creation time changed)");
+    assert_ne!(
+        old, new,
+        "the entry was overwritten (its creation time changed)"
+    );
     assert_eq!(runs(&run_child(TEST, "hit", &[("FILE_CACHE_DIR", dir)])), 0);
 }
 
@@ -131,5 +155,8 @@ fn an_unknown_mode_is_a_warning_and_the_cache_stays_on() {
     assert_eq!(runs(&output), 1);
     let warnings = marked_lines(&output, "LOG WARN ");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("FILE_CACHE=\"sometimes\""), "{warnings:?}");
+    assert!(
+        warnings[0].contains("FILE_CACHE=\"sometimes\""),
+        "{warnings:?}"
+    );
 }

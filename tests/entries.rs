@@ -72,10 +72,21 @@ fn damage_is_a_repaired_miss(
     let file = only_entry(&function_dir(root, "entries", name));
     let good = std::fs::read(&file).unwrap();
     damage(&file);
-    assert_ne!(std::fs::read(&file).unwrap(), good, "the damage changed the file");
-    assert_eq!(f(40), series(40), "a damaged entry never gives a wrong value");
+    assert_ne!(
+        std::fs::read(&file).unwrap(),
+        good,
+        "the damage changed the file"
+    );
+    assert_eq!(
+        f(40),
+        series(40),
+        "a damaged entry never gives a wrong value"
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 2, "the body ran again");
-    let warnings = logged(log::Level::Warn, &format!("entries::{name}: unusable entry"));
+    let warnings = logged(
+        log::Level::Warn,
+        &format!("entries::{name}: unusable entry"),
+    );
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let repaired = std::fs::read(&file).unwrap();
     assert_eq!(repaired.len(), good.len(), "the entry was rewritten");
@@ -124,7 +135,10 @@ fn an_entry_of_another_key_is_a_miss() {
 #[test]
 fn a_file_that_is_not_an_entry_is_a_miss() {
     damage_is_a_repaired_miss("foreign", foreign, &FOREIGN_RUNS, |file| {
-        std::fs::write(file, "not an entry, but long enough to have a header. ".repeat(8))
-            .unwrap();
+        std::fs::write(
+            file,
+            "not an entry, but long enough to have a header. ".repeat(8),
+        )
+        .unwrap();
     });
 }

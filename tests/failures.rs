@@ -77,10 +77,22 @@ fn a_file_where_the_root_should_be_only_costs_the_caching() {
     let file = tmp.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     for root in [file.clone(), file.join("below")] {
-        let output = run_child(TEST, "file-root", &[("FILE_CACHE_DIR", root.to_str().unwrap())]);
-        assert_eq!(marked_lines(&output, "RUNS "), ["4"], "every call ran, none failed");
+        let output = run_child(
+            TEST,
+            "file-root",
+            &[("FILE_CACHE_DIR", root.to_str().unwrap())],
+        );
+        assert_eq!(
+            marked_lines(&output, "RUNS "),
+            ["4"],
+            "every call ran, none failed"
+        );
         let warnings = warnings(&output);
-        assert_eq!(warnings.len(), 1, "one warning for the process: {warnings:?}");
+        assert_eq!(
+            warnings.len(),
+            1,
+            "one warning for the process: {warnings:?}"
+        );
         assert!(warnings[0].contains("cannot write"), "{warnings:?}");
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
@@ -109,7 +121,10 @@ fn a_write_that_fails_midway_leaves_no_partial_entry() {
             }
         }
     }
-    assert!(leftovers.is_empty(), "no temporary file was left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no temporary file was left: {leftovers:?}"
+    );
 }
 
 /// A value type postcard cannot represent: `flatten` needs a self-describing format.

@@ -22,7 +22,11 @@ fn second_call_with_equal_arguments_is_a_hit() {
     assert_eq!(add(1, 2), 3);
     assert_eq!(ADD_RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(add(2, 1), 3);
-    assert_eq!(ADD_RUNS.load(Ordering::SeqCst), 2, "other arguments, other entry");
+    assert_eq!(
+        ADD_RUNS.load(Ordering::SeqCst),
+        2,
+        "other arguments, other entry"
+    );
     assert!(!logged(log::Level::Debug, "miss persist::add").is_empty());
     assert!(!logged(log::Level::Debug, "hit persist::add").is_empty());
 }
@@ -57,8 +61,15 @@ fn results_persist_across_processes_and_hashmap_keys_are_stable() {
     let second = run_child(test, "second", &[("FILE_CACHE_DIR", dir)]);
     assert_eq!(marked_lines(&first, "ROLE "), ["first"]);
     assert_eq!(marked_lines(&first, "RUNS "), ["1"]);
-    assert_eq!(marked_lines(&second, "RUNS "), ["0"], "second process must hit");
-    assert_eq!(marked_lines(&first, "VALUE "), marked_lines(&second, "VALUE "));
+    assert_eq!(
+        marked_lines(&second, "RUNS "),
+        ["0"],
+        "second process must hit"
+    );
+    assert_eq!(
+        marked_lines(&first, "VALUE "),
+        marked_lines(&second, "VALUE ")
+    );
     assert_eq!(marked_lines(&second, "VALUE "), ["62375"]);
     let entries = entry_files(&function_dir(root, "persist", "total"));
     assert_eq!(entries.len(), 1, "{entries:?}");
@@ -82,7 +93,11 @@ fn a_panic_stores_nothing_and_propagates() {
         let caught = std::panic::catch_unwind(|| fragile(11));
         let message = caught.expect_err("the panic propagates");
         assert_eq!(message.downcast_ref::<String>().unwrap(), "too big: 11");
-        assert_eq!(PANIC_RUNS.load(Ordering::SeqCst), attempt, "nothing was stored");
+        assert_eq!(
+            PANIC_RUNS.load(Ordering::SeqCst),
+            attempt,
+            "nothing was stored"
+        );
     }
     assert!(entry_files(&function_dir(root, "persist", "fragile")).is_empty());
     assert_eq!(fragile(3), 3);

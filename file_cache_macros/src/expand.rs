@@ -5,7 +5,7 @@
 //! as `::core::...`; its own bindings start with `__fc_`, so no parameter or import of the
 //! user's can collide with them.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Punct, Spacing, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -153,12 +153,16 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         .output
         .ty()
         .map_or_else(Span::call_site, Spanned::span);
+    // Inner attributes of the body (`#![allow(..)]`, `//!`) apply to the function; a
+    // closure's block cannot carry them, so they move onto the function, unchanged.
+    let (inner_attrs, body) = split_inner_attributes(body);
     let call = quote_spanned! {ret_span=>
         ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, move || -> #ret #body)
     };
 
     quote! {
         #(#attrs)*
+        #(#inner_attrs)*
         #vis #sig {
             #site
             let __fc_key = match ::file_cache::__private::KeyBuilder::begin(&__FC_SITE) {
@@ -171,4 +175,28 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             #call
         }
     }
+}
+
+/// Splits `{ #![a] #![b] rest }` into outer attributes `#[a] #[b]` and `{ rest }`. The body
+/// is otherwise left as raw tokens, parsed or not.
+fn split_inner_attributes(body: &Group) -> (Vec<TokenStream>, Group) {
+    let mut tokens: Vec<TokenTree> = body.stream().into_iter().collect();
+    let mut attrs = Vec::new();
+    while let [TokenTree::Punct(pound), TokenTree::Punct(bang), TokenTree::Group(group), ..] =
+        tokens.as_slice()
+    {
+        let is_inner = pound.as_char() == '#'
+            && bang.as_char() == '!'
+            && group.delimiter() == proc_macro2::Delimiter::Bracket;
+        if !is_inner {
+            break;
+        }
+        let mut outer_pound = Punct::new('#', Spacing::Alone);
+        outer_pound.set_span(pound.span());
+        attrs.push(quote!(#outer_pound #group));
+        tokens.drain(..3);
+    }
+    let mut rest = Group::new(body.delimiter(), tokens.into_iter().collect());
+    rest.set_span(body.span());
+    (attrs, rest)
 }

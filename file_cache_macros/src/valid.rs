@@ -55,7 +55,9 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
                  bind the parameter to a name and destructure it in the body",
             ));
         }
-        if param.mut_ref.is_some() && !ignored {
+        // `_` cannot be used by the body, so nothing can be mutated through it.
+        let observed = !matches!(param.binding, Binding::Wild);
+        if param.mut_ref.is_some() && observed && !ignored {
             let advice = match param.ident() {
                 Some(ident) => format!("add `{ident}` to `ignore = [...]`"),
                 None => "bind it to a name and add that to `ignore = [...]`".to_owned(),
