@@ -280,3 +280,68 @@ fn unix_millis() -> u64 {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> CallKey {
+        CallKey {
+            key: Key([byte; 32]),
+            self_ty: None,
+        }
+    }
+
+    fn entry_file(key: u8, codec: u8, type_name: &str, payload: &[u8]) -> Vec<u8> {
+        let header = Header {
+            codec,
+            key: [key; 32],
+            code_hash: [0; 32],
+            layout: [0; 16],
+            created_ms: 0,
+            compute_us: 0,
+            type_name,
+        };
+        let mut bytes = header.encode(payload).unwrap();
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn a_good_entry_decodes() {
+        let payload = codec::encode(&vec![1u64, 2, 3]).unwrap();
+        let file = entry_file(1, codec::POSTCARD, "alloc::vec::Vec<u64>", &payload);
+        assert_eq!(decode_entry::<Vec<u64>>(&file, &key(1)), Ok(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn an_entry_for_something_else_is_refused_before_decoding() {
+        let payload = codec::encode(&7u64).unwrap();
+        let other_key = entry_file(2, codec::POSTCARD, "u64", &payload);
+        assert_eq!(
+            decode_entry::<u64>(&other_key, &key(1)),
+            Err("it holds another key".to_owned())
+        );
+        let other_codec = entry_file(1, 9, "u64", &payload);
+        assert_eq!(
+            decode_entry::<u64>(&other_codec, &key(1)),
+            Err("unknown codec 9".to_owned())
+        );
+        let other_type = entry_file(1, codec::POSTCARD, "i64", &payload);
+        assert_eq!(
+            decode_entry::<u64>(&other_type, &key(1)),
+            Err("it holds a `i64`, not a `u64`".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_payload_that_does_not_decode_is_refused() {
+        // Checksums are right; the bytes are not a `u64` (an overlong varint).
+        let file = entry_file(1, codec::POSTCARD, "u64", &[0xff; 11]);
+        let error = decode_entry::<u64>(&file, &key(1)).unwrap_err();
+        assert!(error.starts_with("its value does not decode"), "{error}");
+        // A length prefix far larger than the file: refused without allocating it.
+        let file = entry_file(1, codec::POSTCARD, "alloc::vec::Vec<u64>", &[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(decode_entry::<Vec<u64>>(&file, &key(1)).is_err());
+    }
+}

@@ -49,6 +49,11 @@ pub fn cache_dir() -> &'static std::path::Path {
     &config::config().root
 }
 
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// What the generated code calls. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
