@@ -144,15 +144,17 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
     let (runtime_call, ret) = match &function.output {
         Output::Unit => (quote!(call), quote!(())),
         Output::Value(ty) => (quote_spanned!(ty.span()=> call), ty.to_token_stream()),
-        Output::Result(ty) => (
-            quote_spanned!(ty.span()=> call_result),
+        Output::Result { ty, ok } => (
+            quote_spanned!(ok.as_ref().map_or(ty.span(), Spanned::span)=> call_result),
             ty.to_token_stream(),
         ),
     };
-    let ret_span = function
-        .output
-        .ty()
-        .map_or_else(Span::call_site, Spanned::span);
+    // Spanned at the stored type, so a missing serde impl is reported on it.
+    let ret_span = match &function.output {
+        Output::Unit => Span::call_site(),
+        Output::Value(ty) => ty.span(),
+        Output::Result { ty, ok } => ok.as_ref().map_or(ty.span(), Spanned::span),
+    };
     // Inner attributes of the body (`#![allow(..)]`, `//!`) apply to the function; a
     // closure's block cannot carry them, so they move onto the function, unchanged.
     let (inner_attrs, body) = split_inner_attributes(body);

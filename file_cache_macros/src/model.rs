@@ -8,8 +8,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{
-    Attribute, FnArg, GenericParam, Ident, Lifetime, Pat, PatType, Receiver, ReturnType, Signature,
-    Type, Visibility,
+    Attribute, FnArg, GenericArgument, GenericParam, Ident, Lifetime, Pat, PatType, PathArguments,
+    Receiver, ReturnType, Signature, Type, Visibility,
 };
 
 use crate::attr::Options;
@@ -101,8 +101,11 @@ pub(crate) enum Output {
     /// Any value, stored as is.
     Value(Box<Type>),
     /// `Result<T, E>` (by the last path segment, or forced by `result = true`): only `Ok` is
-    /// stored.
-    Result(Box<Type>),
+    /// stored. `ok` is `T` when written out (not behind an alias).
+    Result {
+        ty: Box<Type>,
+        ok: Option<Box<Type>>,
+    },
 }
 
 impl Output {
@@ -110,7 +113,7 @@ impl Output {
     pub(crate) fn ty(&self) -> Option<&Type> {
         match self {
             Output::Unit => None,
-            Output::Value(ty) | Output::Result(ty) => Some(ty),
+            Output::Value(ty) | Output::Result { ty, .. } => Some(ty),
         }
     }
 }
@@ -144,7 +147,10 @@ impl Function {
                     None => is_result_type(ty),
                 };
                 if is_result {
-                    Output::Result(ty.clone())
+                    Output::Result {
+                        ok: ok_type(ty).cloned().map(Box::new),
+                        ty: ty.clone(),
+                    }
                 } else {
                     Output::Value(ty.clone())
                 }
@@ -210,6 +216,22 @@ fn is_result_type(ty: &Type) -> bool {
         Type::Paren(inner) => is_result_type(&inner.elem),
         Type::Group(inner) => is_result_type(&inner.elem),
         _ => false,
+    }
+}
+
+/// `T` of `Result<T, ..>` as written, through parentheses.
+fn ok_type(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Path(path) => match &path.path.segments.last()?.arguments {
+            PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
+                GenericArgument::Type(ok) => Some(ok),
+                _ => None,
+            }),
+            _ => None,
+        },
+        Type::Paren(inner) => ok_type(&inner.elem),
+        Type::Group(inner) => ok_type(&inner.elem),
+        _ => None,
     }
 }
 
