@@ -81,6 +81,19 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
         }
     }
 
+    if let Some(forced) = options.result.as_ref().filter(|forced| forced.value) {
+        if !function.output.ty().is_some_and(may_be_result) {
+            let mut error = syn::Error::new(
+                forced.span(),
+                "`result = true` needs a return type that is a `Result` or an alias of one",
+            );
+            if let Some(ty) = function.output.ty() {
+                error.combine(syn::Error::new_spanned(ty, "this is not a `Result`"));
+            }
+            errors.push(error);
+        }
+    }
+
     if let Some(ty) = function.output.ty() {
         if let Some(reference) = reference_in(ty) {
             errors.push(syn::Error::new_spanned(
@@ -102,6 +115,25 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
     }
 
     errors.finish()
+}
+
+/// False for types that certainly are not a `Result`: anything but a path, and the
+/// standard types everyone knows. Any other path may be an alias of a `Result`.
+fn may_be_result(ty: &syn::Type) -> bool {
+    const NOT_RESULTS: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64", "String", "Vec", "Option", "Box",
+    ];
+    match ty {
+        syn::Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| !NOT_RESULTS.iter().any(|name| last.ident == name)),
+        syn::Type::Paren(inner) => may_be_result(&inner.elem),
+        syn::Type::Group(inner) => may_be_result(&inner.elem),
+        _ => false,
+    }
 }
 
 #[derive(Default)]
@@ -215,6 +247,57 @@ mod tests {
             ),
         );
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn result_option_needs_a_result() {
+        for item in [
+            quote!(
+                fn f() -> u32 {
+                    1
+                }
+            ),
+            quote!(
+                fn f() {}
+            ),
+            quote!(
+                fn f() -> (u8, u8) {
+                    (1, 2)
+                }
+            ),
+        ] {
+            let found = errors(quote!(result = true), item.clone());
+            assert!(
+                found[0].contains("`result = true` needs"),
+                "{item}: {found:?}"
+            );
+        }
+        for item in [
+            quote!(
+                fn f() -> Outcome {
+                    todo!()
+                }
+            ),
+            quote!(
+                fn f() -> io::Result<u8> {
+                    todo!()
+                }
+            ),
+        ] {
+            assert!(
+                errors(quote!(result = true), item.clone()).is_empty(),
+                "{item}"
+            );
+        }
+        assert!(errors(
+            quote!(result = false),
+            quote!(
+                fn f() -> u32 {
+                    1
+                }
+            )
+        )
+        .is_empty());
     }
 
     #[test]
