@@ -33,7 +33,7 @@ mod key;
 mod site;
 mod store;
 
-// (re-exported once the macro lands) pub use file_cache_macros::file_cache;
+pub use file_cache_macros::file_cache;
 pub use key::{Key, KeyError};
 
 /// The root directory entries are stored under: `FILE_CACHE_DIR` if set, else

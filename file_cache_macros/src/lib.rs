@@ -1,1 +1,94 @@
-//! The `#[file_cache]` attribute (skeleton).
+//! The `#[file_cache]` attribute macro of the [`file_cache`] crate.
+//!
+//! Use it through `file_cache`, which re-exports it together with the runtime that the
+//! generated code calls: the expansion names runtime items as `::file_cache::__private::...`,
+//! so this crate alone is not enough.
+//!
+//! The crate is laid out as the macro works: `attr` parses the attribute's options,
+//! `model` takes the function apart, `valid` checks it, `code_hash` hashes its tokens, and
+//! `expand` writes the new body.
+//!
+//! [`file_cache`]: https://docs.rs/file_cache
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod attr;
+mod code_hash;
+mod expand;
+mod model;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Caches a function's results on disk, so later calls with equal arguments, in this process
+/// or any later one, return the stored value instead of running the body.
+///
+/// ```ignore
+/// use file_cache::file_cache;
+///
+/// /// Doc comments, attributes, visibility and the signature stay as written.
+/// #[file_cache(ignore = [logger])]
+/// pub fn slow_sum(values: &[u64], scale: u64, logger: &Logger) -> u64 {
+///     logger.info("computing");
+///     values.iter().sum::<u64>() * scale
+/// }
+///
+/// # struct Logger; impl Logger { fn info(&self, _: &str) {} }
+/// let logger = Logger;
+/// assert_eq!(slow_sum(&[1, 2, 3], 2, &logger), 12); // runs the body, stores 12
+/// assert_eq!(slow_sum(&[1, 2, 3], 2, &logger), 12); // reads 12 back
+/// ```
+///
+/// # The key
+///
+/// An entry is found by a key hashed from:
+///
+/// - every parameter that is not ignored, by name and value; each must implement
+///   `serde::Serialize` (references, `&str`, `&[T]`, `&Path`, `Option<&T>` all do when
+///   what they point to does). A parameter that does not is a compile error on it;
+/// - the concrete type name of every generic type parameter, including one used only in the
+///   return type (`parse::<u32>("7")` and `parse::<String>("7")` are separate entries), the
+///   value of every const generic parameter, and the concrete type of every `impl Trait`
+///   argument;
+/// - the *code hash*: a hash of the function's tokens computed at compile time. Editing the
+///   signature, the body, or the attribute's options changes it and so invalidates every
+///   entry of the function; reformatting, comments and doc comments do not. Code the
+///   function *calls* is not part of it: editing a helper does not invalidate entries.
+///
+/// A parameter bound to `_` is not hashed: the body cannot observe it.
+///
+/// # Options
+///
+/// - `ignore = [a, b]`: these parameters are not hashed and need no trait bounds, for
+///   values that do not change the result (a logger, a progress bar, a connection). A name
+///   that is not a parameter is a compile error.
+/// - `result = true | false`: a return type whose last path segment is `Result` (including
+///   aliases such as `io::Result<T>`) is treated as a result: only `Ok` values are stored and
+///   the error type needs no serde impls; every call that failed runs again. `result = false`
+///   stores the whole value instead (errors included, which then need serde impls);
+///   `result = true` treats a return type with another name (an alias) as a result.
+///
+/// # The return value
+///
+/// It must implement `serde::Serialize` and `serde::de::DeserializeOwned` (for a result,
+/// its `Ok` type), checked at compile time with the error on the return type. A function
+/// without a return type caches `()`: it runs once per key. A panic in the body stores
+/// nothing and propagates.
+///
+/// # What cannot be cached (compile errors)
+///
+/// - anything that is not a function with a body;
+/// - a parameter of a `&mut` type that is not ignored: a cached call cannot replay the
+///   mutation;
+/// - a function returning a reference or `impl Trait`: a value read back from disk must
+///   be an owned, named type;
+/// - a `const fn`, an `extern "ABI"` function, a C-variadic function;
+/// - not yet supported: `async fn`, methods (a `self` parameter) and parameters that are
+///   patterns (`(a, b): (u32, u32)`); bind a name and destructure in the body instead.
+///
+/// Every mistake is reported at once, each on the tokens that cause it, and the function
+/// is emitted unchanged beside the errors so its callers still compile.
+#[proc_macro_attribute]
+pub fn file_cache(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::file_cache(args.into(), item.into()).into()
+}

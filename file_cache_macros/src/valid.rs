@@ -1,0 +1,316 @@
+//! Checks that the function can be cached, each failure on the tokens that cause it. All
+//! failures are combined so the user sees every one at once.
+
+use syn::visit::Visit;
+
+use crate::attr::Options;
+use crate::model::{reference_in, Binding, Function, TypeFinder};
+
+/// Every reason `function` with `options` cannot be expanded, combined; `Ok` if none.
+pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    let sig = &function.item.sig;
+    let name = &sig.ident;
+
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new(
+            constness.span,
+            "`#[file_cache]` cannot cache a `const fn`: a const fn runs at compile time, \
+             where there is no cache to read or write",
+        ));
+    }
+    // A C-variadic function always has an ABI: one error says it.
+    if let (Some(abi), None) = (&sig.abi, &sig.variadic) {
+        errors.push(syn::Error::new_spanned(
+            abi,
+            "`#[file_cache]` cannot cache an `extern` ABI function; cache a Rust function \
+             and call it from the `extern` one",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "`#[file_cache]` cannot cache a C-variadic function: its `...` arguments cannot be hashed",
+        ));
+    }
+    if let Some(asyncness) = &sig.asyncness {
+        errors.push(syn::Error::new(
+            asyncness.span,
+            "`#[file_cache]` does not support `async fn` yet",
+        ));
+    }
+    if let Some(receiver) = &function.receiver {
+        errors.push(syn::Error::new(
+            receiver.self_token.span,
+            "`#[file_cache]` does not support methods (`self` parameters) yet; \
+             cache a free function and call it from the method",
+        ));
+    }
+
+    for param in &function.params {
+        let ignored = param.ident().is_some_and(|ident| options.is_ignored(ident));
+        if let Binding::Pattern(pat) = &param.binding {
+            errors.push(syn::Error::new_spanned(
+                pat,
+                "`#[file_cache]` does not support patterns in parameters yet; \
+                 bind the parameter to a name and destructure it in the body",
+            ));
+        }
+        // `_` cannot be used by the body, so nothing can be mutated through it.
+        let observed = !matches!(param.binding, Binding::Wild);
+        if param.mut_ref.is_some() && observed && !ignored {
+            let advice = match param.ident() {
+                Some(ident) => format!("add `{ident}` to `ignore = [...]`"),
+                None => "bind it to a name and add that to `ignore = [...]`".to_owned(),
+            };
+            errors.push(syn::Error::new_spanned(
+                &param.tokens,
+                format!("a cached call cannot replay a mutation through `&mut`; {advice}"),
+            ));
+        }
+    }
+
+    for ignored in &options.ignore {
+        let is_param = function.params.iter().any(|p| p.ident() == Some(ignored))
+            || (ignored == "self" && function.receiver.is_some());
+        if !is_param {
+            errors.push(syn::Error::new(
+                ignored.span(),
+                format!("`{ignored}` is not a parameter of `{name}`"),
+            ));
+        }
+    }
+
+    if let Some(forced) = options.result.as_ref().filter(|forced| forced.value) {
+        if !function.output.ty().is_some_and(may_be_result) {
+            let mut error = syn::Error::new(
+                forced.span(),
+                "`result = true` needs a return type that is a `Result` or an alias of one",
+            );
+            if let Some(ty) = function.output.ty() {
+                error.combine(syn::Error::new_spanned(ty, "this is not a `Result`"));
+            }
+            errors.push(error);
+        }
+    }
+
+    if let Some(ty) = function.output.ty() {
+        if let Some(reference) = reference_in(ty) {
+            errors.push(syn::Error::new_spanned(
+                reference,
+                "`#[file_cache]` cannot cache a function that returns a reference: a value read \
+                 back from disk has nothing to borrow from; return an owned type",
+            ));
+        } else {
+            let mut finder = TypeFinder::default();
+            finder.visit_type(ty);
+            if let Some(impl_trait) = finder.impl_trait {
+                errors.push(syn::Error::new(
+                    impl_trait,
+                    "`#[file_cache]` cannot cache a function that returns `impl Trait`: a value \
+                     read back from disk needs a concrete type; name it",
+                ));
+            }
+        }
+    }
+
+    errors.finish()
+}
+
+/// False for types that certainly are not a `Result`: anything but a path, and the
+/// standard types everyone knows. Any other path may be an alias of a `Result`.
+fn may_be_result(ty: &syn::Type) -> bool {
+    const NOT_RESULTS: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64", "String", "Vec", "Option", "Box",
+    ];
+    match ty {
+        syn::Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| !NOT_RESULTS.iter().any(|name| last.ident == name)),
+        syn::Type::Paren(inner) => may_be_result(&inner.elem),
+        syn::Type::Group(inner) => may_be_result(&inner.elem),
+        _ => false,
+    }
+}
+
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Function, ItemFn};
+    use quote::quote;
+
+    fn errors(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> Vec<String> {
+        let options = Options::from_tokens(args);
+        let function = Function::new(syn::parse2::<ItemFn>(item).unwrap(), &options);
+        match check(&function, &options) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn plain_functions_pass() {
+        let ok = [
+            quote!(
+                fn f() {}
+            ),
+            quote!(
+                pub(crate) fn f<'a, T: Clone, const N: usize>(
+                    x: &'a [T; N],
+                    y: Option<&str>,
+                ) -> Vec<T>
+                where
+                    T: Default,
+                {
+                    todo!()
+                }
+            ),
+            quote!(
+                fn f(
+                    mut x: u64,
+                    _: u8,
+                    z: impl Into<u8>,
+                    w: &std::path::Path,
+                ) -> Result<u8, String> {
+                    x += 1;
+                    Ok(1)
+                }
+            ),
+            quote!(
+                unsafe fn f(callback: fn(&mut u8)) -> u8 {
+                    1
+                }
+            ),
+        ];
+        for item in ok {
+            assert_eq!(
+                errors(quote!(), item.clone()),
+                Vec::<String>::new(),
+                "{item}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_mistake_is_reported() {
+        let found = errors(
+            quote!(ignore = [nope]),
+            quote!(
+                const async extern "C" fn f(self, (a, b): (u8, u8), v: &mut Vec<u8>, ...) -> &u8 {
+                    todo!()
+                }
+            ),
+        );
+        let expected = [
+            "const fn",
+            "C-variadic",
+            "async fn",
+            "methods",
+            "patterns",
+            "replay a mutation",
+            "`nope` is not a parameter of `f`",
+            "returns a reference",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (message, expected) in found.iter().zip(expected) {
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn ignored_mut_ref_is_fine() {
+        let found = errors(
+            quote!(ignore = [log]),
+            quote!(
+                fn f(x: u8, log: &mut Vec<String>) -> u8 {
+                    x
+                }
+            ),
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn result_option_needs_a_result() {
+        for item in [
+            quote!(
+                fn f() -> u32 {
+                    1
+                }
+            ),
+            quote!(
+                fn f() {}
+            ),
+            quote!(
+                fn f() -> (u8, u8) {
+                    (1, 2)
+                }
+            ),
+        ] {
+            let found = errors(quote!(result = true), item.clone());
+            assert!(
+                found[0].contains("`result = true` needs"),
+                "{item}: {found:?}"
+            );
+        }
+        for item in [
+            quote!(
+                fn f() -> Outcome {
+                    todo!()
+                }
+            ),
+            quote!(
+                fn f() -> io::Result<u8> {
+                    todo!()
+                }
+            ),
+        ] {
+            assert!(
+                errors(quote!(result = true), item.clone()).is_empty(),
+                "{item}"
+            );
+        }
+        assert!(errors(
+            quote!(result = false),
+            quote!(
+                fn f() -> u32 {
+                    1
+                }
+            )
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn nested_mut_ref_and_impl_trait_return() {
+        let found = errors(
+            quote!(),
+            quote!(
+                fn f(x: Option<&mut u8>) -> Vec<impl Clone> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(found[0].contains("replay a mutation"), "{found:?}");
+        assert!(found[1].contains("impl Trait"), "{found:?}");
+    }
+}

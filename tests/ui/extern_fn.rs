@@ -1,0 +1,10 @@
+use file_cache::file_cache;
+
+#[file_cache]
+extern "C" fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn main() {
+    square(3);
+}

@@ -1,0 +1,10 @@
+use file_cache::file_cache;
+
+#[file_cache]
+fn add((a, b): (u32, u32)) -> u32 {
+    a + b
+}
+
+fn main() {
+    add((1, 2));
+}

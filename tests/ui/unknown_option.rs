@@ -1,0 +1,10 @@
+use file_cache::file_cache;
+
+#[file_cache(ignore = [y], ttl = 60)]
+fn add(x: u64, y: u64) -> u64 {
+    x + y
+}
+
+fn main() {
+    add(1, 2);
+}
