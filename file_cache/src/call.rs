@@ -12,9 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Version of what goes into a key; bumping it retires every existing entry.
-const KEY_FORMAT: &str = "file_cache key v1";
-
 /// Builds the key of one call from the function's identity and its arguments.
 #[doc(hidden)]
 pub struct KeyBuilder {
@@ -37,8 +34,8 @@ impl KeyBuilder {
         if config().mode == Mode::Off || site.is_uncacheable() {
             return None;
         }
+        // `KeyHasher::new` starts with the key format's label.
         let mut hasher = KeyHasher::new();
-        hasher.write_label(KEY_FORMAT);
         hasher.write_raw(&site.info.code_hash);
         hasher.write_label(site.info.module_path);
         hasher.write_label(site.info.name);

@@ -50,9 +50,6 @@
 //! `update` per primitive is 8–10x slower). Slices at least as long as the buffer (big
 //! byte strings, long strings) flush it and go to blake3 directly, without a copy.
 
-// Until lib.rs wires the call path, the non-test build does not use this module.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use serde::ser::{self, Serialize};
 use std::fmt;
 

@@ -51,11 +51,12 @@ pub fn run_child(test: &str, role: &str, envs: &[(&str, &str)]) -> Output {
     output
 }
 
-/// Lines a child printed with the given prefix, prefix removed.
-pub fn marked_lines(output: &Output, prefix: &str) -> Vec<String> {
+/// What follows `marker` on each line a child printed with it. (The test harness may print
+/// `test name ... ` before the first line of a test's output, so the marker is searched.)
+pub fn marked_lines(output: &Output, marker: &str) -> Vec<String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter_map(|line| line.strip_prefix(prefix).map(str::to_owned))
+        .filter_map(|line| line.find(marker).map(|at| line[at + marker.len()..].to_owned()))
         .collect()
 }
 
