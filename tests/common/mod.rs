@@ -56,7 +56,10 @@ pub fn run_child(test: &str, role: &str, envs: &[(&str, &str)]) -> Output {
 pub fn marked_lines(output: &Output, marker: &str) -> Vec<String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter_map(|line| line.find(marker).map(|at| line[at + marker.len()..].to_owned()))
+        .filter_map(|line| {
+            line.find(marker)
+                .map(|at| line[at + marker.len()..].to_owned())
+        })
         .collect()
 }
 
