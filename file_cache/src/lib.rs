@@ -33,6 +33,25 @@ mod key;
 mod site;
 mod store;
 
+/// Caches a function's results on disk.
+///
+/// ```
+/// use file_cache::file_cache;
+///
+/// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_attr"));
+/// /// Doc comments, attributes, visibility and the signature stay as written.
+/// #[file_cache(ignore = [logger])]
+/// pub fn slow_sum(values: &[u64], scale: u64, logger: &Logger) -> u64 {
+///     logger.info("computing");
+///     values.iter().sum::<u64>() * scale
+/// }
+///
+/// # struct Logger; impl Logger { fn info(&self, _: &str) {} }
+/// let logger = Logger;
+/// assert_eq!(slow_sum(&[1, 2, 3], 2, &logger), 12); // runs the body, stores 12
+/// assert_eq!(slow_sum(&[1, 2, 3], 2, &logger), 12); // reads 12 back
+/// ```
+#[doc(inline)]
 pub use file_cache_macros::file_cache;
 pub use key::{Key, KeyError};
 

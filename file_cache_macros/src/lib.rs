@@ -23,21 +23,8 @@ use proc_macro::TokenStream;
 /// Caches a function's results on disk, so later calls with equal arguments, in this process
 /// or any later one, return the stored value instead of running the body.
 ///
-/// ```ignore
-/// use file_cache::file_cache;
-///
-/// /// Doc comments, attributes, visibility and the signature stay as written.
-/// #[file_cache(ignore = [logger])]
-/// pub fn slow_sum(values: &[u64], scale: u64, logger: &Logger) -> u64 {
-///     logger.info("computing");
-///     values.iter().sum::<u64>() * scale
-/// }
-///
-/// # struct Logger; impl Logger { fn info(&self, _: &str) {} }
-/// let logger = Logger;
-/// assert_eq!(slow_sum(&[1, 2, 3], 2, &logger), 12); // runs the body, stores 12
-/// assert_eq!(slow_sum(&[1, 2, 3], 2, &logger), 12); // reads 12 back
-/// ```
+/// See the `file_cache` crate's documentation of this re-exported attribute for a runnable
+/// example.
 ///
 /// # The key
 ///
