@@ -107,15 +107,15 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> T,
 {
-    let Some(key) = key else { return body() };
-    let path = entry_path(site, &key);
-    if let Some(value) = lookup(site, &key, &path) {
-        return value;
+    match Lookup::begin(site, key) {
+        Lookup::Hit(value) => value,
+        Lookup::Miss(miss) => {
+            let value = body();
+            miss.store(&value);
+            value
+        }
+        Lookup::Bypass => body(),
     }
-    let started = Instant::now();
-    let value = body();
-    store(site, &key, &path, &value, started.elapsed());
-    value
 }
 
 /// Runs a cached function returning `Result`: only `Ok` values are stored.
@@ -125,17 +125,69 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, E>,
 {
-    let Some(key) = key else { return body() };
-    let path = entry_path(site, &key);
-    if let Some(value) = lookup(site, &key, &path) {
-        return Ok(value);
+    match Lookup::begin(site, key) {
+        Lookup::Hit(value) => Ok(value),
+        Lookup::Miss(miss) => {
+            let result = body();
+            if let Ok(value) = &result {
+                miss.store(value);
+            }
+            result
+        }
+        Lookup::Bypass => body(),
     }
-    let started = Instant::now();
-    let result = body();
-    if let Ok(value) = &result {
-        store(site, &key, &path, value, started.elapsed());
+}
+
+/// The first half of a cached call: what the cache has for its key.
+///
+/// Every form of call (plain, `Result`, async) is `begin`, then either the stored value or
+/// the body followed by [`Miss::store`]; they differ only in how the body runs.
+pub(crate) enum Lookup<T> {
+    /// A stored value, checked and decoded.
+    Hit(T),
+    /// Nothing usable is stored: run the body and store its value.
+    Miss(Miss),
+    /// The cache is off for this call: run the body, store nothing.
+    Bypass,
+}
+
+/// A call that missed: remembers where its value goes and when the body started.
+pub(crate) struct Miss {
+    site: &'static Site,
+    key: CallKey,
+    path: PathBuf,
+    started: Instant,
+}
+
+impl<T: DeserializeOwned> Lookup<T> {
+    pub(crate) fn begin(site: &'static Site, key: Option<CallKey>) -> Lookup<T> {
+        let Some(key) = key else {
+            return Lookup::Bypass;
+        };
+        let path = entry_path(site, &key);
+        if let Some(value) = lookup(site, &key, &path) {
+            return Lookup::Hit(value);
+        }
+        Lookup::Miss(Miss {
+            site,
+            key,
+            path,
+            started: Instant::now(),
+        })
     }
-    result
+}
+
+impl Miss {
+    /// Stores the body's value; problems are logged, never returned.
+    pub(crate) fn store<T: Serialize + DeserializeOwned>(self, value: &T) {
+        store(
+            self.site,
+            &self.key,
+            &self.path,
+            value,
+            self.started.elapsed(),
+        );
+    }
 }
 
 fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
