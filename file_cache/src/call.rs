@@ -168,6 +168,11 @@ impl<T: DeserializeOwned> Lookup<T> {
         if let Some(value) = lookup(site, &key, &path) {
             return Lookup::Hit(value);
         }
+        if config().mode != Mode::Refresh {
+            if let Some(value) = crate::remote::lookup(site, &key, &path) {
+                return Lookup::Hit(value);
+            }
+        }
         Lookup::Miss(Miss {
             site,
             key,
@@ -247,7 +252,7 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
     }
 }
 
-fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, String> {
+pub(crate) fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, String> {
     let (header, payload) = entry::parse(bytes).map_err(|e| e.to_string())?;
     if header.key != *key.key.as_bytes() {
         return Err("it holds another key".to_owned());
@@ -306,10 +311,11 @@ where
         Ok(()) => log::debug!("file_cache: stored {}", site.display_name()),
         Err(error) => warn_write_failure(site, path, &error),
     }
+    crate::remote::store(path, &[&header, &payload]);
 }
 
 /// A root that cannot be written usually fails every function alike: warn once per process.
-fn warn_write_failure(site: &Site, path: &Path, error: &std::io::Error) {
+pub(crate) fn warn_write_failure(site: &Site, path: &Path, error: &std::io::Error) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     let message = format!(
         "file_cache: {}: cannot write {} ({error}); results are not being cached",

@@ -33,6 +33,12 @@ mod key;
 mod site;
 mod store;
 
+#[cfg(any(feature = "remote-redis", feature = "remote-s3"))]
+pub mod remote;
+#[cfg(not(any(feature = "remote-redis", feature = "remote-s3")))]
+#[path = "remote/off.rs"]
+mod remote;
+
 /// Caches a function's results on disk.
 ///
 /// ```

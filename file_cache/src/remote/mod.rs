@@ -1,0 +1,581 @@
+//! The remote tier: a store shared by machines (Redis, or S3-compatible object storage)
+//! behind the local files.
+//!
+//! Local first: on a local miss the remote is asked; a remote hit is checked exactly like a
+//! local file and written to the local tier; a computed value is written to both. The
+//! remote holds the bytes of a local entry, named `<function dir>/<key hex>`, followed by a
+//! signature when `FILE_CACHE_REMOTE_SECRET` is set (see [`mac`]).
+//!
+//! Nothing here can fail a call: every remote error is a miss, the first is logged as a
+//! warning, and after [`breaker::THRESHOLD`] failures in a row the remote is skipped for a
+//! while, then probed again.
+//!
+//! Configure with `FILE_CACHE_REMOTE` (and the variables below), or with [`set`] before
+//! the first cached call:
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `FILE_CACHE_REMOTE` | `redis://[:password@]host:port/db` or `s3://bucket/prefix` |
+//! | `FILE_CACHE_REMOTE_SECRET` | sign entries, refuse unsigned or wrongly signed ones |
+//! | `FILE_CACHE_REMOTE_TIMEOUT_MS` | longest wait to connect or for the next bytes (default 200) |
+//! | `FILE_CACHE_REMOTE_RETRY_S` | how long a failing remote is skipped (default 30) |
+//! | `FILE_CACHE_REMOTE_WRITE` | `background` (default), `sync` or `off` (read only) |
+
+mod breaker;
+mod mac;
+#[cfg(feature = "remote-redis")]
+mod redis;
+#[cfg(feature = "remote-s3")]
+mod s3;
+mod upload;
+
+use crate::call::{decode_entry, CallKey};
+use crate::site::{Problem, Site};
+use breaker::{Breaker, Tripped};
+use mac::Mac;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Environment variable naming the remote store.
+pub const REMOTE_VAR: &str = "FILE_CACHE_REMOTE";
+/// Environment variable holding the secret entries are signed with.
+pub const SECRET_VAR: &str = "FILE_CACHE_REMOTE_SECRET";
+/// Environment variable: the remote's timeout, in milliseconds.
+pub const TIMEOUT_VAR: &str = "FILE_CACHE_REMOTE_TIMEOUT_MS";
+/// Environment variable: seconds a failing remote is skipped before it is tried again.
+pub const RETRY_VAR: &str = "FILE_CACHE_REMOTE_RETRY_S";
+/// Environment variable: how values are written to the remote ([`Writes`]).
+pub const WRITE_VAR: &str = "FILE_CACHE_REMOTE_WRITE";
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// How computed values reach the remote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// Queued and uploaded by a background thread: the call does not wait. Uploads still
+    /// queued when the process exits are lost unless it calls [`flush`] first.
+    Background,
+    /// Uploaded before the call returns (bounded by the timeout while the remote answers).
+    Sync,
+    /// Never written: this process only reads the remote.
+    Off,
+}
+
+impl Writes {
+    fn parse(value: &str) -> Option<Writes> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "background" => Some(Writes::Background),
+            "sync" => Some(Writes::Sync),
+            "off" | "read" | "readonly" | "read-only" => Some(Writes::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The remote tier's configuration: where it is and how to talk to it.
+///
+/// ```
+/// use std::time::Duration;
+/// let remote = file_cache::remote::Remote::new("redis://127.0.0.1:6379/0")
+///     .secret("shared by the team")
+///     .timeout(Duration::from_millis(100));
+/// // file_cache::remote::set(Some(remote)) before the first cached call.
+/// # let _ = remote;
+/// ```
+#[derive(Clone)]
+pub struct Remote {
+    url: String,
+    secret: Option<Vec<u8>>,
+    timeout: Duration,
+    retry_after: Duration,
+    writes: Writes,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &redact(&self.url))
+            .field("signed", &self.secret.is_some())
+            .field("timeout", &self.timeout)
+            .field("retry_after", &self.retry_after)
+            .field("writes", &self.writes)
+            .finish()
+    }
+}
+
+impl Remote {
+    /// A remote at `url` (`redis://host:port/db` or `s3://bucket/prefix`), unsigned, with
+    /// the default timeout (200 ms), retry period (30 s) and background writes.
+    pub fn new(url: impl Into<String>) -> Remote {
+        Remote {
+            url: url.into(),
+            secret: None,
+            timeout: DEFAULT_TIMEOUT,
+            retry_after: DEFAULT_RETRY_AFTER,
+            writes: Writes::Background,
+        }
+    }
+
+    /// Signs written entries and refuses unsigned or wrongly signed ones.
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Remote {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// The longest wait to connect, or for the remote's next bytes.
+    pub fn timeout(mut self, timeout: Duration) -> Remote {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long the remote is skipped after repeated failures.
+    pub fn retry_after(mut self, retry_after: Duration) -> Remote {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// How computed values are written to the remote.
+    pub fn writes(mut self, writes: Writes) -> Remote {
+        self.writes = writes;
+        self
+    }
+
+    /// The configuration the `FILE_CACHE_REMOTE*` variables describe; `None` when
+    /// `FILE_CACHE_REMOTE` is unset or empty. Unusable values are warnings and keep the
+    /// default.
+    pub fn from_env() -> Option<Remote> {
+        Remote::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Option<Remote> {
+        let url = var(REMOTE_VAR).filter(|url| !url.trim().is_empty())?;
+        let mut remote = Remote::new(url.trim());
+        if let Some(secret) = var(SECRET_VAR).filter(|s| !s.is_empty()) {
+            remote = remote.secret(secret);
+        }
+        let number = |name: &str| -> Option<u64> {
+            let value = var(name)?;
+            match value.trim().parse() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    log::warn!("file_cache: ignoring {name}={value:?}: not a whole number");
+                    None
+                }
+            }
+        };
+        if let Some(ms) = number(TIMEOUT_VAR) {
+            remote.timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(s) = number(RETRY_VAR) {
+            remote.retry_after = Duration::from_secs(s);
+        }
+        if let Some(value) = var(WRITE_VAR) {
+            match Writes::parse(&value) {
+                Some(writes) => remote.writes = writes,
+                None => log::warn!(
+                    "file_cache: ignoring {WRITE_VAR}={value:?} (expected `background`, `sync` or `off`)"
+                ),
+            }
+        }
+        Some(remote)
+    }
+}
+
+/// What went wrong talking to, or setting up, the remote tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// No remote is configured (`FILE_CACHE_REMOTE` unset and [`set`] not called).
+    NotConfigured,
+    /// The remote was already chosen: [`set`] must come before the first cached call.
+    AlreadySet,
+    /// The URL is not one this build can use.
+    BadUrl(String),
+    /// The store answered with an error, or did not answer.
+    Backend(String),
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteError::NotConfigured => write!(f, "no remote configured ({REMOTE_VAR} is unset)"),
+            RemoteError::AlreadySet => {
+                f.write_str("the remote is already chosen: set it before the first cached call")
+            }
+            RemoteError::BadUrl(reason) => write!(f, "unusable remote URL: {reason}"),
+            RemoteError::Backend(reason) => write!(f, "remote error: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// One storage engine. Names are `<function dir>/<key hex>`; the backend adds its prefix.
+trait Backend: Send + Sync {
+    /// The object named `name`, or `None` when there is none.
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, RemoteError>;
+    /// Writes `bytes` as the whole object `name`.
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<(), RemoteError>;
+    /// Names (and sizes) of the objects under `prefix` (`""` for all, or `"<dir>/"`).
+    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, RemoteError>;
+    /// Deletes these objects.
+    fn delete(&self, names: &[String]) -> Result<(), RemoteError>;
+    /// Where it is, with no credentials, for messages.
+    fn describe(&self) -> String;
+}
+
+/// The configured remote, connected lazily.
+struct Tier {
+    backend: Box<dyn Backend>,
+    mac: Option<Mac>,
+    breaker: Breaker,
+    writes: Writes,
+    uploads: upload::Queue,
+}
+
+/// What [`set`] or the environment chose; fixed at first use.
+static CHOSEN: OnceLock<Option<Remote>> = OnceLock::new();
+
+/// Chooses the remote tier programmatically, instead of `FILE_CACHE_REMOTE*`: `None`
+/// turns it off even when the variables are set. Must come before the first cached call
+/// (or any other function of this module); later it returns [`RemoteError::AlreadySet`].
+/// The URL is checked when the tier is first used.
+pub fn set(remote: Option<Remote>) -> Result<(), RemoteError> {
+    CHOSEN.set(remote).map_err(|_| RemoteError::AlreadySet)
+}
+
+fn chosen() -> Option<&'static Remote> {
+    CHOSEN.get_or_init(Remote::from_env).as_ref()
+}
+
+fn tier() -> Option<&'static Tier> {
+    static TIER: OnceLock<Option<Tier>> = OnceLock::new();
+    TIER.get_or_init(|| {
+        let remote = chosen()?;
+        match connect(remote) {
+            Ok(tier) => {
+                log::debug!("file_cache: remote tier {}", tier.backend.describe());
+                Some(tier)
+            }
+            Err(error) => {
+                log::warn!("file_cache: {error}; continuing with the local cache only");
+                None
+            }
+        }
+    })
+    .as_ref()
+}
+
+fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
+    Ok(Tier {
+        backend: open_backend(&remote.url, remote.timeout)?,
+        mac: remote.secret.as_deref().map(Mac::new),
+        breaker: Breaker::new(remote.retry_after),
+        writes: remote.writes,
+        uploads: upload::Queue::default(),
+    })
+}
+
+fn open_backend(url: &str, timeout: Duration) -> Result<Box<dyn Backend>, RemoteError> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        #[cfg(feature = "remote-redis")]
+        Some("redis" | "rediss" | "redis+unix" | "unix") => {
+            Ok(Box::new(redis::Redis::open(url, timeout)?))
+        }
+        #[cfg(feature = "remote-s3")]
+        Some("s3") => Ok(Box::new(s3::S3::open(url, timeout)?)),
+        #[cfg(not(feature = "remote-redis"))]
+        Some("redis" | "rediss") => Err(RemoteError::BadUrl(format!(
+            "{}: this build has no Redis support (feature `remote-redis`)",
+            redact(url)
+        ))),
+        #[cfg(not(feature = "remote-s3"))]
+        Some("s3") => Err(RemoteError::BadUrl(format!(
+            "{}: this build has no S3 support (feature `remote-s3`)",
+            redact(url)
+        ))),
+        _ => Err(RemoteError::BadUrl(format!(
+            "{}: expected redis://host:port/db or s3://bucket/prefix",
+            redact(url)
+        ))),
+    }
+}
+
+/// The URL without a password, for messages.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The remote name of the entry at `path` (`<root>/<function dir>/<shard>/<key hex>`).
+fn remote_name(path: &Path) -> Option<String> {
+    let hex = path.file_name()?.to_str()?;
+    let dir = path.parent()?.parent()?.file_name()?.to_str()?;
+    Some(format!("{dir}/{hex}"))
+}
+
+impl Tier {
+    /// Runs one request unless the breaker is open; failures are logged and counted.
+    fn guarded<R>(
+        &self,
+        what: &str,
+        request: impl FnOnce() -> Result<R, RemoteError>,
+    ) -> Option<R> {
+        if !self.breaker.allow(Instant::now()) {
+            return None;
+        }
+        match request() {
+            Ok(result) => {
+                if self.breaker.success() {
+                    log::info!(
+                        "file_cache: remote {} answers again",
+                        self.backend.describe()
+                    );
+                }
+                Some(result)
+            }
+            Err(error) => {
+                self.failed(what, &error);
+                None
+            }
+        }
+    }
+
+    fn failed(&self, what: &str, error: &RemoteError) {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        let tripped = self.breaker.failure(Instant::now());
+        let message = format!(
+            "file_cache: remote {} failed to {what} ({error}); continuing with the local cache only",
+            self.backend.describe()
+        );
+        if WARNED.swap(true, Ordering::Relaxed) {
+            log::debug!("{message}");
+        } else {
+            log::warn!("{message}");
+        }
+        if tripped == Tripped::Now {
+            log::debug!(
+                "file_cache: remote {} skipped after {} failures in a row",
+                self.backend.describe(),
+                breaker::THRESHOLD
+            );
+        }
+    }
+
+    fn put(&self, name: &str, object: &[u8]) {
+        if self
+            .guarded("store", || self.backend.put(name, object))
+            .is_some()
+        {
+            log::debug!("file_cache: remote stored {name}");
+        }
+    }
+}
+
+/// Asks the remote for the entry at `path` after a local miss. A usable entry is written
+/// to the local tier and decoded; anything else is a miss.
+pub(crate) fn lookup<T: DeserializeOwned>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+) -> Option<T> {
+    let tier = tier()?;
+    let name = remote_name(path)?;
+    let object = tier.guarded("read", || tier.backend.get(&name))??;
+    let refuse = |reason: String| {
+        site.warn_once(Problem::BadEntry, || {
+            format!(
+                "{}: unusable remote entry {name} ({reason}); recomputing it",
+                site.display_name()
+            )
+        });
+    };
+    let entry = match mac::open(tier.mac.as_ref(), &name, object) {
+        Ok(entry) => entry,
+        Err(refused) => {
+            refuse(refused.to_string());
+            return None;
+        }
+    };
+    match decode_entry::<T>(&entry, key) {
+        Ok(value) => {
+            log::debug!("file_cache: remote hit {}", site.display_name());
+            if let Err(error) = crate::store::write_atomic(path, &[&entry]) {
+                crate::call::warn_write_failure(site, path, &error);
+            }
+            Some(value)
+        }
+        Err(reason) => {
+            refuse(reason);
+            None
+        }
+    }
+}
+
+/// Writes a newly stored entry (`parts`, concatenated) to the remote, as configured.
+pub(crate) fn store(path: &Path, parts: &[&[u8]]) {
+    let Some(tier) = tier() else { return };
+    if tier.writes == Writes::Off {
+        return;
+    }
+    let Some(name) = remote_name(path) else {
+        return;
+    };
+    let entry = parts.concat();
+    let object = match &tier.mac {
+        Some(mac) => mac.seal(&name, &entry),
+        None => entry,
+    };
+    match tier.writes {
+        Writes::Sync => tier.put(&name, &object),
+        Writes::Background => tier.uploads.push(tier, name, object),
+        Writes::Off => {}
+    }
+}
+
+/// Waits until every queued background upload has been tried, for at most `timeout`;
+/// returns whether the queue is empty. Call it before a short-lived process exits, or
+/// uploads still queued then are lost (the local tier has the values regardless).
+pub fn flush(timeout: Duration) -> bool {
+    match tier() {
+        Some(tier) => tier.uploads.wait_empty(timeout),
+        None => true,
+    }
+}
+
+/// The remote in use, without credentials (`None` when there is none or it is unusable).
+pub fn describe() -> Option<String> {
+    tier().map(|tier| tier.backend.describe())
+}
+
+/// One entry of the remote tier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteEntry {
+    /// The function's directory name (as under the local root).
+    pub function: String,
+    /// The key, in hex.
+    pub key: String,
+    /// Size of the stored object, in bytes (signature included).
+    pub size: u64,
+}
+
+/// The entries of the remote tier: of one function (its directory name) or of all.
+pub fn list(function: Option<&str>) -> Result<Vec<RemoteEntry>, RemoteError> {
+    let tier = tier().ok_or(RemoteError::NotConfigured)?;
+    let prefix = match function {
+        Some(function) => format!("{function}/"),
+        None => String::new(),
+    };
+    let mut entries: Vec<RemoteEntry> = tier
+        .backend
+        .list(&prefix)?
+        .into_iter()
+        .filter_map(|(name, size)| {
+            let (function, key) = name.split_once('/')?;
+            Some(RemoteEntry {
+                function: function.to_owned(),
+                key: key.to_owned(),
+                size,
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| (&a.function, &a.key).cmp(&(&b.function, &b.key)));
+    Ok(entries)
+}
+
+/// Deletes the remote entries of one function (its directory name) or of all; returns
+/// how many there were.
+pub fn clear(function: Option<&str>) -> Result<usize, RemoteError> {
+    let tier = tier().ok_or(RemoteError::NotConfigured)?;
+    let names: Vec<String> = list(function)?
+        .into_iter()
+        .map(|e| format!("{}/{}", e.function, e.key))
+        .collect();
+    tier.backend.delete(&names)?;
+    Ok(names.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Option<Remote> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Remote::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn environment_configures_the_remote() {
+        assert!(from(&[]).is_none());
+        assert!(from(&[(REMOTE_VAR, " ")]).is_none());
+        let remote = from(&[(REMOTE_VAR, "redis://h:1/2")]).unwrap();
+        assert_eq!(remote.url, "redis://h:1/2");
+        assert_eq!(remote.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(remote.retry_after, DEFAULT_RETRY_AFTER);
+        assert_eq!(remote.writes, Writes::Background);
+        assert!(remote.secret.is_none());
+        let remote = from(&[
+            (REMOTE_VAR, "s3://bucket/prefix"),
+            (SECRET_VAR, "s3cret"),
+            (TIMEOUT_VAR, "50"),
+            (RETRY_VAR, "5"),
+            (WRITE_VAR, "sync"),
+        ])
+        .unwrap();
+        assert_eq!(remote.secret.as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(remote.timeout, Duration::from_millis(50));
+        assert_eq!(remote.retry_after, Duration::from_secs(5));
+        assert_eq!(remote.writes, Writes::Sync);
+        let remote = from(&[
+            (REMOTE_VAR, "s3://b"),
+            (TIMEOUT_VAR, "soon"),
+            (WRITE_VAR, "sometimes"),
+        ])
+        .unwrap();
+        assert_eq!(remote.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(remote.writes, Writes::Background);
+    }
+
+    #[test]
+    fn debug_and_messages_hide_credentials() {
+        let remote = Remote::new("redis://user:hunter2@host:6379/0").secret("topsecret");
+        let shown = format!("{remote:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("topsecret"),
+            "{shown}"
+        );
+        assert_eq!(redact("redis://:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact("s3://bucket/a@b"), "s3://bucket/a@b");
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        let error = open_backend("ftp://x", DEFAULT_TIMEOUT).err().unwrap();
+        assert!(matches!(error, RemoteError::BadUrl(_)), "{error}");
+        assert!(open_backend("no scheme", DEFAULT_TIMEOUT).is_err());
+    }
+
+    #[test]
+    fn remote_names_are_function_dir_and_key() {
+        let path = Path::new("/root/app.f/ab/abcdef");
+        assert_eq!(remote_name(path).as_deref(), Some("app.f/abcdef"));
+    }
+}

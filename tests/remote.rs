@@ -1,0 +1,463 @@
+//! The remote tier against real servers (`redis-server`, and `moto_server` for S3): two
+//! "machines" (processes with separate local roots) share results; a corrupted remote
+//! entry, a wrong secret, a server killed mid-run, unreachable and broken servers never
+//! break a call; the remote can be listed and cleared.
+
+mod common;
+mod remote_servers;
+
+use common::{child_role, entry_files, init, logged, marked_lines, run_child};
+use file_cache::file_cache;
+use file_cache::remote::{self, Remote, Writes};
+use remote_servers::{fake_server, free_port, s3_env, Fake, Kind, Server};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn square(x: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    x * x
+}
+
+#[file_cache]
+fn cube(x: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    x * x * x
+}
+
+const CHILD: &str = "child";
+/// Env var: the values a `compute` child squares, comma-separated.
+const XS: &str = "TEST_XS";
+/// Env var: the backend a child's own server is (`redis` or `s3`).
+const BACKEND: &str = "TEST_BACKEND";
+/// Env var: what the fake server does (`refused`, `silent`, `partial`).
+const FAKE: &str = "TEST_FAKE";
+
+/// A child's part, chosen by its role. Run with no role (the parent's run) it checks
+/// nothing and passes.
+#[test]
+fn child() {
+    init();
+    match child_role().as_deref() {
+        None => {}
+        Some("compute") => compute(),
+        Some("killed") => server_killed_mid_run(Kind::parse(&env(BACKEND))),
+        Some("broken") => broken_server(Kind::parse(&env(BACKEND)), &env(FAKE)),
+        Some("admin") => admin(Kind::parse(&env(BACKEND))),
+        Some(other) => panic!("unknown role {other}"),
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// Squares each of `TEST_XS`, then flushes the background uploads.
+fn compute() {
+    for x in env(XS).split(',') {
+        let x: u64 = x.parse().expect("a number");
+        assert_eq!(square(x), x * x);
+        println!("VALUE {x} {}", x * x);
+    }
+    println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+    println!("FLUSHED {}", remote::flush(Duration::from_secs(30)));
+}
+
+fn runs(output: &Output) -> usize {
+    marked_lines(output, "RUNS ")[0].parse().expect("RUNS n")
+}
+
+fn log_lines(output: &Output, level: &str, needle: &str) -> Vec<String> {
+    marked_lines(output, &format!("LOG {level} "))
+        .into_iter()
+        .filter(|line| line.contains(needle))
+        .collect()
+}
+
+/// A `compute` child on its own local root.
+fn machine(root: &Path, server: &Server, xs: &str, extra: &[(&str, &str)]) -> Output {
+    let mut envs: Vec<(String, String)> = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
+    envs.push((XS.into(), xs.into()));
+    for (k, v) in extra {
+        envs.push((k.to_string(), v.to_string()));
+    }
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_child(CHILD, "compute", &envs)
+}
+
+fn fresh_root() -> PathBuf {
+    tempfile::tempdir().expect("temp dir").keep()
+}
+
+/// The remote name (`<function dir>/<key hex>`) of a local entry file.
+fn remote_name(entry: &Path) -> String {
+    let hex = entry.file_name().unwrap().to_str().unwrap();
+    let dir = entry
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap();
+    format!("{}/{hex}", dir.to_str().unwrap())
+}
+
+fn two_machines_share_results(kind: Kind) {
+    init();
+    let server = Server::start(kind);
+    let (root_a, root_b) = (fresh_root(), fresh_root());
+
+    // Machine A computes and stores: its local file, and the same bytes on the remote.
+    let a = machine(&root_a, &server, "3,4", &[]);
+    assert_eq!(runs(&a), 2);
+    assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    let files_a = entry_files(&root_a);
+    assert_eq!(files_a.len(), 2);
+    for file in &files_a {
+        let local = std::fs::read(file).unwrap();
+        let remote = server.get(&remote_name(file)).expect("uploaded");
+        assert_eq!(remote, local, "the remote holds exactly the local entry");
+    }
+
+    // Machine B, an empty local root: remote hits, written to its local tier.
+    let b = machine(&root_b, &server, "3,4,5", &[]);
+    assert_eq!(runs(&b), 1, "only 5 is computed");
+    assert_eq!(marked_lines(&b, "VALUE "), ["3 9", "4 16", "5 25"]);
+    assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::square").len(), 2);
+    assert_eq!(entry_files(&root_b).len(), 3);
+    for file in &files_a {
+        let copy = root_b.join(file.strip_prefix(&root_a).unwrap());
+        assert_eq!(std::fs::read(copy).unwrap(), std::fs::read(file).unwrap());
+    }
+
+    // B again: local hits, the remote is not asked.
+    let again = machine(&root_b, &server, "3,4,5", &[]);
+    assert_eq!(runs(&again), 0);
+    assert!(log_lines(&again, "DEBUG", "remote hit").is_empty());
+    assert!(log_lines(&again, "WARN", "").is_empty());
+}
+
+#[test]
+fn redis_two_machines_share_results() {
+    two_machines_share_results(Kind::Redis);
+}
+
+#[test]
+fn s3_two_machines_share_results() {
+    two_machines_share_results(Kind::S3);
+}
+
+fn corrupted_remote_entry_is_a_miss(kind: Kind) {
+    init();
+    let server = Server::start(kind);
+    let root_a = fresh_root();
+    let a = machine(&root_a, &server, "6,7", &[]);
+    assert_eq!(runs(&a), 2);
+    let files = entry_files(&root_a);
+    let (six, seven) = (remote_name(&files[0]), remote_name(&files[1]));
+
+    // One object gets a flipped byte in its payload, the other holds the first's entry.
+    let mut damaged = server.get(&six).unwrap();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x01;
+    server.put(&six, &damaged);
+    let good_six = std::fs::read(&files[0]).unwrap();
+    server.put(&seven, &good_six);
+
+    let root_b = fresh_root();
+    let b = machine(&root_b, &server, "6,7", &[]);
+    assert_eq!(runs(&b), 2, "both recomputed");
+    assert_eq!(marked_lines(&b, "VALUE "), ["6 36", "7 49"]);
+    let warnings = log_lines(&b, "WARN", "unusable remote entry");
+    assert_eq!(warnings.len(), 1, "one warning per function: {warnings:?}");
+    // B rewrote both objects with good entries, equal to its local files.
+    for file in entry_files(&root_b) {
+        assert_eq!(
+            server.get(&remote_name(&file)).unwrap(),
+            std::fs::read(&file).unwrap()
+        );
+    }
+}
+
+#[test]
+fn redis_corrupted_remote_entry_is_a_miss() {
+    corrupted_remote_entry_is_a_miss(Kind::Redis);
+}
+
+#[test]
+fn s3_corrupted_remote_entry_is_a_miss() {
+    corrupted_remote_entry_is_a_miss(Kind::S3);
+}
+
+fn signed_entries(kind: Kind) {
+    init();
+    let server = Server::start(kind);
+    let secret = |s: &'static str| [("FILE_CACHE_REMOTE_SECRET", s)];
+
+    let root_a = fresh_root();
+    let a = machine(&root_a, &server, "9", &secret("one"));
+    assert_eq!(runs(&a), 1);
+    let file = &entry_files(&root_a)[0];
+    let object = server.get(&remote_name(file)).unwrap();
+    let local = std::fs::read(file).unwrap();
+    assert_eq!(
+        &object[..local.len()],
+        &local[..],
+        "the entry, then its MAC"
+    );
+    assert_eq!(object.len(), local.len() + 40);
+
+    let wrong = machine(&fresh_root(), &server, "9", &secret("two"));
+    assert_eq!(runs(&wrong), 1, "a wrongly signed entry is a miss");
+    assert_eq!(
+        log_lines(&wrong, "WARN", "signature does not match").len(),
+        1
+    );
+    // `wrong` re-signed it with "two": "one" refuses it now, then restores its own.
+    let one_again = machine(&fresh_root(), &server, "9", &secret("one"));
+    assert_eq!(runs(&one_again), 1);
+    let hit = machine(&fresh_root(), &server, "9", &secret("one"));
+    assert_eq!(runs(&hit), 0, "the same secret reads it");
+
+    let unsigned_reader = machine(&fresh_root(), &server, "9", &[]);
+    assert_eq!(runs(&unsigned_reader), 1);
+    assert_eq!(
+        log_lines(
+            &unsigned_reader,
+            "WARN",
+            "FILE_CACHE_REMOTE_SECRET is not set"
+        )
+        .len(),
+        1
+    );
+    // That reader stored an unsigned entry; a process with a secret refuses it.
+    let signed_reader = machine(&fresh_root(), &server, "9", &secret("one"));
+    assert_eq!(runs(&signed_reader), 1);
+    assert_eq!(
+        log_lines(&signed_reader, "WARN", "it is not signed").len(),
+        1
+    );
+}
+
+#[test]
+fn redis_wrong_secret_is_a_miss() {
+    signed_entries(Kind::Redis);
+}
+
+#[test]
+fn s3_wrong_secret_is_a_miss() {
+    signed_entries(Kind::S3);
+}
+
+/// In a child: a server of its own, configured programmatically, killed after the first
+/// call and restarted later.
+fn server_killed_mid_run(kind: Kind) {
+    let port = free_port();
+    let mut server = Server::start_on(kind, port);
+    if kind == Kind::S3 {
+        for (k, v) in s3_env(port) {
+            std::env::set_var(k, v);
+        }
+    }
+    let retry = Duration::from_millis(500);
+    remote::set(Some(
+        Remote::new(server.url())
+            .writes(Writes::Sync)
+            .timeout(Duration::from_millis(300))
+            .retry_after(retry),
+    ))
+    .expect("first use");
+    assert!(remote::set(None).is_err(), "chosen once");
+
+    assert_eq!(square(1), 1);
+    assert_eq!(remote::list(None).expect("list").len(), 1);
+    server.kill();
+    for x in 2..=8 {
+        assert_eq!(square(x), x * x);
+    }
+    assert_eq!(RUNS.load(Ordering::SeqCst), 8);
+    let warnings = logged(log::Level::Warn, "remote");
+    assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
+    assert!(warnings[0].contains("continuing with the local cache only"));
+    assert_eq!(
+        logged(log::Level::Debug, "skipped after 3 failures").len(),
+        1
+    );
+
+    // The server comes back (empty); after the retry period the remote is used again.
+    let server = Server::start_on(kind, port);
+    std::thread::sleep(retry + Duration::from_millis(100));
+    assert_eq!(square(9), 81);
+    assert_eq!(logged(log::Level::Info, "answers again").len(), 1);
+    let names: Vec<String> = remote::list(None)
+        .expect("list")
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "square(9) was stored on the restarted server"
+    );
+    drop(server);
+    println!("DONE");
+}
+
+fn killed(kind: Kind) {
+    init();
+    let output = run_child(
+        CHILD,
+        "killed",
+        &[
+            (BACKEND, kind.name()),
+            ("FILE_CACHE_DIR", fresh_root().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(marked_lines(&output, "DONE").len(), 1);
+}
+
+#[test]
+fn redis_server_killed_mid_run_degrades_to_local_only() {
+    killed(Kind::Redis);
+}
+
+#[test]
+fn s3_server_killed_mid_run_degrades_to_local_only() {
+    killed(Kind::S3);
+}
+
+/// In a child: a remote that refuses connections, never answers, or sends part of a
+/// value; every call still returns its value, with one warning.
+fn broken_server(kind: Kind, fake: &str) {
+    let port = match fake {
+        "refused" => free_port(),
+        "silent" => fake_server(kind, Fake::Silent),
+        "partial" => fake_server(kind, Fake::Partial),
+        other => panic!("unknown fake {other}"),
+    };
+    let url = match kind {
+        Kind::Redis => format!("redis://127.0.0.1:{port}/0"),
+        Kind::S3 => {
+            for (k, v) in s3_env(port) {
+                std::env::set_var(k, v);
+            }
+            "s3://bucket/prefix".to_owned()
+        }
+    };
+    remote::set(Some(
+        Remote::new(url)
+            .timeout(Duration::from_millis(100))
+            .writes(Writes::Sync),
+    ))
+    .expect("first use");
+    for x in 1..=6 {
+        assert_eq!(square(x), x * x);
+        assert_eq!(cube(x), x * x * x);
+    }
+    assert_eq!(RUNS.load(Ordering::SeqCst), 12);
+    let warnings = logged(log::Level::Warn, "");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("continuing with the local cache only"));
+    // Three failures in a row open the breaker: the other calls skip the remote.
+    assert_eq!(
+        logged(log::Level::Debug, "skipped after 3 failures").len(),
+        1
+    );
+    assert_eq!(logged(log::Level::Debug, "failed to").len(), 2);
+    // Local hits still work.
+    assert_eq!(square(3), 9);
+    assert_eq!(RUNS.load(Ordering::SeqCst), 12);
+    println!("DONE");
+}
+
+fn broken(kind: Kind, fake: &str) {
+    init();
+    let output = run_child(
+        CHILD,
+        "broken",
+        &[
+            (BACKEND, kind.name()),
+            (FAKE, fake),
+            ("FILE_CACHE_DIR", fresh_root().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(marked_lines(&output, "DONE").len(), 1);
+}
+
+#[test]
+fn redis_refused_silent_and_partial_servers_never_break_a_call() {
+    for fake in ["refused", "silent", "partial"] {
+        broken(Kind::Redis, fake);
+    }
+}
+
+#[test]
+fn s3_refused_silent_and_partial_servers_never_break_a_call() {
+    for fake in ["refused", "silent", "partial"] {
+        broken(Kind::S3, fake);
+    }
+}
+
+/// In a child: list and clear the remote tier per function and as a whole.
+fn admin(kind: Kind) {
+    let port = free_port();
+    let _server = Server::start_on(kind, port);
+    if kind == Kind::S3 {
+        for (k, v) in s3_env(port) {
+            std::env::set_var(k, v);
+        }
+    }
+    let url = match kind {
+        Kind::Redis => format!("redis://127.0.0.1:{port}/0"),
+        Kind::S3 => _server.url(),
+    };
+    remote::set(Some(Remote::new(url))).expect("first use");
+    assert!(remote::describe().is_some());
+    assert_eq!(remote::list(None).expect("list"), []);
+    for x in 1..=3 {
+        square(x);
+    }
+    cube(2);
+    assert!(remote::flush(Duration::from_secs(30)));
+    let all = remote::list(None).expect("list");
+    assert_eq!(all.len(), 4);
+    let cube_dir = "remote.cube";
+    let cubes = remote::list(Some(cube_dir)).expect("list");
+    assert_eq!(cubes.len(), 1);
+    assert_eq!(cubes[0].function, cube_dir);
+    assert_eq!(cubes[0].key.len(), 64);
+    assert!(cubes[0].size > 166);
+    assert_eq!(remote::clear(Some("remote.square")).expect("clear"), 3);
+    assert_eq!(remote::list(None).expect("list"), cubes);
+    assert_eq!(remote::clear(None).expect("clear"), 1);
+    assert_eq!(remote::list(None).expect("list"), []);
+    println!("DONE");
+}
+
+fn admin_test(kind: Kind) {
+    init();
+    let output = run_child(
+        CHILD,
+        "admin",
+        &[
+            (BACKEND, kind.name()),
+            ("FILE_CACHE_DIR", fresh_root().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(marked_lines(&output, "DONE").len(), 1);
+}
+
+#[test]
+fn redis_remote_tier_lists_and_clears() {
+    admin_test(Kind::Redis);
+}
+
+#[test]
+fn s3_remote_tier_lists_and_clears() {
+    admin_test(Kind::S3);
+}

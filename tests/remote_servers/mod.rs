@@ -1,0 +1,335 @@
+//! Real servers for the remote-tier tests: `redis-server` (Debian package `redis-server`)
+//! and `moto_server` (PyPI `moto[server]`, an S3-compatible server), each started on a free
+//! loopback port and killed when dropped. A missing binary fails the test with how to
+//! install it: nothing is skipped.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which storage engine a server is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Redis,
+    S3,
+}
+
+impl Kind {
+    pub fn parse(name: &str) -> Kind {
+        match name {
+            "redis" => Kind::Redis,
+            "s3" => Kind::S3,
+            other => panic!("unknown backend {other}"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Redis => "redis",
+            Kind::S3 => "s3",
+        }
+    }
+}
+
+pub const BUCKET: &str = "file-cache-test";
+pub const PREFIX: &str = "team/cache";
+
+/// A running server on 127.0.0.1.
+pub struct Server {
+    pub kind: Kind,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+fn spawn(program: &str, args: &[String], install: &str) -> Child {
+    match Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => panic!(
+            "cannot start `{program}` ({error}): the remote-tier tests need a real server; \
+             install it with {install} (.ci/run does)"
+        ),
+    }
+}
+
+impl Server {
+    pub fn start(kind: Kind) -> Server {
+        Server::start_on(kind, free_port())
+    }
+
+    pub fn start_on(kind: Kind, port: u16) -> Server {
+        let child = match kind {
+            Kind::Redis => spawn(
+                "redis-server",
+                &[
+                    "--port".into(),
+                    port.to_string(),
+                    "--bind".into(),
+                    "127.0.0.1".into(),
+                    "--save".into(),
+                    String::new(),
+                    "--appendonly".into(),
+                    "no".into(),
+                ],
+                "`apt-get install redis-server`",
+            ),
+            Kind::S3 => spawn(
+                "moto_server",
+                &[
+                    "-H".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                ],
+                "`python3 -m pip install 'moto[server]'`",
+            ),
+        };
+        let mut server = Server {
+            kind,
+            port,
+            child: Some(child),
+        };
+        server.wait_ready();
+        if kind == Kind::S3 {
+            let (status, _) = http(port, "PUT", &format!("/{BUCKET}"), b"");
+            assert_eq!(status, 200, "create bucket");
+        }
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("{} server exited at start: {status}", self.kind.name());
+                }
+            }
+            let ready = match self.kind {
+                Kind::Redis => redis_ping(self.port),
+                Kind::S3 => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} server did not start",
+                self.kind.name()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `FILE_CACHE_REMOTE` and the backend's credentials, for a child's environment.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("FILE_CACHE_REMOTE".to_owned(), self.url())];
+        if self.kind == Kind::S3 {
+            env.extend(s3_env(self.port));
+        }
+        env
+    }
+
+    pub fn url(&self) -> String {
+        match self.kind {
+            Kind::Redis => format!("redis://127.0.0.1:{}/0", self.port),
+            Kind::S3 => format!("s3://{BUCKET}/{PREFIX}"),
+        }
+    }
+
+    /// The stored object of one entry (`<function dir>/<key hex>`), read without file_cache.
+    pub fn get(&self, name: &str) -> Option<Vec<u8>> {
+        match self.kind {
+            Kind::Redis => {
+                let mut connection = redis_connection(self.port);
+                redis::cmd("GET")
+                    .arg(format!("file_cache/{name}"))
+                    .query(&mut connection)
+                    .expect("redis GET")
+            }
+            Kind::S3 => {
+                let (status, body) = http(self.port, "GET", &object_path(name), b"");
+                match status {
+                    200 => Some(body),
+                    404 => None,
+                    other => panic!("S3 GET answered {other}"),
+                }
+            }
+        }
+    }
+
+    /// Overwrites one entry's object, without file_cache.
+    pub fn put(&self, name: &str, bytes: &[u8]) {
+        match self.kind {
+            Kind::Redis => {
+                let mut connection = redis_connection(self.port);
+                redis::cmd("SET")
+                    .arg(format!("file_cache/{name}"))
+                    .arg(bytes)
+                    .query::<()>(&mut connection)
+                    .expect("redis SET");
+            }
+            Kind::S3 => {
+                let (status, _) = http(self.port, "PUT", &object_path(name), bytes);
+                assert_eq!(status, 200, "S3 PUT");
+            }
+        }
+    }
+
+    /// Kills the server (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn s3_env(port: u16) -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn object_path(name: &str) -> String {
+    format!("/{BUCKET}/{PREFIX}/{name}")
+}
+
+fn redis_connection(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+        .expect("connect to the test redis-server")
+}
+
+fn redis_ping(port: u16) -> bool {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_ok()
+}
+
+/// moto does not check signatures, but treats a request without one as anonymous.
+const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/s3/aws4_request, \
+                         SignedHeaders=host, Signature=0";
+
+/// One plain HTTP/1.1 request to the S3 test server (moto accepts unsigned requests);
+/// returns the status and the body.
+pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto_server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
+         Authorization: {FAKE_AUTH}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    stream.write_all(body).expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("receive");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response head");
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("HTTP status");
+    let mut body = response[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = bytes
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size");
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&bytes[..line_end])
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim(),
+            16,
+        )
+        .expect("chunk size");
+        if size == 0 {
+            return out;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&bytes[start..start + size]);
+        bytes = &bytes[start + size + 2..];
+    }
+}
+
+/// A server that is not one: it accepts connections and then misbehaves in one way.
+pub enum Fake {
+    /// Reads the request, never answers.
+    Silent,
+    /// Answers with the start of a value much longer than what it sends, then closes.
+    Partial,
+}
+
+/// Starts a fake server on a loopback port (a thread that lives as long as the process).
+pub fn fake_server(kind: Kind, fake: Fake) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = stream.read(&mut buffer);
+            match fake {
+                Fake::Silent => held.push(stream),
+                Fake::Partial => {
+                    let reply: &[u8] = match kind {
+                        Kind::Redis => b"$100000\r\nFCACHE\r\n\x01\x00",
+                        Kind::S3 => {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: application/octet-stream\r\n\r\nFCACHE\r\n\x01\x00"
+                        }
+                    };
+                    let _ = stream.write_all(reply);
+                    // Dropped: the connection closes mid-value.
+                }
+            }
+        }
+    });
+    port
+}
