@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 
 use crate::attr::Options;
 use crate::code_hash::code_hash;
-use crate::model::{Function, Generic, ItemFn, Output, Param};
+use crate::model::{is_array, Function, Generic, ItemFn, Output, Param};
 use crate::valid;
 
 /// The whole attribute: parse, model, check, expand. On any error, the errors and the
@@ -157,7 +157,11 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         let cfg = &param.cfg_attrs;
         // Spanned at the parameter: a type that is not `Serialize` is reported on it.
         let span = param.ty.span();
-        let value = quote_spanned!(span=> &#binding);
+        let value = if is_array(&param.ty) {
+            quote_spanned!(span=> &#binding[..])
+        } else {
+            quote_spanned!(span=> &#binding)
+        };
         feed.push(quote_spanned! {span=>
             #(#cfg)*
             __fc_k.param(#name, #value);

@@ -294,6 +294,19 @@ impl<'ast> Visit<'ast> for TypeFinder {
     fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
 }
 
+/// Whether the type is an array, through references and parentheses: serde implements
+/// `Serialize` for arrays up to 32 long only, and not for `[T; N]` with a const generic `N`,
+/// so the generated code hashes arrays as slices (`N` is keyed as a const parameter).
+pub(crate) fn is_array(ty: &Type) -> bool {
+    match ty {
+        Type::Array(_) => true,
+        Type::Reference(reference) => is_array(&reference.elem),
+        Type::Paren(inner) => is_array(&inner.elem),
+        Type::Group(inner) => is_array(&inner.elem),
+        _ => false,
+    }
+}
+
 /// Whether the type is a reference (through parentheses), which a stored value cannot be.
 pub(crate) fn reference_in(ty: &Type) -> Option<&syn::TypeReference> {
     match ty {
