@@ -88,6 +88,8 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         .as_ref()
         .map(|dir| quote!(dir: ::core::option::Option::Some(#dir),));
     let site = quote! {
+        // `..DEFAULT` stays when every field is given, so new fields need no macro change.
+        #[allow(clippy::needless_update)]
         static __FC_SITE: ::file_cache::__private::Site =
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
