@@ -140,6 +140,20 @@ fn two_machines_share_results(kind: Kind) {
     assert_eq!(runs(&again), 0);
     assert!(log_lines(&again, "DEBUG", "remote hit").is_empty());
     assert!(log_lines(&again, "WARN", "").is_empty());
+
+    // A read-only machine reads the remote but does not write to it.
+    let root_c = fresh_root();
+    let c = machine(
+        &root_c,
+        &server,
+        "5,11",
+        &[("FILE_CACHE_REMOTE_WRITE", "off")],
+    );
+    assert_eq!(runs(&c), 1, "5 from the remote, 11 computed");
+    let eleven = entry_files(&root_c)
+        .into_iter()
+        .find(|f| server.get(&remote_name(f)).is_none());
+    assert!(eleven.is_some(), "11 is only local");
 }
 
 #[test]
@@ -276,11 +290,20 @@ fn server_killed_mid_run(kind: Kind) {
 
     assert_eq!(square(1), 1);
     assert_eq!(remote::list(None).expect("list").len(), 1);
+    if kind == Kind::Redis {
+        // The server closes its clients' connections (as an idle timeout would): the
+        // pooled connection is replaced, not counted as a failure.
+        server.kill_clients();
+        assert_eq!(square(100), 10_000);
+        assert!(logged(log::Level::Warn, "remote").is_empty());
+        assert_eq!(remote::list(None).expect("list").len(), 2);
+    }
     server.kill();
     for x in 2..=8 {
         assert_eq!(square(x), x * x);
     }
-    assert_eq!(RUNS.load(Ordering::SeqCst), 8);
+    let extra = usize::from(kind == Kind::Redis);
+    assert_eq!(RUNS.load(Ordering::SeqCst), 8 + extra);
     let warnings = logged(log::Level::Warn, "remote");
     assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
     assert!(warnings[0].contains("continuing with the local cache only"));

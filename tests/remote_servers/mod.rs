@@ -191,6 +191,15 @@ impl Server {
         }
     }
 
+    /// Closes every client connection but the one asking (Redis only).
+    pub fn kill_clients(&self) {
+        let mut connection = redis_connection(self.port);
+        redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+            .query::<u64>(&mut connection)
+            .expect("CLIENT KILL");
+    }
+
     /// Kills the server (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -3,6 +3,7 @@
 //! Keys are `file_cache/<function dir>/<key hex>`. Connections are kept in a small pool;
 //! each has the timeout on connect, on every write and on every read, so a stalled server
 //! costs a call about one timeout per step. A connection that saw an error is dropped.
+//! Plain `redis://` is unencrypted; use it on a trusted network (and sign entries).
 
 use super::{redact, Backend, RemoteError};
 use std::sync::Mutex;
@@ -35,34 +36,42 @@ impl Redis {
         })
     }
 
-    /// Runs `request` on a pooled (or new) connection.
+    /// Runs `request` on a pooled connection, or a new one. A pooled connection the
+    /// server has since closed (idle timeout, restart) is retried once on a new one, so a
+    /// stale pool is not mistaken for a failing remote.
     fn with<R>(
         &self,
-        request: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
+        request: impl Fn(&mut redis::Connection) -> redis::RedisResult<R>,
     ) -> Result<R, RemoteError> {
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut connection = match pooled {
-            Some(connection) => connection,
-            None => {
-                let connection = self
-                    .client
-                    .get_connection_with_timeout(self.timeout)
-                    .map_err(backend_error)?;
-                connection
-                    .set_read_timeout(Some(self.timeout))
-                    .map_err(backend_error)?;
-                connection
-                    .set_write_timeout(Some(self.timeout))
-                    .map_err(backend_error)?;
-                connection
+        if let Some(mut connection) = pooled {
+            match request(&mut connection) {
+                Ok(result) => {
+                    self.give_back(connection);
+                    return Ok(result);
+                }
+                Err(error) if error.is_connection_dropped() => {}
+                Err(error) => return Err(backend_error(error)),
             }
-        };
+        }
+        let mut connection = self.connect().map_err(backend_error)?;
         let result = request(&mut connection).map_err(backend_error)?;
+        self.give_back(connection);
+        Ok(result)
+    }
+
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let connection = self.client.get_connection_with_timeout(self.timeout)?;
+        connection.set_read_timeout(Some(self.timeout))?;
+        connection.set_write_timeout(Some(self.timeout))?;
+        Ok(connection)
+    }
+
+    fn give_back(&self, connection: redis::Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < POOL {
             idle.push(connection);
         }
-        Ok(result)
     }
 }
 
