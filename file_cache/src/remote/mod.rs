@@ -573,6 +573,94 @@ mod tests {
         assert!(open_backend("no scheme", DEFAULT_TIMEOUT).is_err());
     }
 
+    /// A backend in memory that can fail on demand or hold its puts at a gate.
+    #[derive(Default)]
+    struct Memory {
+        objects: std::sync::Mutex<HashMap<String, Vec<u8>>>,
+        calls: std::sync::atomic::AtomicUsize,
+        failing: AtomicBool,
+        gate: std::sync::Mutex<()>,
+    }
+
+    impl Backend for &'static Memory {
+        fn get(&self, name: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(RemoteError::Backend("down".into()));
+            }
+            Ok(self.objects.lock().unwrap().get(name).cloned())
+        }
+        fn put(&self, name: &str, bytes: &[u8]) -> Result<(), RemoteError> {
+            drop(self.gate.lock().unwrap());
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.objects
+                .lock()
+                .unwrap()
+                .insert(name.to_owned(), bytes.to_vec());
+            Ok(())
+        }
+        fn list(&self, _: &str) -> Result<Vec<(String, u64)>, RemoteError> {
+            Ok(Vec::new())
+        }
+        fn delete(&self, _: &[String]) -> Result<(), RemoteError> {
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    fn memory_tier(writes: Writes) -> (&'static Memory, &'static Tier) {
+        let memory: &'static Memory = Box::leak(Box::default());
+        let tier = Box::leak(Box::new(Tier {
+            backend: Box::new(memory),
+            mac: None,
+            breaker: Breaker::new(Duration::from_secs(3600)),
+            writes,
+            uploads: upload::Queue::default(),
+        }));
+        (memory, tier)
+    }
+
+    #[test]
+    fn background_uploads_arrive_and_flush_waits_for_them() {
+        let (memory, tier) = memory_tier(Writes::Background);
+        for i in 0..20 {
+            tier.uploads.push(tier, format!("f/{i}"), vec![i; 10]);
+        }
+        assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
+        assert_eq!(memory.objects.lock().unwrap().len(), 20);
+    }
+
+    #[test]
+    fn a_full_upload_queue_drops_instead_of_blocking_the_call() {
+        let (memory, tier) = memory_tier(Writes::Background);
+        let gate = memory.gate.lock().unwrap();
+        // The upload thread holds one job at the gate; the queue fills, the rest drop.
+        for i in 0..upload::MAX_QUEUED + 50 {
+            tier.uploads.push(tier, format!("f/{i}"), vec![0; 4]);
+        }
+        assert!(!tier.uploads.wait_empty(Duration::from_millis(1)));
+        drop(gate);
+        assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
+        let stored = memory.objects.lock().unwrap().len();
+        assert!(stored <= upload::MAX_QUEUED + 1, "{stored}");
+        assert!(stored >= upload::MAX_QUEUED, "{stored}");
+    }
+
+    #[test]
+    fn a_failing_backend_is_skipped_after_three_failures() {
+        let (memory, tier) = memory_tier(Writes::Sync);
+        memory.failing.store(true, Ordering::SeqCst);
+        for _ in 0..10 {
+            assert_eq!(tier.guarded("read", || tier.backend.get("f/x")), None);
+        }
+        assert_eq!(
+            memory.calls.load(Ordering::SeqCst),
+            breaker::THRESHOLD as usize
+        );
+    }
+
     #[test]
     fn remote_names_are_function_dir_and_key() {
         let path = Path::new("/root/app.f/ab/abcdef");

@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Most entries waiting at once.
-const MAX_QUEUED: usize = 256;
+pub(super) const MAX_QUEUED: usize = 256;
 /// Most bytes waiting at once.
 const MAX_QUEUED_BYTES: usize = 256 << 20;
 
