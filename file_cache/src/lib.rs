@@ -30,6 +30,7 @@ mod codec;
 mod config;
 mod entry;
 mod key;
+mod layout;
 mod site;
 mod store;
 

@@ -35,6 +35,7 @@ impl Site {
                 warned: AtomicU8::new(0),
                 uncacheable: AtomicBool::new(false),
                 dir: OnceLock::new(),
+                layout: OnceLock::new(),
             },
         }
     }
@@ -72,6 +73,8 @@ pub(crate) struct SiteState {
     uncacheable: AtomicBool,
     /// The function's directory under the root, computed on first use.
     pub(crate) dir: OnceLock<PathBuf>,
+    /// The value type's layout fingerprint, traced on first use.
+    pub(crate) layout: OnceLock<crate::layout::Known>,
 }
 
 /// Kinds of trouble a site warns about once each.
