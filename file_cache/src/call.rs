@@ -55,6 +55,15 @@ impl KeyBuilder {
         self.hasher.write_label(type_name);
     }
 
+    /// Adds the code hashes of tracked dependencies named through `Self`, which the site's
+    /// `static` cannot name.
+    pub fn code_deps(&mut self, hashes: &[[u8; 32]]) {
+        self.hasher.write_label("deps");
+        for hash in hashes {
+            self.hasher.write_raw(hash);
+        }
+    }
+
     /// Adds the concrete type of a generic type parameter.
     pub fn type_param(&mut self, name: &'static str, type_name: &'static str) {
         self.hasher.write_label(name);

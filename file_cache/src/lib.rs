@@ -33,6 +33,7 @@ mod key;
 mod layout;
 mod site;
 mod store;
+mod tracked;
 
 /// Caches a function's results on disk.
 ///
@@ -54,6 +55,8 @@ mod store;
 /// ```
 #[doc(inline)]
 pub use file_cache_macros::file_cache;
+#[doc(inline)]
+pub use file_cache_macros::track;
 pub use key::{Key, KeyError};
 
 /// The root directory entries are stored under: `FILE_CACHE_DIR` if set, else
@@ -79,4 +82,5 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::call::{call, call_result, CallKey, KeyBuilder};
     pub use crate::site::{Site, SiteInfo};
+    pub use crate::tracked::{combine, Tracked};
 }
