@@ -1,4 +1,5 @@
-//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false)]`.
+//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, version = "2",
+//! deps = [rank])]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -7,7 +8,9 @@ use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{bracketed, Ident, LitBool, Token};
+use syn::{bracketed, Ident, LitBool, LitStr, Token};
+
+use crate::deps;
 
 /// The options written in `#[file_cache(...)]`.
 #[derive(Default)]
@@ -16,6 +19,12 @@ pub(crate) struct Options {
     pub ignore: Vec<Ident>,
     /// `result = true|false`: overrides detecting a `Result` return by its last path segment.
     pub result: Option<LitBool>,
+    /// `version = "2"`: a salt. The options are part of the code hash, so changing it
+    /// invalidates every entry of the function.
+    pub version: Option<LitStr>,
+    /// `deps = [rank, crate::text::tokenize, Self::score]`: tracked items whose code hashes
+    /// fold into this function's.
+    pub deps: Vec<syn::Path>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
     pub errors: Option<syn::Error>,
 }
@@ -52,11 +61,22 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.result.get_or_insert(value);
                 }
+                "version" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitStr = input.parse()?;
+                    self.version.get_or_insert(value);
+                }
+                "deps" => {
+                    input.parse::<Token![=]>()?;
+                    let list = input.call(deps::parse_list)?;
+                    self.deps.extend(list);
+                }
                 _ => {
                     self.push_error(syn::Error::new(
                         name.span(),
                         format!(
-                            "unknown option `{name}`; expected `ignore = [param, ...]` or `result = true|false`"
+                            "unknown option `{name}`; expected `ignore = [param, ...]`, \
+                             `result = true|false`, `version = \"...\"` or `deps = [path, ...]`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -161,6 +181,28 @@ mod tests {
         );
         // The options that were valid are still applied.
         assert_eq!(options.ignore.len(), 2);
+    }
+
+    #[test]
+    fn version_and_deps() {
+        let options = Options::from_tokens(quote!(
+            version = "2",
+            deps = [rank, crate::text::tokenize, Self::score]
+        ));
+        assert_eq!(options.version.as_ref().unwrap().value(), "2");
+        let deps: Vec<String> = options
+            .deps
+            .iter()
+            .map(|p| quote!(#p).to_string().replace(' ', ""))
+            .collect();
+        assert_eq!(deps, ["rank", "crate::text::tokenize", "Self::score"]);
+        assert!(options.errors.is_none());
+        for args in [quote!(version = 2), quote!(deps = rank), quote!(deps = [1])] {
+            assert!(
+                Options::from_tokens(args.clone()).errors.is_some(),
+                "accepted `{args}`"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use syn::spanned::Spanned;
 
 use crate::attr::Options;
 use crate::code_hash::code_hash;
+use crate::deps;
 use crate::model::{Function, Generic, ItemFn, Output};
 use crate::valid;
 
@@ -83,16 +84,25 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         body,
     } = &function.item;
     let name = function.name();
+    // Tracked dependencies fold into the site's code hash at compile time; a `static` cannot
+    // name `Self`, so those join the key from the body instead.
+    let (self_deps, static_deps): (Vec<_>, Vec<_>) =
+        options.deps.iter().partition(|path| deps::uses_self(path));
+    let code_hash = deps::combined(hash, static_deps);
     let site = quote! {
         static __FC_SITE: ::file_cache::__private::Site =
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
                 name: #name,
-                code_hash: [#(#hash),*],
+                code_hash: #code_hash,
             });
     };
 
     let mut feed = Vec::new();
+    if !self_deps.is_empty() {
+        let hashes = self_deps.iter().map(|path| deps::hash_of(path));
+        feed.push(quote! { __fc_k.code_deps(&[#(#hashes),*]); });
+    }
     for generic in &function.generics {
         match generic {
             Generic::Type(ident) => {
