@@ -1,7 +1,7 @@
 //! What invalidates an entry across two builds of one program: `tests/programs/invalidation/`
-//! holds version 1 and version 2 of a program (v2 is v1 after everyday edits, each marked
-//! `EDIT`). Both are built with cargo as one crate, run one after the other against one cache
-//! directory, and what each cached call did is compared.
+//! holds version 1 and version 2 of a program and of a library crate it uses (v2 is v1 after
+//! everyday edits, each marked `EDIT`). Both are built with cargo as the same crates, run one
+//! after the other against one cache directory, and what each cached call did is compared.
 //!
 //! The build shares a target directory under `CARGO_TARGET_TMPDIR` between runs of this test,
 //! so only the first run compiles the dependencies; it builds offline, from the dependencies
@@ -26,6 +26,7 @@ impl Program {
         let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
         let dir = work.join("crate");
         std::fs::create_dir_all(dir.join("src")).expect("program dir");
+        std::fs::create_dir_all(dir.join("helpers/src")).expect("library dir");
         let repo = Path::new(REPO);
         let manifest = format!(
             r#"[package]
@@ -36,6 +37,7 @@ publish = false
 
 [dependencies]
 file_cache = {{ path = {:?} }}
+helpers = {{ path = "helpers" }}
 serde = {{ version = "1", features = ["derive"] }}
 
 [workspace]
@@ -43,6 +45,19 @@ serde = {{ version = "1", features = ["derive"] }}
             repo.join("file_cache")
         );
         std::fs::write(dir.join("Cargo.toml"), manifest).expect("manifest");
+        let library = format!(
+            r#"[package]
+name = "helpers"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+file_cache = {{ path = {:?} }}
+"#,
+            repo.join("file_cache")
+        );
+        std::fs::write(dir.join("helpers/Cargo.toml"), library).expect("library manifest");
         std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock file");
         Program {
             dir,
@@ -50,10 +65,16 @@ serde = {{ version = "1", features = ["derive"] }}
         }
     }
 
-    /// Builds `source` as the program's `main.rs` and returns the binary's path.
-    fn build(&self, source: &str) -> PathBuf {
-        let text = std::fs::read_to_string(Path::new(REPO).join(source)).expect("source");
-        std::fs::write(self.dir.join("src/main.rs"), text).expect("main.rs");
+    /// Builds version `version` (`v1`, `v2`) and returns the binary's path.
+    fn build(&self, version: &str) -> PathBuf {
+        let sources = Path::new(REPO).join("tests/programs/invalidation");
+        for (source, to) in [
+            (format!("{version}.rs"), "src/main.rs"),
+            (format!("helpers_{version}.rs"), "helpers/src/lib.rs"),
+        ] {
+            let text = std::fs::read_to_string(sources.join(source)).expect("source");
+            std::fs::write(self.dir.join(to), text).expect("write source");
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let output = Command::new(cargo)
             .args(["build", "--offline", "--quiet"])
@@ -63,11 +84,11 @@ serde = {{ version = "1", features = ["derive"] }}
             .expect("run cargo");
         assert!(
             output.status.success(),
-            "building {source} failed:\n{}",
+            "building {version} failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
         let built = self.target.join("debug").join("program");
-        let copy = self.target.join(source.replace('/', "_"));
+        let copy = self.target.join(format!("program-{version}"));
         std::fs::copy(built, &copy).expect("copy the binary");
         copy
     }
@@ -100,8 +121,8 @@ fn run(binary: &Path, cache: &Path) -> Report {
 #[test]
 fn edits_between_two_builds_invalidate_exactly_what_they_should() {
     let program = Program::new("invalidation");
-    let v1 = program.build("tests/programs/invalidation/v1.rs");
-    let v2 = program.build("tests/programs/invalidation/v2.rs");
+    let v1 = program.build("v1");
+    let v2 = program.build("v2");
     let cache = tempfile::tempdir().expect("cache dir");
 
     let first = run(&v1, cache.path());
@@ -136,6 +157,16 @@ fn edits_between_two_builds_invalidate_exactly_what_they_should() {
         ("by_query", 1, "12"),
         // A helper that is not tracked changed: nothing notices (the README says so).
         ("untracked", 0, "2"),
+        // Tracked items changed: their dependents miss, transitively (`summarize` names
+        // `rank`, unchanged, which names `tokenize`), through `Self::`, a type's path, in
+        // another crate, and for a tracked type whose layout did not change.
+        ("summarize", 1, "30"),
+        ("scored", 1, "11"),
+        ("best", 1, "16"),
+        ("configured", 1, "4"),
+        ("normalized", 1, "\"MIXED\""),
+        // `version = "1"` became `"2"`.
+        ("versioned", 1, "5"),
     ];
     for (name, ran, value) in expected {
         assert_eq!(

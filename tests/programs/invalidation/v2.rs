@@ -162,6 +162,79 @@ fn untracked(x: u64) -> u64 {
     make::helper(x)
 }
 
+mod text {
+    #[file_cache::track]
+    pub fn tokenize(text: &str) -> Vec<&str> {
+        // EDIT: a tracked helper's body: `summarize` depends on it through `rank`.
+        text.split(' ').filter(|word| !word.is_empty()).collect()
+    }
+}
+
+use text::tokenize;
+
+/// Tracked, unchanged, with a tracked dependency that changes: invalidates transitively.
+#[file_cache::track(deps = [tokenize])]
+fn rank(text: &str) -> u64 {
+    tokenize(text).len() as u64
+}
+
+#[file_cache(deps = [rank])]
+fn summarize(text: String) -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    rank(&text) * 10
+}
+
+pub struct Scorer {
+    weight: u64,
+}
+
+impl Scorer {
+    #[file_cache::track]
+    pub fn score(&self, x: u64) -> u64 {
+        // EDIT: a tracked method's body.
+        x * self.weight + 1
+    }
+
+    #[file_cache(deps = [Self::score])]
+    fn best(x: u64) -> u64 {
+        RUNS.fetch_add(1, SeqCst);
+        Scorer { weight: 3 }.score(x)
+    }
+}
+
+#[file_cache(deps = [Scorer::score])]
+fn scored(x: u64) -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    Scorer { weight: 2 }.score(x)
+}
+
+#[file_cache::track]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub struct Settings {
+    // EDIT: a serde attribute on a tracked type; the layout is the same.
+    #[serde(default)]
+    pub level: u8,
+}
+
+#[file_cache(deps = [Settings])]
+fn configured() -> u8 {
+    RUNS.fetch_add(1, SeqCst);
+    Settings { level: 4 }.level
+}
+
+#[file_cache(deps = [helpers::normalize])]
+fn normalized(text: String) -> String {
+    RUNS.fetch_add(1, SeqCst);
+    helpers::normalize(&text)
+}
+
+// EDIT: the version.
+#[file_cache(version = "2")]
+fn versioned() -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    5
+}
+
 fn report<T: std::fmt::Debug>(name: &str, call: impl FnOnce() -> T) {
     let before = RUNS.load(SeqCst);
     let value = call();
@@ -178,4 +251,10 @@ fn main() {
     report("stable", stable);
     report("by_query", || by_query(make::query()));
     report("untracked", || untracked(1));
+    report("summarize", || summarize("a b  c".to_owned()));
+    report("scored", || scored(5));
+    report("best", || Scorer::best(5));
+    report("configured", configured);
+    report("normalized", || normalized("MiXed".to_owned()));
+    report("versioned", versioned);
 }
