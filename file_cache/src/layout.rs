@@ -1284,6 +1284,7 @@ mod tests {
             module_path: "my_crate",
             name: "f",
             code_hash: [0; 32],
+            ..crate::site::SiteInfo::DEFAULT
         })))
     }
 

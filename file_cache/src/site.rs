@@ -1,6 +1,7 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
@@ -14,6 +15,20 @@ pub struct SiteInfo {
     pub name: &'static str,
     /// blake3 of the function's tokens (see the macro crate).
     pub code_hash: [u8; 32],
+    /// `#[file_cache(dir = "...")]`: this function's root; a relative path is joined onto
+    /// the root in force (`FILE_CACHE_DIR` or the default), an absolute one replaces it.
+    pub dir: Option<&'static str>,
+}
+
+impl SiteInfo {
+    /// Every field at its default, for `SiteInfo { name, ..SiteInfo::DEFAULT }`: the macro
+    /// writes only the fields an option sets, so adding an option touches no other code.
+    pub const DEFAULT: SiteInfo = SiteInfo {
+        module_path: "",
+        name: "",
+        code_hash: [0; 32],
+        dir: None,
+    };
 }
 
 /// One cached function: its compile-time description and per-process state.
@@ -37,6 +52,16 @@ impl Site {
                 dir: OnceLock::new(),
                 layout: OnceLock::new(),
             },
+        }
+    }
+
+    /// The root this function's directory lives in: the configured root, or the `dir`
+    /// option resolved against it.
+    pub(crate) fn root(&self) -> Cow<'static, Path> {
+        let root = &crate::config::config().root;
+        match self.info.dir {
+            None => Cow::Borrowed(root.as_path()),
+            Some(dir) => Cow::Owned(root.join(dir)),
         }
     }
 
@@ -99,6 +124,7 @@ mod tests {
         module_path: "my_crate::a",
         name: "f",
         code_hash: [0; 32],
+        ..SiteInfo::DEFAULT
     });
 
     #[test]

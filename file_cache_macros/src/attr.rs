@@ -1,5 +1,5 @@
-//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, version = "2",
-//! deps = [rank])]`.
+//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, dir = "x",
+//! version = "2", deps = [rank])]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -19,6 +19,8 @@ pub(crate) struct Options {
     pub ignore: Vec<Ident>,
     /// `result = true|false`: overrides detecting a `Result` return by its last path segment.
     pub result: Option<LitBool>,
+    /// `dir = "path"`: this function's own root directory.
+    pub dir: Option<LitStr>,
     /// `version = "2"`: a salt. The options are part of the code hash, so changing it
     /// invalidates every entry of the function.
     pub version: Option<LitStr>,
@@ -61,6 +63,11 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.result.get_or_insert(value);
                 }
+                "dir" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitStr = input.parse()?;
+                    self.dir.get_or_insert(value);
+                }
                 "version" => {
                     input.parse::<Token![=]>()?;
                     let value: LitStr = input.parse()?;
@@ -76,7 +83,8 @@ impl Options {
                         name.span(),
                         format!(
                             "unknown option `{name}`; expected `ignore = [param, ...]`, \
-                             `result = true|false`, `version = \"...\"` or `deps = [path, ...]`"
+                             `result = true|false`, `dir = \"path\"`, `version = \"...\"` or \
+                             `deps = [path, ...]`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -153,12 +161,18 @@ mod tests {
         let options = Options::from_tokens(quote!());
         assert!(options.ignore.is_empty());
         assert!(options.result.is_none());
+        assert!(options.dir.is_none());
         assert!(options.errors.is_none());
     }
 
     #[test]
-    fn ignore_and_result() {
-        let options = Options::from_tokens(quote!(ignore = [logger, progress,], result = false));
+    fn ignore_result_and_dir() {
+        let options = Options::from_tokens(quote!(
+            ignore = [logger, progress,],
+            result = false,
+            dir = "models"
+        ));
+        assert_eq!(options.dir.as_ref().unwrap().value(), "models");
         let names: Vec<String> = options.ignore.iter().map(|i| i.to_string()).collect();
         assert_eq!(names, ["logger", "progress"]);
         assert!(!options.result.as_ref().unwrap().value);
@@ -216,6 +230,8 @@ mod tests {
         for args in [
             quote!(ignore = a),
             quote!(result = 1),
+            quote!(dir = 1),
+            quote!(dir = some::path),
             quote!(ignore[a]),
             quote!(ignore = [a] b),
         ] {
