@@ -126,6 +126,15 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Creation time (ms since the epoch) and compute time (µs) of an entry, read from their
+/// fixed offsets without checking anything: a cheap look before the full [`parse`], for
+/// decisions (expiry) that a damaged header can only turn into a harmless miss.
+pub(crate) fn peek_times(bytes: &[u8]) -> Option<(u64, u64)> {
+    let created = bytes.get(92..100)?.try_into().ok()?;
+    let compute = bytes.get(100..108)?.try_into().ok()?;
+    Some((u64::from_le_bytes(created), u64::from_le_bytes(compute)))
+}
+
 /// Parses and checks a whole entry file; returns its header and payload.
 ///
 /// Checks magic, version, the header checksum, the payload length against the bytes
@@ -212,6 +221,13 @@ mod tests {
         let (header, payload) = parse(&bytes).unwrap();
         assert_eq!(header, sample());
         assert_eq!(payload, b"payload bytes");
+    }
+
+    #[test]
+    fn times_can_be_peeked() {
+        let bytes = file(&sample(), b"p");
+        assert_eq!(peek_times(&bytes), Some((1_700_000_000_000, 2_000_000)));
+        assert_eq!(peek_times(&bytes[..100]), None);
     }
 
     #[test]

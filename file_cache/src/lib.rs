@@ -29,8 +29,12 @@ mod call;
 mod codec;
 mod config;
 mod entry;
+pub mod inspect;
 mod key;
+mod manage;
 mod site;
+mod size_limit;
+mod stats;
 mod store;
 
 /// Caches a function's results on disk.
@@ -54,6 +58,8 @@ mod store;
 #[doc(inline)]
 pub use file_cache_macros::file_cache;
 pub use key::{Key, KeyError};
+pub use manage::{clear, clear_all};
+pub use stats::{stats, FunctionStats};
 
 /// The root directory entries are stored under: `FILE_CACHE_DIR` if set, else
 /// `std::env::temp_dir()/file_cache`. Read once, on first use.
@@ -77,5 +83,6 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{call, call_result, CallKey, KeyBuilder};
+    pub use crate::manage::{is_cached, ok_type_name};
     pub use crate::site::{Site, SiteInfo};
 }

@@ -1,8 +1,10 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
+use crate::stats::SiteStats;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// What the macro knows about a cached function at compile time.
 #[doc(hidden)]
@@ -14,6 +16,20 @@ pub struct SiteInfo {
     pub name: &'static str,
     /// blake3 of the function's tokens (see the macro crate).
     pub code_hash: [u8; 32],
+    /// `#[file_cache(ttl = "12h")]`: entries older than this are a miss and are replaced.
+    pub ttl: Option<Duration>,
+}
+
+impl SiteInfo {
+    /// The value of every option that is not written in the attribute. The macro fills in
+    /// what it knows and ends with `..SiteInfo::DEFAULT`, so adding an option does not
+    /// change the code it generates for the others.
+    pub const DEFAULT: SiteInfo = SiteInfo {
+        module_path: "",
+        name: "",
+        code_hash: [0; 32],
+        ttl: None,
+    };
 }
 
 /// One cached function: its compile-time description and per-process state.
@@ -35,6 +51,7 @@ impl Site {
                 warned: AtomicU8::new(0),
                 uncacheable: AtomicBool::new(false),
                 dir: OnceLock::new(),
+                stats: SiteStats::new(),
             },
         }
     }
@@ -72,6 +89,8 @@ pub(crate) struct SiteState {
     uncacheable: AtomicBool,
     /// The function's directory under the root, computed on first use.
     pub(crate) dir: OnceLock<PathBuf>,
+    /// Counters for [`crate::stats()`], and what they still owe the function's hit log.
+    pub(crate) stats: SiteStats,
 }
 
 /// Kinds of trouble a site warns about once each.
@@ -96,6 +115,7 @@ mod tests {
         module_path: "my_crate::a",
         name: "f",
         code_hash: [0; 32],
+        ..SiteInfo::DEFAULT
     });
 
     #[test]

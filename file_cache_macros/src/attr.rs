@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{bracketed, Ident, LitBool, Token};
+use syn::{bracketed, Ident, LitBool, LitStr, Token};
 
 /// The options written in `#[file_cache(...)]`.
 #[derive(Default)]
@@ -16,6 +16,8 @@ pub(crate) struct Options {
     pub ignore: Vec<Ident>,
     /// `result = true|false`: overrides detecting a `Result` return by its last path segment.
     pub result: Option<LitBool>,
+    /// `ttl = "12h"`: entries older than this many seconds are a miss.
+    pub ttl: Option<u64>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
     pub errors: Option<syn::Error>,
 }
@@ -52,11 +54,27 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.result.get_or_insert(value);
                 }
+                "ttl" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitStr = input.parse()?;
+                    match parse_duration(&value.value()) {
+                        Ok(seconds) => {
+                            self.ttl.get_or_insert(seconds);
+                        }
+                        Err(reason) => self.push_error(syn::Error::new(
+                            value.span(),
+                            format!(
+                                "invalid ttl {:?}: {reason}; expected a duration such as \"90s\", \"15m\", \"12h\", \"7d\" or \"1h30m\"",
+                                value.value()
+                            ),
+                        )),
+                    }
+                }
                 _ => {
                     self.push_error(syn::Error::new(
                         name.span(),
                         format!(
-                            "unknown option `{name}`; expected `ignore = [param, ...]` or `result = true|false`"
+                            "unknown option `{name}`; expected `ignore = [param, ...]`, `result = true|false` or `ttl = \"12h\"`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -105,6 +123,51 @@ fn parse_ident_list(input: ParseStream) -> syn::Result<Vec<Ident>> {
     Ok(names.into_iter().collect())
 }
 
+/// Parses a duration such as `"90s"`, `"12h"` or `"1h30m"` (units `s`, `m`, `h`, `d`, each
+/// at most once, largest first) into seconds. Zero is refused: it would cache nothing.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, &'static str> {
+    if text.trim().is_empty() {
+        return Err("it is empty");
+    }
+    let mut seconds: u64 = 0;
+    let mut number: Option<u64> = None;
+    let mut last_unit = u64::MAX;
+    for c in text.trim().chars() {
+        if let Some(digit) = c.to_digit(10) {
+            let n = number.unwrap_or(0);
+            number = Some(
+                n.checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(digit)))
+                    .ok_or("it is too large")?,
+            );
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err("units are s, m, h and d"),
+        };
+        let n = number.take().ok_or("a unit needs a number before it")?;
+        if unit >= last_unit {
+            return Err("each unit comes once, largest first");
+        }
+        last_unit = unit;
+        seconds = n
+            .checked_mul(unit)
+            .and_then(|s| s.checked_add(seconds))
+            .ok_or("it is too large")?;
+    }
+    if number.is_some() {
+        return Err("a number needs a unit after it");
+    }
+    if seconds == 0 {
+        return Err("it must be longer than zero");
+    }
+    Ok(seconds)
+}
+
 /// Skips an unknown option's value (`= anything`) up to the next top-level comma, so the
 /// options after it are still checked.
 fn skip_to_next_option(input: ParseStream) -> syn::Result<()> {
@@ -148,19 +211,36 @@ mod tests {
     #[test]
     fn unknown_and_repeated_are_all_reported() {
         let options =
-            Options::from_tokens(quote!(verbose = true, ignore = [a], ttl(5), ignore = [b]));
+            Options::from_tokens(quote!(verbose = true, ignore = [a], tll(5), ignore = [b]));
         let messages = messages(&options);
         assert!(
             messages[0].contains("unknown option `verbose`"),
             "{messages:?}"
         );
-        assert!(messages[1].contains("unknown option `ttl`"), "{messages:?}");
+        assert!(messages[1].contains("unknown option `tll`"), "{messages:?}");
         assert!(
             messages[2].contains("`ignore` is given more than once"),
             "{messages:?}"
         );
         // The options that were valid are still applied.
         assert_eq!(options.ignore.len(), 2);
+    }
+
+    #[test]
+    fn ttl_durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("12h"), Ok(12 * 3600));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("2d12h"), Ok(216_000));
+        for bad in [
+            "", "12", "h", "1x", "30m1h", "1h1h", "0s", "1.5h", "-1h", "1 h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
+        let options = Options::from_tokens(quote!(ttl = "1h30m"));
+        assert_eq!(options.ttl, Some(5400));
+        let options = Options::from_tokens(quote!(ttl = "soon"));
+        assert!(messages(&options)[0].contains("invalid ttl \"soon\""));
     }
 
     #[test]

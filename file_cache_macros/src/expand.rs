@@ -13,7 +13,7 @@ use syn::spanned::Spanned;
 use crate::attr::Options;
 use crate::code_hash::code_hash;
 use crate::model::{Function, Generic, ItemFn, Output};
-use crate::valid;
+use crate::{probe, valid};
 
 /// The whole attribute: parse, model, check, expand. On any error, the errors and the
 /// unchanged item, so one mistake does not cascade into "cannot find function" elsewhere.
@@ -83,12 +83,18 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         body,
     } = &function.item;
     let name = function.name();
+    let ttl = options.ttl.map(|seconds| {
+        quote! { ttl: ::core::option::Option::Some(::core::time::Duration::from_secs(#seconds)), }
+    });
     let site = quote! {
+        #[allow(clippy::needless_update)]
         static __FC_SITE: ::file_cache::__private::Site =
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
                 name: #name,
                 code_hash: [#(#hash),*],
+                #ttl
+                ..::file_cache::__private::SiteInfo::DEFAULT
             });
     };
 
@@ -162,20 +168,26 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, move || -> #ret #body)
     };
 
+    let key = quote! {
+        let __fc_key = match ::file_cache::__private::KeyBuilder::begin(&__FC_SITE) {
+            ::core::option::Option::Some(#builder) => {
+                #(#feed)*
+                __fc_k.finish()
+            }
+            ::core::option::Option::None => ::core::option::Option::None,
+        };
+    };
+    let companion = probe::is_cached_companion(function, &site, &key);
+
     quote! {
         #(#attrs)*
         #(#inner_attrs)*
         #vis #sig {
             #site
-            let __fc_key = match ::file_cache::__private::KeyBuilder::begin(&__FC_SITE) {
-                ::core::option::Option::Some(#builder) => {
-                    #(#feed)*
-                    __fc_k.finish()
-                }
-                ::core::option::Option::None => ::core::option::Option::None,
-            };
+            #key
             #call
         }
+        #companion
     }
 }
 

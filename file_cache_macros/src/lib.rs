@@ -16,6 +16,7 @@ mod attr;
 mod code_hash;
 mod expand;
 mod model;
+mod probe;
 mod valid;
 
 use proc_macro::TokenStream;

@@ -1,0 +1,351 @@
+//! Reading a cache root from outside the program that filled it: what the `file-cache`
+//! command-line tool is built on, for anyone who wants to script the same.
+//!
+//! A root holds one directory per cached function, named after its path
+//! (`my_crate.module.name`), with entries in two-hex-digit shards and two small files of
+//! bookkeeping:
+//!
+//! - `.hits`: an append-only log of hits, 16-byte records (hit count, then saved
+//!   microseconds, both `u64` little-endian), appended in batches by the runtime;
+//! - `.current`: the code hash (64 hex digits) of the version of the function that ran last,
+//!   written by the runtime the first time a version looks an entry up in a process.
+//!   Entries whose header names another code hash were written by an older (or other)
+//!   version of the function: they can never be hit by this one.
+//!
+//! Names starting with `.` are never entries (temporary files are `.<name>.<pid>-<n>.tmp`).
+//!
+//! ```
+//! # let root = std::env::temp_dir().join("file_cache_doctest_inspect");
+//! # std::env::set_var("FILE_CACHE_DIR", &root);
+//! # file_cache::clear_all().unwrap();
+//! #[file_cache::file_cache]
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! square(4);
+//! for function in file_cache::inspect::functions(file_cache::cache_dir())? {
+//!     for file in function.entries()? {
+//!         let entry = file.read()?.expect("a valid entry");
+//!         assert_eq!(entry.type_name, "u64");
+//!         assert_eq!(Some(entry.code_hash), function.current_version());
+//!     }
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub use crate::size_limit::{parse_size, ParseSizeError};
+
+use crate::entry::{self, EntryError};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Name of the hit log in a function's directory.
+pub(crate) const HIT_LOG: &str = ".hits";
+/// Name of the file recording a function's current code hash.
+pub(crate) const CURRENT_VERSION: &str = ".current";
+
+/// One function's directory under a root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionDir {
+    /// The directory's name: the function's path with `.` for `::` (`my_crate.module.name`).
+    pub name: String,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// The function directories under `root`, sorted by name. A root that does not exist is
+/// empty, not an error.
+pub fn functions(root: &Path) -> io::Result<Vec<FunctionDir>> {
+    let read = match fs::read_dir(root) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for item in read {
+        let item = item?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && item.file_type()?.is_dir() {
+            out.push(FunctionDir {
+                name,
+                path: item.path(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// An entry file, as the directory listing sees it (nothing read yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub len: u64,
+    /// Its modification time: when it was written or last hit (hits refresh it, at most
+    /// once a minute per process, when a size bound is set). Eviction goes by this.
+    pub modified: SystemTime,
+}
+
+impl FunctionDir {
+    /// The entry files of this function, in no particular order. Files that vanish while
+    /// they are listed (a concurrent prune) are skipped.
+    pub fn entries(&self) -> io::Result<Vec<EntryFile>> {
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&self.path)? {
+            let shard = shard?;
+            if shard.file_name().to_string_lossy().starts_with('.') || !shard.file_type()?.is_dir()
+            {
+                continue;
+            }
+            let files = match fs::read_dir(shard.path()) {
+                Ok(files) => files,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for file in files {
+                let file = file?;
+                if file.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let meta = match file.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                if meta.is_file() {
+                    out.push(EntryFile {
+                        path: file.path(),
+                        len: meta.len(),
+                        modified: meta.modified().unwrap_or(UNIX_EPOCH),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hits logged for this function by every process so far, and the time they saved.
+    pub fn hits(&self) -> io::Result<HitTotals> {
+        let bytes = match fs::read(self.path.join(HIT_LOG)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut totals = HitTotals::default();
+        for chunk in bytes.chunks_exact(16) {
+            let record = HitRecord::from_bytes(chunk);
+            totals.hits = totals.hits.saturating_add(record.hits);
+            totals.time_saved = totals
+                .time_saved
+                .saturating_add(Duration::from_micros(record.saved_us));
+        }
+        Ok(totals)
+    }
+
+    /// The code hash of the version of the function that ran last, if it was recorded.
+    pub fn current_version(&self) -> Option<[u8; 32]> {
+        let text = fs::read_to_string(self.path.join(CURRENT_VERSION)).ok()?;
+        parse_hex32(text.trim())
+    }
+
+    /// Total size in bytes of the bookkeeping files (hit log, version), which are not entries.
+    pub fn bookkeeping_len(&self) -> u64 {
+        [HIT_LOG, CURRENT_VERSION]
+            .iter()
+            .filter_map(|name| fs::metadata(self.path.join(name)).ok())
+            .map(|meta| meta.len())
+            .sum()
+    }
+}
+
+/// Totals of a function's hit log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HitTotals {
+    /// Hits, over every process that logged them.
+    pub hits: u64,
+    /// Compute time those hits did not spend.
+    pub time_saved: Duration,
+}
+
+/// One record of a hit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HitRecord {
+    pub(crate) hits: u64,
+    pub(crate) saved_us: u64,
+}
+
+impl HitRecord {
+    pub(crate) fn to_bytes(self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&self.hits.to_le_bytes());
+        out[8..].copy_from_slice(&self.saved_us.to_le_bytes());
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> HitRecord {
+        let word = |at: usize| {
+            let mut out = [0; 8];
+            out.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(out)
+        };
+        HitRecord {
+            hits: word(0),
+            saved_us: word(8),
+        }
+    }
+}
+
+impl EntryFile {
+    /// Reads and checks the entry: `Ok(Err(_))` for a file that is not a valid entry
+    /// (damaged, truncated, another format), `Err(_)` when it cannot be read at all.
+    pub fn read(&self) -> io::Result<Result<EntryInfo, InvalidEntry>> {
+        Ok(parse_entry(&fs::read(&self.path)?))
+    }
+}
+
+/// What an entry's header records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryInfo {
+    /// The key the entry answers for.
+    pub key: [u8; 32],
+    /// The code hash of the version of the function that wrote it.
+    pub code_hash: [u8; 32],
+    /// The value's type, as `std::any::type_name` spelled it.
+    pub type_name: String,
+    /// When it was written.
+    pub created: SystemTime,
+    /// How long the function took to compute the value: what every hit saves.
+    pub compute_time: Duration,
+    /// Size of the encoded value.
+    pub payload_len: u64,
+}
+
+/// Checks a whole entry file (magic, format version, both checksums, lengths) and returns
+/// its header.
+///
+/// ```
+/// assert!(file_cache::inspect::parse_entry(b"not an entry").is_err());
+/// ```
+pub fn parse_entry(bytes: &[u8]) -> Result<EntryInfo, InvalidEntry> {
+    let (header, payload) = entry::parse(bytes).map_err(InvalidEntry)?;
+    Ok(EntryInfo {
+        key: header.key,
+        code_hash: header.code_hash,
+        type_name: header.type_name.to_owned(),
+        created: UNIX_EPOCH + Duration::from_millis(header.created_ms),
+        compute_time: Duration::from_micros(header.compute_us),
+        payload_len: payload.len() as u64,
+    })
+}
+
+/// Why some bytes are not a valid entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidEntry(EntryError);
+
+impl fmt::Display for InvalidEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InvalidEntry {}
+
+/// Lower-case hex of 32 bytes, as entry names and `.current` spell keys and code hashes.
+pub fn to_hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Records `code_hash` as the current version of the function whose directory is `dir`,
+/// unless it already is. Best effort.
+pub(crate) fn note_current_version(dir: &Path, code_hash: &[u8; 32]) {
+    let path = dir.join(CURRENT_VERSION);
+    if fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| parse_hex32(text.trim()))
+        .as_ref()
+        == Some(code_hash)
+    {
+        return;
+    }
+    let text = format!("{}\n", to_hex(code_hash));
+    if let Err(error) = crate::store::write_atomic(&path, &[text.as_bytes()]) {
+        log::debug!(
+            "file_cache: cannot record the current version in {} ({error})",
+            dir.display()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_root_is_empty() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(functions(&root.path().join("nope")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn hit_logs_sum_whole_records() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = FunctionDir {
+            name: "f".into(),
+            path: root.path().to_path_buf(),
+        };
+        let mut log = HitRecord {
+            hits: 2,
+            saved_us: 1_500_000,
+        }
+        .to_bytes()
+        .to_vec();
+        log.extend_from_slice(
+            &HitRecord {
+                hits: 1,
+                saved_us: 500_000,
+            }
+            .to_bytes(),
+        );
+        log.extend_from_slice(&[1, 2, 3]); // a torn record is ignored
+        fs::write(root.path().join(HIT_LOG), log).unwrap();
+        assert_eq!(
+            dir.hits().unwrap(),
+            HitTotals {
+                hits: 3,
+                time_saved: Duration::from_secs(2)
+            }
+        );
+    }
+
+    #[test]
+    fn current_version_round_trips() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = FunctionDir {
+            name: "f".into(),
+            path: root.path().to_path_buf(),
+        };
+        assert_eq!(dir.current_version(), None);
+        note_current_version(&dir.path, &[0xab; 32]);
+        assert_eq!(dir.current_version(), Some([0xab; 32]));
+        note_current_version(&dir.path, &[0xcd; 32]);
+        assert_eq!(dir.current_version(), Some([0xcd; 32]));
+    }
+}
