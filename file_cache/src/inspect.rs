@@ -202,10 +202,45 @@ impl HitRecord {
 }
 
 impl EntryFile {
-    /// Reads and checks the entry: `Ok(Err(_))` for a file that is not a valid entry
-    /// (damaged, truncated, another format), `Err(_)` when it cannot be read at all.
+    /// Reads and checks the whole entry, payload checksum included: `Ok(Err(_))` for a file
+    /// that is not a valid entry (damaged, truncated, another format), `Err(_)` when it
+    /// cannot be read at all.
     pub fn read(&self) -> io::Result<Result<EntryInfo, InvalidEntry>> {
         Ok(parse_entry(&fs::read(&self.path)?))
+    }
+
+    /// Reads and checks only the header (its checksum, and the payload length against the
+    /// file's size): a few hundred bytes instead of the whole value, for listing.
+    pub fn read_header(&self) -> io::Result<Result<EntryInfo, InvalidEntry>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        let file = fs::File::open(&self.path)?;
+        let size = file.metadata()?.len();
+        file.take(entry::MAX_HEADER_LEN as u64)
+            .read_to_end(&mut bytes)?;
+        let parsed = match entry::parse_header(&bytes) {
+            Ok(parsed) => parsed,
+            Err(error) => return Ok(Err(InvalidEntry(error))),
+        };
+        let actual = size.saturating_sub(parsed.len as u64);
+        if parsed.payload_len != actual {
+            return Ok(Err(InvalidEntry(EntryError::PayloadLength {
+                declared: parsed.payload_len,
+                actual: usize::try_from(actual).unwrap_or(usize::MAX),
+            })));
+        }
+        Ok(Ok(info(&parsed.header, parsed.payload_len)))
+    }
+}
+
+fn info(header: &entry::Header<'_>, payload_len: u64) -> EntryInfo {
+    EntryInfo {
+        key: header.key,
+        code_hash: header.code_hash,
+        type_name: header.type_name.to_owned(),
+        created: UNIX_EPOCH + Duration::from_millis(header.created_ms),
+        compute_time: Duration::from_micros(header.compute_us),
+        payload_len,
     }
 }
 
@@ -235,14 +270,7 @@ pub struct EntryInfo {
 /// ```
 pub fn parse_entry(bytes: &[u8]) -> Result<EntryInfo, InvalidEntry> {
     let (header, payload) = entry::parse(bytes).map_err(InvalidEntry)?;
-    Ok(EntryInfo {
-        key: header.key,
-        code_hash: header.code_hash,
-        type_name: header.type_name.to_owned(),
-        created: UNIX_EPOCH + Duration::from_millis(header.created_ms),
-        compute_time: Duration::from_micros(header.compute_us),
-        payload_len: payload.len() as u64,
-    })
+    Ok(info(&header, payload.len() as u64))
 }
 
 /// Why some bytes are not a valid entry.
@@ -333,6 +361,37 @@ mod tests {
                 time_saved: Duration::from_secs(2)
             }
         );
+    }
+
+    #[test]
+    fn headers_read_alone_check_their_checksum_and_the_file_size() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("entry");
+        let header = entry::Header {
+            codec: 1,
+            key: [1; 32],
+            code_hash: [2; 32],
+            layout: [0; 16],
+            created_ms: 1_000,
+            compute_us: 5,
+            type_name: "u8",
+        };
+        let mut bytes = header.encode(&[7; 5000]).unwrap();
+        bytes.extend_from_slice(&[7; 5000]);
+        fs::write(&path, &bytes).unwrap();
+        let file = EntryFile {
+            path: path.clone(),
+            len: bytes.len() as u64,
+            modified: UNIX_EPOCH,
+        };
+        let info = file.read_header().unwrap().unwrap();
+        assert_eq!((info.code_hash, info.payload_len), ([2; 32], 5000));
+        assert_eq!(info.compute_time, Duration::from_micros(5));
+        fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(file.read_header().unwrap().is_err(), "truncated");
+        bytes[100] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert!(file.read_header().unwrap().is_err(), "header damaged");
     }
 
     #[test]
