@@ -154,6 +154,26 @@ impl FunctionDir {
         parse_hex32(text.trim())
     }
 
+    /// Removes the whole directory (entries, hit log, version record); returns how many
+    /// entries it held. A directory that is already gone held none.
+    pub fn remove(&self) -> io::Result<u64> {
+        let entries = match self.entries() {
+            Ok(entries) => entries.len() as u64,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(entries),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(entries),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The function's path as users write it: the directory name with `::` for `.`.
+    pub fn function(&self) -> String {
+        self.name.replace('.', "::")
+    }
+
     /// Total size in bytes of the bookkeeping files (hit log, version), which are not entries.
     pub fn bookkeeping_len(&self) -> u64 {
         [HIT_LOG, CURRENT_VERSION]

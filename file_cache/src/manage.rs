@@ -72,21 +72,12 @@ pub fn clear_all() -> io::Result<u64> {
 }
 
 /// Removes a function's directory; returns how many entries it held.
-pub(crate) fn remove_function_dir(dir: &Path) -> io::Result<u64> {
-    let function = inspect::FunctionDir {
+fn remove_function_dir(dir: &Path) -> io::Result<u64> {
+    inspect::FunctionDir {
         name: String::new(),
         path: dir.to_path_buf(),
-    };
-    let entries = match function.entries() {
-        Ok(entries) => entries.len() as u64,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(entries),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(entries),
-        Err(e) => Err(e),
     }
+    .remove()
 }
 
 /// Whether a call with this key would be answered from a stored entry: one is there, it is
