@@ -47,9 +47,12 @@ fn an_entry_older_than_its_ttl_is_a_miss_and_is_replaced() {
     age_entry(&files[0], Duration::from_secs(59 * 60));
     assert_eq!(fresh(1), 2);
     assert_eq!(runs(&FRESH_RUNS), 1, "59 minutes old, ttl 1h: still a hit");
-    assert!(fresh_is_cached(1));
+    assert!(file_cache::is_cached(|| fresh(1)));
     age_entry(&files[0], Duration::from_secs(61 * 60));
-    assert!(!fresh_is_cached(1), "expired entries are not cached");
+    assert!(
+        !file_cache::is_cached(|| fresh(1)),
+        "expired entries are not cached"
+    );
     assert_eq!(fresh(1), 2);
     assert_eq!(runs(&FRESH_RUNS), 2, "61 minutes old: a miss");
     let info = file_cache::inspect::parse_entry(&std::fs::read(&files[0]).unwrap()).unwrap();
@@ -120,12 +123,16 @@ fn clearing_one_function_leaves_the_others() {
     cleared(1);
     cleared(2);
     kept(1);
-    assert!(cleared_is_cached(1) && cleared_is_cached(2) && kept_is_cached(1));
+    assert!(
+        file_cache::is_cached(|| cleared(1))
+            && file_cache::is_cached(|| cleared(2))
+            && file_cache::is_cached(|| kept(1))
+    );
     let removed = file_cache::clear(&format!("{}::cleared", module_path!())).unwrap();
     assert_eq!(removed, 2);
     assert!(!function_dir(root, module_path!(), "cleared").exists());
-    assert!(!cleared_is_cached(1));
-    assert!(kept_is_cached(1));
+    assert!(!file_cache::is_cached(|| cleared(1)));
+    assert!(file_cache::is_cached(|| kept(1)));
     cleared(1);
     assert_eq!(runs(&CLEARED_RUNS), 3, "a cleared call runs again");
     assert_eq!(file_cache::clear("no::such::function").unwrap(), 0);
@@ -149,17 +156,20 @@ fn probed<T: serde::Serialize>(label: &str, value: T, logger: &Logger) -> Result
 #[test]
 fn is_cached_takes_the_same_arguments_and_runs_nothing() {
     init();
-    assert!(!probed_is_cached("a", 1u8, &Logger));
+    assert!(!file_cache::is_cached(|| probed("a", 1u8, &Logger)));
     assert_eq!(runs(&PROBED_RUNS), 0, "asking runs nothing");
     probed("a", 1u8, &Logger).unwrap();
-    assert!(probed_is_cached("a", 1u8, &Logger));
+    assert!(file_cache::is_cached(|| probed("a", 1u8, &Logger)));
     assert!(
-        !probed_is_cached("a", 1u16, &Logger),
+        !file_cache::is_cached(|| probed("a", 1u16, &Logger)),
         "another type, another entry"
     );
-    assert!(!probed_is_cached("b", 1u8, &Logger));
+    assert!(!file_cache::is_cached(|| probed("b", 1u8, &Logger)));
     probed("", 1u8, &Logger).unwrap_err();
-    assert!(!probed_is_cached("", 1u8, &Logger), "errors are not stored");
+    assert!(
+        !file_cache::is_cached(|| probed("", 1u8, &Logger)),
+        "errors are not stored"
+    );
     assert_eq!(runs(&PROBED_RUNS), 2);
 }
 
@@ -177,5 +187,61 @@ fn clearing_everything() {
     kept(7);
     cleared(7);
     assert!(file_cache::clear_all().unwrap() >= 2);
-    assert!(!kept_is_cached(7) && !cleared_is_cached(7));
+    assert!(!file_cache::is_cached(|| kept(7)) && !file_cache::is_cached(|| cleared(7)));
+}
+
+static SHAPE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(serde::Serialize)]
+struct Square(f64);
+
+trait Shape {
+    fn area(&self) -> f64;
+    fn name() -> String;
+}
+
+impl Shape for Square {
+    #[file_cache]
+    fn area(&self) -> f64 {
+        SHAPE_RUNS.fetch_add(1, Ordering::SeqCst);
+        self.0 * self.0
+    }
+
+    #[file_cache]
+    fn name() -> String {
+        SHAPE_RUNS.fetch_add(1, Ordering::SeqCst);
+        "square".into()
+    }
+}
+
+#[file_cache]
+async fn fetch(id: u32) -> String {
+    SHAPE_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("item {id}")
+}
+
+#[test]
+fn is_cached_asks_methods_trait_impls_and_async_fns_alike() {
+    init();
+    let square = Square(3.0);
+    assert!(!file_cache::is_cached(|| square.area()));
+    assert!(!file_cache::is_cached(Square::name));
+    assert!(!file_cache::is_cached_async(|| fetch(1)));
+    assert_eq!(runs(&SHAPE_RUNS), 0, "asking ran nothing");
+    assert_eq!(square.area(), 9.0);
+    assert_eq!(Square::name(), "square");
+    assert_eq!(pollster::block_on(fetch(1)), "item 1");
+    assert!(file_cache::is_cached(|| square.area()));
+    assert!(!file_cache::is_cached(|| Square(4.0).area()));
+    assert!(file_cache::is_cached(Square::name));
+    assert!(file_cache::is_cached_async(|| fetch(1)));
+    assert!(!file_cache::is_cached_async(|| fetch(2)));
+    assert_eq!(runs(&SHAPE_RUNS), 3);
+    // A closure that calls no cached function runs, and the answer is no.
+    assert!(!file_cache::is_cached(|| 1 + 1));
+    // A real panic on the way to the call is the caller's.
+    let panicked = std::panic::catch_unwind(|| file_cache::is_cached(|| -> u64 { panic!("boom") }));
+    assert!(panicked.is_err());
+    // After all that, calls run normally.
+    assert_eq!(square.area(), 9.0);
 }

@@ -55,6 +55,16 @@ impl KeyBuilder {
         self.hasher.write_label(type_name);
     }
 
+    /// The `Self` type added so far, if any.
+    pub(crate) fn self_ty(&self) -> Option<&'static str> {
+        self.self_ty
+    }
+
+    /// The function this key is for.
+    pub(crate) fn site(&self) -> &'static Site {
+        self.site
+    }
+
     /// Adds the concrete type of a generic type parameter.
     pub fn type_param(&mut self, name: &'static str, type_name: &'static str) {
         self.hasher.write_label(name);
@@ -102,6 +112,8 @@ impl KeyBuilder {
 }
 
 /// Runs a cached function whose return value is cached as a whole.
+///
+/// [`call_async`](crate::call_async::call_async) is the same for an `async fn`.
 #[doc(hidden)]
 pub fn call<T, F>(site: &'static Site, key: Option<CallKey>, body: F) -> T
 where
@@ -162,6 +174,7 @@ pub(crate) struct Miss {
 
 impl<T: DeserializeOwned> Lookup<T> {
     pub(crate) fn begin(site: &'static Site, key: Option<CallKey>) -> Lookup<T> {
+        manage::answer_probe::<T>(site, key.as_ref());
         let Some(key) = key else {
             return Lookup::Bypass;
         };
@@ -194,7 +207,7 @@ impl Miss {
 }
 
 pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
-    let root = &config().root;
+    let root = site.root();
     let dir_name =
         |self_ty| store::function_dir_name(site.info.module_path, self_ty, site.info.name);
     let dir = match key.self_ty {

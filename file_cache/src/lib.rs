@@ -25,7 +25,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod arg;
 mod call;
+mod call_async;
 mod codec;
 mod config;
 mod entry;
@@ -59,6 +61,8 @@ mod store;
 pub use file_cache_macros::file_cache;
 pub use key::{Key, KeyError};
 pub use manage::{clear, clear_all};
+#[cfg(panic = "unwind")]
+pub use manage::{is_cached, is_cached_async};
 pub use stats::{stats, FunctionStats};
 
 /// The root directory entries are stored under: `FILE_CACHE_DIR` if set, else
@@ -82,7 +86,8 @@ pub struct ReadmeDoctests;
 /// What the generated code calls. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::arg::{KeyArg, KeySelf};
     pub use crate::call::{call, call_result, CallKey, KeyBuilder};
-    pub use crate::manage::{is_cached, ok_type_name};
+    pub use crate::call_async::{call_async, call_result_async};
     pub use crate::site::{Site, SiteInfo};
 }

@@ -3,10 +3,10 @@
 
 use crate::call::{self, CallKey};
 use crate::config::{config, Mode};
-use crate::entry;
 use crate::inspect;
 use crate::site::Site;
 use crate::store;
+use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ use std::sync::Mutex;
 /// shout("ho".into());
 /// let removed = file_cache::clear(&format!("{}::shout", module_path!()))?;
 /// assert_eq!(removed, 2);
-/// assert!(!shout_is_cached("hi".into()));
+/// assert!(!file_cache::is_cached(|| shout("hi".into())));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear(function: &str) -> io::Result<u64> {
@@ -59,7 +59,7 @@ pub fn clear(function: &str) -> io::Result<u64> {
 ///
 /// twice(1);
 /// file_cache::clear_all()?;
-/// assert!(!twice_is_cached(1));
+/// assert!(!file_cache::is_cached(|| twice(1)));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear_all() -> io::Result<u64> {
@@ -80,37 +80,119 @@ fn remove_function_dir(dir: &Path) -> io::Result<u64> {
     .remove()
 }
 
-/// Whether a call with this key would be answered from a stored entry: one is there, it is
-/// intact (both checksums), answers this key, holds a value of type `type_name` and has
-/// not expired. Runs nothing, counts nothing, and does not decode the value, so it puts no
-/// trait bound on the type: a mistake in the function's types is reported once, on the
-/// function, not again on this probe.
-#[doc(hidden)]
-pub fn is_cached(site: &'static Site, key: Option<CallKey>, type_name: &str) -> bool {
-    let Some(key) = key else {
-        return false;
-    };
-    if config().mode == Mode::Refresh {
-        return false;
+/// Whether a call would be answered from the cache, asked without running the function.
+///
+/// `call` is a closure that makes the call, arguments and all, exactly as the program would:
+/// `file_cache::is_cached(|| render(&page, 2))`, `is_cached(|| client.ask(&question))`. The
+/// first cached function it calls does not run: it builds its key as usual, looks the entry
+/// up (present, intact, of the right type, not expired, and decodable), and returns the
+/// answer straight to `is_cached`. Nothing is stored or counted. A closure that calls no
+/// cached function runs to the end, and the answer is `false`.
+///
+/// Why a closure: the key of a call is made by the function's own generated code from its
+/// parameters, generics and `Self` type. Asking through the real call keeps the question
+/// exactly the call's, for free functions, methods, trait implementations and generic
+/// functions alike, with no second generated item (which a trait implementation could not
+/// hold) and no key to rebuild by hand.
+///
+/// The answer travels back by unwinding, without a panic message, so this needs
+/// `panic = "unwind"` (the default); with `panic = "abort"` it does not exist. Arguments
+/// are evaluated first, as in any call: compute them outside the closure if they are
+/// themselves cached calls, since the first cached call is the one asked about. For an
+/// `async fn`, use [`is_cached_async`].
+///
+/// ```
+/// use file_cache::file_cache;
+///
+/// #[file_cache]
+/// fn slow_square(x: u64) -> u64 {
+///     std::thread::sleep(std::time::Duration::from_millis(100));
+///     x * x
+/// }
+///
+/// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_is_cached"));
+/// # file_cache::clear_all()?;
+/// assert!(!file_cache::is_cached(|| slow_square(7))); // returns at once: nothing ran
+/// slow_square(7);
+/// assert!(file_cache::is_cached(|| slow_square(7)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(panic = "unwind")]
+pub fn is_cached<R>(call: impl FnOnce() -> R) -> bool {
+    probe(|| {
+        call();
+    })
+}
+
+/// [`is_cached`] for an `async fn`: `is_cached_async(|| client.fetch(&url))`. The future
+/// is polled once, on this thread, up to the cache lookup that opens every cached
+/// `async fn`; it is not awaited and needs no executor.
+///
+/// ```
+/// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_is_cached_async"));
+/// # file_cache::clear_all()?;
+/// #[file_cache::file_cache]
+/// async fn fetch(id: u32) -> String {
+///     format!("item {id}")
+/// }
+///
+/// assert!(!file_cache::is_cached_async(|| fetch(1)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(panic = "unwind")]
+pub fn is_cached_async<F: std::future::Future>(call: impl FnOnce() -> F) -> bool {
+    probe(|| {
+        let mut future = std::pin::pin!(call());
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        let _ = future.as_mut().poll(&mut context);
+    })
+}
+
+#[cfg(panic = "unwind")]
+fn probe(run: impl FnOnce()) -> bool {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PROBING.with(|probing| probing.set(self.0));
+        }
     }
-    let path = call::entry_path(site, &key);
-    let Ok(Some(bytes)) = store::read(&path) else {
-        return false;
-    };
-    if call::is_expired(site, &bytes) {
-        return false;
-    }
-    match entry::parse(&bytes) {
-        Ok((header, _)) => header.key == *key.key.as_bytes() && header.type_name == type_name,
-        Err(_) => false,
+    let _restore = Restore(PROBING.with(|probing| probing.replace(true)));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(()) => false,
+        Err(payload) => match payload.downcast::<ProbeAnswer>() {
+            Ok(answer) => answer.0,
+            // A real panic while evaluating the call: it is the caller's.
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
     }
 }
 
-/// The name of the `Ok` type of a function returning `Result` behind an alias; the marker
-/// only carries the type.
-#[doc(hidden)]
-pub fn ok_type_name<T, E>(_marker: std::marker::PhantomData<fn() -> Result<T, E>>) -> &'static str {
-    std::any::type_name::<T>()
+thread_local! {
+    /// Whether [`is_cached`] is asking, on this thread.
+    static PROBING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What unwinds from a probed call to [`is_cached`].
+struct ProbeAnswer(bool);
+
+/// Called at the start of every cached call: when [`is_cached`] is asking, answers it
+/// (by unwinding) instead of returning. One thread-local read otherwise.
+pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option<&CallKey>) {
+    if !PROBING.with(|probing| probing.get()) {
+        return;
+    }
+    PROBING.with(|probing| probing.set(false));
+    let cached = key.is_some_and(|key| {
+        if config().mode == Mode::Refresh {
+            return false;
+        }
+        let path = call::entry_path(site, key);
+        let Ok(Some(bytes)) = store::read(&path) else {
+            return false;
+        };
+        !call::is_expired(site, &bytes) && call::decode_entry::<T>(&bytes, key).is_ok()
+    });
+    std::panic::resume_unwind(Box::new(ProbeAnswer(cached)));
 }
 
 /// Function directories whose version record this process has checked.

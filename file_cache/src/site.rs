@@ -1,7 +1,8 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
 use crate::stats::SiteStats;
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -16,18 +17,21 @@ pub struct SiteInfo {
     pub name: &'static str,
     /// blake3 of the function's tokens (see the macro crate).
     pub code_hash: [u8; 32],
+    /// `#[file_cache(dir = "...")]`: this function's root; a relative path is joined onto
+    /// the root in force (`FILE_CACHE_DIR` or the default), an absolute one replaces it.
+    pub dir: Option<&'static str>,
     /// `#[file_cache(ttl = "12h")]`: entries older than this are a miss and are replaced.
     pub ttl: Option<Duration>,
 }
 
 impl SiteInfo {
-    /// The value of every option that is not written in the attribute. The macro fills in
-    /// what it knows and ends with `..SiteInfo::DEFAULT`, so adding an option does not
-    /// change the code it generates for the others.
+    /// Every field at its default, for `SiteInfo { name, ..SiteInfo::DEFAULT }`: the macro
+    /// writes only the fields an option sets, so adding an option touches no other code.
     pub const DEFAULT: SiteInfo = SiteInfo {
         module_path: "",
         name: "",
         code_hash: [0; 32],
+        dir: None,
         ttl: None,
     };
 }
@@ -53,6 +57,16 @@ impl Site {
                 dir: OnceLock::new(),
                 stats: SiteStats::new(),
             },
+        }
+    }
+
+    /// The root this function's directory lives in: the configured root, or the `dir`
+    /// option resolved against it.
+    pub(crate) fn root(&self) -> Cow<'static, Path> {
+        let root = &crate::config::config().root;
+        match self.info.dir {
+            None => Cow::Borrowed(root.as_path()),
+            Some(dir) => Cow::Owned(root.join(dir)),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false)]`.
+//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, dir = "x")]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -16,6 +16,8 @@ pub(crate) struct Options {
     pub ignore: Vec<Ident>,
     /// `result = true|false`: overrides detecting a `Result` return by its last path segment.
     pub result: Option<LitBool>,
+    /// `dir = "path"`: this function's own root directory.
+    pub dir: Option<LitStr>,
     /// `ttl = "12h"`: entries older than this many seconds are a miss.
     pub ttl: Option<u64>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
@@ -70,11 +72,17 @@ impl Options {
                         )),
                     }
                 }
+                "dir" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitStr = input.parse()?;
+                    self.dir.get_or_insert(value);
+                }
                 _ => {
                     self.push_error(syn::Error::new(
                         name.span(),
                         format!(
-                            "unknown option `{name}`; expected `ignore = [param, ...]`, `result = true|false` or `ttl = \"12h\"`"
+                            "unknown option `{name}`; expected `ignore = [param, ...]`, \
+                             `result = true|false`, `dir = \"path\"` or `ttl = \"12h\"`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -196,12 +204,18 @@ mod tests {
         let options = Options::from_tokens(quote!());
         assert!(options.ignore.is_empty());
         assert!(options.result.is_none());
+        assert!(options.dir.is_none());
         assert!(options.errors.is_none());
     }
 
     #[test]
-    fn ignore_and_result() {
-        let options = Options::from_tokens(quote!(ignore = [logger, progress,], result = false));
+    fn ignore_result_and_dir() {
+        let options = Options::from_tokens(quote!(
+            ignore = [logger, progress,],
+            result = false,
+            dir = "models"
+        ));
+        assert_eq!(options.dir.as_ref().unwrap().value(), "models");
         let names: Vec<String> = options.ignore.iter().map(|i| i.to_string()).collect();
         assert_eq!(names, ["logger", "progress"]);
         assert!(!options.result.as_ref().unwrap().value);
@@ -254,6 +268,8 @@ mod tests {
         for args in [
             quote!(ignore = a),
             quote!(result = 1),
+            quote!(dir = 1),
+            quote!(dir = some::path),
             quote!(ignore[a]),
             quote!(ignore = [a] b),
         ] {
