@@ -17,9 +17,9 @@ use std::sync::Mutex;
 /// with any arguments runs the body. Returns how many entries were removed (zero for a
 /// function with none, or a path that names no cached function).
 ///
-/// `function` is the path of the function as the log and [`stats()`](crate::stats) spell
-/// it: `my_crate::module::name`, or `my_crate::module::Type::method` for a method. The
-/// function's hit log and version record go with its entries.
+/// `function` is the path of the function as [`stats()`](crate::stats) and the `file-cache`
+/// tool spell it: `my_crate::module::name`, or `my_crate::module::Type::method` for a
+/// method. The function's hit log and version record go with its entries.
 ///
 /// ```
 /// use file_cache::file_cache;
@@ -33,8 +33,9 @@ use std::sync::Mutex;
 /// # file_cache::clear_all()?;
 /// shout("hi".into());
 /// shout("ho".into());
-/// let removed = file_cache::clear(&format!("{}::shout", module_path!()))?;
-/// assert_eq!(removed, 2);
+/// let stats = file_cache::stats();
+/// let shout_stats = stats.iter().find(|s| s.function.ends_with("::shout")).unwrap();
+/// assert_eq!(file_cache::clear(&shout_stats.function)?, 2);
 /// assert!(!file_cache::is_cached(|| shout("hi".into())));
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -203,6 +204,9 @@ static NOTED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 /// directory not seen before (a method has one directory per `Self` type).
 pub(crate) fn note_version(site: &'static Site, path: &Path, storing: bool) {
     let first_lookup = !site.state.stats.version_noted.swap(true, Ordering::Relaxed);
+    if first_lookup {
+        crate::stats::note_dir(site, path);
+    }
     if !(first_lookup || storing) {
         return;
     }

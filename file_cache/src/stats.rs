@@ -31,8 +31,9 @@ pub(crate) struct SiteStats {
     saved_us: AtomicU64,
     unlogged_hits: AtomicU64,
     unlogged_saved_us: AtomicU64,
-    /// The directory whose hit log receives this site's batches (its first hit's).
-    log_dir: OnceLock<PathBuf>,
+    /// The function's directory, from its first lookup: where its hit log is, and what
+    /// names it in [`FunctionStats`] (for a method, the directory of its first `Self` type).
+    dir: OnceLock<PathBuf>,
     /// Whether the first lookup of this process has recorded the function's version.
     pub(crate) version_noted: AtomicBool,
 }
@@ -48,7 +49,7 @@ impl SiteStats {
             saved_us: AtomicU64::new(0),
             unlogged_hits: AtomicU64::new(0),
             unlogged_saved_us: AtomicU64::new(0),
-            log_dir: OnceLock::new(),
+            dir: OnceLock::new(),
             version_noted: AtomicBool::new(false),
         }
     }
@@ -75,12 +76,17 @@ pub(crate) fn record_hit(site: &'static Site, path: &Path, bytes: u64, saved_us:
         .unlogged_saved_us
         .fetch_add(saved_us, Ordering::Relaxed)
         + saved_us;
-    if let Some(dir) = path.parent().and_then(Path::parent) {
-        stats.log_dir.get_or_init(|| dir.to_path_buf());
-    }
+    note_dir(site, path);
     EXIT_FLUSH.with(|_| {});
     if saved >= LOG_AFTER_SAVED_US || hits >= LOG_AFTER_HITS {
         flush_site(site);
+    }
+}
+
+/// Remembers the directory of the entry at `path` as the site's, if it has none yet.
+pub(crate) fn note_dir(site: &'static Site, path: &Path) {
+    if let Some(dir) = path.parent().and_then(Path::parent) {
+        site.state.stats.dir.get_or_init(|| dir.to_path_buf());
     }
 }
 
@@ -103,7 +109,7 @@ pub(crate) fn record_store(site: &'static Site, bytes: u64) {
 /// written loses those hits from the tool's totals, and nothing else.
 fn flush_site(site: &Site) {
     let stats = &site.state.stats;
-    let Some(dir) = stats.log_dir.get() else {
+    let Some(dir) = stats.dir.get() else {
         return;
     };
     let hits = stats.unlogged_hits.swap(0, Ordering::Relaxed);
@@ -153,8 +159,9 @@ thread_local! {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FunctionStats {
-    /// The function's path, `my_crate::module::name`, as in log messages and as
-    /// [`clear`](crate::clear) takes it.
+    /// The function's path as [`clear`](crate::clear) and the `file-cache` tool name it:
+    /// `my_crate::module::name`, or `my_crate::module::Type::method` for a method (the type
+    /// of its first call in this process; the counters cover every type).
     pub function: String,
     /// Calls answered from a stored entry.
     pub hits: u64,
@@ -198,7 +205,12 @@ pub fn stats() -> Vec<FunctionStats> {
         .map(|site| {
             let stats = &site.state.stats;
             FunctionStats {
-                function: site.display_name(),
+                function: stats
+                    .dir
+                    .get()
+                    .and_then(|dir| dir.file_name())
+                    .map(|name| name.to_string_lossy().replace('.', "::"))
+                    .unwrap_or_else(|| site.display_name()),
                 hits: stats.hits.load(Ordering::Relaxed),
                 misses: stats.misses.load(Ordering::Relaxed),
                 bytes_read: stats.bytes_read.load(Ordering::Relaxed),
