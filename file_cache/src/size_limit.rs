@@ -4,16 +4,20 @@
 //!   most once a minute per entry and process, so the mtime is the time of the last write
 //!   or hit, to the minute, whatever the mount options. Without a bound nothing is touched.
 //! - **Pruning off the call path.** Each process keeps an estimate of the root's size: a
-//!   scan's total plus the bytes it has written since. A store that takes the estimate over
-//!   the bound wakes a background thread, which scans the root and deletes the entries with
-//!   the oldest mtimes until the root is at 80% of the bound, then corrects the estimate.
-//!   A call only does atomic additions and, past the bound, one condition-variable notify.
-//! - **A hard cap instead of waiting.** While the estimate is more than 5% over the bound
-//!   (the pruner has not caught up with a burst of writes), a store is skipped: the call
-//!   returns its value uncached rather than wait or grow the root further.
+//!   scan's total plus the bytes it has written since. A store that takes the estimate past
+//!   90% of the bound wakes a background thread, which scans the root and deletes the
+//!   entries with the oldest mtimes until the root is at 75% of it, then corrects the
+//!   estimate. A call only does atomic additions and, past 90%, one condition-variable
+//!   notify.
+//! - **A hard cap instead of waiting.** When a store would take the estimate more than 5%
+//!   over the bound (the pruner has not caught up with a burst of writes), the storing call
+//!   removes, itself, as many of the least recently used entries the last pass queued as it
+//!   needs room for: a stat and an unlink each, no scan. With none left, the store is
+//!   skipped: the call returns its value uncached rather than wait or grow the root.
 
 use crate::config::config;
-use crate::inspect;
+use crate::inspect::{self, EntryFile};
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +31,8 @@ pub(crate) const MAX_SIZE_VAR: &str = "FILE_CACHE_MAX_SIZE";
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Entries remembered as recently touched, before the memory is reset.
 const TOUCH_MEMORY: usize = 65_536;
+/// Most entries a pass queues for stores at the hard cap to remove.
+const MAX_VICTIMS: usize = 4096;
 
 /// Parses a size: a number, optionally with a fraction, and an optional unit. `B`; `kB`,
 /// `MB`, `GB`, `TB` are powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` and the bare letters
@@ -101,6 +107,9 @@ struct Bound {
     wake: Mutex<bool>,
     signal: Condvar,
     pruner: OnceLock<bool>,
+    /// The least recently used entries the last pass kept, oldest first: what a store at
+    /// the hard cap removes itself to make room, instead of waiting for the next pass.
+    victims: Mutex<VecDeque<EntryFile>>,
 }
 
 fn bound() -> Option<&'static Bound> {
@@ -117,6 +126,7 @@ fn bound() -> Option<&'static Bound> {
                 wake: Mutex::new(false),
                 signal: Condvar::new(),
                 pruner: OnceLock::new(),
+                victims: Mutex::new(VecDeque::new()),
             })
         })
         .as_ref()
@@ -127,8 +137,36 @@ impl Bound {
         self.max.saturating_add(self.max / 20)
     }
 
+    /// Past this, the pruner is woken: it starts before the bound is reached.
+    fn trigger(&self) -> u64 {
+        self.max / 10 * 9
+    }
+
+    /// What a pruning pass leaves: room for a quarter of the bound before the next one.
     fn target(&self) -> u64 {
-        self.max / 5 * 4
+        self.max / 4 * 3
+    }
+
+    /// Removes queued victims until `len` more bytes fit under the hard cap: a few unlinks,
+    /// each after a stat that skips an entry hit since the pass that queued it.
+    fn make_room(&self, len: u64) -> bool {
+        let mut victims = self.victims.lock().unwrap_or_else(|e| e.into_inner());
+        while self.estimate.load(Ordering::Relaxed).saturating_add(len) > self.hard_cap() {
+            let Some(victim) = victims.pop_front() else {
+                return false;
+            };
+            let unchanged = std::fs::metadata(&victim.path)
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| modified == victim.modified);
+            if unchanged && std::fs::remove_file(&victim.path).is_ok() {
+                let _ = self
+                    .estimate
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+                        Some(e.saturating_sub(victim.len))
+                    });
+            }
+        }
+        true
     }
 
     /// Wakes the pruning thread, starting it on first use.
@@ -155,9 +193,16 @@ impl Bound {
                 while !*woken {
                     woken = self.signal.wait(woken).unwrap_or_else(|e| e.into_inner());
                 }
-                *woken = false;
             }
-            self.prune();
+            // Wakes that arrive during a pass are folded into it: the pass ends by looking
+            // at the estimate again, so a burst costs as many passes as it needs, no more.
+            loop {
+                self.prune();
+                if self.estimate.load(Ordering::Relaxed) <= self.trigger() {
+                    break;
+                }
+            }
+            *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = false;
         }
     }
 
@@ -166,8 +211,10 @@ impl Bound {
     fn prune(&self) {
         let started = Instant::now();
         let written_before = self.written.load(Ordering::Relaxed);
-        match prune_root(&self.root, self.max, self.target()) {
-            Ok(outcome) => {
+        match prune_root(&self.root, self.trigger(), self.target()) {
+            Ok(mut outcome) => {
+                *self.victims.lock().unwrap_or_else(|e| e.into_inner()) =
+                    std::mem::take(&mut outcome.next_victims);
                 let since = self.written.load(Ordering::Relaxed) - written_before;
                 self.estimate.store(outcome.kept + since, Ordering::Relaxed);
                 self.scanned.store(true, Ordering::Relaxed);
@@ -192,10 +239,13 @@ pub(crate) struct PruneOutcome {
     pub(crate) removed: u64,
     pub(crate) removed_bytes: u64,
     pub(crate) kept: u64,
+    /// The oldest entries kept, oldest first (up to a quarter of `target` in bytes).
+    pub(crate) next_victims: VecDeque<EntryFile>,
 }
 
 /// Deletes the entries with the oldest mtimes under `root` until at most `target` bytes
-/// remain, if it holds more than `max`.
+/// remain, if it holds more than `max`. (Entries another process prunes at the same time
+/// count as removed, so pruners running together do not remove much more than needed.)
 pub(crate) fn prune_root(root: &Path, max: u64, target: u64) -> std::io::Result<PruneOutcome> {
     let mut entries = Vec::new();
     let mut total = 0u64;
@@ -210,10 +260,12 @@ pub(crate) fn prune_root(root: &Path, max: u64, target: u64) -> std::io::Result<
         entries: entries.len() as u64,
         ..PruneOutcome::default()
     };
+    entries.sort_by_key(|entry| entry.modified);
+    let mut entries = entries.into_iter();
     if total > max {
-        entries.sort_by_key(|entry| entry.modified);
-        for entry in entries {
+        for entry in entries.by_ref() {
             if total <= target {
+                outcome.next_victims.push_back(entry);
                 break;
             }
             // Gone already (another process pruned it) counts as removed.
@@ -228,6 +280,14 @@ pub(crate) fn prune_root(root: &Path, max: u64, target: u64) -> std::io::Result<
         }
     }
     outcome.kept = total;
+    let mut queued: u64 = outcome.next_victims.iter().map(|e| e.len).sum();
+    for entry in entries {
+        if queued > target / 4 || outcome.next_victims.len() >= MAX_VICTIMS {
+            break;
+        }
+        queued += entry.len;
+        outcome.next_victims.push_back(entry);
+    }
     Ok(outcome)
 }
 
@@ -244,6 +304,9 @@ pub(crate) fn admit(path: &Path, len: u64) -> bool {
         return true;
     }
     bound.wake_pruner();
+    if bound.make_room(len) {
+        return true;
+    }
     log::debug!(
         "file_cache: not storing {} ({len} bytes): the root is over {MAX_SIZE_VAR} until the pruner catches up",
         path.display()
@@ -261,7 +324,7 @@ pub(crate) fn stored(path: &Path, len: u64) {
     }
     bound.written.fetch_add(len, Ordering::Relaxed);
     let estimate = bound.estimate.fetch_add(len, Ordering::Relaxed) + len;
-    if estimate > bound.max || !bound.scanned.load(Ordering::Relaxed) {
+    if estimate > bound.trigger() || !bound.scanned.load(Ordering::Relaxed) {
         bound.wake_pruner();
     }
 }
@@ -365,6 +428,19 @@ mod tests {
         // Over it: the oldest go until 500 bytes remain.
         let outcome = prune_root(root.path(), 900, 500).unwrap();
         assert_eq!((outcome.removed, outcome.kept), (5, 500));
+        // The oldest entries kept are queued for stores at the hard cap, oldest first.
+        let queued: Vec<_> = outcome
+            .next_victims
+            .iter()
+            .map(|e| e.path.clone())
+            .collect();
+        assert_eq!(
+            queued,
+            [
+                shard.join(format!("{:064}", 5)),
+                shard.join(format!("{:064}", 6))
+            ]
+        );
         for i in 0..10u64 {
             assert_eq!(shard.join(format!("{i:064}")).exists(), i >= 5, "entry {i}");
         }
