@@ -22,6 +22,12 @@
 //! entry that cannot be read, is damaged or belongs to something else is a miss, and a
 //! cache directory that cannot be written only costs the saved time. See the README for
 //! what invalidates an entry, where the files live and how to reset them.
+//!
+//! Living with a cache: [`stats()`] counts hits, misses, bytes and saved time per function,
+//! [`is_cached`] asks whether a call would be answered without running it, [`clear`] and
+//! [`clear_all`] remove entries, `#[file_cache(ttl = "12h")]` expires them,
+//! `FILE_CACHE_MAX_SIZE` bounds the root, and [`inspect`] reads a root from outside (the
+//! `file-cache` command-line tool is built on it).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

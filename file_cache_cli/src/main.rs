@@ -77,6 +77,21 @@ fn parse_size(text: &str) -> Result<u64, String> {
     inspect::parse_size(text).map_err(|e| e.to_string())
 }
 
+/// `println!` that ends the program quietly when stdout is closed (`file-cache list | head`)
+/// instead of panicking, and with status 1 on any other write error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("file-cache: error: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 /// A failure worth a non-zero exit, already explained on stderr.
 struct Failed;
 
@@ -161,7 +176,7 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
             functions: &rows,
         };
         match serde_json::to_string_pretty(&listing) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => say!("{text}"),
             Err(e) => return Err(error(e)),
         }
         return Ok(());
@@ -223,13 +238,13 @@ fn print_table(root: &Path, rows: &[Row]) {
                 .unwrap_or(0)
         })
         .collect();
-    println!("{}", root.display());
+    say!("{}", root.display());
     for row in &table {
         let mut line = format!("{:<w$}", row[0], w = widths[0]);
         for (cell, width) in row.iter().zip(&widths).skip(1) {
             line.push_str(&format!("  {cell:>width$}"));
         }
-        println!("{}", line.trim_end());
+        say!("{}", line.trim_end());
     }
 }
 
@@ -268,7 +283,7 @@ fn clear(root: &Path, names: &[String]) -> Result<(), Failed> {
             }
         }
     }
-    println!("removed {removed} entries");
+    say!("removed {removed} entries");
     if failed {
         Err(Failed)
     } else {
@@ -319,7 +334,7 @@ fn prune(
     let (mut removed, mut bytes, mut failed) = (0u64, 0u64, false);
     for (entry, why) in &doomed {
         if dry_run {
-            println!("would remove {} ({why})", entry.file.path.display());
+            say!("would remove {} ({why})", entry.file.path.display());
         } else {
             match std::fs::remove_file(&entry.file.path) {
                 Ok(()) => {}
@@ -340,7 +355,7 @@ fn prune(
     bar.finish_and_clear();
     let verb = if dry_run { "would remove" } else { "removed" };
     let count = |why: &str| doomed.iter().filter(|(_, w)| *w == why).count();
-    println!(
+    say!(
         "{verb} {removed} entries ({}): {} old, {} stale, {} over size",
         human::size(bytes),
         count("old"),
@@ -399,7 +414,7 @@ fn verify(root: &Path) -> Result<(), Failed> {
         };
         broken += 1;
         match std::fs::remove_file(&file.path) {
-            Ok(()) => bar.suspend(|| println!("removed {}: {problem}", file.path.display())),
+            Ok(()) => bar.suspend(|| say!("removed {}: {problem}", file.path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 bar.suspend(|| {
@@ -413,7 +428,7 @@ fn verify(root: &Path) -> Result<(), Failed> {
         }
     }
     bar.finish_and_clear();
-    println!(
+    say!(
         "checked {} entries: {ok} ok, {broken} broken and removed",
         ok + broken
     );
