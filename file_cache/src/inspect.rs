@@ -51,7 +51,8 @@ pub(crate) const CURRENT_VERSION: &str = ".current";
 /// One function's directory under a root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionDir {
-    /// The directory's name: the function's path with `.` for `::` (`my_crate.module.name`).
+    /// The directory's name: the function's path with `.` for `::` (`my_crate.module.name`),
+    /// after the relative `dir` it lives in, if any (`embeddings/my_crate.embed`).
     pub name: String,
     /// Where it is.
     pub path: PathBuf,
@@ -59,25 +60,59 @@ pub struct FunctionDir {
 
 /// The function directories under `root`, sorted by name. A root that does not exist is
 /// empty, not an error.
+///
+/// Functions with a relative `#[file_cache(dir = "...")]` live in a directory of their own
+/// under the root: they are found there too, named `dir/my_crate.module.name`.
 pub fn functions(root: &Path) -> io::Result<Vec<FunctionDir>> {
-    let read = match fs::read_dir(root) {
+    let mut out = Vec::new();
+    collect_functions(root, "", 0, &mut out)?;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// How deep `dir = "a/b/c"` roots are looked for.
+const MAX_NESTING: usize = 8;
+
+fn collect_functions(
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    out: &mut Vec<FunctionDir>,
+) -> io::Result<()> {
+    let read = match fs::read_dir(dir) {
         Ok(read) => read,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
     for item in read {
         let item = item?;
         let name = item.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && item.file_type()?.is_dir() {
-            out.push(FunctionDir {
-                name,
-                path: item.path(),
-            });
+        if name.starts_with('.') || !item.file_type()?.is_dir() {
+            continue;
+        }
+        let path = item.path();
+        let named = format!("{prefix}{name}");
+        if is_function_dir(&path)? {
+            out.push(FunctionDir { name: named, path });
+        } else if depth < MAX_NESTING {
+            collect_functions(&path, &format!("{named}/"), depth + 1, out)?;
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    Ok(())
+}
+
+/// A function's directory holds shards (two hex digits) or its bookkeeping files; any other
+/// directory is a root of its own (`dir = "..."`), or empty.
+fn is_function_dir(dir: &Path) -> io::Result<bool> {
+    for item in fs::read_dir(dir)? {
+        let name = item?.file_name();
+        let name = name.to_string_lossy();
+        let is_shard = name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_shard || name == HIT_LOG || name == CURRENT_VERSION {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// An entry file, as the directory listing sees it (nothing read yet).
@@ -171,7 +206,8 @@ impl FunctionDir {
 
     /// The function's path as users write it: the directory name with `::` for `.`.
     pub fn function(&self) -> String {
-        self.name.replace('.', "::")
+        let own = self.name.rsplit('/').next().unwrap_or(&self.name);
+        own.replace('.', "::")
     }
 
     /// Total size in bytes of the bookkeeping files (hit log, version), which are not entries.
@@ -350,6 +386,29 @@ mod tests {
     fn a_missing_root_is_empty() {
         let root = tempfile::tempdir().unwrap();
         assert_eq!(functions(&root.path().join("nope")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn functions_are_found_in_their_own_dirs_too() {
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["app.f/ab", "embeddings/app.embed/0c", "empty"] {
+            fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        fs::create_dir_all(root.path().join("app.g")).unwrap();
+        fs::write(root.path().join("app.g").join(CURRENT_VERSION), "x").unwrap();
+        let found: Vec<(String, String)> = functions(root.path())
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.name.clone(), f.function()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("app.f".to_owned(), "app::f".to_owned()),
+                ("app.g".to_owned(), "app::g".to_owned()),
+                ("embeddings/app.embed".to_owned(), "app::embed".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ use std::sync::Mutex;
 ///
 /// `function` is the path of the function as [`stats()`](crate::stats) and the `file-cache`
 /// tool spell it: `my_crate::module::name`, or `my_crate::module::Type::method` for a
-/// method. The function's hit log and version record go with its entries.
+/// method. A function with a relative `dir = "..."` is found in it; one with an absolute
+/// `dir` lives outside the root and is not. The function's hit log and version record go
+/// with its entries.
 ///
 /// ```
 /// use file_cache::file_cache;
@@ -41,11 +43,16 @@ use std::sync::Mutex;
 /// ```
 pub fn clear(function: &str) -> io::Result<u64> {
     let (module, name) = function.rsplit_once("::").unwrap_or(("", function));
-    let dir = config()
-        .root
-        .join(store::function_dir_name(module, None, name));
+    let dir_name = store::function_dir_name(module, None, name);
     forget_noted_versions();
-    remove_function_dir(&dir)
+    let mut removed = 0;
+    for found in inspect::functions(&config().root)? {
+        let own = found.name.rsplit('/').next().unwrap_or(&found.name);
+        if found.function() == function || own == dir_name {
+            removed += found.remove()?;
+        }
+    }
+    Ok(removed)
 }
 
 /// Removes every entry of every function under the root ([`cache_dir()`](crate::cache_dir)),
@@ -67,18 +74,9 @@ pub fn clear_all() -> io::Result<u64> {
     forget_noted_versions();
     let mut removed = 0;
     for function in inspect::functions(&config().root)? {
-        removed += remove_function_dir(&function.path)?;
+        removed += function.remove()?;
     }
     Ok(removed)
-}
-
-/// Removes a function's directory; returns how many entries it held.
-fn remove_function_dir(dir: &Path) -> io::Result<u64> {
-    inspect::FunctionDir {
-        name: String::new(),
-        path: dir.to_path_buf(),
-    }
-    .remove()
 }
 
 /// Whether a call would be answered from the cache, asked without running the function.

@@ -21,6 +21,12 @@ fn score(x: u64) -> u64 {
     x * 7
 }
 
+/// Lives in a directory of its own under the root.
+#[file_cache(dir = "embeddings")]
+fn embed(text: &str) -> Vec<f32> {
+    text.bytes().map(f32::from).collect()
+}
+
 /// Not a test of its own: the body of the child that fills a root.
 #[test]
 fn fill_child() {
@@ -34,9 +40,11 @@ fn fill_child() {
     for x in 0..3 {
         score(x);
     }
+    embed("hello");
 }
 
-/// A new root filled by the child: 5 entries of `render` (hit once each), 3 of `score`.
+/// A new root filled by the child: 5 entries of `render` (hit once each), 3 of `score`,
+/// 1 of `embed` (in `<root>/embeddings`).
 fn filled_root() -> tempfile::TempDir {
     let root = tempfile::tempdir().expect("temp dir");
     let output = Command::new(std::env::current_exe().expect("test binary"))
@@ -151,7 +159,8 @@ fn list_shows_functions_largest_first_with_hits_and_time_saved() {
         "largest first:\n{text}"
     );
     assert!(lines[3].starts_with("cli::score "), "{text}");
-    assert!(lines[4].starts_with("total (2 functions)"), "{text}");
+    assert!(lines[4].starts_with("cli::embed "), "{text}");
+    assert!(lines[5].starts_with("total (3 functions)"), "{text}");
     let render_row: Vec<&str> = lines[2].split_whitespace().collect();
     assert_eq!(render_row[1], "5", "{text}");
 
@@ -176,6 +185,8 @@ fn list_shows_functions_largest_first_with_hits_and_time_saved() {
         (Some(3), Some(0))
     );
     assert!(render["oldest"].as_u64() <= render["newest"].as_u64());
+    let embed = function(&json, "cli::embed").expect("a function with its own dir is listed");
+    assert_eq!(embed["dir"], "embeddings/cli.embed");
 }
 
 #[test]
@@ -224,7 +235,7 @@ fn clear_removes_named_functions_or_everything() {
     let root = filled_root();
     assert_eq!(
         succeeds(file_cache_cmd(root.path(), &["clear"])).trim(),
-        "removed 8 entries"
+        "removed 9 entries"
     );
     assert_eq!(listing(root.path())["functions"], serde_json::json!([]));
 }
@@ -307,13 +318,13 @@ fn verify_removes_broken_entries_and_counts_them() {
     std::fs::write(&render[1], &bytes[..100]).unwrap(); // truncated
     let text = succeeds(file_cache_cmd(root.path(), &["verify"]));
     assert!(
-        text.contains("checked 8 entries: 6 ok, 2 broken and removed"),
+        text.contains("checked 9 entries: 7 ok, 2 broken and removed"),
         "{text}"
     );
     assert!(text.contains("payload checksum mismatch"), "{text}");
     assert!(!render[0].exists() && !render[1].exists() && render[2].exists());
     let text = succeeds(file_cache_cmd(root.path(), &["verify"]));
-    assert!(text.contains("checked 6 entries: 6 ok, 0 broken"), "{text}");
+    assert!(text.contains("checked 7 entries: 7 ok, 0 broken"), "{text}");
 }
 
 #[test]
