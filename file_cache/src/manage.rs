@@ -177,10 +177,14 @@ struct ProbeAnswer(bool);
 /// Called at the start of every cached call: when [`is_cached`] is asking, answers it
 /// (by unwinding) instead of returning. One thread-local read otherwise.
 pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option<&CallKey>) {
-    if !PROBING.with(|probing| probing.get()) {
+    // `try_with`: a call from a thread-local's destructor is never a probe, and must not
+    // panic.
+    if !PROBING
+        .try_with(|probing| probing.replace(false))
+        .unwrap_or(false)
+    {
         return;
     }
-    PROBING.with(|probing| probing.set(false));
     let cached = key.is_some_and(|key| {
         if config().mode == Mode::Refresh {
             return false;

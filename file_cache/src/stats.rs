@@ -77,7 +77,8 @@ pub(crate) fn record_hit(site: &'static Site, path: &Path, bytes: u64, saved_us:
         .fetch_add(saved_us, Ordering::Relaxed)
         + saved_us;
     note_dir(site, path);
-    EXIT_FLUSH.with(|_| {});
+    // `try_with`: a call from another thread-local's destructor must not panic.
+    let _ = EXIT_FLUSH.try_with(|_| {});
     if saved >= LOG_AFTER_SAVED_US || hits >= LOG_AFTER_HITS {
         flush_site(site);
     }
