@@ -58,19 +58,8 @@ impl Options {
                 }
                 "ttl" => {
                     input.parse::<Token![=]>()?;
-                    let value: LitStr = input.parse()?;
-                    match parse_duration(&value.value()) {
-                        Ok(seconds) => {
-                            self.ttl.get_or_insert(seconds);
-                        }
-                        Err(reason) => self.push_error(syn::Error::new(
-                            value.span(),
-                            format!(
-                                "invalid ttl {:?}: {reason}; expected a duration such as \"90s\", \"15m\", \"12h\", \"7d\" or \"1h30m\"",
-                                value.value()
-                            ),
-                        )),
-                    }
+                    let value = input.parse::<syn::Lit>()?;
+                    self.set_ttl(value);
                 }
                 "dir" => {
                     input.parse::<Token![=]>()?;
@@ -95,6 +84,29 @@ impl Options {
             input.parse::<Token![,]>()?;
         }
         Ok(())
+    }
+
+    /// `ttl = "1h30m"`; any other literal, or a string that is not a duration, is an error
+    /// on it.
+    fn set_ttl(&mut self, value: syn::Lit) {
+        let syn::Lit::Str(text) = value else {
+            return self.push_error(syn::Error::new(
+                value.span(),
+                "`ttl` takes a duration as a string, with its unit: `ttl = \"60s\"`",
+            ));
+        };
+        match parse_duration(&text.value()) {
+            Ok(seconds) => {
+                self.ttl.get_or_insert(seconds);
+            }
+            Err(reason) => self.push_error(syn::Error::new(
+                text.span(),
+                format!(
+                    "invalid ttl {:?}: {reason}; expected a duration such as \"90s\", \"15m\", \"12h\", \"7d\" or \"1h30m\"",
+                    text.value()
+                ),
+            )),
+        }
     }
 
     fn add_ignored(&mut self, list: Vec<Ident>) {
