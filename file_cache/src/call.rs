@@ -7,6 +7,7 @@ use crate::key::{Key, KeyError, KeyHasher};
 use crate::layout::{self, Fingerprint};
 use crate::site::{Problem, Site};
 use crate::store;
+use crate::{manage, size_limit, stats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ pub struct KeyBuilder {
 /// The key of one call, with what is needed to find its entry.
 #[doc(hidden)]
 pub struct CallKey {
-    key: Key,
+    pub(crate) key: Key,
     self_ty: Option<&'static str>,
 }
 
@@ -183,13 +184,16 @@ pub(crate) struct Miss {
 
 impl<T: DeserializeOwned> Lookup<T> {
     pub(crate) fn begin(site: &'static Site, key: Option<CallKey>) -> Lookup<T> {
+        manage::answer_probe::<T>(site, key.as_ref());
         let Some(key) = key else {
             return Lookup::Bypass;
         };
         let path = entry_path(site, &key);
+        manage::note_version(site, &path, false);
         if let Some(value) = lookup(site, &key, &path) {
             return Lookup::Hit(value);
         }
+        stats::record_miss(site);
         Lookup::Miss(Miss {
             site,
             key,
@@ -212,7 +216,7 @@ impl Miss {
     }
 }
 
-fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
+pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
     let root = site.root();
     let dir_name =
         |self_ty| store::function_dir_name(site.info.module_path, self_ty, site.info.name);
@@ -251,9 +255,16 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
             return None;
         }
     };
+    if is_expired(site, &bytes) {
+        log::debug!("file_cache: expired {}", site.display_name());
+        return None;
+    }
     match decode_entry(&bytes, key, &layout::of::<T>(site)) {
         Ok(value) => {
             log::debug!("file_cache: hit {}", site.display_name());
+            let saved_us = entry::peek_times(&bytes).map_or(0, |(_, compute_us)| compute_us);
+            stats::record_hit(site, path, bytes.len() as u64, saved_us);
+            size_limit::touch(path, key.key.as_bytes());
             Some(value)
         }
         Err(reason) => {
@@ -269,7 +280,7 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
     }
 }
 
-fn decode_entry<T: DeserializeOwned>(
+pub(crate) fn decode_entry<T: DeserializeOwned>(
     bytes: &[u8],
     key: &CallKey,
     layout: &Fingerprint,
@@ -295,6 +306,19 @@ fn decode_entry<T: DeserializeOwned>(
         ));
     }
     codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
+}
+
+/// Whether the entry in `bytes` is older than the site's `ttl`. Read from the header before
+/// it is checked: a damaged time can only cause a miss, and the full check follows.
+pub(crate) fn is_expired(site: &Site, bytes: &[u8]) -> bool {
+    let Some(ttl) = site.info.ttl else {
+        return false;
+    };
+    let Some((created_ms, _)) = entry::peek_times(bytes) else {
+        return false;
+    };
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    unix_millis().saturating_sub(created_ms) >= ttl_ms
 }
 
 /// Encodes and writes the entry; problems are logged, never returned.
@@ -334,8 +358,17 @@ where
         Ok(header) => header,
         Err(error) => return refuse(error.to_string()),
     };
+    let len = (header.len() + payload.len()) as u64;
+    if !size_limit::admit(path, len) {
+        return;
+    }
     match store::write_atomic(path, &[&header, &payload]) {
-        Ok(()) => log::debug!("file_cache: stored {}", site.display_name()),
+        Ok(()) => {
+            log::debug!("file_cache: stored {}", site.display_name());
+            stats::record_store(site, len);
+            size_limit::stored(path, len);
+            manage::note_version(site, path, true);
+        }
         Err(error) => warn_write_failure(site, path, &error),
     }
 }
