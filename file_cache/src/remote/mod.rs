@@ -411,18 +411,34 @@ pub(crate) fn lookup<T: DeserializeOwned>(
             return None;
         }
     };
-    match decode_entry::<T>(&entry, key) {
+    if crate::call::is_expired(site, &entry) {
+        log::debug!("file_cache: expired remote entry {}", site.display_name());
+        return None;
+    }
+    match decode_entry::<T>(&entry, key, &crate::layout::of::<T>(site)) {
         Ok(value) => {
             log::debug!("file_cache: remote hit {}", site.display_name());
-            if let Err(error) = crate::store::write_atomic(path, &[&entry]) {
-                crate::call::warn_write_failure(site, path, &error);
-            }
+            keep_locally(site, path, &entry);
             Some(value)
         }
         Err(reason) => {
             refuse(reason);
             None
         }
+    }
+}
+
+/// Writes a remote hit to the local tier, within the size bound, and counts the hit.
+fn keep_locally(site: &'static Site, path: &Path, entry: &[u8]) {
+    let len = entry.len() as u64;
+    let saved_us = crate::entry::peek_times(entry).map_or(0, |(_, compute_us)| compute_us);
+    crate::stats::record_hit(site, path, len, saved_us);
+    if !crate::size_limit::admit(path, len) {
+        return;
+    }
+    match crate::store::write_atomic(path, &[entry]) {
+        Ok(()) => crate::size_limit::stored(path, len),
+        Err(error) => crate::call::warn_write_failure(site, path, &error),
     }
 }
 
