@@ -29,6 +29,12 @@ fn cube(x: u64) -> u64 {
     x * x * x
 }
 
+#[file_cache(ttl = "1s")]
+fn brief(x: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    x + 1
+}
+
 const CHILD: &str = "child";
 /// Env var: the values a `compute` child squares, comma-separated.
 const XS: &str = "TEST_XS";
@@ -48,6 +54,11 @@ fn child() {
         Some("killed") => server_killed_mid_run(Kind::parse(&env(BACKEND))),
         Some("broken") => broken_server(Kind::parse(&env(BACKEND)), &env(FAKE)),
         Some("admin") => admin(Kind::parse(&env(BACKEND))),
+        Some("ttl") => {
+            assert_eq!(brief(1), 2);
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+            assert!(remote::flush(Duration::from_secs(30)));
+        }
         Some(other) => panic!("unknown role {other}"),
     }
 }
@@ -483,4 +494,21 @@ fn redis_remote_tier_lists_and_clears() {
 #[test]
 fn s3_remote_tier_lists_and_clears() {
     admin_test(Kind::S3);
+}
+
+#[test]
+fn an_expired_remote_entry_is_a_miss() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let child = |root: &Path| {
+        let mut envs = server.env();
+        envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_child(CHILD, "ttl", &envs)
+    };
+    assert_eq!(runs(&child(&fresh_root())), 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    let late = child(&fresh_root());
+    assert_eq!(runs(&late), 1, "older than its ttl: computed again");
+    assert_eq!(log_lines(&late, "DEBUG", "expired remote entry").len(), 1);
 }
