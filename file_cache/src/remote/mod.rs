@@ -53,6 +53,8 @@ pub const WRITE_VAR: &str = "FILE_CACHE_REMOTE_WRITE";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Listing and clearing are not on a call's path: they may wait this long per step.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How computed values reach the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,6 +238,9 @@ struct Tier {
     breaker: Breaker,
     writes: Writes,
     uploads: upload::Queue,
+    /// The same store with [`ADMIN_TIMEOUT`], for [`list`] and [`clear`]; opened on use.
+    admin: OnceLock<Result<Box<dyn Backend>, RemoteError>>,
+    url: String,
 }
 
 /// What [`set`] or the environment chose; fixed at first use.
@@ -278,6 +283,8 @@ fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
         breaker: Breaker::new(remote.retry_after),
         writes: remote.writes,
         uploads: upload::Queue::default(),
+        admin: OnceLock::new(),
+        url: remote.url.clone(),
     })
 }
 
@@ -329,6 +336,18 @@ fn remote_name(path: &Path) -> Option<String> {
 }
 
 impl Tier {
+    fn admin(&self) -> Result<&dyn Backend, RemoteError> {
+        let timeout = ADMIN_TIMEOUT.max(self.timeout());
+        match self.admin.get_or_init(|| open_backend(&self.url, timeout)) {
+            Ok(backend) => Ok(backend.as_ref()),
+            Err(error) => Err(error.clone()),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        chosen().map_or(DEFAULT_TIMEOUT, |remote| remote.timeout)
+    }
+
     /// Runs one request unless the breaker is open; failures are logged and counted.
     fn guarded<R>(
         &self,
@@ -497,7 +516,7 @@ pub fn list(function: Option<&str>) -> Result<Vec<RemoteEntry>, RemoteError> {
         None => String::new(),
     };
     let mut entries: Vec<RemoteEntry> = tier
-        .backend
+        .admin()?
         .list(&prefix)?
         .into_iter()
         .filter_map(|(name, size)| {
@@ -521,7 +540,7 @@ pub fn clear(function: Option<&str>) -> Result<usize, RemoteError> {
         .into_iter()
         .map(|e| format!("{}/{}", e.function, e.key))
         .collect();
-    tier.backend.delete(&names)?;
+    tier.admin()?.delete(&names)?;
     Ok(names.len())
 }
 
@@ -634,6 +653,8 @@ mod tests {
             breaker: Breaker::new(Duration::from_secs(3600)),
             writes,
             uploads: upload::Queue::default(),
+            admin: OnceLock::new(),
+            url: "memory://".into(),
         }));
         (memory, tier)
     }
