@@ -12,9 +12,12 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use std::future::Future;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Longest a caller waits for any one request, whatever the client does.
+const SAFETY_CAP: Duration = Duration::from_secs(120);
 
 pub(super) struct S3 {
     store: Arc<AmazonS3>,
@@ -95,9 +98,18 @@ impl S3 {
             // The caller may have gone; nothing to do then.
             let _ = sender.send(request.await);
         });
-        receiver
-            .recv()
-            .unwrap_or_else(|_| Err(RemoteError::Backend("the S3 request was dropped".into())))
+        // The client's timeouts end a stalled request; this cap only guards against one
+        // that never ends at all (a large value may legitimately take a while).
+        match receiver.recv_timeout(SAFETY_CAP) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(RemoteError::Backend(format!(
+                "no answer from S3 in {} s",
+                SAFETY_CAP.as_secs()
+            ))),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(RemoteError::Backend("the S3 request was dropped".into()))
+            }
+        }
     }
 }
 
