@@ -29,7 +29,10 @@ mod call;
 mod codec;
 mod config;
 mod entry;
+mod flight;
 mod key;
+mod lock;
+mod root;
 mod site;
 mod store;
 

@@ -14,6 +14,21 @@ pub struct SiteInfo {
     pub name: &'static str,
     /// blake3 of the function's tokens (see the macro crate).
     pub code_hash: [u8; 32],
+    /// `lock = true|false`: whether a miss takes the cross-process lock of its entry, so
+    /// that concurrent processes compute one cold key once.
+    pub lock: bool,
+}
+
+impl SiteInfo {
+    /// The value of every option that is not written in the attribute. The macro fills in
+    /// what it knows and ends with `..SiteInfo::DEFAULT`, so adding an option does not
+    /// change the code it generates for the others.
+    pub const DEFAULT: SiteInfo = SiteInfo {
+        module_path: "",
+        name: "",
+        code_hash: [0; 32],
+        lock: true,
+    };
 }
 
 /// One cached function: its compile-time description and per-process state.
@@ -96,6 +111,7 @@ mod tests {
         module_path: "my_crate::a",
         name: "f",
         code_hash: [0; 32],
+        ..SiteInfo::DEFAULT
     });
 
     #[test]

@@ -83,12 +83,16 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         body,
     } = &function.item;
     let name = function.name();
+    // Options left out take their defaults from `SiteInfo::DEFAULT`.
+    let lock = options.lock.as_ref().map(|lock| quote!(lock: #lock,));
     let site = quote! {
         static __FC_SITE: ::file_cache::__private::Site =
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
                 name: #name,
                 code_hash: [#(#hash),*],
+                #lock
+                ..::file_cache::__private::SiteInfo::DEFAULT
             });
     };
 
