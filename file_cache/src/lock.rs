@@ -61,10 +61,15 @@ pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<O
     }
     loop {
         let file = open(&path)?;
-        if block {
+        if !try_lock(&file, faults)? {
+            if !block {
+                return Ok(None);
+            }
+            log::debug!(
+                "file_cache: waiting for the lock {}, held by another process",
+                path.display()
+            );
             lock(&file, faults)?;
-        } else if !try_lock(&file, faults)? {
-            return Ok(None);
         }
         if still_linked(&file, &path)? {
             return Ok(Some(EntryLock { path, _file: file }));
