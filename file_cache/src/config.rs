@@ -47,6 +47,9 @@ pub(crate) struct Faults {
     pub(crate) no_lock: bool,
     /// Renaming onto an existing file fails, as on some network file systems.
     pub(crate) no_rename_over: bool,
+    /// Entries are written in small pieces with pauses, so a test that kills writers
+    /// catches most of them in the middle of a write.
+    pub(crate) slow_write: bool,
 }
 
 impl Faults {
@@ -56,6 +59,7 @@ impl Faults {
             match fault {
                 "no_lock" => faults.no_lock = true,
                 "no_rename_over" => faults.no_rename_over = true,
+                "slow_write" => faults.slow_write = true,
                 _ => {}
             }
         }

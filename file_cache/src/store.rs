@@ -100,7 +100,12 @@ pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let config = config();
     sweep_once(dir, config.stale_after, config.faults);
     let temp = temp_path(path);
-    let result = write_new(&temp, parts).and_then(|()| rename_over(&temp, path, config.faults));
+    let write = if config.faults.slow_write {
+        write_new_slowly
+    } else {
+        write_new
+    };
+    let result = write(&temp, parts).and_then(|()| rename_over(&temp, path, config.faults));
     if result.is_err() {
         // Best effort: the temporary file may not exist, and a failure here changes nothing.
         let _ = fs::remove_file(&temp);
@@ -145,6 +150,17 @@ pub(crate) fn write_new(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let mut file: File = options.open(path)?;
     for part in parts {
         file.write_all(part)?;
+    }
+    Ok(())
+}
+
+/// [`write_new`] in 64 KiB pieces, pausing after each (a test hook, see `Faults`).
+fn write_new_slowly(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    write_new(path, &[])?;
+    let mut file = OpenOptions::new().append(true).open(path)?;
+    for piece in parts.iter().flat_map(|part| part.chunks(64 << 10)) {
+        file.write_all(piece)?;
+        std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
 }

@@ -86,6 +86,8 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
     // Options left out take their defaults from `SiteInfo::DEFAULT`.
     let lock = options.lock.as_ref().map(|lock| quote!(lock: #lock,));
     let site = quote! {
+        // Once every option is written out, the `..DEFAULT` is needless, on purpose.
+        #[allow(clippy::needless_update)]
         static __FC_SITE: ::file_cache::__private::Site =
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
