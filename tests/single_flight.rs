@@ -213,3 +213,32 @@ fn a_lock_holder_killed_with_sigkill_does_not_block_the_others() {
     assert_eq!(runs(&lines), 1, "the waiter computed once the holder died");
     no_leftovers(root.path());
 }
+
+static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+async fn shared_async(x: u64) -> u64 {
+    ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    x * 3
+}
+
+#[test]
+fn async_callers_on_one_thread_wait_for_each_other_without_blocking_it() {
+    init();
+    // One thread for every task: a waiter that blocked it would never let the leader finish.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let values = runtime.block_on(async {
+        let tasks: Vec<_> = (0..8).map(|_| tokio::spawn(shared_async(5))).collect();
+        let mut values = Vec::new();
+        for task in tasks {
+            values.push(task.await.unwrap());
+        }
+        values
+    });
+    assert_eq!(values, vec![15; 8]);
+    assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 1);
+}

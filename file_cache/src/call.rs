@@ -6,7 +6,7 @@ use crate::entry::{self, Header};
 use crate::flight::{self, Follower, Joined, Leader, Outcome};
 use crate::key::{Key, KeyError, KeyHasher};
 use crate::lock::{self, EntryLock};
-use crate::root::{root, Access};
+use crate::root::{root_of, Access, Root};
 use crate::site::{Problem, Site};
 use crate::store;
 use serde::de::DeserializeOwned;
@@ -62,6 +62,16 @@ impl KeyBuilder {
         self.hasher.write_label(type_name);
     }
 
+    /// The `Self` type added so far, if any.
+    pub(crate) fn self_ty(&self) -> Option<&'static str> {
+        self.self_ty
+    }
+
+    /// The function this key is for.
+    pub(crate) fn site(&self) -> &'static Site {
+        self.site
+    }
+
     /// Adds the concrete type of a generic type parameter.
     pub fn type_param(&mut self, name: &'static str, type_name: &'static str) {
         self.hasher.write_label(name);
@@ -109,6 +119,8 @@ impl KeyBuilder {
 }
 
 /// Runs a cached function whose return value is cached as a whole.
+///
+/// [`call_async`](crate::call_async::call_async) is the same for an `async fn`.
 #[doc(hidden)]
 pub fn call<T, F>(site: &'static Site, key: Option<CallKey>, body: F) -> T
 where
@@ -168,6 +180,7 @@ pub(crate) enum Lookup<T> {
 /// [`Miss::store`] (a panic, an `Err`, a dropped future) lets another caller compute.
 pub(crate) struct Miss {
     site: &'static Site,
+    root: &'static Root,
     key: CallKey,
     path: PathBuf,
     started: Instant,
@@ -202,6 +215,7 @@ impl<T: DeserializeOwned> Lookup<T> {
 /// after a delay on [`Step::LockBusy`], so that no executor thread is ever blocked.
 pub(crate) struct Pending<T> {
     site: &'static Site,
+    root: &'static Root,
     key: Option<CallKey>,
     path: PathBuf,
     /// Set once this caller leads the key's flight but has not taken the entry's lock.
@@ -224,12 +238,14 @@ impl<T: DeserializeOwned> Pending<T> {
     /// Starts a lookup; `None` when the call bypasses the cache.
     pub(crate) fn new(site: &'static Site, key: Option<CallKey>) -> Option<Pending<T>> {
         let key = key?;
-        if root().access == Access::Unusable {
+        let root = root_of(site);
+        if root.access == Access::Unusable {
             return None;
         }
         let path = entry_path(site, &key);
         Some(Pending {
             site,
+            root,
             key: Some(key),
             path,
             leader: None,
@@ -258,7 +274,7 @@ impl<T: DeserializeOwned> Pending<T> {
             }
         }
         let mut lock = None;
-        let root = root();
+        let root = self.root;
         if self.site.info.lock && root.locks() && root.access == Access::ReadWrite {
             match lock::acquire(&self.path, block, config().faults) {
                 Ok(Some(held)) => lock = Some(held),
@@ -284,6 +300,7 @@ impl<T: DeserializeOwned> Pending<T> {
         };
         Step::Ready(Lookup::Miss(Miss {
             site: self.site,
+            root: self.root,
             key,
             path: std::mem::take(&mut self.path),
             started: Instant::now(),
@@ -314,6 +331,7 @@ impl Miss {
     pub(crate) fn store<T: Serialize + DeserializeOwned>(self, value: &T) {
         let payload = store(
             self.site,
+            self.root,
             &self.key,
             &self.path,
             value,
@@ -334,10 +352,8 @@ impl Miss {
 /// caller of this process through its waker, and for another process's lock by trying
 /// again after a delay (a helper thread wakes it), so no runtime is needed.
 ///
-/// Extension point for `call_async`: `match BeginFuture::new(site, key).await`, then as in
-/// [`call`]. A dropped future (a cancelled call) drops its [`Miss`], which lets another
-/// caller compute.
-#[cfg_attr(not(test), allow(dead_code))]
+/// `call_async` is `match BeginFuture::new(site, key).await`, then as in [`call`]. A
+/// dropped future (a cancelled call) drops its [`Miss`], which lets another caller compute.
 pub(crate) struct BeginFuture<T> {
     /// `None` for a call that bypasses the cache.
     pending: Option<Pending<T>>,
@@ -345,7 +361,6 @@ pub(crate) struct BeginFuture<T> {
     retry_after: Duration,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl<T: DeserializeOwned> BeginFuture<T> {
     pub(crate) fn new(site: &'static Site, key: Option<CallKey>) -> BeginFuture<T> {
         BeginFuture {
@@ -404,7 +419,7 @@ fn wake_after(delay: Duration, waker: Waker) {
 }
 
 fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
-    let root = &config().root;
+    let root = site.root();
     let dir_name =
         |self_ty| store::function_dir_name(site.info.module_path, self_ty, site.info.name);
     let dir = match key.self_ty {
@@ -482,6 +497,7 @@ fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, S
 /// value unless it cannot be cached at all.
 fn store<T>(
     site: &'static Site,
+    root: &Root,
     key: &CallKey,
     path: &Path,
     value: &T,
@@ -523,7 +539,7 @@ where
         Ok(header) => header,
         Err(error) => return refuse(error.to_string()),
     };
-    if root().access != Access::ReadWrite {
+    if root.access != Access::ReadWrite {
         // Said once, when the root was checked.
         return Some(payload);
     }

@@ -25,7 +25,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod arg;
 mod call;
+mod call_async;
 mod codec;
 mod config;
 mod entry;
@@ -79,6 +81,8 @@ pub struct ReadmeDoctests;
 /// What the generated code calls. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::arg::{KeyArg, KeySelf};
     pub use crate::call::{call, call_result, CallKey, KeyBuilder};
+    pub use crate::call_async::{call_async, call_result_async};
     pub use crate::site::{Site, SiteInfo};
 }

@@ -1,18 +1,21 @@
 //! The root directory: created private to the user, checked once per process before
 //! anything is read from or written to it, and probed for what the cache relies on
-//! (writing, renaming over a file, locking a file).
+//! (writing, renaming over a file, locking a file). A function with `dir = "..."` has a
+//! root of its own, checked the same way, once.
 //!
 //! A root that someone else could have planted entries in (a symbolic link, a directory
 //! owned by another user, or one writable by group or others) is not used at all, unless
 //! `FILE_CACHE_SHARED=1` says it is shared on purpose.
 
 use crate::config::{config, Config};
+use crate::site::Site;
 use crate::store;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 /// What this process may do under the root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +28,10 @@ pub(crate) enum Access {
     Unusable,
 }
 
-/// The verdict on the root, reached once per process.
+/// The verdict on a root, reached once per process.
 #[derive(Debug)]
 pub(crate) struct Root {
+    path: PathBuf,
     pub(crate) access: Access,
     /// Whether file locks work there; turned off for good at the first failure.
     locks: AtomicBool,
@@ -43,19 +47,31 @@ impl Root {
     /// process goes on without cross-process single-flight.
     pub(crate) fn locks_failed(&self, error: &io::Error) {
         if self.locks.swap(false, Ordering::Relaxed) {
-            warn_no_locks(&config().root, error);
+            warn_no_locks(&self.path, error);
         }
     }
 }
 
-/// The root's verdict, checked (and the root created) on first use.
-pub(crate) fn root() -> &'static Root {
-    static ROOT: OnceLock<Root> = OnceLock::new();
-    ROOT.get_or_init(|| check(config()))
+/// The verdict on the root of `site`'s function, checked (and the root created) the first
+/// time any function uses that root.
+pub(crate) fn root_of(site: &Site) -> &'static Root {
+    site.state.root.get_or_init(|| verdict(&site.root()))
 }
 
-fn check(config: &Config) -> Root {
-    let path = &config.root;
+fn verdict(path: &Path) -> &'static Root {
+    static ROOTS: Mutex<Option<HashMap<PathBuf, &'static Root>>> = Mutex::new(None);
+    let mut roots = ROOTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let roots = roots.get_or_insert_with(HashMap::new);
+    if let Some(root) = roots.get(path) {
+        return root;
+    }
+    // One per distinct root the program uses, for the life of the process.
+    let root: &'static Root = Box::leak(Box::new(check(path, config())));
+    roots.insert(path.to_path_buf(), root);
+    root
+}
+
+fn check(path: &Path, config: &Config) -> Root {
     let access = match trust(path, config.shared) {
         Ok(()) => probe_writes(path, config),
         Err(Refusal::Untrusted(reason)) => {
@@ -78,6 +94,7 @@ fn check(config: &Config) -> Root {
     };
     let locks = access == Access::ReadWrite && probe_locks(path, config);
     Root {
+        path: path.to_path_buf(),
         access,
         locks: AtomicBool::new(locks),
     }

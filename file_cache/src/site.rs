@@ -1,6 +1,7 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
@@ -14,19 +15,22 @@ pub struct SiteInfo {
     pub name: &'static str,
     /// blake3 of the function's tokens (see the macro crate).
     pub code_hash: [u8; 32],
+    /// `#[file_cache(dir = "...")]`: this function's root; a relative path is joined onto
+    /// the root in force (`FILE_CACHE_DIR` or the default), an absolute one replaces it.
+    pub dir: Option<&'static str>,
     /// `lock = true|false`: whether a miss takes the cross-process lock of its entry, so
     /// that concurrent processes compute one cold key once.
     pub lock: bool,
 }
 
 impl SiteInfo {
-    /// The value of every option that is not written in the attribute. The macro fills in
-    /// what it knows and ends with `..SiteInfo::DEFAULT`, so adding an option does not
-    /// change the code it generates for the others.
+    /// Every field at its default, for `SiteInfo { name, ..SiteInfo::DEFAULT }`: the macro
+    /// writes only the fields an option sets, so adding an option touches no other code.
     pub const DEFAULT: SiteInfo = SiteInfo {
         module_path: "",
         name: "",
         code_hash: [0; 32],
+        dir: None,
         lock: true,
     };
 }
@@ -50,7 +54,18 @@ impl Site {
                 warned: AtomicU8::new(0),
                 uncacheable: AtomicBool::new(false),
                 dir: OnceLock::new(),
+                root: OnceLock::new(),
             },
+        }
+    }
+
+    /// The root this function's directory lives in: the configured root, or the `dir`
+    /// option resolved against it.
+    pub(crate) fn root(&self) -> Cow<'static, Path> {
+        let root = &crate::config::config().root;
+        match self.info.dir {
+            None => Cow::Borrowed(root.as_path()),
+            Some(dir) => Cow::Owned(root.join(dir)),
         }
     }
 
@@ -87,6 +102,8 @@ pub(crate) struct SiteState {
     uncacheable: AtomicBool,
     /// The function's directory under the root, computed on first use.
     pub(crate) dir: OnceLock<PathBuf>,
+    /// The verdict on the function's root, looked up on first use.
+    pub(crate) root: OnceLock<&'static crate::root::Root>,
 }
 
 /// Kinds of trouble a site warns about once each.

@@ -1,4 +1,5 @@
-//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, lock = false)]`.
+//! The attribute's own options:
+//! `#[file_cache(ignore = [a, b], result = false, dir = "x", lock = false)]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -7,7 +8,7 @@ use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{bracketed, Ident, LitBool, Token};
+use syn::{bracketed, Ident, LitBool, LitStr, Token};
 
 /// The options written in `#[file_cache(...)]`.
 #[derive(Default)]
@@ -16,6 +17,8 @@ pub(crate) struct Options {
     pub ignore: Vec<Ident>,
     /// `result = true|false`: overrides detecting a `Result` return by its last path segment.
     pub result: Option<LitBool>,
+    /// `dir = "path"`: this function's own root directory.
+    pub dir: Option<LitStr>,
     /// `lock = true|false`: whether a miss takes the entry's cross-process lock (default on).
     pub lock: Option<LitBool>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
@@ -54,6 +57,11 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.result.get_or_insert(value);
                 }
+                "dir" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitStr = input.parse()?;
+                    self.dir.get_or_insert(value);
+                }
                 "lock" => {
                     input.parse::<Token![=]>()?;
                     let value: LitBool = input.parse()?;
@@ -63,7 +71,8 @@ impl Options {
                     self.push_error(syn::Error::new(
                         name.span(),
                         format!(
-                            "unknown option `{name}`; expected `ignore = [param, ...]`, `result = true|false` or `lock = true|false`"
+                            "unknown option `{name}`; expected `ignore = [param, ...]`, \
+                             `result = true|false`, `dir = \"path\"` or `lock = true|false`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -140,12 +149,18 @@ mod tests {
         let options = Options::from_tokens(quote!());
         assert!(options.ignore.is_empty());
         assert!(options.result.is_none());
+        assert!(options.dir.is_none());
         assert!(options.errors.is_none());
     }
 
     #[test]
-    fn ignore_and_result() {
-        let options = Options::from_tokens(quote!(ignore = [logger, progress,], result = false));
+    fn ignore_result_and_dir() {
+        let options = Options::from_tokens(quote!(
+            ignore = [logger, progress,],
+            result = false,
+            dir = "models"
+        ));
+        assert_eq!(options.dir.as_ref().unwrap().value(), "models");
         let names: Vec<String> = options.ignore.iter().map(|i| i.to_string()).collect();
         assert_eq!(names, ["logger", "progress"]);
         assert!(!options.result.as_ref().unwrap().value);
@@ -196,6 +211,8 @@ mod tests {
         for args in [
             quote!(ignore = a),
             quote!(result = 1),
+            quote!(dir = 1),
+            quote!(dir = some::path),
             quote!(ignore[a]),
             quote!(ignore = [a] b),
         ] {

@@ -42,7 +42,13 @@ use proc_macro::TokenStream;
 ///   entry of the function; reformatting, comments and doc comments do not. Code the
 ///   function *calls* is not part of it: editing a helper does not invalidate entries.
 ///
-/// A parameter bound to `_` is not hashed: the body cannot observe it.
+/// - for a method, `self` (the `Self` value, behind any receiver form) unless
+///   `ignore = [self]`, and the `Self` type; for every function, where it is defined (impl
+///   and trait included), so same-named functions of two impls or modules never share
+///   entries.
+///
+/// Parameters bound by a pattern (`(a, b): (u32, u32)`, `Point { x, .. }: Point`, `_: u8`)
+/// are hashed as whole values; arrays are hashed as slices.
 ///
 /// # Options
 ///
@@ -54,6 +60,14 @@ use proc_macro::TokenStream;
 ///   the error type needs no serde impls; every call that failed runs again. `result = false`
 ///   stores the whole value instead (errors included, which then need serde impls);
 ///   `result = true` treats a return type with another name (an alias) as a result.
+/// - `dir = "path"`: this function's root directory. An absolute path is used as is (it
+///   wins over `FILE_CACHE_DIR`); a relative one is joined onto the root in force.
+///
+/// # Forms
+///
+/// `async fn` (no executor assumed; the future is `Send` when the uncached one is; the
+/// small-file I/O runs inline in `poll`), methods with any receiver, associated functions,
+/// generic and trait impls, lifetimes and const generics.
 ///
 /// # The return value
 ///
@@ -65,13 +79,14 @@ use proc_macro::TokenStream;
 /// # What cannot be cached (compile errors)
 ///
 /// - anything that is not a function with a body;
-/// - a parameter of a `&mut` type that is not ignored: a cached call cannot replay the
-///   mutation;
+/// - a parameter of a `&mut` type, or `&mut self`, that is not ignored: a cached call
+///   cannot replay the mutation; a pattern containing `&mut` (it cannot be ignored);
+/// - `ignore` naming something that is not a whole parameter (a name bound inside a
+///   pattern, `_`, `self` of a function without one);
 /// - a function returning a reference or `impl Trait`: a value read back from disk must
 ///   be an owned, named type;
 /// - a `const fn`, an `extern "ABI"` function, a C-variadic function;
-/// - not yet supported: `async fn`, methods (a `self` parameter) and parameters that are
-///   patterns (`(a, b): (u32, u32)`); bind a name and destructure in the body instead.
+/// - `dir = ""`.
 ///
 /// Every mistake is reported at once, each on the tokens that cause it, and the function
 /// is emitted unchanged beside the errors so its callers still compile.
