@@ -493,6 +493,19 @@ fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, S
     codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
 }
 
+/// Runs the whole decoder on untrusted bytes: [`entry::parse`], then the codec, as a few
+/// value types of every shape, on the parsed payload and on the raw bytes (which, unlike a
+/// mutated entry, reach the codec without a valid checksum). Returns how many decodes
+/// succeeded. For the fuzz target and the decoder's property tests only.
+#[doc(hidden)]
+pub fn decode_untrusted(bytes: &[u8]) -> usize {
+    let from_entry = match entry::parse(bytes) {
+        Ok((_, payload)) => 1 + codec::decode_samples(payload),
+        Err(_) => 0,
+    };
+    from_entry + codec::decode_samples(bytes)
+}
+
 /// Encodes and writes the entry; problems are logged, never returned. Returns the encoded
 /// value unless it cannot be cached at all.
 fn store<T>(

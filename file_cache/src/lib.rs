@@ -82,7 +82,7 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::arg::{KeyArg, KeySelf};
-    pub use crate::call::{call, call_result, CallKey, KeyBuilder};
+    pub use crate::call::{call, call_result, decode_untrusted, CallKey, KeyBuilder};
     pub use crate::call_async::{call_async, call_result_async};
     pub use crate::site::{Site, SiteInfo};
 }
