@@ -5,10 +5,12 @@ use crate::config::{config, Mode};
 use crate::entry::{self, Header};
 use crate::flight::{self, Follower, Joined, Leader, Outcome};
 use crate::key::{Key, KeyError, KeyHasher};
+use crate::layout::{self, Fingerprint};
 use crate::lock::{self, EntryLock};
 use crate::root::{root_of, Access, Root};
 use crate::site::{Problem, Site};
 use crate::store;
+use crate::{manage, size_limit, stats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
@@ -32,7 +34,7 @@ pub struct KeyBuilder {
 /// The key of one call, with what is needed to find its entry.
 #[doc(hidden)]
 pub struct CallKey {
-    key: Key,
+    pub(crate) key: Key,
     self_ty: Option<&'static str>,
 }
 
@@ -60,6 +62,15 @@ impl KeyBuilder {
         self.self_ty = Some(type_name);
         self.hasher.write_label("Self");
         self.hasher.write_label(type_name);
+    }
+
+    /// Adds the code hashes of tracked dependencies named through `Self`, which the site's
+    /// `static` cannot name.
+    pub fn code_deps(&mut self, hashes: &[[u8; 32]]) {
+        self.hasher.write_label("deps");
+        for hash in hashes {
+            self.hasher.write_raw(hash);
+        }
     }
 
     /// The `Self` type added so far, if any.
@@ -237,12 +248,14 @@ pub(crate) enum Step<T> {
 impl<T: DeserializeOwned> Pending<T> {
     /// Starts a lookup; `None` when the call bypasses the cache.
     pub(crate) fn new(site: &'static Site, key: Option<CallKey>) -> Option<Pending<T>> {
+        manage::answer_probe::<T>(site, key.as_ref());
         let key = key?;
         let root = root_of(site);
         if root.access == Access::Unusable {
             return None;
         }
         let path = entry_path(site, &key);
+        manage::note_version(site, &path, false);
         Some(Pending {
             site,
             root,
@@ -298,6 +311,7 @@ impl<T: DeserializeOwned> Pending<T> {
         let (Some(key), Some(leader)) = (self.key.take(), self.leader.take()) else {
             return Step::Ready(Lookup::Bypass);
         };
+        stats::record_miss(self.site);
         Step::Ready(Lookup::Miss(Miss {
             site: self.site,
             root: self.root,
@@ -418,7 +432,7 @@ fn wake_after(delay: Duration, waker: Waker) {
     }
 }
 
-fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
+pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
     let root = site.root();
     let dir_name =
         |self_ty| store::function_dir_name(site.info.module_path, self_ty, site.info.name);
@@ -457,9 +471,16 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
             return None;
         }
     };
-    match decode_entry(&bytes, key) {
+    if is_expired(site, &bytes) {
+        log::debug!("file_cache: expired {}", site.display_name());
+        return None;
+    }
+    match decode_entry(&bytes, key, &layout::of::<T>(site)) {
         Ok(value) => {
             log::debug!("file_cache: hit {}", site.display_name());
+            let saved_us = entry::peek_times(&bytes).map_or(0, |(_, compute_us)| compute_us);
+            stats::record_hit(site, path, bytes.len() as u64, saved_us);
+            size_limit::touch(path, key.key.as_bytes());
             Some(value)
         }
         Err(reason) => {
@@ -475,7 +496,11 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
     }
 }
 
-fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, String> {
+pub(crate) fn decode_entry<T: DeserializeOwned>(
+    bytes: &[u8],
+    key: &CallKey,
+    layout: &Fingerprint,
+) -> Result<T, String> {
     let (header, payload) = entry::parse(bytes).map_err(|e| e.to_string())?;
     if header.key != *key.key.as_bytes() {
         return Err("it holds another key".to_owned());
@@ -490,7 +515,26 @@ fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, S
             header.type_name
         ));
     }
+    // postcard bytes carry no names: bytes of an older layout could decode, wrongly.
+    if header.layout != *layout {
+        return Err(format!(
+            "the layout of `{expected}` changed since it was written"
+        ));
+    }
     codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
+}
+
+/// Whether the entry in `bytes` is older than the site's `ttl`. Read from the header before
+/// it is checked: a damaged time can only cause a miss, and the full check follows.
+pub(crate) fn is_expired(site: &Site, bytes: &[u8]) -> bool {
+    let Some(ttl) = site.info.ttl else {
+        return false;
+    };
+    let Some((created_ms, _)) = entry::peek_times(bytes) else {
+        return false;
+    };
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    unix_millis().saturating_sub(created_ms) >= ttl_ms
 }
 
 /// Runs the whole decoder on untrusted bytes: [`entry::parse`], then the codec, as a few
@@ -543,7 +587,7 @@ where
         codec: codec::POSTCARD,
         key: *key.key.as_bytes(),
         code_hash: site.info.code_hash,
-        layout: [0; 16],
+        layout: layout::of::<T>(site),
         created_ms: unix_millis(),
         compute_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         type_name,
@@ -556,8 +600,17 @@ where
         // Said once, when the root was checked.
         return Some(payload);
     }
+    let len = (header.len() + payload.len()) as u64;
+    if !size_limit::admit(path, len) {
+        return Some(payload);
+    }
     match store::write_atomic(path, &[&header, &payload]) {
-        Ok(()) => log::debug!("file_cache: stored {}", site.display_name()),
+        Ok(()) => {
+            log::debug!("file_cache: stored {}", site.display_name());
+            stats::record_store(site, len);
+            size_limit::stored(path, len);
+            manage::note_version(site, path, true);
+        }
         Err(error) => warn_write_failure(site, path, &error),
     }
     Some(payload)
@@ -596,12 +649,24 @@ mod tests {
         }
     }
 
+    const LAYOUT: Fingerprint = [5; 16];
+
     fn entry_file(key: u8, codec: u8, type_name: &str, payload: &[u8]) -> Vec<u8> {
+        entry_with_layout(key, codec, type_name, payload, LAYOUT)
+    }
+
+    fn entry_with_layout(
+        key: u8,
+        codec: u8,
+        type_name: &str,
+        payload: &[u8],
+        layout: Fingerprint,
+    ) -> Vec<u8> {
         let header = Header {
             codec,
             key: [key; 32],
             code_hash: [0; 32],
-            layout: [0; 16],
+            layout,
             created_ms: 0,
             compute_us: 0,
             type_name,
@@ -615,7 +680,10 @@ mod tests {
     fn a_good_entry_decodes() {
         let payload = codec::encode(&vec![1u64, 2, 3]).unwrap();
         let file = entry_file(1, codec::POSTCARD, "alloc::vec::Vec<u64>", &payload);
-        assert_eq!(decode_entry::<Vec<u64>>(&file, &key(1)), Ok(vec![1, 2, 3]));
+        assert_eq!(
+            decode_entry::<Vec<u64>>(&file, &key(1), &LAYOUT),
+            Ok(vec![1, 2, 3])
+        );
     }
 
     #[test]
@@ -623,17 +691,17 @@ mod tests {
         let payload = codec::encode(&7u64).unwrap();
         let other_key = entry_file(2, codec::POSTCARD, "u64", &payload);
         assert_eq!(
-            decode_entry::<u64>(&other_key, &key(1)),
+            decode_entry::<u64>(&other_key, &key(1), &LAYOUT),
             Err("it holds another key".to_owned())
         );
         let other_codec = entry_file(1, 9, "u64", &payload);
         assert_eq!(
-            decode_entry::<u64>(&other_codec, &key(1)),
+            decode_entry::<u64>(&other_codec, &key(1), &LAYOUT),
             Err("unknown codec 9".to_owned())
         );
         let other_type = entry_file(1, codec::POSTCARD, "i64", &payload);
         assert_eq!(
-            decode_entry::<u64>(&other_type, &key(1)),
+            decode_entry::<u64>(&other_type, &key(1), &LAYOUT),
             Err("it holds a `i64`, not a `u64`".to_owned())
         );
     }
@@ -709,7 +777,7 @@ mod tests {
     fn a_payload_that_does_not_decode_is_refused() {
         // Checksums are right; the bytes are not a `u64` (an overlong varint).
         let file = entry_file(1, codec::POSTCARD, "u64", &[0xff; 11]);
-        let error = decode_entry::<u64>(&file, &key(1)).unwrap_err();
+        let error = decode_entry::<u64>(&file, &key(1), &LAYOUT).unwrap_err();
         assert!(error.starts_with("its value does not decode"), "{error}");
         // A length prefix far larger than the file: refused without allocating it.
         let file = entry_file(
@@ -718,6 +786,40 @@ mod tests {
             "alloc::vec::Vec<u64>",
             &[0xff, 0xff, 0xff, 0xff, 0x0f],
         );
-        assert!(decode_entry::<Vec<u64>>(&file, &key(1)).is_err());
+        assert!(decode_entry::<Vec<u64>>(&file, &key(1), &LAYOUT).is_err());
+    }
+
+    mod old {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        pub struct Hit {
+            pub score: f32,
+            pub id: u32,
+        }
+    }
+
+    mod new {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        pub struct Hit {
+            pub id: u32,
+            pub score: f32,
+        }
+    }
+
+    #[test]
+    fn an_entry_of_another_layout_is_refused_and_never_decoded() {
+        let payload = codec::encode(&old::Hit { score: 0.5, id: 7 }).unwrap();
+        // What the check prevents: the old bytes decode, into a wrong value.
+        let wrong: new::Hit = codec::decode(&payload).unwrap();
+        assert_ne!(wrong, new::Hit { id: 7, score: 0.5 });
+        let written = layout::trace::<old::Hit>().unwrap();
+        let expected = layout::trace::<new::Hit>().unwrap();
+        let type_name = std::any::type_name::<new::Hit>();
+        let file = entry_with_layout(1, codec::POSTCARD, type_name, &payload, written);
+        assert_eq!(
+            decode_entry::<new::Hit>(&file, &key(1), &expected),
+            Err(format!(
+                "the layout of `{type_name}` changed since it was written"
+            ))
+        );
     }
 }

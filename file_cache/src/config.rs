@@ -1,5 +1,6 @@
 //! Configuration read from the environment, once per process.
 
+use crate::size_limit;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub(crate) struct Config {
     pub(crate) stale_after: Duration,
     /// Simulated file-system faults, for tests only.
     pub(crate) faults: Faults,
+    /// `FILE_CACHE_MAX_SIZE`, in bytes: see [`crate::size_limit`].
+    pub(crate) max_size: Option<u64>,
 }
 
 /// File-system shortcomings a test can simulate (`FILE_CACHE_TEST_FAULTS`, not public API).
@@ -96,6 +99,18 @@ impl Config {
                 Mode::On
             }),
         };
+        let max_size = var(size_limit::MAX_SIZE_VAR)
+            .filter(|value| !value.trim().is_empty())
+            .and_then(|value| match size_limit::parse_size(&value) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    log::warn!(
+                        "file_cache: ignoring {}: {error}; the cache is not bounded",
+                        size_limit::MAX_SIZE_VAR
+                    );
+                    None
+                }
+            });
         let shared = var(SHARED_VAR).is_some_and(|value| {
             matches!(
                 value.trim().to_ascii_lowercase().as_str(),
@@ -109,6 +124,7 @@ impl Config {
         Config {
             root,
             mode,
+            max_size,
             shared,
             stale_after,
             faults,
@@ -186,5 +202,13 @@ mod tests {
         assert_eq!(config_with(&[(MODE_VAR, "refresh")]).mode, Mode::Refresh);
         assert_eq!(config_with(&[(MODE_VAR, "on")]).mode, Mode::On);
         assert_eq!(config_with(&[(MODE_VAR, "sometimes")]).mode, Mode::On);
+    }
+
+    #[test]
+    fn max_size_parses_and_bad_values_leave_it_unbounded() {
+        assert_eq!(config_with(&[]).max_size, None);
+        let var = size_limit::MAX_SIZE_VAR;
+        assert_eq!(config_with(&[(var, "2GiB")]).max_size, Some(2 << 30));
+        assert_eq!(config_with(&[(var, "huge")]).max_size, None);
     }
 }

@@ -1,9 +1,11 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
+use crate::stats::SiteStats;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// What the macro knows about a cached function at compile time.
 #[doc(hidden)]
@@ -18,6 +20,8 @@ pub struct SiteInfo {
     /// `#[file_cache(dir = "...")]`: this function's root; a relative path is joined onto
     /// the root in force (`FILE_CACHE_DIR` or the default), an absolute one replaces it.
     pub dir: Option<&'static str>,
+    /// `#[file_cache(ttl = "12h")]`: entries older than this are a miss and are replaced.
+    pub ttl: Option<Duration>,
     /// `lock = true|false`: whether a miss takes the cross-process lock of its entry, so
     /// that concurrent processes compute one cold key once.
     pub lock: bool,
@@ -31,6 +35,7 @@ impl SiteInfo {
         name: "",
         code_hash: [0; 32],
         dir: None,
+        ttl: None,
         lock: true,
     };
 }
@@ -54,6 +59,8 @@ impl Site {
                 warned: AtomicU8::new(0),
                 uncacheable: AtomicBool::new(false),
                 dir: OnceLock::new(),
+                layout: OnceLock::new(),
+                stats: SiteStats::new(),
                 root: OnceLock::new(),
             },
         }
@@ -102,6 +109,10 @@ pub(crate) struct SiteState {
     uncacheable: AtomicBool,
     /// The function's directory under the root, computed on first use.
     pub(crate) dir: OnceLock<PathBuf>,
+    /// The value type's layout fingerprint, traced on first use.
+    pub(crate) layout: OnceLock<crate::layout::Known>,
+    /// Counters for [`crate::stats()`], and what they still owe the function's hit log.
+    pub(crate) stats: SiteStats,
     /// The verdict on the function's root, looked up on first use.
     pub(crate) root: OnceLock<&'static crate::root::Root>,
 }

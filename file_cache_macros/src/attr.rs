@@ -1,5 +1,5 @@
-//! The attribute's own options:
-//! `#[file_cache(ignore = [a, b], result = false, dir = "x", lock = false)]`.
+//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, dir = "x",
+//! version = "2", deps = [rank], lock = false)]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -10,6 +10,8 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{bracketed, Ident, LitBool, LitStr, Token};
 
+use crate::deps;
+
 /// The options written in `#[file_cache(...)]`.
 #[derive(Default)]
 pub(crate) struct Options {
@@ -19,6 +21,14 @@ pub(crate) struct Options {
     pub result: Option<LitBool>,
     /// `dir = "path"`: this function's own root directory.
     pub dir: Option<LitStr>,
+    /// `version = "2"`: a salt. The options are part of the code hash, so changing it
+    /// invalidates every entry of the function.
+    pub version: Option<LitStr>,
+    /// `deps = [rank, crate::text::tokenize, Self::score]`: tracked items whose code hashes
+    /// fold into this function's.
+    pub deps: Vec<syn::Path>,
+    /// `ttl = "12h"`: entries older than this many seconds are a miss.
+    pub ttl: Option<u64>,
     /// `lock = true|false`: whether a miss takes the entry's cross-process lock (default on).
     pub lock: Option<LitBool>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
@@ -57,10 +67,25 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.result.get_or_insert(value);
                 }
+                "ttl" => {
+                    input.parse::<Token![=]>()?;
+                    let value = input.parse::<syn::Lit>()?;
+                    self.set_ttl(value);
+                }
                 "dir" => {
                     input.parse::<Token![=]>()?;
                     let value: LitStr = input.parse()?;
                     self.dir.get_or_insert(value);
+                }
+                "version" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitStr = input.parse()?;
+                    self.version.get_or_insert(value);
+                }
+                "deps" => {
+                    input.parse::<Token![=]>()?;
+                    let list = input.call(deps::parse_list)?;
+                    self.deps.extend(list);
                 }
                 "lock" => {
                     input.parse::<Token![=]>()?;
@@ -72,7 +97,8 @@ impl Options {
                         name.span(),
                         format!(
                             "unknown option `{name}`; expected `ignore = [param, ...]`, \
-                             `result = true|false`, `dir = \"path\"` or `lock = true|false`"
+                             `result = true|false`, `dir = \"path\"`, `version = \"...\"`, \
+                             `deps = [path, ...]`, `ttl = \"12h\"` or `lock = true|false`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -85,6 +111,29 @@ impl Options {
             input.parse::<Token![,]>()?;
         }
         Ok(())
+    }
+
+    /// `ttl = "1h30m"`; any other literal, or a string that is not a duration, is an error
+    /// on it.
+    fn set_ttl(&mut self, value: syn::Lit) {
+        let syn::Lit::Str(text) = value else {
+            return self.push_error(syn::Error::new(
+                value.span(),
+                "`ttl` takes a duration as a string, with its unit: `ttl = \"60s\"`",
+            ));
+        };
+        match parse_duration(&text.value()) {
+            Ok(seconds) => {
+                self.ttl.get_or_insert(seconds);
+            }
+            Err(reason) => self.push_error(syn::Error::new(
+                text.span(),
+                format!(
+                    "invalid ttl {:?}: {reason}; expected a duration such as \"90s\", \"15m\", \"12h\", \"7d\" or \"1h30m\"",
+                    text.value()
+                ),
+            )),
+        }
     }
 
     fn add_ignored(&mut self, list: Vec<Ident>) {
@@ -119,6 +168,51 @@ fn parse_ident_list(input: ParseStream) -> syn::Result<Vec<Ident>> {
     bracketed!(content in input);
     let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
     Ok(names.into_iter().collect())
+}
+
+/// Parses a duration such as `"90s"`, `"12h"` or `"1h30m"` (units `s`, `m`, `h`, `d`, each
+/// at most once, largest first) into seconds. Zero is refused: it would cache nothing.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, &'static str> {
+    if text.trim().is_empty() {
+        return Err("it is empty");
+    }
+    let mut seconds: u64 = 0;
+    let mut number: Option<u64> = None;
+    let mut last_unit = u64::MAX;
+    for c in text.trim().chars() {
+        if let Some(digit) = c.to_digit(10) {
+            let n = number.unwrap_or(0);
+            number = Some(
+                n.checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(digit)))
+                    .ok_or("it is too large")?,
+            );
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err("units are s, m, h and d"),
+        };
+        let n = number.take().ok_or("a unit needs a number before it")?;
+        if unit >= last_unit {
+            return Err("each unit comes once, largest first");
+        }
+        last_unit = unit;
+        seconds = n
+            .checked_mul(unit)
+            .and_then(|s| s.checked_add(seconds))
+            .ok_or("it is too large")?;
+    }
+    if number.is_some() {
+        return Err("a number needs a unit after it");
+    }
+    if seconds == 0 {
+        return Err("it must be longer than zero");
+    }
+    Ok(seconds)
 }
 
 /// Skips an unknown option's value (`= anything`) up to the next top-level comma, so the
@@ -185,19 +279,58 @@ mod tests {
     #[test]
     fn unknown_and_repeated_are_all_reported() {
         let options =
-            Options::from_tokens(quote!(verbose = true, ignore = [a], ttl(5), ignore = [b]));
+            Options::from_tokens(quote!(verbose = true, ignore = [a], tll(5), ignore = [b]));
         let messages = messages(&options);
         assert!(
             messages[0].contains("unknown option `verbose`"),
             "{messages:?}"
         );
-        assert!(messages[1].contains("unknown option `ttl`"), "{messages:?}");
+        assert!(messages[1].contains("unknown option `tll`"), "{messages:?}");
         assert!(
             messages[2].contains("`ignore` is given more than once"),
             "{messages:?}"
         );
         // The options that were valid are still applied.
         assert_eq!(options.ignore.len(), 2);
+    }
+
+    #[test]
+    fn version_and_deps() {
+        let options = Options::from_tokens(quote!(
+            version = "2",
+            deps = [rank, crate::text::tokenize, Self::score]
+        ));
+        assert_eq!(options.version.as_ref().unwrap().value(), "2");
+        let deps: Vec<String> = options
+            .deps
+            .iter()
+            .map(|p| quote!(#p).to_string().replace(' ', ""))
+            .collect();
+        assert_eq!(deps, ["rank", "crate::text::tokenize", "Self::score"]);
+        assert!(options.errors.is_none());
+        for args in [quote!(version = 2), quote!(deps = rank), quote!(deps = [1])] {
+            assert!(
+                Options::from_tokens(args.clone()).errors.is_some(),
+                "accepted `{args}`"
+            );
+        }
+    }
+
+    #[test]
+    fn ttl_durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("12h"), Ok(12 * 3600));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("2d12h"), Ok(216_000));
+        for bad in [
+            "", "12", "h", "1x", "30m1h", "1h1h", "0s", "1.5h", "-1h", "1 h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
+        let options = Options::from_tokens(quote!(ttl = "1h30m"));
+        assert_eq!(options.ttl, Some(5400));
+        let options = Options::from_tokens(quote!(ttl = "soon"));
+        assert!(messages(&options)[0].contains("invalid ttl \"soon\""));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use syn::spanned::Spanned;
 
 use crate::attr::Options;
 use crate::code_hash::code_hash;
+use crate::deps;
 use crate::model::{is_array, Function, Generic, ItemFn, Output, Param};
 use crate::valid;
 
@@ -83,10 +84,18 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         body,
     } = &function.item;
     let name = function.name();
+    // Tracked dependencies fold into the site's code hash at compile time; a `static` cannot
+    // name `Self`, so those join the key from the body instead.
+    let (self_deps, static_deps): (Vec<_>, Vec<_>) =
+        options.deps.iter().partition(|path| deps::uses_self(path));
+    let code_hash = deps::combined(hash, static_deps);
     let dir = options
         .dir
         .as_ref()
         .map(|dir| quote!(dir: ::core::option::Option::Some(#dir),));
+    let ttl = options.ttl.map(|seconds| {
+        quote!(ttl: ::core::option::Option::Some(::core::time::Duration::from_secs(#seconds)),)
+    });
     let lock = options.lock.as_ref().map(|lock| quote!(lock: #lock,));
     let site = quote! {
         // `..DEFAULT` stays when every field is given, so new fields need no macro change.
@@ -95,8 +104,9 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
                 name: #name,
-                code_hash: [#(#hash),*],
+                code_hash: #code_hash,
                 #dir
+                #ttl
                 #lock
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });
@@ -115,6 +125,10 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
     feed.push(quote! {
         __fc_k.place(::core::any::type_name_of_val(&|| ()));
     });
+    if !self_deps.is_empty() {
+        let hashes = self_deps.iter().map(|path| deps::hash_of(path));
+        feed.push(quote! { __fc_k.code_deps(&[#(#hashes),*]); });
+    }
     for generic in &function.generics {
         match generic {
             Generic::Type(ident) => {
