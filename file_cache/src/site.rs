@@ -22,6 +22,9 @@ pub struct SiteInfo {
     pub dir: Option<&'static str>,
     /// `#[file_cache(ttl = "12h")]`: entries older than this are a miss and are replaced.
     pub ttl: Option<Duration>,
+    /// `lock = true|false`: whether a miss takes the cross-process lock of its entry, so
+    /// that concurrent processes compute one cold key once.
+    pub lock: bool,
 }
 
 impl SiteInfo {
@@ -33,6 +36,7 @@ impl SiteInfo {
         code_hash: [0; 32],
         dir: None,
         ttl: None,
+        lock: true,
     };
 }
 
@@ -57,6 +61,7 @@ impl Site {
                 dir: OnceLock::new(),
                 layout: OnceLock::new(),
                 stats: SiteStats::new(),
+                root: OnceLock::new(),
             },
         }
     }
@@ -108,6 +113,8 @@ pub(crate) struct SiteState {
     pub(crate) layout: OnceLock<crate::layout::Known>,
     /// Counters for [`crate::stats()`], and what they still owe the function's hit log.
     pub(crate) stats: SiteStats,
+    /// The verdict on the function's root, looked up on first use.
+    pub(crate) root: OnceLock<&'static crate::root::Root>,
 }
 
 /// Kinds of trouble a site warns about once each.

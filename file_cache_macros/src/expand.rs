@@ -96,6 +96,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
     let ttl = options.ttl.map(|seconds| {
         quote!(ttl: ::core::option::Option::Some(::core::time::Duration::from_secs(#seconds)),)
     });
+    let lock = options.lock.as_ref().map(|lock| quote!(lock: #lock,));
     let site = quote! {
         // `..DEFAULT` stays when every field is given, so new fields need no macro change.
         #[allow(clippy::needless_update)]
@@ -106,6 +107,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
                 code_hash: #code_hash,
                 #dir
                 #ttl
+                #lock
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });
     };
