@@ -54,6 +54,17 @@ fn child() {
         Some("killed") => server_killed_mid_run(Kind::parse(&env(BACKEND))),
         Some("broken") => broken_server(Kind::parse(&env(BACKEND)), &env(FAKE)),
         Some("admin") => admin(Kind::parse(&env(BACKEND))),
+        Some("threads") => {
+            let values: Vec<u64> = std::thread::scope(|scope| {
+                let calls: Vec<_> = (0..8).map(|_| scope.spawn(|| square(21))).collect();
+                calls
+                    .into_iter()
+                    .map(|c| c.join().expect("no panic"))
+                    .collect()
+            });
+            assert_eq!(values, vec![441; 8]);
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+        }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
@@ -511,4 +522,18 @@ fn an_expired_remote_entry_is_a_miss() {
     let late = child(&fresh_root());
     assert_eq!(runs(&late), 1, "older than its ttl: computed again");
     assert_eq!(log_lines(&late, "DEBUG", "expired remote entry").len(), 1);
+}
+
+#[test]
+fn concurrent_callers_ask_the_remote_once() {
+    init();
+    let server = Server::start(Kind::Redis);
+    assert_eq!(runs(&machine(&fresh_root(), &server, "21", &[])), 1);
+    let mut envs = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), fresh_root().display().to_string()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_child(CHILD, "threads", &envs);
+    assert_eq!(runs(&output), 0);
+    // The flight's leader asks the remote; the others get its value or its local copy.
+    assert_eq!(log_lines(&output, "DEBUG", "remote hit").len(), 1);
 }
