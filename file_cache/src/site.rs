@@ -14,6 +14,20 @@ pub struct SiteInfo {
     pub name: &'static str,
     /// blake3 of the function's tokens (see the macro crate).
     pub code_hash: [u8; 32],
+    /// Whether the per-process memory tier may keep this function's values
+    /// (`#[file_cache(memory = false)]` turns it off).
+    pub memory: bool,
+}
+
+impl SiteInfo {
+    /// Every option at its default; the macro writes the fields it knows and
+    /// `..SiteInfo::DEFAULT` for the rest, so adding a field breaks no generated code.
+    pub const DEFAULT: SiteInfo = SiteInfo {
+        module_path: "",
+        name: "",
+        code_hash: [0; 32],
+        memory: true,
+    };
 }
 
 /// One cached function: its compile-time description and per-process state.
@@ -95,7 +109,7 @@ mod tests {
     static SITE: Site = Site::new(SiteInfo {
         module_path: "my_crate::a",
         name: "f",
-        code_hash: [0; 32],
+        ..SiteInfo::DEFAULT
     });
 
     #[test]

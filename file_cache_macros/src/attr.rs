@@ -16,6 +16,9 @@ pub(crate) struct Options {
     pub ignore: Vec<Ident>,
     /// `result = true|false`: overrides detecting a `Result` return by its last path segment.
     pub result: Option<LitBool>,
+    /// `memory = true|false`: whether the per-process memory tier may keep this function's
+    /// values (default: yes).
+    pub memory: Option<LitBool>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
     pub errors: Option<syn::Error>,
 }
@@ -52,11 +55,16 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.result.get_or_insert(value);
                 }
+                "memory" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitBool = input.parse()?;
+                    self.memory.get_or_insert(value);
+                }
                 _ => {
                     self.push_error(syn::Error::new(
                         name.span(),
                         format!(
-                            "unknown option `{name}`; expected `ignore = [param, ...]` or `result = true|false`"
+                            "unknown option `{name}`; expected `ignore = [param, ...]`, `result = true|false` or `memory = true|false`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -138,10 +146,15 @@ mod tests {
 
     #[test]
     fn ignore_and_result() {
-        let options = Options::from_tokens(quote!(ignore = [logger, progress,], result = false));
+        let options = Options::from_tokens(quote!(
+            ignore = [logger, progress,],
+            result = false,
+            memory = false
+        ));
         let names: Vec<String> = options.ignore.iter().map(|i| i.to_string()).collect();
         assert_eq!(names, ["logger", "progress"]);
         assert!(!options.result.as_ref().unwrap().value);
+        assert!(!options.memory.as_ref().unwrap().value);
         assert!(options.errors.is_none());
     }
 
@@ -174,6 +187,7 @@ mod tests {
         for args in [
             quote!(ignore = a),
             quote!(result = 1),
+            quote!(memory = "no"),
             quote!(ignore[a]),
             quote!(ignore = [a] b),
         ] {

@@ -83,12 +83,20 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         body,
     } = &function.item;
     let name = function.name();
+    // Options left at their default are not written: `..DEFAULT` fills them in.
+    let memory = options
+        .memory
+        .as_ref()
+        .filter(|memory| !memory.value)
+        .map(|memory| quote!(memory: #memory,));
     let site = quote! {
         static __FC_SITE: ::file_cache::__private::Site =
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
                 name: #name,
                 code_hash: [#(#hash),*],
+                #memory
+                ..::file_cache::__private::SiteInfo::DEFAULT
             });
     };
 
