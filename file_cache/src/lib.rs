@@ -76,6 +76,6 @@ pub struct ReadmeDoctests;
 /// What the generated code calls. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::call::{call, call_result, CallKey, KeyBuilder};
+    pub use crate::call::{call, call_result, write_entry, CallKey, KeyBuilder};
     pub use crate::site::{Site, SiteInfo};
 }

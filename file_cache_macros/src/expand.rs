@@ -90,6 +90,8 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         .filter(|memory| !memory.value)
         .map(|memory| quote!(memory: #memory,));
     let site = quote! {
+        // `..DEFAULT` stays even when every field is written, so new fields break nothing.
+        #[allow(clippy::needless_update)]
         static __FC_SITE: ::file_cache::__private::Site =
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
