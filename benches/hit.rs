@@ -40,7 +40,8 @@ fn assert_no_body_runs<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
-fn small_hit(c: &mut Criterion, data: &Path) {
+/// Returns the size of the small entry's file.
+fn small_hit(c: &mut Criterion, data: &Path) -> usize {
     let s = "key";
     // Fill every cache once.
     fc_small(7, s);
@@ -79,9 +80,10 @@ fn small_hit(c: &mut Criterion, data: &Path) {
         })
     });
     group.finish();
+    total
 }
 
-fn miss_store(c: &mut Criterion, data: &Path) {
+fn miss_store(c: &mut Criterion, data: &Path, total: usize) {
     let mut group = c.benchmark_group("miss_store");
     group.sample_size(30);
     let s = "key";
@@ -95,8 +97,6 @@ fn miss_store(c: &mut Criterion, data: &Path) {
     group.bench_function("file_cache_no_memory", |b| {
         b.iter(|| fc_small_disk(fresh(), s))
     });
-    let entry = support::entry_file("fc_small_disk");
-    let total = std::fs::metadata(&entry).expect("entry").len() as usize;
     let floor_dir = data.join("floor-miss");
     group.bench_function("floor", |b| {
         b.iter(|| {
@@ -291,8 +291,8 @@ fn threads(c: &mut Criterion) {
 fn benches(c: &mut Criterion) {
     let data = support::bench_data().join("hit-floor");
     std::fs::create_dir_all(&data).expect("floor dir");
-    small_hit(c, &data);
-    miss_store(c, &data);
+    let small_entry_len = small_hit(c, &data);
+    miss_store(c, &data, small_entry_len);
     large_hit(c, &data);
     big_arg(c, &data);
     threads(c);

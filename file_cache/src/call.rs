@@ -220,8 +220,14 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
         log::debug!("file_cache: refresh {}", site.display_name());
         return None;
     }
-    let bytes = match store::read(path) {
-        Ok(Some(bytes)) => bytes,
+    let guess = site.state.entry_len.load(Ordering::Relaxed);
+    let bytes = match store::read(path, guess) {
+        Ok(Some(bytes)) => {
+            if bytes.len() != guess {
+                site.state.entry_len.store(bytes.len(), Ordering::Relaxed);
+            }
+            bytes
+        }
         Ok(None) => {
             log::debug!("file_cache: miss {}", site.display_name());
             return None;
@@ -310,6 +316,9 @@ where
         Ok(header) => header,
         Err(error) => return refuse(error.to_string()),
     };
+    site.state
+        .entry_len
+        .store(header.len() + payload.len(), Ordering::Relaxed);
     match store::write_atomic(path, &[&header, &payload]) {
         Ok(()) => log::debug!("file_cache: stored {}", site.display_name()),
         Err(error) => warn_write_failure(site, path, &error),

@@ -65,10 +65,15 @@ impl Key {
 
     /// Lower-case hex of the digest (64 characters).
     pub fn to_hex(self) -> String {
-        let mut out = String::with_capacity(64);
-        for byte in self.0 {
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        String::from_utf8(self.hex_bytes().to_vec()).unwrap_or_default()
+    }
+
+    /// Lower-case hex of the digest as ASCII bytes, without allocating.
+    pub(crate) fn hex_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
         }
         out
     }
@@ -147,7 +152,8 @@ mod tag {
 /// After [`KeyHasher::write_value`] returns an error, the stream holds part of that value:
 /// discard the hasher.
 pub(crate) struct KeyHasher {
-    sink: Sink,
+    // Boxed: a blake3 hasher is about 2 KB, and a key builder moves through a few frames.
+    sink: Box<Sink>,
 }
 
 impl KeyHasher {
@@ -159,7 +165,7 @@ impl KeyHasher {
     /// The key does not depend on it; tests use it to prove that.
     pub(crate) fn with_buffer_len(buf_len: usize) -> KeyHasher {
         let mut hasher = KeyHasher {
-            sink: Sink::new(buf_len),
+            sink: Box::new(Sink::new(buf_len)),
         };
         // A label rather than blake3's derive-key mode: same separation, and no
         // compression of a context string on every call.
@@ -180,7 +186,7 @@ impl KeyHasher {
     /// Feeds a value through the canonical serializer.
     pub(crate) fn write_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), KeyError> {
         value
-            .serialize(&mut self.sink)
+            .serialize(&mut *self.sink)
             .map_err(|Error(msg)| KeyError(msg.into()))
     }
 

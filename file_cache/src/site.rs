@@ -1,7 +1,7 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// What the macro knows about a cached function at compile time.
@@ -49,6 +49,7 @@ impl Site {
                 warned: AtomicU8::new(0),
                 uncacheable: AtomicBool::new(false),
                 dir: OnceLock::new(),
+                entry_len: AtomicUsize::new(0),
             },
         }
     }
@@ -86,6 +87,8 @@ pub(crate) struct SiteState {
     uncacheable: AtomicBool,
     /// The function's directory under the root, computed on first use.
     pub(crate) dir: OnceLock<PathBuf>,
+    /// Size of the last entry file read or written: the size of the next read's buffer.
+    pub(crate) entry_len: AtomicUsize,
 }
 
 /// Kinds of trouble a site warns about once each.
