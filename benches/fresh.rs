@@ -30,7 +30,10 @@ fn build() -> PathBuf {
         command.args(["--example", name]);
     }
     let status = command.status().expect("cargo runs");
-    assert!(status.success(), "building the fresh-process examples failed");
+    assert!(
+        status.success(),
+        "building the fresh-process examples failed"
+    );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("target"));
@@ -60,7 +63,10 @@ fn benches(c: &mut Criterion) {
     let root = support::bench_data().join("fresh");
     let _ = std::fs::remove_dir_all(&root);
     let envs = vec![
-        ("FILE_CACHE_DIR", root.join("file_cache").display().to_string()),
+        (
+            "FILE_CACHE_DIR",
+            root.join("file_cache").display().to_string(),
+        ),
         ("XDG_CACHE_HOME", root.join("xdg").display().to_string()),
     ];
     for name in ["fresh_file_cache", "fresh_cached", "fresh_smart_cache"] {

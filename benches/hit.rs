@@ -36,7 +36,11 @@ fn floor_read<T: serde::de::DeserializeOwned>(path: &Path, payload_len: usize) -
 fn assert_no_body_runs<R>(f: impl FnOnce() -> R) -> R {
     let before = BODY_RUNS.load(Ordering::Relaxed);
     let out = f();
-    assert_eq!(BODY_RUNS.load(Ordering::Relaxed), before, "a hit ran the body");
+    assert_eq!(
+        BODY_RUNS.load(Ordering::Relaxed),
+        before,
+        "a hit ran the body"
+    );
     out
 }
 

@@ -114,7 +114,9 @@ fn benches(c: &mut Criterion) {
     let (scene, raw) = scene();
     bench_pair(c, "nested_struct", &scene, &raw, &[]);
 
-    let pairs: Vec<(String, u64)> = (0..100_000u64).map(|i| (format!("key-{i}"), i * 7)).collect();
+    let pairs: Vec<(String, u64)> = (0..100_000u64)
+        .map(|i| (format!("key-{i}"), i * 7))
+        .collect();
     let map: HashMap<String, u64> = pairs.iter().cloned().collect();
     let raw: Vec<u8> = pairs
         .iter()

@@ -55,7 +55,10 @@ fn fill(site: &'static Site, n: u64) {
         }
     }
     let start = Instant::now();
-    eprintln!("scale: writing {n} entries (once; kept in {})", root.display());
+    eprintln!(
+        "scale: writing {n} entries (once; kept in {})",
+        root.display()
+    );
     std::thread::scope(|scope| {
         for part in 0..2 {
             scope.spawn(move || {

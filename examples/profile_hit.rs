@@ -69,8 +69,9 @@ fn main() {
             (0..n).for_each(|_| drop(black_box(keyed(&v))));
         }
         "key_map" => {
-            let v: HashMap<String, u64> =
-                (0..100_000u64).map(|i| (format!("key-{i}"), i * 7)).collect();
+            let v: HashMap<String, u64> = (0..100_000u64)
+                .map(|i| (format!("key-{i}"), i * 7))
+                .collect();
             (0..n).for_each(|_| drop(black_box(keyed(&v))));
         }
         other => panic!("unknown case {other}"),

@@ -296,10 +296,16 @@ mod tests {
                 // More than declared is read only as far as the buffer reaches: parse
                 // then sees a length mismatch, as it would with the whole file.
                 if actual > want {
-                    assert!(read.len() > want || read.len() == actual, "{declared} {actual} {guess}");
+                    assert!(
+                        read.len() > want || read.len() == actual,
+                        "{declared} {actual} {guess}"
+                    );
                     assert_eq!(read[..], bytes[..read.len()]);
                 } else {
-                    assert_eq!(read, bytes, "declared {declared}, actual {actual}, guess {guess}");
+                    assert_eq!(
+                        read, bytes,
+                        "declared {declared}, actual {actual}, guess {guess}"
+                    );
                 }
             }
         }
