@@ -240,6 +240,8 @@ struct Run {
     end: usize,
     tag: u8,
     count: u16,
+    /// Bytes of values the chunk can still take.
+    room: usize,
 }
 
 const NO_RUN: Run = Run {
@@ -247,6 +249,7 @@ const NO_RUN: Run = Run {
     end: usize::MAX,
     tag: 0,
     count: 0,
+    room: 0,
 };
 
 impl Sink {
@@ -324,26 +327,27 @@ impl Sink {
 
     /// A fixed-width primitive: into the open run when it is a sequence's element of the
     /// run's type, else a new run when it is an element, else tagged.
-    #[inline]
+    #[inline(always)]
     fn primitive<const N: usize>(&mut self, tag: u8, payload: [u8; N]) {
-        let len = self.buf.len();
-        if len != self.element_at {
-            return self.tagged(tag, payload);
-        }
-        let run = &mut self.run;
-        if len == run.end && run.tag == tag && usize::from(run.count) < RUN_BYTES / N {
-            run.count += 1;
-            let (at, count) = (run.at, run.count);
+        // Nothing written since the run's last value: this is the next element (every
+        // other way to reach a value writes a tag first).
+        if self.buf.len() == self.run.end && self.run.tag == tag && self.run.room >= N {
+            self.run.room -= N;
+            self.run.count += 1;
             self.buf.extend_from_slice(&payload);
-            self.buf[at + 2..at + RUN_HEADER].copy_from_slice(&count.to_le_bytes());
-            self.run.end = self.buf.len();
+            self.run.end += N;
+            // The header's count is written when the chunk is done (`close_run`).
         } else {
-            self.start_run(tag, &payload);
+            self.primitive_slow(tag, payload);
         }
     }
 
     #[inline(never)]
-    fn start_run(&mut self, tag: u8, payload: &[u8]) {
+    fn primitive_slow<const N: usize>(&mut self, tag: u8, payload: [u8; N]) {
+        if self.buf.len() != self.element_at {
+            return self.tagged(tag, payload);
+        }
+        self.close_run();
         // Room for a whole chunk, so no flush can fall inside it.
         let room = RUN_HEADER + RUN_BYTES;
         if self.buf.len() + room > self.limit.max(room) {
@@ -351,16 +355,30 @@ impl Sink {
         }
         let at = self.buf.len();
         self.buf.extend_from_slice(&[tag::RUN, tag, 1, 0]);
-        self.buf.extend_from_slice(payload);
+        self.buf.extend_from_slice(&payload);
         self.run = Run {
             at,
             end: self.buf.len(),
             tag,
             count: 1,
+            room: RUN_BYTES - N,
         };
     }
 
+    /// Writes the open chunk's count into its header and forgets it; any time before its
+    /// bytes are hashed will do, and the hot path is lighter without it.
+    fn close_run(&mut self) {
+        if self.run.end != usize::MAX {
+            let at = self.run.at + 2;
+            if let Some(count) = self.buf.get_mut(at..at + 2) {
+                count.copy_from_slice(&self.run.count.to_le_bytes());
+            }
+            self.run = NO_RUN;
+        }
+    }
+
     fn flush(&mut self) {
+        self.close_run();
         if !self.buf.is_empty() {
             self.hasher.update(&self.buf);
             self.buf.clear();
@@ -373,6 +391,7 @@ impl Sink {
 
     /// The digest of everything written; leaves the sink empty for reuse.
     fn digest(&mut self) -> [u8; 32] {
+        self.close_run();
         if !self.fed {
             // All of it is in the buffer (always, for a map entry): blake3's one-shot
             // function skips the incremental hasher's bookkeeping.
