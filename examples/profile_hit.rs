@@ -58,21 +58,29 @@ fn main() {
         "bytes" => (0..n).for_each(|_| drop(black_box(bytes(16 << 20)))),
         "key_f64" => {
             let v: Vec<f64> = (0..1_000_000).map(|i| f64::from(i) * 0.1).collect();
-            (0..n).for_each(|_| drop(black_box(keyed(&v))));
+            (0..n).for_each(|_| {
+                black_box(keyed(&v));
+            });
         }
         "key_bytes" => {
             let v: Vec<u8> = (0..16u32 << 20).map(|i| (i * 31 % 251) as u8).collect();
-            (0..n).for_each(|_| drop(black_box(keyed(&v))));
+            (0..n).for_each(|_| {
+                black_box(keyed(&v));
+            });
         }
         "key_strings" => {
             let v: Vec<String> = (0..100_000).map(|i| format!("string number {i}")).collect();
-            (0..n).for_each(|_| drop(black_box(keyed(&v))));
+            (0..n).for_each(|_| {
+                black_box(keyed(&v));
+            });
         }
         "key_map" => {
             let v: HashMap<String, u64> = (0..100_000u64)
                 .map(|i| (format!("key-{i}"), i * 7))
                 .collect();
-            (0..n).for_each(|_| drop(black_box(keyed(&v))));
+            (0..n).for_each(|_| {
+                black_box(keyed(&v));
+            });
         }
         other => panic!("unknown case {other}"),
     }

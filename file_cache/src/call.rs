@@ -4,6 +4,7 @@ use crate::codec;
 use crate::config::{config, Mode};
 use crate::entry::{self, Header};
 use crate::key::{Key, KeyError, KeyHasher};
+use crate::layout::{self, Fingerprint};
 use crate::site::{Problem, Site};
 use crate::store;
 use serde::de::DeserializeOwned;
@@ -54,6 +55,25 @@ impl KeyBuilder {
         self.hasher.write_label(type_name);
     }
 
+    /// Adds the code hashes of tracked dependencies named through `Self`, which the site's
+    /// `static` cannot name.
+    pub fn code_deps(&mut self, hashes: &[[u8; 32]]) {
+        self.hasher.write_label("deps");
+        for hash in hashes {
+            self.hasher.write_raw(hash);
+        }
+    }
+
+    /// The `Self` type added so far, if any.
+    pub(crate) fn self_ty(&self) -> Option<&'static str> {
+        self.self_ty
+    }
+
+    /// The function this key is for.
+    pub(crate) fn site(&self) -> &'static Site {
+        self.site
+    }
+
     /// Adds the concrete type of a generic type parameter.
     pub fn type_param(&mut self, name: &'static str, type_name: &'static str) {
         self.hasher.write_label(name);
@@ -101,6 +121,8 @@ impl KeyBuilder {
 }
 
 /// Runs a cached function whose return value is cached as a whole.
+///
+/// [`call_async`](crate::call_async::call_async) is the same for an `async fn`.
 #[doc(hidden)]
 pub fn call<T, F>(site: &'static Site, key: Option<CallKey>, body: F) -> T
 where
@@ -199,7 +221,7 @@ impl Miss {
 }
 
 fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
-    let root = &config().root;
+    let root = site.root();
     let dir_name =
         |self_ty| store::function_dir_name(site.info.module_path, self_ty, site.info.name);
     let dir = match key.self_ty {
@@ -243,7 +265,7 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
             return None;
         }
     };
-    match decode_entry(&bytes, key) {
+    match decode_entry(&bytes, key, &layout::of::<T>(site)) {
         Ok(value) => {
             log::debug!("file_cache: hit {}", site.display_name());
             Some(value)
@@ -261,7 +283,11 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
     }
 }
 
-fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, String> {
+fn decode_entry<T: DeserializeOwned>(
+    bytes: &[u8],
+    key: &CallKey,
+    layout: &Fingerprint,
+) -> Result<T, String> {
     let (header, payload) = entry::parse(bytes).map_err(|e| e.to_string())?;
     if header.key != *key.key.as_bytes() {
         return Err("it holds another key".to_owned());
@@ -274,6 +300,12 @@ fn decode_entry<T: DeserializeOwned>(bytes: &[u8], key: &CallKey) -> Result<T, S
         return Err(format!(
             "it holds a `{}`, not a `{expected}`",
             header.type_name
+        ));
+    }
+    // postcard bytes carry no names: bytes of an older layout could decode, wrongly.
+    if header.layout != *layout {
+        return Err(format!(
+            "the layout of `{expected}` changed since it was written"
         ));
     }
     codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
@@ -307,7 +339,7 @@ where
         codec: codec::POSTCARD,
         key: *key.key.as_bytes(),
         code_hash: site.info.code_hash,
-        layout: [0; 16],
+        layout: layout::of::<T>(site),
         created_ms: unix_millis(),
         compute_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         type_name,
@@ -358,12 +390,24 @@ mod tests {
         }
     }
 
+    const LAYOUT: Fingerprint = [5; 16];
+
     fn entry_file(key: u8, codec: u8, type_name: &str, payload: &[u8]) -> Vec<u8> {
+        entry_with_layout(key, codec, type_name, payload, LAYOUT)
+    }
+
+    fn entry_with_layout(
+        key: u8,
+        codec: u8,
+        type_name: &str,
+        payload: &[u8],
+        layout: Fingerprint,
+    ) -> Vec<u8> {
         let header = Header {
             codec,
             key: [key; 32],
             code_hash: [0; 32],
-            layout: [0; 16],
+            layout,
             created_ms: 0,
             compute_us: 0,
             type_name,
@@ -377,7 +421,10 @@ mod tests {
     fn a_good_entry_decodes() {
         let payload = codec::encode(&vec![1u64, 2, 3]).unwrap();
         let file = entry_file(1, codec::POSTCARD, "alloc::vec::Vec<u64>", &payload);
-        assert_eq!(decode_entry::<Vec<u64>>(&file, &key(1)), Ok(vec![1, 2, 3]));
+        assert_eq!(
+            decode_entry::<Vec<u64>>(&file, &key(1), &LAYOUT),
+            Ok(vec![1, 2, 3])
+        );
     }
 
     #[test]
@@ -385,17 +432,17 @@ mod tests {
         let payload = codec::encode(&7u64).unwrap();
         let other_key = entry_file(2, codec::POSTCARD, "u64", &payload);
         assert_eq!(
-            decode_entry::<u64>(&other_key, &key(1)),
+            decode_entry::<u64>(&other_key, &key(1), &LAYOUT),
             Err("it holds another key".to_owned())
         );
         let other_codec = entry_file(1, 9, "u64", &payload);
         assert_eq!(
-            decode_entry::<u64>(&other_codec, &key(1)),
+            decode_entry::<u64>(&other_codec, &key(1), &LAYOUT),
             Err("unknown codec 9".to_owned())
         );
         let other_type = entry_file(1, codec::POSTCARD, "i64", &payload);
         assert_eq!(
-            decode_entry::<u64>(&other_type, &key(1)),
+            decode_entry::<u64>(&other_type, &key(1), &LAYOUT),
             Err("it holds a `i64`, not a `u64`".to_owned())
         );
     }
@@ -404,7 +451,7 @@ mod tests {
     fn a_payload_that_does_not_decode_is_refused() {
         // Checksums are right; the bytes are not a `u64` (an overlong varint).
         let file = entry_file(1, codec::POSTCARD, "u64", &[0xff; 11]);
-        let error = decode_entry::<u64>(&file, &key(1)).unwrap_err();
+        let error = decode_entry::<u64>(&file, &key(1), &LAYOUT).unwrap_err();
         assert!(error.starts_with("its value does not decode"), "{error}");
         // A length prefix far larger than the file: refused without allocating it.
         let file = entry_file(
@@ -413,6 +460,40 @@ mod tests {
             "alloc::vec::Vec<u64>",
             &[0xff, 0xff, 0xff, 0xff, 0x0f],
         );
-        assert!(decode_entry::<Vec<u64>>(&file, &key(1)).is_err());
+        assert!(decode_entry::<Vec<u64>>(&file, &key(1), &LAYOUT).is_err());
+    }
+
+    mod old {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        pub struct Hit {
+            pub score: f32,
+            pub id: u32,
+        }
+    }
+
+    mod new {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        pub struct Hit {
+            pub id: u32,
+            pub score: f32,
+        }
+    }
+
+    #[test]
+    fn an_entry_of_another_layout_is_refused_and_never_decoded() {
+        let payload = codec::encode(&old::Hit { score: 0.5, id: 7 }).unwrap();
+        // What the check prevents: the old bytes decode, into a wrong value.
+        let wrong: new::Hit = codec::decode(&payload).unwrap();
+        assert_ne!(wrong, new::Hit { id: 7, score: 0.5 });
+        let written = layout::trace::<old::Hit>().unwrap();
+        let expected = layout::trace::<new::Hit>().unwrap();
+        let type_name = std::any::type_name::<new::Hit>();
+        let file = entry_with_layout(1, codec::POSTCARD, type_name, &payload, written);
+        assert_eq!(
+            decode_entry::<new::Hit>(&file, &key(1), &expected),
+            Err(format!(
+                "the layout of `{type_name}` changed since it was written"
+            ))
+        );
     }
 }

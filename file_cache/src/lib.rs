@@ -25,13 +25,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod arg;
 mod call;
+mod call_async;
 mod codec;
 mod config;
 mod entry;
 mod key;
+mod layout;
 mod site;
 mod store;
+mod tracked;
 
 /// Caches a function's results on disk.
 ///
@@ -53,6 +57,8 @@ mod store;
 /// ```
 #[doc(inline)]
 pub use file_cache_macros::file_cache;
+#[doc(inline)]
+pub use file_cache_macros::track;
 pub use key::{Key, KeyError};
 
 /// The root directory entries are stored under: `FILE_CACHE_DIR` if set, else
@@ -76,6 +82,14 @@ pub struct ReadmeDoctests;
 /// What the generated code calls. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::arg::{KeyArg, KeySelf};
     pub use crate::call::{call, call_result, write_entry, CallKey, KeyBuilder};
+    pub use crate::call_async::{call_async, call_result_async};
     pub use crate::site::{Site, SiteInfo};
+    pub use crate::tracked::{combine, Tracked};
+
+    /// Traces `T`'s layout fingerprint, as a cached function does once; for the benches.
+    pub fn trace_layout<T: serde::de::DeserializeOwned>() -> Option<[u8; 16]> {
+        crate::layout::trace::<T>().ok()
+    }
 }

@@ -1,6 +1,7 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -14,18 +15,22 @@ pub struct SiteInfo {
     pub name: &'static str,
     /// blake3 of the function's tokens (see the macro crate).
     pub code_hash: [u8; 32],
+    /// `#[file_cache(dir = "...")]`: this function's root; a relative path is joined onto
+    /// the root in force (`FILE_CACHE_DIR` or the default), an absolute one replaces it.
+    pub dir: Option<&'static str>,
     /// Whether the per-process memory tier may keep this function's values
     /// (`#[file_cache(memory = false)]` turns it off).
     pub memory: bool,
 }
 
 impl SiteInfo {
-    /// Every option at its default; the macro writes the fields it knows and
-    /// `..SiteInfo::DEFAULT` for the rest, so adding a field breaks no generated code.
+    /// Every field at its default, for `SiteInfo { name, ..SiteInfo::DEFAULT }`: the macro
+    /// writes only the fields an option sets, so adding an option touches no other code.
     pub const DEFAULT: SiteInfo = SiteInfo {
         module_path: "",
         name: "",
         code_hash: [0; 32],
+        dir: None,
         memory: true,
     };
 }
@@ -50,7 +55,18 @@ impl Site {
                 uncacheable: AtomicBool::new(false),
                 dir: OnceLock::new(),
                 entry_len: AtomicUsize::new(0),
+                layout: OnceLock::new(),
             },
+        }
+    }
+
+    /// The root this function's directory lives in: the configured root, or the `dir`
+    /// option resolved against it.
+    pub(crate) fn root(&self) -> Cow<'static, Path> {
+        let root = &crate::config::config().root;
+        match self.info.dir {
+            None => Cow::Borrowed(root.as_path()),
+            Some(dir) => Cow::Owned(root.join(dir)),
         }
     }
 
@@ -89,6 +105,8 @@ pub(crate) struct SiteState {
     pub(crate) dir: OnceLock<PathBuf>,
     /// Size of the last entry file read or written: the size of the next read's buffer.
     pub(crate) entry_len: AtomicUsize,
+    /// The value type's layout fingerprint, traced on first use.
+    pub(crate) layout: OnceLock<crate::layout::Known>,
 }
 
 /// Kinds of trouble a site warns about once each.

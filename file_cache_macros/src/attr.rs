@@ -1,4 +1,5 @@
-//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false)]`.
+//! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, dir = "x",
+//! version = "2", deps = [rank])]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -7,7 +8,9 @@ use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{bracketed, Ident, LitBool, Token};
+use syn::{bracketed, Ident, LitBool, LitStr, Token};
+
+use crate::deps;
 
 /// The options written in `#[file_cache(...)]`.
 #[derive(Default)]
@@ -19,6 +22,14 @@ pub(crate) struct Options {
     /// `memory = true|false`: whether the per-process memory tier may keep this function's
     /// values (default: yes).
     pub memory: Option<LitBool>,
+    /// `dir = "path"`: this function's own root directory.
+    pub dir: Option<LitStr>,
+    /// `version = "2"`: a salt. The options are part of the code hash, so changing it
+    /// invalidates every entry of the function.
+    pub version: Option<LitStr>,
+    /// `deps = [rank, crate::text::tokenize, Self::score]`: tracked items whose code hashes
+    /// fold into this function's.
+    pub deps: Vec<syn::Path>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
     pub errors: Option<syn::Error>,
 }
@@ -60,11 +71,28 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.memory.get_or_insert(value);
                 }
+                "dir" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitStr = input.parse()?;
+                    self.dir.get_or_insert(value);
+                }
+                "version" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitStr = input.parse()?;
+                    self.version.get_or_insert(value);
+                }
+                "deps" => {
+                    input.parse::<Token![=]>()?;
+                    let list = input.call(deps::parse_list)?;
+                    self.deps.extend(list);
+                }
                 _ => {
                     self.push_error(syn::Error::new(
                         name.span(),
                         format!(
-                            "unknown option `{name}`; expected `ignore = [param, ...]`, `result = true|false` or `memory = true|false`"
+                            "unknown option `{name}`; expected `ignore = [param, ...]`, \
+                             `result = true|false`, `dir = \"path\"`, `version = \"...\"`, \
+                             `deps = [path, ...]` or `memory = true|false`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -141,16 +169,19 @@ mod tests {
         let options = Options::from_tokens(quote!());
         assert!(options.ignore.is_empty());
         assert!(options.result.is_none());
+        assert!(options.dir.is_none());
         assert!(options.errors.is_none());
     }
 
     #[test]
-    fn ignore_and_result() {
+    fn ignore_result_and_dir() {
         let options = Options::from_tokens(quote!(
             ignore = [logger, progress,],
             result = false,
+            dir = "models",
             memory = false
         ));
+        assert_eq!(options.dir.as_ref().unwrap().value(), "models");
         let names: Vec<String> = options.ignore.iter().map(|i| i.to_string()).collect();
         assert_eq!(names, ["logger", "progress"]);
         assert!(!options.result.as_ref().unwrap().value);
@@ -177,6 +208,28 @@ mod tests {
     }
 
     #[test]
+    fn version_and_deps() {
+        let options = Options::from_tokens(quote!(
+            version = "2",
+            deps = [rank, crate::text::tokenize, Self::score]
+        ));
+        assert_eq!(options.version.as_ref().unwrap().value(), "2");
+        let deps: Vec<String> = options
+            .deps
+            .iter()
+            .map(|p| quote!(#p).to_string().replace(' ', ""))
+            .collect();
+        assert_eq!(deps, ["rank", "crate::text::tokenize", "Self::score"]);
+        assert!(options.errors.is_none());
+        for args in [quote!(version = 2), quote!(deps = rank), quote!(deps = [1])] {
+            assert!(
+                Options::from_tokens(args.clone()).errors.is_some(),
+                "accepted `{args}`"
+            );
+        }
+    }
+
+    #[test]
     fn ignored_twice() {
         let options = Options::from_tokens(quote!(ignore = [a, a]));
         assert!(messages(&options)[0].contains("`a` is ignored more than once"));
@@ -188,6 +241,8 @@ mod tests {
             quote!(ignore = a),
             quote!(result = 1),
             quote!(memory = "no"),
+            quote!(dir = 1),
+            quote!(dir = some::path),
             quote!(ignore[a]),
             quote!(ignore = [a] b),
         ] {

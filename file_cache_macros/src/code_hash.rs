@@ -23,6 +23,7 @@ const TAG_CLOSE: u8 = b')';
 const SECTION_OPTIONS: u8 = b'O';
 const SECTION_SIGNATURE: u8 = b'S';
 const SECTION_BODY: u8 = b'B';
+const SECTION_ITEM: u8 = b'I';
 
 /// The code hash of `item` under the attribute arguments `args` (they change what is keyed).
 pub(crate) fn code_hash(args: &TokenStream, item: &ItemFn) -> [u8; 32] {
@@ -30,6 +31,15 @@ pub(crate) fn code_hash(args: &TokenStream, item: &ItemFn) -> [u8; 32] {
     encoder.section(SECTION_OPTIONS, args.clone());
     encoder.section(SECTION_SIGNATURE, item.sig.to_token_stream());
     encoder.section(SECTION_BODY, item.body.stream());
+    *encoder.0.finalize().as_bytes()
+}
+
+/// The code hash of a tracked struct or enum: its tokens (attributes such as `#[serde(..)]`
+/// included, documentation not) under the attribute arguments `args`.
+pub(crate) fn item_hash(args: &TokenStream, item: TokenStream) -> [u8; 32] {
+    let mut encoder = Encoder(blake3::Hasher::new_derive_key(DOMAIN));
+    encoder.section(SECTION_OPTIONS, args.clone());
+    encoder.section(SECTION_ITEM, item);
     *encoder.0.finalize().as_bytes()
 }
 

@@ -12,7 +12,8 @@ use syn::spanned::Spanned;
 
 use crate::attr::Options;
 use crate::code_hash::code_hash;
-use crate::model::{Function, Generic, ItemFn, Output};
+use crate::deps;
+use crate::model::{is_array, Function, Generic, ItemFn, Output, Param};
 use crate::valid;
 
 /// The whole attribute: parse, model, check, expand. On any error, the errors and the
@@ -89,20 +90,46 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         .as_ref()
         .filter(|memory| !memory.value)
         .map(|memory| quote!(memory: #memory,));
+    // Tracked dependencies fold into the site's code hash at compile time; a `static` cannot
+    // name `Self`, so those join the key from the body instead.
+    let (self_deps, static_deps): (Vec<_>, Vec<_>) =
+        options.deps.iter().partition(|path| deps::uses_self(path));
+    let code_hash = deps::combined(hash, static_deps);
+    let dir = options
+        .dir
+        .as_ref()
+        .map(|dir| quote!(dir: ::core::option::Option::Some(#dir),));
     let site = quote! {
-        // `..DEFAULT` stays even when every field is written, so new fields break nothing.
+        // `..DEFAULT` stays when every field is given, so new fields need no macro change.
         #[allow(clippy::needless_update)]
         static __FC_SITE: ::file_cache::__private::Site =
             ::file_cache::__private::Site::new(::file_cache::__private::SiteInfo {
                 module_path: ::core::module_path!(),
                 name: #name,
-                code_hash: [#(#hash),*],
+                code_hash: #code_hash,
+                #dir
                 #memory
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });
     };
 
     let mut feed = Vec::new();
+    // Where the function is. A method (or any function whose signature names `Self`) names
+    // its `Self` type: its directory is per type and the impl's type arguments are keyed.
+    // Every function also keys a closure's type name, which holds the impl and the trait
+    // even for an associated function that never names `Self` (see `KeyBuilder::place`).
+    if function.receiver.is_some() || function.names_self {
+        feed.push(quote! {
+            __fc_k.self_type(::core::any::type_name::<Self>());
+        });
+    }
+    feed.push(quote! {
+        __fc_k.place(::core::any::type_name_of_val(&|| ()));
+    });
+    if !self_deps.is_empty() {
+        let hashes = self_deps.iter().map(|path| deps::hash_of(path));
+        feed.push(quote! { __fc_k.code_deps(&[#(#hashes),*]); });
+    }
     for generic in &function.generics {
         match generic {
             Generic::Type(ident) => {
@@ -118,58 +145,121 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             Generic::Lifetime(_) => {}
         }
     }
+    if let Some(receiver) = &function.receiver {
+        if !options.ignore.iter().any(|name| name == "self") {
+            let value = self_value(receiver);
+            // Spanned at `self`: a `Self` that is not `Serialize` is reported there.
+            let span = receiver.self_token.span;
+            feed.push(quote_spanned! {span=> __fc_k.receiver(#value); });
+        }
+    }
+    // Each keyed parameter: its name in the key, and the binding the generated code reads.
     let keyed: Vec<_> = function
         .params
         .iter()
-        .filter_map(|param| Some((param, param.ident()?)))
-        .filter(|(_, ident)| !options.is_ignored(ident))
+        .filter_map(|param| match param.ident() {
+            Some(ident) if options.is_ignored(ident) => None,
+            Some(ident) => Some((param, ident.unraw().to_string(), ident.clone())),
+            None => Some((param, format!("#{}", param.index), pattern_name(param))),
+        })
         .collect();
-    for (param, ident) in &keyed {
+    for (param, name, binding) in &keyed {
         if param.has_impl_trait {
-            let name = ident.unraw().to_string();
             let cfg = &param.cfg_attrs;
             feed.push(quote! {
                 #(#cfg)*
-                __fc_k.arg_type(#name, ::core::any::type_name_of_val(&#ident));
+                __fc_k.arg_type(#name, ::core::any::type_name_of_val(&#binding));
             });
         }
     }
-    for (param, ident) in &keyed {
-        let name = ident.unraw().to_string();
+    for (param, name, binding) in &keyed {
         let cfg = &param.cfg_attrs;
         // Spanned at the parameter: a type that is not `Serialize` is reported on it.
         let span = param.ty.span();
-        let value = quote_spanned!(span=> &#ident);
+        let value = if is_array(&param.ty) {
+            quote_spanned!(span=> &#binding[..])
+        } else {
+            quote_spanned!(span=> &#binding)
+        };
         feed.push(quote_spanned! {span=>
             #(#cfg)*
-            __fc_k.arg(#name, #value);
+            __fc_k.param(#name, #value);
         });
     }
-    let builder = if feed.is_empty() {
-        quote!(__fc_k)
-    } else {
-        quote!(mut __fc_k)
-    };
 
-    let (runtime_call, ret) = match &function.output {
-        Output::Unit => (quote!(call), quote!(())),
-        Output::Value(ty) => (quote_spanned!(ty.span()=> call), ty.to_token_stream()),
+    // Pattern parameters take a generated name in the signature and are destructured,
+    // unchanged, at the top of the body.
+    let mut sig = sig.clone();
+    let mut destructure = Vec::new();
+    for (input, param) in sig
+        .inputs
+        .iter_mut()
+        .filter_map(|input| match input {
+            syn::FnArg::Typed(typed) => Some(typed),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .zip(&function.params)
+    {
+        if param.ident().is_some() {
+            continue;
+        }
+        let binding = pattern_name(param);
+        let pat = std::mem::replace(&mut *input.pat, syn::parse_quote!(#binding));
+        let cfg = &param.cfg_attrs;
+        destructure.push(quote! {
+            #(#cfg)*
+            #[allow(unused_variables)]
+            let #pat = #binding;
+        });
+    }
+
+    let (ret, ret_span) = match &function.output {
+        Output::Unit => (quote!(()), Span::call_site()),
+        Output::Value(ty) => (ty.to_token_stream(), ty.span()),
         Output::Result { ty, ok } => (
-            quote_spanned!(ok.as_ref().map_or(ty.span(), Spanned::span)=> call_result),
             ty.to_token_stream(),
+            ok.as_ref().map_or(ty.span(), Spanned::span),
         ),
     };
-    // Spanned at the stored type, so a missing serde impl is reported on it.
-    let ret_span = match &function.output {
-        Output::Unit => Span::call_site(),
-        Output::Value(ty) => ty.span(),
-        Output::Result { ty, ok } => ok.as_ref().map_or(ty.span(), Spanned::span),
+    let is_async = sig.asyncness.is_some();
+    let runtime_call = match (&function.output, is_async) {
+        (Output::Result { .. }, false) => quote_spanned!(ret_span=> call_result),
+        (Output::Result { .. }, true) => quote_spanned!(ret_span=> call_result_async),
+        (_, false) => quote_spanned!(ret_span=> call),
+        (_, true) => quote_spanned!(ret_span=> call_async),
     };
     // Inner attributes of the body (`#![allow(..)]`, `//!`) apply to the function; a
     // closure's block cannot carry them, so they move onto the function, unchanged.
     let (inner_attrs, body) = split_inner_attributes(body);
-    let call = quote_spanned! {ret_span=>
-        ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, move || -> #ret #body)
+    // Spanned at the stored type, so a missing serde impl is reported on it.
+    let call = if is_async {
+        // An async block's output type is not inferred from what it is passed to: a typed,
+        // unreachable `return` pins it, so `?` and `return` in the body infer as they did.
+        quote_spanned! {ret_span=>
+            ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, async move {
+                #[allow(
+                    unreachable_code,
+                    clippy::diverging_sub_expression,
+                    clippy::let_unit_value,
+                    clippy::needless_return,
+                    clippy::unreachable
+                )]
+                if false {
+                    let __fc_output: #ret = ::core::unreachable!();
+                    return __fc_output;
+                }
+                #(#destructure)*
+                #body
+            })
+            .await
+        }
+    } else {
+        quote_spanned! {ret_span=>
+            ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, move || -> #ret {
+                #(#destructure)*
+                #body
+            })
+        }
     };
 
     quote! {
@@ -178,7 +268,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         #vis #sig {
             #site
             let __fc_key = match ::file_cache::__private::KeyBuilder::begin(&__FC_SITE) {
-                ::core::option::Option::Some(#builder) => {
+                ::core::option::Option::Some(mut __fc_k) => {
                     #(#feed)*
                     __fc_k.finish()
                 }
@@ -186,6 +276,30 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             };
             #call
         }
+    }
+}
+
+/// The name a pattern parameter takes in the rewritten signature.
+fn pattern_name(param: &Param) -> syn::Ident {
+    let span = param.tokens.span();
+    syn::Ident::new(&format!("__fc_arg{}", param.index), span)
+}
+
+/// A `&Self` for every receiver form: `self`, `&self`, `&mut self`, `self: Box<Self>`,
+/// `self: Arc<Self>`, `self: Pin<&mut Self>`...
+fn self_value(receiver: &syn::Receiver) -> TokenStream {
+    let self_token = &receiver.self_token;
+    let span = self_token.span;
+    let by_value = match &*receiver.ty {
+        syn::Type::Path(path) => path.qself.is_none() && path.path.is_ident("Self"),
+        _ => false,
+    };
+    if receiver.reference.is_some() {
+        quote_spanned!(span=> &*#self_token)
+    } else if by_value {
+        quote_spanned!(span=> &#self_token)
+    } else {
+        quote_spanned!(span=> ::core::ops::Deref::deref(&#self_token))
     }
 }
 

@@ -14,8 +14,10 @@
 
 mod attr;
 mod code_hash;
+mod deps;
 mod expand;
 mod model;
+mod track;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -40,20 +42,41 @@ use proc_macro::TokenStream;
 /// - the *code hash*: a hash of the function's tokens computed at compile time. Editing the
 ///   signature, the body, or the attribute's options changes it and so invalidates every
 ///   entry of the function; reformatting, comments and doc comments do not. Code the
-///   function *calls* is not part of it: editing a helper does not invalidate entries.
+///   function *calls* is not part of it, unless named in `deps = [...]`: editing another
+///   helper does not invalidate entries.
 ///
-/// A parameter bound to `_` is not hashed: the body cannot observe it.
+/// - for a method, `self` (the `Self` value, behind any receiver form) unless
+///   `ignore = [self]`, and the `Self` type; for every function, where it is defined (impl
+///   and trait included), so same-named functions of two impls or modules never share
+///   entries.
+///
+/// Parameters bound by a pattern (`(a, b): (u32, u32)`, `Point { x, .. }: Point`, `_: u8`)
+/// are hashed as whole values; arrays are hashed as slices.
 ///
 /// # Options
 ///
 /// - `ignore = [a, b]`: these parameters are not hashed and need no trait bounds, for
 ///   values that do not change the result (a logger, a progress bar, a connection). A name
 ///   that is not a parameter is a compile error.
+/// - `version = "2"`: a salt in the code hash; change it to invalidate every entry of the
+///   function by hand (after a change the cache cannot see, such as data the function reads).
+/// - `deps = [rank, crate::text::tokenize, Scorer::score, Config]`: items marked
+///   `#[file_cache::track]` whose code hashes are folded into this function's, so that
+///   editing them invalidates its entries too (transitively, through their own `deps`).
+///   Naming an item that is not tracked is a compile error.
 /// - `result = true | false`: a return type whose last path segment is `Result` (including
 ///   aliases such as `io::Result<T>`) is treated as a result: only `Ok` values are stored and
 ///   the error type needs no serde impls; every call that failed runs again. `result = false`
 ///   stores the whole value instead (errors included, which then need serde impls);
 ///   `result = true` treats a return type with another name (an alias) as a result.
+/// - `dir = "path"`: this function's root directory. An absolute path is used as is (it
+///   wins over `FILE_CACHE_DIR`); a relative one is joined onto the root in force.
+///
+/// # Forms
+///
+/// `async fn` (no executor assumed; the future is `Send` when the uncached one is; the
+/// small-file I/O runs inline in `poll`), methods with any receiver, associated functions,
+/// generic and trait impls, lifetimes and const generics.
 ///
 /// # The return value
 ///
@@ -65,17 +88,41 @@ use proc_macro::TokenStream;
 /// # What cannot be cached (compile errors)
 ///
 /// - anything that is not a function with a body;
-/// - a parameter of a `&mut` type that is not ignored: a cached call cannot replay the
-///   mutation;
+/// - a parameter of a `&mut` type, or `&mut self`, that is not ignored: a cached call
+///   cannot replay the mutation; a pattern containing `&mut` (it cannot be ignored);
+/// - `ignore` naming something that is not a whole parameter (a name bound inside a
+///   pattern, `_`, `self` of a function without one);
 /// - a function returning a reference or `impl Trait`: a value read back from disk must
 ///   be an owned, named type;
 /// - a `const fn`, an `extern "ABI"` function, a C-variadic function;
-/// - not yet supported: `async fn`, methods (a `self` parameter) and parameters that are
-///   patterns (`(a, b): (u32, u32)`); bind a name and destructure in the body instead.
+/// - `dir = ""`.
 ///
 /// Every mistake is reported at once, each on the tokens that cause it, and the function
 /// is emitted unchanged beside the errors so its callers still compile.
 #[proc_macro_attribute]
 pub fn file_cache(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::file_cache(args.into(), item.into()).into()
+}
+
+/// Publishes the code hash of a function, method, struct or enum at compile time, so that
+/// cached functions (and other tracked items) can name it in `deps = [...]` and be
+/// invalidated when it is edited.
+///
+/// `#[file_cache::track(deps = [other, ...])]` folds the named items' hashes into this one's,
+/// transitively; a cycle of `deps` is a compile error. The item is left unchanged.
+///
+/// - On a free function `rank` (in any module or crate), a hidden marker type named `rank`
+///   is added beside it: name it as `rank`, `crate::text::rank`, `other_crate::rank`, or
+///   import it with the function (`use text::rank;`).
+/// - On a method or associated function in an inherent `impl` (one with `self`, or one
+///   that mentions `Self`), a hidden associated const is added: name it as `Self::score`
+///   or `Scorer::score`. An associated function that mentions neither cannot be told from
+///   a free function; give it a `self` or name `Self` in it. Methods of trait impls are
+///   not supported (a trait impl cannot hold the extra const): track the functions and
+///   types they use instead.
+/// - On a struct or enum, the type implements the hidden `Tracked` trait: list it in `deps`
+///   when its serde attributes or `Default`s matter beyond what the layout check sees.
+#[proc_macro_attribute]
+pub fn track(args: TokenStream, item: TokenStream) -> TokenStream {
+    track::track(args.into(), item.into()).into()
 }

@@ -53,8 +53,11 @@ impl Parse for ItemFn {
 /// The annotated function, taken apart.
 pub(crate) struct Function {
     pub item: ItemFn,
-    /// `self`, `&self`, `mut self: Box<Self>`, ...: not expanded yet (methods are next).
+    /// `self`, `&self`, `mut self: Box<Self>`, ...
     pub receiver: Option<Receiver>,
+    /// Whether the signature names `Self`: then the function is in an impl or a trait
+    /// (a free function cannot name it), and the generated code may name `Self` too.
+    pub names_self: bool,
     pub params: Vec<Param>,
     pub generics: Vec<Generic>,
     pub output: Output,
@@ -62,6 +65,8 @@ pub(crate) struct Function {
 
 /// One typed parameter.
 pub(crate) struct Param {
+    /// Its position among the typed parameters (the receiver not counted).
+    pub index: usize,
     pub binding: Binding,
     pub ty: Type,
     /// `#[cfg(...)]` attributes on the parameter, repeated on the code that hashes it.
@@ -78,9 +83,10 @@ pub(crate) struct Param {
 pub(crate) enum Binding {
     /// `x`, `mut x`, `ref x`: hashed under the name `x`.
     Ident(Ident),
-    /// `_`: the body cannot observe the value, so it is not hashed.
+    /// `_`: hashed as a whole value, like a pattern.
     Wild,
-    /// `(a, b)`, `Point { x, y }`, `x @ ..`: not supported yet.
+    /// `(a, b)`, `Point { x, y }`, `x @ ..`: hashed as a whole value. The expansion binds
+    /// the value to a generated name and destructures it at the top of the body.
     Pattern(Box<Pat>),
 }
 
@@ -125,7 +131,7 @@ impl Function {
         for input in &item.sig.inputs {
             match input {
                 FnArg::Receiver(r) => receiver = Some(r.clone()),
-                FnArg::Typed(pat_type) => params.push(Param::new(pat_type)),
+                FnArg::Typed(pat_type) => params.push(Param::new(params.len(), pat_type)),
             }
         }
         let generics = item
@@ -156,9 +162,11 @@ impl Function {
                 }
             }
         };
+        let names_self = names_self(item.sig.to_token_stream());
         Function {
             item,
             receiver,
+            names_self,
             params,
             generics,
             output,
@@ -172,7 +180,7 @@ impl Function {
 }
 
 impl Param {
-    fn new(pat_type: &PatType) -> Param {
+    fn new(index: usize, pat_type: &PatType) -> Param {
         let binding = match &*pat_type.pat {
             Pat::Ident(pat) if pat.subpat.is_none() => Binding::Ident(pat.ident.clone()),
             Pat::Wild(_) => Binding::Wild,
@@ -181,6 +189,7 @@ impl Param {
         let mut finder = TypeFinder::default();
         finder.visit_type(&pat_type.ty);
         Param {
+            index,
             binding,
             ty: (*pat_type.ty).clone(),
             cfg_attrs: pat_type
@@ -202,6 +211,32 @@ impl Param {
             Binding::Wild | Binding::Pattern(_) => None,
         }
     }
+
+    /// The names a pattern parameter binds (`a`, `b` in `(a, b): (u8, u8)`).
+    pub(crate) fn bound_names(&self) -> Vec<Ident> {
+        #[derive(Default)]
+        struct Names(Vec<Ident>);
+        impl<'ast> Visit<'ast> for Names {
+            fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
+                self.0.push(node.ident.clone());
+                syn::visit::visit_pat_ident(self, node);
+            }
+        }
+        let mut names = Names::default();
+        if let Binding::Pattern(pat) = &self.binding {
+            names.visit_pat(pat);
+        }
+        names.0
+    }
+}
+
+/// Whether `Self` appears anywhere in these tokens.
+fn names_self(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "Self",
+        TokenTree::Group(group) => names_self(group.stream()),
+        _ => false,
+    })
 }
 
 /// `Result<..>`, `io::Result<..>`, `std::result::Result<..>`, ...: the last segment decides,
@@ -257,6 +292,19 @@ impl<'ast> Visit<'ast> for TypeFinder {
 
     // A function pointer's `&mut` parameters are not a mutation by the cached call.
     fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+}
+
+/// Whether the type is an array, through references and parentheses: serde implements
+/// `Serialize` for arrays up to 32 long only, and not for `[T; N]` with a const generic `N`,
+/// so the generated code hashes arrays as slices (`N` is keyed as a const parameter).
+pub(crate) fn is_array(ty: &Type) -> bool {
+    match ty {
+        Type::Array(_) => true,
+        Type::Reference(reference) => is_array(&reference.elem),
+        Type::Paren(inner) => is_array(&inner.elem),
+        Type::Group(inner) => is_array(&inner.elem),
+        _ => false,
+    }
 }
 
 /// Whether the type is a reference (through parentheses), which a stored value cannot be.

@@ -33,35 +33,31 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
             "`#[file_cache]` cannot cache a C-variadic function: its `...` arguments cannot be hashed",
         ));
     }
-    if let Some(asyncness) = &sig.asyncness {
-        errors.push(syn::Error::new(
-            asyncness.span,
-            "`#[file_cache]` does not support `async fn` yet",
-        ));
-    }
     if let Some(receiver) = &function.receiver {
-        errors.push(syn::Error::new(
-            receiver.self_token.span,
-            "`#[file_cache]` does not support methods (`self` parameters) yet; \
-             cache a free function and call it from the method",
-        ));
+        let mut finder = TypeFinder::default();
+        finder.visit_type(&receiver.ty);
+        let ignored = options.ignore.iter().any(|name| name == "self");
+        if finder.mut_ref.is_some() && !ignored {
+            errors.push(syn::Error::new_spanned(
+                receiver,
+                "a cached call cannot replay what the method does to `self` through `&mut self`, \
+                 and hashing `self` would key on its state before the call; if the result does \
+                 not depend on `self`, add `self` to `ignore = [...]` (the body then runs, and \
+                 mutates `self`, only on a miss)",
+            ));
+        }
     }
 
     for param in &function.params {
         let ignored = param.ident().is_some_and(|ident| options.is_ignored(ident));
-        if let Binding::Pattern(pat) = &param.binding {
-            errors.push(syn::Error::new_spanned(
-                pat,
-                "`#[file_cache]` does not support patterns in parameters yet; \
-                 bind the parameter to a name and destructure it in the body",
-            ));
-        }
-        // `_` cannot be used by the body, so nothing can be mutated through it.
+        // `_` binds nothing, so nothing can be mutated through it: it is hashed like a value.
         let observed = !matches!(param.binding, Binding::Wild);
         if param.mut_ref.is_some() && observed && !ignored {
             let advice = match param.ident() {
                 Some(ident) => format!("add `{ident}` to `ignore = [...]`"),
-                None => "bind it to a name and add that to `ignore = [...]`".to_owned(),
+                None => "a pattern cannot be ignored: bind the parameter to a name \
+                         (`name: Type`), add that to `ignore = [...]` and destructure it in the body"
+                    .to_owned(),
             };
             errors.push(syn::Error::new_spanned(
                 &param.tokens,
@@ -73,10 +69,39 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
     for ignored in &options.ignore {
         let is_param = function.params.iter().any(|p| p.ident() == Some(ignored))
             || (ignored == "self" && function.receiver.is_some());
-        if !is_param {
+        if is_param {
+            continue;
+        }
+        let in_pattern = function
+            .params
+            .iter()
+            .find(|p| p.bound_names().contains(ignored));
+        let message = if let Some(param) = in_pattern {
+            let ty = &param.ty;
+            format!(
+                "`ignore` names whole parameters, and `{ignored}` is bound inside a pattern, \
+                 which is hashed as one value; bind the parameter to a name instead \
+                 (`name: {}`), ignore `name`, and destructure it in the body",
+                quote::quote!(#ty)
+            )
+        } else if ignored == "_" {
+            "`ignore` cannot name a `_` parameter; give it a name (`_name: Type`) and \
+             ignore `_name`"
+                .to_owned()
+        } else if ignored == "self" {
+            format!("`{name}` has no `self` parameter")
+        } else {
+            format!("`{ignored}` is not a parameter of `{name}`")
+        };
+        errors.push(syn::Error::new(ignored.span(), message));
+    }
+
+    if let Some(dir) = &options.dir {
+        if dir.value().is_empty() {
             errors.push(syn::Error::new(
-                ignored.span(),
-                format!("`{ignored}` is not a parameter of `{name}`"),
+                dir.span(),
+                "`dir` needs a path: a relative one is joined onto the cache root, an \
+                 absolute one replaces it",
             ));
         }
     }
@@ -215,7 +240,12 @@ mod tests {
         let found = errors(
             quote!(ignore = [nope]),
             quote!(
-                const async extern "C" fn f(self, (a, b): (u8, u8), v: &mut Vec<u8>, ...) -> &u8 {
+                const async extern "C" fn f(
+                    &mut self,
+                    (a, b): (u8, &mut u8),
+                    v: &mut Vec<u8>,
+                    ...
+                ) -> &u8 {
                     todo!()
                 }
             ),
@@ -223,9 +253,8 @@ mod tests {
         let expected = [
             "const fn",
             "C-variadic",
-            "async fn",
-            "methods",
-            "patterns",
+            "`&mut self`",
+            "a pattern cannot be ignored",
             "replay a mutation",
             "`nope` is not a parameter of `f`",
             "returns a reference",
@@ -234,6 +263,85 @@ mod tests {
         for (message, expected) in found.iter().zip(expected) {
             assert!(message.contains(expected), "{message:?} lacks {expected:?}");
         }
+    }
+
+    #[test]
+    fn methods_async_and_patterns_pass() {
+        for (args, item) in [
+            (
+                quote!(),
+                quote!(
+                    async fn f(&self, (a, b): (u8, u8), _: u8) -> u8 {
+                        a
+                    }
+                ),
+            ),
+            (
+                quote!(ignore = [self]),
+                quote!(
+                    fn f(&mut self) -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f(self: Box<Self>, _: &mut u8) -> u8 {
+                        1
+                    }
+                ),
+            ),
+            (
+                quote!(ignore = [self]),
+                quote!(
+                    fn f(self: Pin<&mut Self>) -> u8 {
+                        1
+                    }
+                ),
+            ),
+        ] {
+            assert_eq!(errors(args, item.clone()), Vec::<String>::new(), "{item}");
+        }
+        let found = errors(
+            quote!(),
+            quote!(
+                fn f(self: Pin<&mut Self>) -> u8 {
+                    1
+                }
+            ),
+        );
+        assert!(found[0].contains("`&mut self`"), "{found:?}");
+    }
+
+    #[test]
+    fn ignore_names_whole_parameters() {
+        let found = errors(
+            quote!(ignore = [b, _, self]),
+            quote!(
+                fn f((a, b): (u8, u8), _: u8) -> u8 {
+                    a
+                }
+            ),
+        );
+        assert!(found[0].contains("bound inside a pattern"), "{found:?}");
+        assert!(found[0].contains("`name: (u8 , u8)`"), "{found:?}");
+        assert!(
+            found[1].contains("cannot name a `_` parameter"),
+            "{found:?}"
+        );
+        assert!(found[2].contains("has no `self` parameter"), "{found:?}");
+    }
+
+    #[test]
+    fn dir_needs_a_path() {
+        let found = errors(
+            quote!(dir = ""),
+            quote!(
+                fn f() {}
+            ),
+        );
+        assert!(found[0].contains("`dir` needs a path"), "{found:?}");
     }
 
     #[test]

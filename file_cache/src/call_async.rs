@@ -1,0 +1,102 @@
+//! Cached `async fn`s: the same lookup and store as a blocking call, around a future.
+//!
+//! No executor is assumed: these are plain `async fn`s, so they run under tokio, smol,
+//! async-std or a hand-rolled `block_on` alike. The lookup (one small file read) and the
+//! store (one small write and a rename) run inline, inside `poll`, on whatever thread polls
+//! the future. They take microseconds, less than a scheduler round trip to a blocking pool
+//! would, so they are not moved off the executor's thread (see the README for the measured
+//! cost). A future dropped before its body finishes stores nothing.
+
+use crate::call::{CallKey, Lookup};
+use crate::site::Site;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+
+/// Runs a cached `async fn` whose return value is cached as a whole.
+///
+/// The returned future is `Send` when `body` and `T` are.
+#[doc(hidden)]
+pub async fn call_async<T, F>(site: &'static Site, key: Option<CallKey>, body: F) -> T
+where
+    T: Serialize + DeserializeOwned,
+    F: Future<Output = T>,
+{
+    match Lookup::begin(site, key) {
+        Lookup::Hit(value) => value,
+        Lookup::Miss(miss) => {
+            let value = body.await;
+            miss.store(&value);
+            value
+        }
+        Lookup::Bypass => body.await,
+    }
+}
+
+/// Runs a cached `async fn` returning `Result`: only `Ok` values are stored.
+#[doc(hidden)]
+pub async fn call_result_async<T, E, F>(
+    site: &'static Site,
+    key: Option<CallKey>,
+    body: F,
+) -> Result<T, E>
+where
+    T: Serialize + DeserializeOwned,
+    F: Future<Output = Result<T, E>>,
+{
+    match Lookup::begin(site, key) {
+        Lookup::Hit(value) => Ok(value),
+        Lookup::Miss(miss) => {
+            let result = body.await;
+            if let Ok(value) = &result {
+                miss.store(value);
+            }
+            result
+        }
+        Lookup::Bypass => body.await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::site::SiteInfo;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    /// The smallest executor: polls on this thread until the future is ready.
+    fn block_on<F: Future>(future: F) -> F::Output {
+        struct Noop;
+        impl Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        let waker = Waker::from(Arc::new(Noop));
+        let mut context = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        loop {
+            if let Poll::Ready(value) = future.as_mut().poll(&mut context) {
+                return value;
+            }
+        }
+    }
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    static SITE: Site = Site::new(SiteInfo {
+        module_path: "file_cache::call_async::tests",
+        name: "f",
+        ..SiteInfo::DEFAULT
+    });
+
+    #[test]
+    fn without_a_key_the_body_runs() {
+        let future = call_async(&SITE, None, async { 7u32 });
+        assert_send(&future);
+        assert_eq!(block_on(future), 7);
+        let result: Result<u32, String> = block_on(call_result_async(&SITE, None, async {
+            Err("no".to_owned())
+        }));
+        assert_eq!(result, Err("no".to_owned()));
+    }
+}

@@ -1,0 +1,10 @@
+//! A library crate beside the program (version 2): a tracked function in another crate.
+// Generated items must not trip a user's lints.
+#![deny(missing_docs, warnings)]
+
+/// Normalizes the case of `text`.
+#[file_cache::track]
+pub fn normalize(text: &str) -> String {
+    // EDIT: a tracked function in another crate.
+    text.to_uppercase()
+}
