@@ -5,6 +5,7 @@ use crate::config::{config, Mode};
 use crate::entry::{self, Header};
 use crate::key::{Key, KeyError, KeyHasher};
 use crate::layout::{self, Fingerprint};
+use crate::memory::{self, Memory};
 use crate::site::{Problem, Site};
 use crate::store;
 use serde::de::DeserializeOwned;
@@ -194,8 +195,15 @@ impl<T: DeserializeOwned> Lookup<T> {
         let Some(key) = key else {
             return Lookup::Bypass;
         };
+        let memory = memory_of(site);
+        if let Some(memory) = memory {
+            // A memory hit takes no file lock and makes no system call.
+            if let Some(value) = memory_hit(site, memory, &key) {
+                return Lookup::Hit(value);
+            }
+        }
         let path = entry_path(site, &key);
-        if let Some(value) = lookup(site, &key, &path) {
+        if let Some(value) = lookup(site, &key, &path, memory) {
             return Lookup::Hit(value);
         }
         Lookup::Miss(Miss {
@@ -237,7 +245,45 @@ fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
 }
 
 /// Reads, checks and decodes the entry; `None` (logged) for a miss of any kind.
-fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) -> Option<T> {
+/// The memory tier, when it is on for this function and this call reads the cache.
+/// (`refresh` skips reading it; its store replaces the entry.)
+fn memory_of(site: &'static Site) -> Option<&'static Memory> {
+    if !site.info.memory {
+        return None;
+    }
+    memory::global()
+}
+
+/// Decodes the payload the memory tier holds for the key, as a file hit decodes its file.
+fn memory_hit<T: DeserializeOwned>(
+    site: &'static Site,
+    memory: &Memory,
+    key: &CallKey,
+) -> Option<T> {
+    if config().mode == Mode::Refresh {
+        return None;
+    }
+    let payload = memory.get(key.key.as_bytes())?;
+    match codec::decode(&payload) {
+        Ok(value) => {
+            log::debug!("file_cache: memory hit {}", site.display_name());
+            Some(value)
+        }
+        Err(_) => {
+            // Bytes it held decoded once; another type under the same key cannot happen
+            // (the key covers the function and its generic types), but stay safe.
+            memory.remove(key.key.as_bytes());
+            None
+        }
+    }
+}
+
+fn lookup<T: DeserializeOwned>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+    memory: Option<&Memory>,
+) -> Option<T> {
     if config().mode == Mode::Refresh {
         log::debug!("file_cache: refresh {}", site.display_name());
         return None;
@@ -268,6 +314,9 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
     match decode_entry(&bytes, key, &layout::of::<T>(site)) {
         Ok(value) => {
             log::debug!("file_cache: hit {}", site.display_name());
+            if let Some(memory) = memory {
+                memory.insert(key.key.as_bytes(), entry::payload(&bytes));
+            }
             Some(value)
         }
         Err(reason) => {
@@ -352,7 +401,12 @@ where
         .entry_len
         .store(header.len() + payload.len(), Ordering::Relaxed);
     match store::write_atomic(path, &[&header, &payload]) {
-        Ok(()) => log::debug!("file_cache: stored {}", site.display_name()),
+        Ok(()) => {
+            log::debug!("file_cache: stored {}", site.display_name());
+            if let Some(memory) = memory_of(site) {
+                memory.insert(key.key.as_bytes(), &payload);
+            }
+        }
         Err(error) => warn_write_failure(site, path, &error),
     }
 }

@@ -130,6 +130,20 @@ pub(crate) fn declared_len(start: &[u8]) -> Option<u64> {
     payload_len.checked_add(header_len as u64)
 }
 
+/// The payload of an entry [`parse`] accepted (empty for anything shorter than a header).
+pub(crate) fn payload(entry: &[u8]) -> &[u8] {
+    let Some(fixed) = entry.get(..FIXED_LEN) else {
+        return &[];
+    };
+    let name_len = usize::from(u16::from_le_bytes([
+        fixed[FIXED_LEN - 2],
+        fixed[FIXED_LEN - 1],
+    ]));
+    entry
+        .get(FIXED_LEN + name_len + HEADER_SUM_LEN..)
+        .unwrap_or(&[])
+}
+
 fn header_sum(bytes: &[u8]) -> [u8; HEADER_SUM_LEN] {
     xxhash_rust::xxh3::xxh3_128(bytes).to_le_bytes()
 }
@@ -292,6 +306,13 @@ mod tests {
         let mut bytes = file(&sample(), b"xyz");
         bytes[FIXED_LEN - 2..FIXED_LEN].copy_from_slice(&u16::MAX.to_le_bytes());
         assert!(matches!(parse(&bytes), Err(EntryError::Truncated { .. })));
+    }
+
+    #[test]
+    fn payload_is_what_parse_returns() {
+        let bytes = file(&sample(), b"some payload");
+        assert_eq!(payload(&bytes), parse(&bytes).unwrap().1);
+        assert_eq!(payload(b"short"), b"");
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod config;
 mod entry;
 mod key;
 mod layout;
+mod memory;
 mod site;
 mod store;
 mod tracked;
