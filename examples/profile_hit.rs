@@ -30,6 +30,11 @@ fn floats(n: u64) -> Vec<f64> {
     (0..n).map(|i| i as f64 * 0.5).collect()
 }
 
+#[file_cache]
+fn floats_memory(n: u64) -> Vec<f64> {
+    (0..n).map(|i| i as f64 * 0.5).collect()
+}
+
 #[file_cache(memory = false)]
 fn bytes(n: u64) -> serde_bytes::ByteBuf {
     serde_bytes::ByteBuf::from((0..n).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>())
@@ -55,6 +60,7 @@ fn main() {
         "small" => (0..n).for_each(|_| drop(black_box(small(7, "key")))),
         "small_memory" => (0..n).for_each(|_| drop(black_box(small_memory(7, "key")))),
         "floats" => (0..n).for_each(|_| drop(black_box(floats(1_000_000)))),
+        "floats_memory" => (0..n).for_each(|_| drop(black_box(floats_memory(1_000_000)))),
         "bytes" => (0..n).for_each(|_| drop(black_box(bytes(16 << 20)))),
         "key_f64" => {
             let v: Vec<f64> = (0..1_000_000).map(|i| f64::from(i) * 0.1).collect();

@@ -8,6 +8,7 @@ use crate::layout::{self, Fingerprint};
 use crate::memory::{self, Memory};
 use crate::site::{Problem, Site};
 use crate::store;
+use crate::{manage, size_limit, stats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ pub struct KeyBuilder {
 /// The key of one call, with what is needed to find its entry.
 #[doc(hidden)]
 pub struct CallKey {
-    key: Key,
+    pub(crate) key: Key,
     self_ty: Option<&'static str>,
 }
 
@@ -192,6 +193,7 @@ pub(crate) struct Miss {
 
 impl<T: DeserializeOwned> Lookup<T> {
     pub(crate) fn begin(site: &'static Site, key: Option<CallKey>) -> Lookup<T> {
+        manage::answer_probe::<T>(site, key.as_ref());
         let Some(key) = key else {
             return Lookup::Bypass;
         };
@@ -203,9 +205,11 @@ impl<T: DeserializeOwned> Lookup<T> {
             }
         }
         let path = entry_path(site, &key);
+        manage::note_version(site, &path, false);
         if let Some(value) = lookup(site, &key, &path, memory) {
             return Lookup::Hit(value);
         }
+        stats::record_miss(site);
         Lookup::Miss(Miss {
             site,
             key,
@@ -228,7 +232,7 @@ impl Miss {
     }
 }
 
-fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
+pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
     let root = site.root();
     let dir_name =
         |self_ty| store::function_dir_name(site.info.module_path, self_ty, site.info.name);
@@ -248,7 +252,8 @@ fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
 /// The memory tier, when it is on for this function and this call reads the cache.
 /// (`refresh` skips reading it; its store replaces the entry.)
 fn memory_of(site: &'static Site) -> Option<&'static Memory> {
-    if !site.info.memory {
+    // Expiry is decided from the file's creation time: a `ttl` function reads the file.
+    if !site.info.memory || site.info.ttl.is_some() {
         return None;
     }
     memory::global()
@@ -263,10 +268,17 @@ fn memory_hit<T: DeserializeOwned>(
     if config().mode == Mode::Refresh {
         return None;
     }
-    let payload = memory.get(key.key.as_bytes())?;
+    let (payload, meta) = memory.get(key.key.as_bytes())?;
     match codec::decode(&payload) {
         Ok(value) => {
             log::debug!("file_cache: memory hit {}", site.display_name());
+            // Counted like a file hit; the function's directory was noted when the entry
+            // came into memory (the empty path notes nothing).
+            stats::record_hit(site, Path::new(""), meta.file_len, meta.compute_us);
+            if size_limit::is_bounded() {
+                // Under a size bound a hit keeps its file recent, from memory too.
+                size_limit::touch(&entry_path(site, key), key.key.as_bytes());
+            }
             Some(value)
         }
         Err(_) => {
@@ -311,11 +323,22 @@ fn lookup<T: DeserializeOwned>(
             return None;
         }
     };
+    if is_expired(site, &bytes) {
+        log::debug!("file_cache: expired {}", site.display_name());
+        return None;
+    }
     match decode_entry(&bytes, key, &layout::of::<T>(site)) {
         Ok(value) => {
             log::debug!("file_cache: hit {}", site.display_name());
+            let saved_us = entry::peek_times(&bytes).map_or(0, |(_, compute_us)| compute_us);
+            stats::record_hit(site, path, bytes.len() as u64, saved_us);
+            size_limit::touch(path, key.key.as_bytes());
             if let Some(memory) = memory {
-                memory.insert(key.key.as_bytes(), entry::payload(&bytes));
+                let meta = memory::Meta {
+                    compute_us: saved_us,
+                    file_len: bytes.len() as u64,
+                };
+                memory.insert(key.key.as_bytes(), entry::payload(&bytes), meta);
             }
             Some(value)
         }
@@ -332,7 +355,7 @@ fn lookup<T: DeserializeOwned>(
     }
 }
 
-fn decode_entry<T: DeserializeOwned>(
+pub(crate) fn decode_entry<T: DeserializeOwned>(
     bytes: &[u8],
     key: &CallKey,
     layout: &Fingerprint,
@@ -360,6 +383,19 @@ fn decode_entry<T: DeserializeOwned>(
     codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
 }
 
+/// Whether the entry in `bytes` is older than the site's `ttl`. Read from the header before
+/// it is checked: a damaged time can only cause a miss, and the full check follows.
+pub(crate) fn is_expired(site: &Site, bytes: &[u8]) -> bool {
+    let Some(ttl) = site.info.ttl else {
+        return false;
+    };
+    let Some((created_ms, _)) = entry::peek_times(bytes) else {
+        return false;
+    };
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    unix_millis().saturating_sub(created_ms) >= ttl_ms
+}
+
 /// Encodes and writes the entry; problems are logged, never returned.
 fn store<T>(site: &'static Site, key: &CallKey, path: &Path, value: &T, took: Duration)
 where
@@ -384,27 +420,40 @@ where
     if let Err(reason) = codec::round_trips::<T>(&payload) {
         return refuse(reason);
     }
+    let compute_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     let header = Header {
         codec: codec::POSTCARD,
         key: *key.key.as_bytes(),
         code_hash: site.info.code_hash,
         layout: layout::of::<T>(site),
         created_ms: unix_millis(),
-        compute_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        compute_us,
         type_name,
     };
     let header = match header.encode(&payload) {
         Ok(header) => header,
         Err(error) => return refuse(error.to_string()),
     };
+    let len = (header.len() + payload.len()) as u64;
+    if !size_limit::admit(path, len) {
+        return;
+    }
     site.state
         .entry_len
         .store(header.len() + payload.len(), Ordering::Relaxed);
     match store::write_atomic(path, &[&header, &payload]) {
         Ok(()) => {
             log::debug!("file_cache: stored {}", site.display_name());
+            stats::record_store(site, len);
+            size_limit::stored(path, len);
+            manage::note_version(site, path, true);
             if let Some(memory) = memory_of(site) {
-                memory.insert(key.key.as_bytes(), &payload);
+                stats::note_dir(site, path);
+                let meta = memory::Meta {
+                    compute_us,
+                    file_len: len,
+                };
+                memory.insert(key.key.as_bytes(), &payload, meta);
             }
         }
         Err(error) => warn_write_failure(site, path, &error),

@@ -1,5 +1,6 @@
 //! Configuration read from the environment, once per process.
 
+use crate::size_limit;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -33,6 +34,8 @@ pub(crate) struct Config {
     pub(crate) mode: Mode,
     /// The memory tier's budget in bytes (`FILE_CACHE_MEMORY`); 0 turns it off.
     pub(crate) memory: usize,
+    /// `FILE_CACHE_MAX_SIZE`, in bytes: see [`crate::size_limit`].
+    pub(crate) max_size: Option<u64>,
 }
 
 /// Environment variable naming the cache's root directory.
@@ -83,7 +86,24 @@ impl Config {
                 DEFAULT_MEMORY
             }),
         };
-        Config { root, mode, memory }
+        let max_size = var(size_limit::MAX_SIZE_VAR)
+            .filter(|value| !value.trim().is_empty())
+            .and_then(|value| match size_limit::parse_size(&value) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    log::warn!(
+                        "file_cache: ignoring {}: {error}; the cache is not bounded",
+                        size_limit::MAX_SIZE_VAR
+                    );
+                    None
+                }
+            });
+        Config {
+            root,
+            mode,
+            max_size,
+            memory,
+        }
     }
 }
 
@@ -143,5 +163,13 @@ mod tests {
         assert_eq!(config_with(&[(MODE_VAR, "refresh")]).mode, Mode::Refresh);
         assert_eq!(config_with(&[(MODE_VAR, "on")]).mode, Mode::On);
         assert_eq!(config_with(&[(MODE_VAR, "sometimes")]).mode, Mode::On);
+    }
+
+    #[test]
+    fn max_size_parses_and_bad_values_leave_it_unbounded() {
+        assert_eq!(config_with(&[]).max_size, None);
+        let var = size_limit::MAX_SIZE_VAR;
+        assert_eq!(config_with(&[(var, "2GiB")]).max_size, Some(2 << 30));
+        assert_eq!(config_with(&[(var, "huge")]).max_size, None);
     }
 }

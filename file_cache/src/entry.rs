@@ -163,12 +163,47 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Creation time (ms since the epoch) and compute time (µs) of an entry, read from their
+/// fixed offsets without checking anything: a cheap look before the full [`parse`], for
+/// decisions (expiry) that a damaged header can only turn into a harmless miss.
+pub(crate) fn peek_times(bytes: &[u8]) -> Option<(u64, u64)> {
+    let created = bytes.get(92..100)?.try_into().ok()?;
+    let compute = bytes.get(100..108)?.try_into().ok()?;
+    Some((u64::from_le_bytes(created), u64::from_le_bytes(compute)))
+}
+
 /// Parses and checks a whole entry file; returns its header and payload.
 ///
 /// Checks magic, version, the header checksum, the payload length against the bytes
 /// present (no trailing bytes allowed) and the payload checksum. Comparing the key,
 /// codec, type and layout against what the caller expects is the caller's job.
 pub(crate) fn parse(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), EntryError> {
+    let parsed = parse_header(bytes)?;
+    let payload = &bytes[parsed.len..];
+    if parsed.payload_len != payload.len() as u64 {
+        return Err(EntryError::PayloadLength {
+            declared: parsed.payload_len,
+            actual: payload.len(),
+        });
+    }
+    if payload_sum(payload) != parsed.payload_sum {
+        return Err(EntryError::PayloadChecksum);
+    }
+    Ok((parsed.header, payload))
+}
+
+/// A header checked on its own (magic, version, its checksum), and where the payload is.
+pub(crate) struct ParsedHeader<'a> {
+    pub(crate) header: Header<'a>,
+    /// Length of the header: the payload starts here.
+    pub(crate) len: usize,
+    pub(crate) payload_len: u64,
+    payload_sum: u128,
+}
+
+/// Parses and checks the header at the start of `bytes`, which may hold more or less than
+/// the rest of the file: what tools need to list entries without reading their payloads.
+pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError> {
     if bytes.len() < FIXED_LEN {
         return Err(EntryError::Truncated { len: bytes.len() });
     }
@@ -193,33 +228,30 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), EntryError> {
     if bytes.len() < header_len {
         return Err(EntryError::Truncated { len: bytes.len() });
     }
-    let (header, payload) = bytes.split_at(header_len);
-    let (checked, sum) = header.split_at(FIXED_LEN + name_len);
+    let (checked, sum) = bytes[..header_len].split_at(FIXED_LEN + name_len);
     if header_sum(checked) != sum {
         return Err(EntryError::HeaderChecksum);
     }
-    if payload_len != payload.len() as u64 {
-        return Err(EntryError::PayloadLength {
-            declared: payload_len,
-            actual: payload.len(),
-        });
-    }
-    if payload_sum(payload) != declared_sum {
-        return Err(EntryError::PayloadChecksum);
-    }
     let type_name =
         std::str::from_utf8(&checked[FIXED_LEN..]).map_err(|_| EntryError::TypeNameNotUtf8)?;
-    let header = Header {
-        codec,
-        key,
-        code_hash,
-        layout,
-        created_ms,
-        compute_us,
-        type_name,
-    };
-    Ok((header, payload))
+    Ok(ParsedHeader {
+        header: Header {
+            codec,
+            key,
+            code_hash,
+            layout,
+            created_ms,
+            compute_us,
+            type_name,
+        },
+        len: header_len,
+        payload_len,
+        payload_sum: declared_sum,
+    })
 }
+
+/// The longest header there is: enough bytes to read any header with [`parse_header`].
+pub(crate) const MAX_HEADER_LEN: usize = FIXED_LEN + u16::MAX as usize + HEADER_SUM_LEN;
 
 #[cfg(test)]
 mod tests {
@@ -249,6 +281,13 @@ mod tests {
         let (header, payload) = parse(&bytes).unwrap();
         assert_eq!(header, sample());
         assert_eq!(payload, b"payload bytes");
+    }
+
+    #[test]
+    fn times_can_be_peeked() {
+        let bytes = file(&sample(), b"p");
+        assert_eq!(peek_times(&bytes), Some((1_700_000_000_000, 2_000_000)));
+        assert_eq!(peek_times(&bytes[..100]), None);
     }
 
     #[test]

@@ -22,6 +22,12 @@
 //! entry that cannot be read, is damaged or belongs to something else is a miss, and a
 //! cache directory that cannot be written only costs the saved time. See the README for
 //! what invalidates an entry, where the files live and how to reset them.
+//!
+//! Living with a cache: [`stats()`] counts hits, misses, bytes and saved time per function,
+//! [`is_cached`] asks whether a call would be answered without running it, [`clear`] and
+//! [`clear_all`] remove entries, `#[file_cache(ttl = "12h")]` expires them,
+//! `FILE_CACHE_MAX_SIZE` bounds the root, and [`inspect`] reads a root from outside (the
+//! `file-cache` command-line tool is built on it).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -31,10 +37,14 @@ mod call_async;
 mod codec;
 mod config;
 mod entry;
+pub mod inspect;
 mod key;
 mod layout;
+mod manage;
 mod memory;
 mod site;
+mod size_limit;
+mod stats;
 mod store;
 mod tracked;
 
@@ -61,6 +71,10 @@ pub use file_cache_macros::file_cache;
 #[doc(inline)]
 pub use file_cache_macros::track;
 pub use key::{Key, KeyError};
+pub use manage::{clear, clear_all};
+#[cfg(panic = "unwind")]
+pub use manage::{is_cached, is_cached_async};
+pub use stats::{stats, FunctionStats};
 
 /// The root directory entries are stored under: `FILE_CACHE_DIR` if set, else
 /// `std::env::temp_dir()/file_cache`. Read once, on first use.

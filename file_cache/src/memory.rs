@@ -20,6 +20,15 @@ const SHARDS: usize = 16;
 /// that many tiny values cannot exceed the budget by far.
 const ENTRY_OVERHEAD: usize = 96;
 
+/// What a hit from memory reports to the stats, as a file hit of the same entry would.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// How long the body took (µs): the time a hit saves.
+    pub(crate) compute_us: u64,
+    /// The size of the entry's file.
+    pub(crate) file_len: u64,
+}
+
 /// The bytes of one entry's payload, shared with hits in progress.
 pub(crate) type Payload = Arc<[u8]>;
 
@@ -43,6 +52,8 @@ struct Shard {
 struct Slot {
     key: [u8; 32],
     bytes: Option<Payload>,
+    /// What the entry's file says, for the stats a hit records.
+    meta: Meta,
     referenced: bool,
 }
 
@@ -75,18 +86,18 @@ impl Memory {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The payload stored for `key`, marking it recently used.
-    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<Payload> {
+    /// The payload stored for `key` and what its file said, marking it recently used.
+    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<(Payload, Meta)> {
         let mut shard = self.shard(key);
         let at = *shard.map.get(key)?;
         let slot = &mut shard.ring[at];
         slot.referenced = true;
-        slot.bytes.clone()
+        Some((slot.bytes.clone()?, slot.meta))
     }
 
     /// Keeps `bytes` as the payload of `key`, replacing any older one; a payload too big
     /// for the tier is not kept (and drops an older one for the same key).
-    pub(crate) fn insert(&self, key: &[u8; 32], bytes: &[u8]) {
+    pub(crate) fn insert(&self, key: &[u8; 32], bytes: &[u8], meta: Meta) {
         let mut shard = self.shard(key);
         shard.remove(key);
         if bytes.len() > self.max_value {
@@ -101,6 +112,7 @@ impl Memory {
         let slot = Slot {
             key: *key,
             bytes: Some(Arc::from(bytes)),
+            meta,
             // New entries start unreferenced: one that is never hit again goes first.
             referenced: false,
         };
@@ -120,6 +132,18 @@ impl Memory {
     /// Forgets `key`.
     pub(crate) fn remove(&self, key: &[u8; 32]) {
         self.shard(key).remove(key);
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.map.clear();
+            shard.ring.clear();
+            shard.free.clear();
+            shard.hand = 0;
+            shard.used = 0;
+        }
     }
 
     /// Bytes held, overhead included (for tests).
@@ -173,6 +197,14 @@ impl Shard {
     }
 }
 
+/// Empties the process's tier, if it has one (the clear API: entries it removes must not
+/// live on in memory).
+pub(crate) fn clear_global() {
+    if let Some(memory) = global() {
+        memory.clear();
+    }
+}
+
 /// The process's tier, sized by `FILE_CACHE_MEMORY`; `None` when that is 0.
 pub(crate) fn global() -> Option<&'static Memory> {
     static MEMORY: OnceLock<Option<Memory>> = OnceLock::new();
@@ -199,13 +231,17 @@ mod tests {
     fn keeps_and_replaces() {
         let memory = Memory::new(1 << 20);
         assert!(memory.get(&key(1)).is_none());
-        memory.insert(&key(1), b"one");
-        assert_eq!(&*memory.get(&key(1)).unwrap(), b"one");
-        memory.insert(&key(1), b"uno");
-        assert_eq!(&*memory.get(&key(1)).unwrap(), b"uno");
+        memory.insert(&key(1), b"one", Meta::default());
+        assert_eq!(&*memory.get(&key(1)).unwrap().0, b"one");
+        memory.insert(&key(1), b"uno", Meta::default());
+        assert_eq!(&*memory.get(&key(1)).unwrap().0, b"uno");
         assert_eq!(memory.used(), 3 + ENTRY_OVERHEAD);
         memory.remove(&key(1));
         assert!(memory.get(&key(1)).is_none());
+        assert_eq!(memory.used(), 0);
+        memory.insert(&key(2), b"two", Meta::default());
+        memory.clear();
+        assert!(memory.get(&key(2)).is_none());
         assert_eq!(memory.used(), 0);
     }
 
@@ -214,7 +250,7 @@ mod tests {
         // 16 shards of 1,000 bytes; every key here lands in shard 0.
         let memory = Memory::new(16 * 1000);
         for n in 0..50 {
-            memory.insert(&key(n), &[n; 200]);
+            memory.insert(&key(n), &[n; 200], Meta::default());
             assert!(memory.used() <= 1000, "{} bytes after {n}", memory.used());
         }
         // (200 + 96) * 3 = 888 fits, a fourth does not.
@@ -226,19 +262,19 @@ mod tests {
     fn eviction_spares_recently_hit_entries() {
         let memory = Memory::new(16 * 1000);
         for n in 0..3 {
-            memory.insert(&key(n), &[n; 200]);
+            memory.insert(&key(n), &[n; 200], Meta::default());
         }
         // Hit 0 and 2; 1 was never hit since it was stored: it goes first.
         memory.get(&key(0));
         memory.get(&key(2));
-        memory.insert(&key(3), &[3; 200]);
+        memory.insert(&key(3), &[3; 200], Meta::default());
         assert!(memory.get(&key(1)).is_none());
         for n in [0, 2, 3] {
             assert!(memory.get(&key(n)).is_some(), "{n} was evicted");
         }
         // Every bit is set now but 3's... which was just hit too: the sweep clears them
         // all and then evicts in ring order, starting after the last victim.
-        memory.insert(&key(4), &[4; 200]);
+        memory.insert(&key(4), &[4; 200], Meta::default());
         let kept: Vec<u8> = (0..5).filter(|&n| memory.get(&key(n)).is_some()).collect();
         assert_eq!(kept.len(), 3);
         assert!(kept.contains(&4));
@@ -247,19 +283,19 @@ mod tests {
     #[test]
     fn values_too_large_are_not_kept() {
         let memory = Memory::new(16 * 1000);
-        memory.insert(&key(1), &[1; 100]);
+        memory.insert(&key(1), &[1; 100], Meta::default());
         // Over a sixteenth of the budget.
-        memory.insert(&key(1), &[1; 1001]);
+        memory.insert(&key(1), &[1; 1001], Meta::default());
         assert!(memory.get(&key(1)).is_none(), "the older value must go too");
         assert_eq!(memory.used(), 0);
-        memory.insert(&key(2), &[2; 1000 - ENTRY_OVERHEAD]);
+        memory.insert(&key(2), &[2; 1000 - ENTRY_OVERHEAD], Meta::default());
         assert!(memory.get(&key(2)).is_some());
     }
 
     #[test]
     fn zero_budget_keeps_nothing() {
         let memory = Memory::new(0);
-        memory.insert(&key(1), b"");
+        memory.insert(&key(1), b"", Meta::default());
         assert!(memory.get(&key(1)).is_none());
     }
 }

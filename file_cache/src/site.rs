@@ -1,9 +1,11 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
+use crate::stats::SiteStats;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// What the macro knows about a cached function at compile time.
 #[doc(hidden)]
@@ -18,6 +20,8 @@ pub struct SiteInfo {
     /// `#[file_cache(dir = "...")]`: this function's root; a relative path is joined onto
     /// the root in force (`FILE_CACHE_DIR` or the default), an absolute one replaces it.
     pub dir: Option<&'static str>,
+    /// `#[file_cache(ttl = "12h")]`: entries older than this are a miss and are replaced.
+    pub ttl: Option<Duration>,
     /// Whether the per-process memory tier may keep this function's values
     /// (`#[file_cache(memory = false)]` turns it off).
     pub memory: bool,
@@ -31,6 +35,7 @@ impl SiteInfo {
         name: "",
         code_hash: [0; 32],
         dir: None,
+        ttl: None,
         memory: true,
     };
 }
@@ -56,6 +61,7 @@ impl Site {
                 dir: OnceLock::new(),
                 entry_len: AtomicUsize::new(0),
                 layout: OnceLock::new(),
+                stats: SiteStats::new(),
             },
         }
     }
@@ -107,6 +113,8 @@ pub(crate) struct SiteState {
     pub(crate) entry_len: AtomicUsize,
     /// The value type's layout fingerprint, traced on first use.
     pub(crate) layout: OnceLock<crate::layout::Known>,
+    /// Counters for [`crate::stats()`], and what they still owe the function's hit log.
+    pub(crate) stats: SiteStats,
 }
 
 /// Kinds of trouble a site warns about once each.

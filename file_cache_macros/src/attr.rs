@@ -30,6 +30,8 @@ pub(crate) struct Options {
     /// `deps = [rank, crate::text::tokenize, Self::score]`: tracked items whose code hashes
     /// fold into this function's.
     pub deps: Vec<syn::Path>,
+    /// `ttl = "12h"`: entries older than this many seconds are a miss.
+    pub ttl: Option<u64>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
     pub errors: Option<syn::Error>,
 }
@@ -71,6 +73,11 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.memory.get_or_insert(value);
                 }
+                "ttl" => {
+                    input.parse::<Token![=]>()?;
+                    let value = input.parse::<syn::Lit>()?;
+                    self.set_ttl(value);
+                }
                 "dir" => {
                     input.parse::<Token![=]>()?;
                     let value: LitStr = input.parse()?;
@@ -92,7 +99,7 @@ impl Options {
                         format!(
                             "unknown option `{name}`; expected `ignore = [param, ...]`, \
                              `result = true|false`, `dir = \"path\"`, `version = \"...\"`, \
-                             `deps = [path, ...]` or `memory = true|false`"
+                             `deps = [path, ...]`, `ttl = \"12h\"` or `memory = true|false`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -105,6 +112,29 @@ impl Options {
             input.parse::<Token![,]>()?;
         }
         Ok(())
+    }
+
+    /// `ttl = "1h30m"`; any other literal, or a string that is not a duration, is an error
+    /// on it.
+    fn set_ttl(&mut self, value: syn::Lit) {
+        let syn::Lit::Str(text) = value else {
+            return self.push_error(syn::Error::new(
+                value.span(),
+                "`ttl` takes a duration as a string, with its unit: `ttl = \"60s\"`",
+            ));
+        };
+        match parse_duration(&text.value()) {
+            Ok(seconds) => {
+                self.ttl.get_or_insert(seconds);
+            }
+            Err(reason) => self.push_error(syn::Error::new(
+                text.span(),
+                format!(
+                    "invalid ttl {:?}: {reason}; expected a duration such as \"90s\", \"15m\", \"12h\", \"7d\" or \"1h30m\"",
+                    text.value()
+                ),
+            )),
+        }
     }
 
     fn add_ignored(&mut self, list: Vec<Ident>) {
@@ -139,6 +169,51 @@ fn parse_ident_list(input: ParseStream) -> syn::Result<Vec<Ident>> {
     bracketed!(content in input);
     let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
     Ok(names.into_iter().collect())
+}
+
+/// Parses a duration such as `"90s"`, `"12h"` or `"1h30m"` (units `s`, `m`, `h`, `d`, each
+/// at most once, largest first) into seconds. Zero is refused: it would cache nothing.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, &'static str> {
+    if text.trim().is_empty() {
+        return Err("it is empty");
+    }
+    let mut seconds: u64 = 0;
+    let mut number: Option<u64> = None;
+    let mut last_unit = u64::MAX;
+    for c in text.trim().chars() {
+        if let Some(digit) = c.to_digit(10) {
+            let n = number.unwrap_or(0);
+            number = Some(
+                n.checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(digit)))
+                    .ok_or("it is too large")?,
+            );
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err("units are s, m, h and d"),
+        };
+        let n = number.take().ok_or("a unit needs a number before it")?;
+        if unit >= last_unit {
+            return Err("each unit comes once, largest first");
+        }
+        last_unit = unit;
+        seconds = n
+            .checked_mul(unit)
+            .and_then(|s| s.checked_add(seconds))
+            .ok_or("it is too large")?;
+    }
+    if number.is_some() {
+        return Err("a number needs a unit after it");
+    }
+    if seconds == 0 {
+        return Err("it must be longer than zero");
+    }
+    Ok(seconds)
 }
 
 /// Skips an unknown option's value (`= anything`) up to the next top-level comma, so the
@@ -192,13 +267,13 @@ mod tests {
     #[test]
     fn unknown_and_repeated_are_all_reported() {
         let options =
-            Options::from_tokens(quote!(verbose = true, ignore = [a], ttl(5), ignore = [b]));
+            Options::from_tokens(quote!(verbose = true, ignore = [a], tll(5), ignore = [b]));
         let messages = messages(&options);
         assert!(
             messages[0].contains("unknown option `verbose`"),
             "{messages:?}"
         );
-        assert!(messages[1].contains("unknown option `ttl`"), "{messages:?}");
+        assert!(messages[1].contains("unknown option `tll`"), "{messages:?}");
         assert!(
             messages[2].contains("`ignore` is given more than once"),
             "{messages:?}"
@@ -227,6 +302,23 @@ mod tests {
                 "accepted `{args}`"
             );
         }
+    }
+
+    #[test]
+    fn ttl_durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("12h"), Ok(12 * 3600));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("2d12h"), Ok(216_000));
+        for bad in [
+            "", "12", "h", "1x", "30m1h", "1h1h", "0s", "1.5h", "-1h", "1 h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
+        let options = Options::from_tokens(quote!(ttl = "1h30m"));
+        assert_eq!(options.ttl, Some(5400));
+        let options = Options::from_tokens(quote!(ttl = "soon"));
+        assert!(messages(&options)[0].contains("invalid ttl \"soon\""));
     }
 
     #[test]

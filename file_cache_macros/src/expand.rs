@@ -99,6 +99,9 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         .dir
         .as_ref()
         .map(|dir| quote!(dir: ::core::option::Option::Some(#dir),));
+    let ttl = options.ttl.map(|seconds| {
+        quote!(ttl: ::core::option::Option::Some(::core::time::Duration::from_secs(#seconds)),)
+    });
     let site = quote! {
         // `..DEFAULT` stays when every field is given, so new fields need no macro change.
         #[allow(clippy::needless_update)]
@@ -108,6 +111,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
                 name: #name,
                 code_hash: #code_hash,
                 #dir
+                #ttl
                 #memory
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });

@@ -71,6 +71,9 @@ use proc_macro::TokenStream;
 ///   `result = true` treats a return type with another name (an alias) as a result.
 /// - `dir = "path"`: this function's root directory. An absolute path is used as is (it
 ///   wins over `FILE_CACHE_DIR`); a relative one is joined onto the root in force.
+/// - `ttl = "12h"`: entries older than this are a miss, and are replaced. Units `s`, `m`,
+///   `h`, `d`, combined largest first (`"1h30m"`); anything else is a compile error on the
+///   string.
 ///
 /// # Forms
 ///
@@ -95,7 +98,7 @@ use proc_macro::TokenStream;
 /// - a function returning a reference or `impl Trait`: a value read back from disk must
 ///   be an owned, named type;
 /// - a `const fn`, an `extern "ABI"` function, a C-variadic function;
-/// - `dir = ""`.
+/// - `dir = ""`; a `ttl` that is not a duration.
 ///
 /// Every mistake is reported at once, each on the tokens that cause it, and the function
 /// is emitted unchanged beside the errors so its callers still compile.

@@ -1,0 +1,489 @@
+//! Reading a cache root from outside the program that filled it: what the `file-cache`
+//! command-line tool is built on, for anyone who wants to script the same.
+//!
+//! A root holds one directory per cached function, named after its path
+//! (`my_crate.module.name`), with entries in two-hex-digit shards and two small files of
+//! bookkeeping:
+//!
+//! - `.hits`: an append-only log of hits, 16-byte records (hit count, then saved
+//!   microseconds, both `u64` little-endian), appended in batches by the runtime;
+//! - `.current`: the code hash (64 hex digits) of the version of the function that ran last,
+//!   written by the runtime the first time a version looks an entry up in a process.
+//!   Entries whose header names another code hash were written by an older (or other)
+//!   version of the function: they can never be hit by this one.
+//!
+//! Names starting with `.` are never entries (temporary files are `.<name>.<pid>-<n>.tmp`).
+//!
+//! ```
+//! # let root = std::env::temp_dir().join("file_cache_doctest_inspect");
+//! # std::env::set_var("FILE_CACHE_DIR", &root);
+//! # file_cache::clear_all().unwrap();
+//! #[file_cache::file_cache]
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! square(4);
+//! for function in file_cache::inspect::functions(file_cache::cache_dir())? {
+//!     for file in function.entries()? {
+//!         let entry = file.read()?.expect("a valid entry");
+//!         assert_eq!(entry.type_name, "u64");
+//!         assert_eq!(Some(entry.code_hash), function.current_version());
+//!     }
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub use crate::size_limit::{parse_size, ParseSizeError};
+
+use crate::entry::{self, EntryError};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Name of the hit log in a function's directory.
+pub(crate) const HIT_LOG: &str = ".hits";
+/// Name of the file recording a function's current code hash.
+pub(crate) const CURRENT_VERSION: &str = ".current";
+
+/// One function's directory under a root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionDir {
+    /// The directory's name: the function's path with `.` for `::` (`my_crate.module.name`),
+    /// after the relative `dir` it lives in, if any (`embeddings/my_crate.embed`).
+    pub name: String,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// The function directories under `root`, sorted by name. A root that does not exist is
+/// empty, not an error.
+///
+/// Functions with a relative `#[file_cache(dir = "...")]` live in a directory of their own
+/// under the root: they are found there too, named `dir/my_crate.module.name`.
+pub fn functions(root: &Path) -> io::Result<Vec<FunctionDir>> {
+    let mut out = Vec::new();
+    collect_functions(root, "", 0, &mut out)?;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// How deep `dir = "a/b/c"` roots are looked for.
+const MAX_NESTING: usize = 8;
+
+fn collect_functions(
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    out: &mut Vec<FunctionDir>,
+) -> io::Result<()> {
+    let read = match fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for item in read {
+        let item = item?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !item.file_type()?.is_dir() {
+            continue;
+        }
+        let path = item.path();
+        let named = format!("{prefix}{name}");
+        if is_function_dir(&path)? {
+            out.push(FunctionDir { name: named, path });
+        } else if depth < MAX_NESTING {
+            collect_functions(&path, &format!("{named}/"), depth + 1, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A function's directory holds shards (two hex digits) or its bookkeeping files; any other
+/// directory is a root of its own (`dir = "..."`), or empty.
+fn is_function_dir(dir: &Path) -> io::Result<bool> {
+    for item in fs::read_dir(dir)? {
+        let name = item?.file_name();
+        let name = name.to_string_lossy();
+        let is_shard = name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_shard || name == HIT_LOG || name == CURRENT_VERSION {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// An entry file, as the directory listing sees it (nothing read yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub len: u64,
+    /// Its modification time: when it was written or last hit (hits refresh it, at most
+    /// once a minute per process, when a size bound is set). Eviction goes by this.
+    pub modified: SystemTime,
+}
+
+impl FunctionDir {
+    /// The entry files of this function, in no particular order. Files that vanish while
+    /// they are listed (a concurrent prune) are skipped.
+    pub fn entries(&self) -> io::Result<Vec<EntryFile>> {
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&self.path)? {
+            let shard = shard?;
+            if shard.file_name().to_string_lossy().starts_with('.') || !shard.file_type()?.is_dir()
+            {
+                continue;
+            }
+            let files = match fs::read_dir(shard.path()) {
+                Ok(files) => files,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for file in files {
+                let file = file?;
+                if file.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let meta = match file.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                if meta.is_file() {
+                    out.push(EntryFile {
+                        path: file.path(),
+                        len: meta.len(),
+                        modified: meta.modified().unwrap_or(UNIX_EPOCH),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hits logged for this function by every process so far, and the time they saved.
+    pub fn hits(&self) -> io::Result<HitTotals> {
+        let bytes = match fs::read(self.path.join(HIT_LOG)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut totals = HitTotals::default();
+        for chunk in bytes.chunks_exact(16) {
+            let record = HitRecord::from_bytes(chunk);
+            totals.hits = totals.hits.saturating_add(record.hits);
+            totals.time_saved = totals
+                .time_saved
+                .saturating_add(Duration::from_micros(record.saved_us));
+        }
+        Ok(totals)
+    }
+
+    /// The code hash of the version of the function that ran last, if it was recorded.
+    pub fn current_version(&self) -> Option<[u8; 32]> {
+        let text = fs::read_to_string(self.path.join(CURRENT_VERSION)).ok()?;
+        parse_hex32(text.trim())
+    }
+
+    /// Removes the whole directory (entries, hit log, version record); returns how many
+    /// entries it held. A directory that is already gone held none.
+    pub fn remove(&self) -> io::Result<u64> {
+        let entries = match self.entries() {
+            Ok(entries) => entries.len() as u64,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(entries),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(entries),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The function's path as users write it: the directory name with `::` for `.`.
+    pub fn function(&self) -> String {
+        let own = self.name.rsplit('/').next().unwrap_or(&self.name);
+        own.replace('.', "::")
+    }
+
+    /// Total size in bytes of the bookkeeping files (hit log, version), which are not entries.
+    pub fn bookkeeping_len(&self) -> u64 {
+        [HIT_LOG, CURRENT_VERSION]
+            .iter()
+            .filter_map(|name| fs::metadata(self.path.join(name)).ok())
+            .map(|meta| meta.len())
+            .sum()
+    }
+}
+
+/// Totals of a function's hit log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HitTotals {
+    /// Hits, over every process that logged them.
+    pub hits: u64,
+    /// Compute time those hits did not spend.
+    pub time_saved: Duration,
+}
+
+/// One record of a hit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HitRecord {
+    pub(crate) hits: u64,
+    pub(crate) saved_us: u64,
+}
+
+impl HitRecord {
+    pub(crate) fn to_bytes(self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&self.hits.to_le_bytes());
+        out[8..].copy_from_slice(&self.saved_us.to_le_bytes());
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> HitRecord {
+        let word = |at: usize| {
+            let mut out = [0; 8];
+            out.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(out)
+        };
+        HitRecord {
+            hits: word(0),
+            saved_us: word(8),
+        }
+    }
+}
+
+impl EntryFile {
+    /// Reads and checks the whole entry, payload checksum included: `Ok(Err(_))` for a file
+    /// that is not a valid entry (damaged, truncated, another format), `Err(_)` when it
+    /// cannot be read at all.
+    pub fn read(&self) -> io::Result<Result<EntryInfo, InvalidEntry>> {
+        Ok(parse_entry(&fs::read(&self.path)?))
+    }
+
+    /// Reads and checks only the header (its checksum, and the payload length against the
+    /// file's size): a few hundred bytes instead of the whole value, for listing.
+    pub fn read_header(&self) -> io::Result<Result<EntryInfo, InvalidEntry>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        let file = fs::File::open(&self.path)?;
+        let size = file.metadata()?.len();
+        file.take(entry::MAX_HEADER_LEN as u64)
+            .read_to_end(&mut bytes)?;
+        let parsed = match entry::parse_header(&bytes) {
+            Ok(parsed) => parsed,
+            Err(error) => return Ok(Err(InvalidEntry(error))),
+        };
+        let actual = size.saturating_sub(parsed.len as u64);
+        if parsed.payload_len != actual {
+            return Ok(Err(InvalidEntry(EntryError::PayloadLength {
+                declared: parsed.payload_len,
+                actual: usize::try_from(actual).unwrap_or(usize::MAX),
+            })));
+        }
+        Ok(Ok(info(&parsed.header, parsed.payload_len)))
+    }
+}
+
+fn info(header: &entry::Header<'_>, payload_len: u64) -> EntryInfo {
+    EntryInfo {
+        key: header.key,
+        code_hash: header.code_hash,
+        type_name: header.type_name.to_owned(),
+        created: UNIX_EPOCH + Duration::from_millis(header.created_ms),
+        compute_time: Duration::from_micros(header.compute_us),
+        payload_len,
+    }
+}
+
+/// What an entry's header records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryInfo {
+    /// The key the entry answers for.
+    pub key: [u8; 32],
+    /// The code hash of the version of the function that wrote it.
+    pub code_hash: [u8; 32],
+    /// The value's type, as `std::any::type_name` spelled it.
+    pub type_name: String,
+    /// When it was written.
+    pub created: SystemTime,
+    /// How long the function took to compute the value: what every hit saves.
+    pub compute_time: Duration,
+    /// Size of the encoded value.
+    pub payload_len: u64,
+}
+
+/// Checks a whole entry file (magic, format version, both checksums, lengths) and returns
+/// its header.
+///
+/// ```
+/// assert!(file_cache::inspect::parse_entry(b"not an entry").is_err());
+/// ```
+pub fn parse_entry(bytes: &[u8]) -> Result<EntryInfo, InvalidEntry> {
+    let (header, payload) = entry::parse(bytes).map_err(InvalidEntry)?;
+    Ok(info(&header, payload.len() as u64))
+}
+
+/// Why some bytes are not a valid entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidEntry(EntryError);
+
+impl fmt::Display for InvalidEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InvalidEntry {}
+
+/// Lower-case hex of 32 bytes, as entry names and `.current` spell keys and code hashes.
+pub fn to_hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Records `code_hash` as the current version of the function whose directory is `dir`,
+/// unless it already is. Best effort.
+pub(crate) fn note_current_version(dir: &Path, code_hash: &[u8; 32]) {
+    let path = dir.join(CURRENT_VERSION);
+    if fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| parse_hex32(text.trim()))
+        .as_ref()
+        == Some(code_hash)
+    {
+        return;
+    }
+    let text = format!("{}\n", to_hex(code_hash));
+    if let Err(error) = crate::store::write_atomic(&path, &[text.as_bytes()]) {
+        log::debug!(
+            "file_cache: cannot record the current version in {} ({error})",
+            dir.display()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_root_is_empty() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(functions(&root.path().join("nope")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn functions_are_found_in_their_own_dirs_too() {
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["app.f/ab", "embeddings/app.embed/0c", "empty"] {
+            fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        fs::create_dir_all(root.path().join("app.g")).unwrap();
+        fs::write(root.path().join("app.g").join(CURRENT_VERSION), "x").unwrap();
+        let found: Vec<(String, String)> = functions(root.path())
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.name.clone(), f.function()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("app.f".to_owned(), "app::f".to_owned()),
+                ("app.g".to_owned(), "app::g".to_owned()),
+                ("embeddings/app.embed".to_owned(), "app::embed".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn hit_logs_sum_whole_records() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = FunctionDir {
+            name: "f".into(),
+            path: root.path().to_path_buf(),
+        };
+        let mut log = HitRecord {
+            hits: 2,
+            saved_us: 1_500_000,
+        }
+        .to_bytes()
+        .to_vec();
+        log.extend_from_slice(
+            &HitRecord {
+                hits: 1,
+                saved_us: 500_000,
+            }
+            .to_bytes(),
+        );
+        log.extend_from_slice(&[1, 2, 3]); // a torn record is ignored
+        fs::write(root.path().join(HIT_LOG), log).unwrap();
+        assert_eq!(
+            dir.hits().unwrap(),
+            HitTotals {
+                hits: 3,
+                time_saved: Duration::from_secs(2)
+            }
+        );
+    }
+
+    #[test]
+    fn headers_read_alone_check_their_checksum_and_the_file_size() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("entry");
+        let header = entry::Header {
+            codec: 1,
+            key: [1; 32],
+            code_hash: [2; 32],
+            layout: [0; 16],
+            created_ms: 1_000,
+            compute_us: 5,
+            type_name: "u8",
+        };
+        let mut bytes = header.encode(&[7; 5000]).unwrap();
+        bytes.extend_from_slice(&[7; 5000]);
+        fs::write(&path, &bytes).unwrap();
+        let file = EntryFile {
+            path: path.clone(),
+            len: bytes.len() as u64,
+            modified: UNIX_EPOCH,
+        };
+        let info = file.read_header().unwrap().unwrap();
+        assert_eq!((info.code_hash, info.payload_len), ([2; 32], 5000));
+        assert_eq!(info.compute_time, Duration::from_micros(5));
+        fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(file.read_header().unwrap().is_err(), "truncated");
+        bytes[100] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert!(file.read_header().unwrap().is_err(), "header damaged");
+    }
+
+    #[test]
+    fn current_version_round_trips() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = FunctionDir {
+            name: "f".into(),
+            path: root.path().to_path_buf(),
+        };
+        assert_eq!(dir.current_version(), None);
+        note_current_version(&dir.path, &[0xab; 32]);
+        assert_eq!(dir.current_version(), Some([0xab; 32]));
+        note_current_version(&dir.path, &[0xcd; 32]);
+        assert_eq!(dir.current_version(), Some([0xcd; 32]));
+    }
+}

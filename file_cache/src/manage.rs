@@ -1,0 +1,246 @@
+//! Managing the cache from a program: clearing functions, asking whether a call is cached,
+//! and keeping the record of each function's current version.
+
+use crate::call::{self, CallKey};
+use crate::config::{config, Mode};
+use crate::inspect;
+use crate::site::Site;
+use crate::store;
+use serde::de::DeserializeOwned;
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+/// Removes every stored entry of one function, in every process's view: the next call
+/// with any arguments runs the body. Returns how many entries were removed (zero for a
+/// function with none, or a path that names no cached function).
+///
+/// `function` is the path of the function as [`stats()`](crate::stats) and the `file-cache`
+/// tool spell it: `my_crate::module::name`, or `my_crate::module::Type::method` for a
+/// method. A function with a relative `dir = "..."` is found in it; one with an absolute
+/// `dir` lives outside the root and is not. The function's hit log and version record go
+/// with its entries.
+///
+/// ```
+/// use file_cache::file_cache;
+///
+/// #[file_cache]
+/// fn shout(text: String) -> String {
+///     text.to_uppercase()
+/// }
+///
+/// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_clear"));
+/// # file_cache::clear_all()?;
+/// shout("hi".into());
+/// shout("ho".into());
+/// let stats = file_cache::stats();
+/// let shout_stats = stats.iter().find(|s| s.function.ends_with("::shout")).unwrap();
+/// assert_eq!(file_cache::clear(&shout_stats.function)?, 2);
+/// assert!(!file_cache::is_cached(|| shout("hi".into())));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn clear(function: &str) -> io::Result<u64> {
+    let (module, name) = function.rsplit_once("::").unwrap_or(("", function));
+    let dir_name = store::function_dir_name(module, None, name);
+    forget_noted_versions();
+    // The memory tier does not know which function a key belongs to: it is emptied whole.
+    crate::memory::clear_global();
+    let mut removed = 0;
+    for found in inspect::functions(&config().root)? {
+        let own = found.name.rsplit('/').next().unwrap_or(&found.name);
+        if found.function() == function || own == dir_name {
+            removed += found.remove()?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes every entry of every function under the root ([`cache_dir()`](crate::cache_dir)),
+/// and returns how many. The root itself stays. A root that does not exist holds nothing.
+///
+/// ```
+/// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_clear_all"));
+/// #[file_cache::file_cache]
+/// fn twice(x: u32) -> u32 {
+///     2 * x
+/// }
+///
+/// twice(1);
+/// file_cache::clear_all()?;
+/// assert!(!file_cache::is_cached(|| twice(1)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn clear_all() -> io::Result<u64> {
+    forget_noted_versions();
+    crate::memory::clear_global();
+    let mut removed = 0;
+    for function in inspect::functions(&config().root)? {
+        removed += function.remove()?;
+    }
+    Ok(removed)
+}
+
+/// Whether a call would be answered from the cache, asked without running the function.
+///
+/// `call` is a closure that makes the call, arguments and all, exactly as the program would:
+/// `file_cache::is_cached(|| render(&page, 2))`, `is_cached(|| client.ask(&question))`. The
+/// first cached function it calls does not run: it builds its key as usual, looks the entry
+/// up (present, intact, of the right type, not expired, and decodable), and returns the
+/// answer straight to `is_cached`. Nothing is stored or counted. A closure that calls no
+/// cached function runs to the end, and the answer is `false`.
+///
+/// Why a closure: the key of a call is made by the function's own generated code from its
+/// parameters, generics and `Self` type. Asking through the real call keeps the question
+/// exactly the call's, for free functions, methods, trait implementations and generic
+/// functions alike, with no second generated item (which a trait implementation could not
+/// hold) and no key to rebuild by hand.
+///
+/// The answer travels back by unwinding, without a panic message, so this needs
+/// `panic = "unwind"` (the default); with `panic = "abort"` it does not exist. Arguments
+/// are evaluated first, as in any call: compute them outside the closure if they are
+/// themselves cached calls, since the first cached call is the one asked about. For an
+/// `async fn`, use [`is_cached_async`].
+///
+/// ```
+/// use file_cache::file_cache;
+///
+/// #[file_cache]
+/// fn slow_square(x: u64) -> u64 {
+///     std::thread::sleep(std::time::Duration::from_millis(100));
+///     x * x
+/// }
+///
+/// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_is_cached"));
+/// # file_cache::clear_all()?;
+/// assert!(!file_cache::is_cached(|| slow_square(7))); // returns at once: nothing ran
+/// slow_square(7);
+/// assert!(file_cache::is_cached(|| slow_square(7)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(panic = "unwind")]
+pub fn is_cached<R>(call: impl FnOnce() -> R) -> bool {
+    probe(|| {
+        call();
+    })
+}
+
+/// [`is_cached`] for an `async fn`: `is_cached_async(|| client.fetch(&url))`. The future
+/// is polled once, on this thread, up to the cache lookup that opens every cached
+/// `async fn`; it is not awaited and needs no executor.
+///
+/// ```
+/// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_is_cached_async"));
+/// # file_cache::clear_all()?;
+/// #[file_cache::file_cache]
+/// async fn fetch(id: u32) -> String {
+///     format!("item {id}")
+/// }
+///
+/// assert!(!file_cache::is_cached_async(|| fetch(1)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(panic = "unwind")]
+pub fn is_cached_async<F: std::future::Future>(call: impl FnOnce() -> F) -> bool {
+    probe(|| {
+        let mut future = std::pin::pin!(call());
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        let _ = future.as_mut().poll(&mut context);
+    })
+}
+
+#[cfg(panic = "unwind")]
+fn probe(run: impl FnOnce()) -> bool {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PROBING.with(|probing| probing.set(self.0));
+        }
+    }
+    let _restore = Restore(PROBING.with(|probing| probing.replace(true)));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(()) => false,
+        Err(payload) => match payload.downcast::<ProbeAnswer>() {
+            Ok(answer) => answer.0,
+            // A real panic while evaluating the call: it is the caller's.
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
+    }
+}
+
+thread_local! {
+    /// Whether [`is_cached`] is asking, on this thread.
+    static PROBING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What unwinds from a probed call to [`is_cached`].
+struct ProbeAnswer(bool);
+
+/// Called at the start of every cached call: when [`is_cached`] is asking, answers it
+/// (by unwinding) instead of returning. One thread-local read otherwise.
+pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option<&CallKey>) {
+    // `try_with`: a call from a thread-local's destructor is never a probe, and must not
+    // panic.
+    if !PROBING
+        .try_with(|probing| probing.replace(false))
+        .unwrap_or(false)
+    {
+        return;
+    }
+    let cached = key.is_some_and(|key| {
+        if config().mode == Mode::Refresh {
+            return false;
+        }
+        let path = call::entry_path(site, key);
+        let Ok(Some(bytes)) = store::read(&path, 0) else {
+            return false;
+        };
+        !call::is_expired(site, &bytes)
+            && call::decode_entry::<T>(&bytes, key, &crate::layout::of::<T>(site)).is_ok()
+    });
+    std::panic::resume_unwind(Box::new(ProbeAnswer(cached)));
+}
+
+/// Function directories whose version record this process has checked.
+static NOTED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Records the site's code hash as its function's current version in the directory of the
+/// entry at `path`: on a site's first lookup of the process, and on every store into a
+/// directory not seen before (a method has one directory per `Self` type).
+pub(crate) fn note_version(site: &'static Site, path: &Path, storing: bool) {
+    let first_lookup = !site.state.stats.version_noted.swap(true, Ordering::Relaxed);
+    if first_lookup {
+        crate::stats::note_dir(site, path);
+    }
+    if !(first_lookup || storing) {
+        return;
+    }
+    let Some(dir) = path.parent().and_then(Path::parent) else {
+        return;
+    };
+    {
+        let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
+        if !noted
+            .get_or_insert_with(HashSet::new)
+            .insert(dir.to_path_buf())
+        {
+            return;
+        }
+    }
+    if storing || dir.exists() {
+        inspect::note_current_version(dir, &site.info.code_hash);
+    } else {
+        // Nothing stored yet: the first store records it, without creating directories for
+        // a lookup.
+        NOTED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(HashSet::new)
+            .remove(dir);
+    }
+}
+
+fn forget_noted_versions() {
+    *NOTED.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}

@@ -1,0 +1,84 @@
+//! Walking a root: every function, every entry, with a progress bar on a terminal.
+
+use file_cache::inspect::{self, EntryFile, EntryInfo, FunctionDir, HitTotals};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{self, IsTerminal};
+use std::path::Path;
+
+/// One function directory and what its entries' headers say.
+pub struct Function {
+    pub dir: FunctionDir,
+    pub entries: Vec<Entry>,
+    pub hits: HitTotals,
+    /// The code hash of the function's current version: recorded by the runtime in the
+    /// directory, or else that of the newest entry.
+    pub current: Option<[u8; 32]>,
+}
+
+/// One entry file, with its header when it could be read and checked.
+pub struct Entry {
+    pub file: EntryFile,
+    pub header: Result<EntryInfo, String>,
+}
+
+impl Entry {
+    pub fn is_stale(&self, current: Option<[u8; 32]>) -> bool {
+        matches!((&self.header, current), (Ok(info), Some(current)) if info.code_hash != current)
+    }
+}
+
+/// A progress bar over `len` steps, drawn on stderr only when it is a terminal.
+pub fn progress(len: u64, message: &'static str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>9} [{bar:40}] {human_pos}/{human_len} entries")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
+}
+
+/// Every function under `root` with its entries' headers (a missing root is empty).
+pub fn scan(root: &Path, message: &'static str) -> io::Result<Vec<Function>> {
+    let mut listed = Vec::new();
+    for dir in inspect::functions(root)? {
+        let files = dir.entries()?;
+        listed.push((dir, files));
+    }
+    let total = listed.iter().map(|(_, files)| files.len() as u64).sum();
+    let bar = progress(total, message);
+    let mut out = Vec::new();
+    for (dir, files) in listed {
+        let mut entries = Vec::with_capacity(files.len());
+        for file in files {
+            let header = match file.read_header() {
+                Ok(Ok(info)) => Ok(info),
+                Ok(Err(invalid)) => Err(invalid.to_string()),
+                // Removed since it was listed (a concurrent prune): not an entry any more.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => Err(e.to_string()),
+            };
+            entries.push(Entry { file, header });
+            bar.inc(1);
+        }
+        let current = dir.current_version().or_else(|| {
+            entries
+                .iter()
+                .filter_map(|e| e.header.as_ref().ok())
+                .max_by_key(|info| info.created)
+                .map(|info| info.code_hash)
+        });
+        out.push(Function {
+            hits: dir.hits()?,
+            dir,
+            entries,
+            current,
+        });
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}

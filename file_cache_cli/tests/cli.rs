@@ -1,0 +1,345 @@
+//! The `file-cache` binary, driven as a user would, on roots filled by real cached functions:
+//! this test binary re-runs itself as a child process that calls them.
+
+use file_cache::file_cache;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Set in the child process that fills a root.
+const FILL_VAR: &str = "FILE_CACHE_CLI_TEST_FILL";
+
+#[file_cache]
+fn render(page: u32) -> String {
+    std::thread::sleep(Duration::from_millis(20));
+    format!("<h1>page {page}</h1>").repeat(200)
+}
+
+#[file_cache]
+fn score(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(5));
+    x * 7
+}
+
+/// Lives in a directory of its own under the root.
+#[file_cache(dir = "embeddings")]
+fn embed(text: &str) -> Vec<f32> {
+    text.bytes().map(f32::from).collect()
+}
+
+/// Not a test of its own: the body of the child that fills a root.
+#[test]
+fn fill_child() {
+    if std::env::var_os(FILL_VAR).is_none() {
+        return;
+    }
+    for page in 0..5 {
+        render(page);
+        render(page);
+    }
+    for x in 0..3 {
+        score(x);
+    }
+    embed("hello");
+}
+
+/// A new root filled by the child: 5 entries of `render` (hit once each), 3 of `score`,
+/// 1 of `embed` (in `<root>/embeddings`).
+fn filled_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "fill_child", "--nocapture", "--test-threads=1"])
+        .env(FILL_VAR, "1")
+        .env("FILE_CACHE_DIR", root.path())
+        .env_remove("FILE_CACHE")
+        .env_remove("FILE_CACHE_MAX_SIZE")
+        .output()
+        .expect("run the filling child");
+    assert!(output.status.success(), "{output:?}");
+    root
+}
+
+fn file_cache_cmd(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_file-cache"))
+        .arg("--dir")
+        .arg(root)
+        .args(args)
+        .env_remove("FILE_CACHE_DIR")
+        .output()
+        .expect("run file-cache")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn succeeds(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Not a terminal: no progress bar, nothing on stderr.
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    stdout(&output)
+}
+
+fn listing(root: &Path) -> serde_json::Value {
+    let text = succeeds(file_cache_cmd(root, &["list", "--json"]));
+    serde_json::from_str(&text).expect("list --json prints JSON")
+}
+
+fn function<'a>(listing: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    listing["functions"]
+        .as_array()
+        .expect("functions")
+        .iter()
+        .find(|f| f["function"] == name)
+}
+
+fn entries_of(root: &Path, function: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let dir = root.join(function.replace("::", "."));
+    for shard in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if shard.path().is_dir() {
+            for file in std::fs::read_dir(shard.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if !file.file_name().to_string_lossy().starts_with('.') {
+                    out.push(file.path());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Rewrites header fields of an entry (and the header checksum), as another version of the
+/// function or an older run would have written it. Returns the new file's path.
+fn forge(path: &Path, code_hash: Option<[u8; 32]>, age: Option<Duration>) -> PathBuf {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut target = path.to_path_buf();
+    if let Some(hash) = code_hash {
+        bytes[44..76].copy_from_slice(&hash);
+        // Another version computes another key: give it its own file.
+        bytes[12] ^= 0xff;
+        let hex: String = bytes[12..44].iter().map(|b| format!("{b:02x}")).collect();
+        target = path.parent().unwrap().parent().unwrap().join(&hex[..2]);
+        std::fs::create_dir_all(&target).unwrap();
+        target = target.join(hex);
+    }
+    if let Some(age) = age {
+        let ms = (SystemTime::now() - age)
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        bytes[92..100].copy_from_slice(&ms.to_le_bytes());
+    }
+    // Entry format 2: the type name's length at 132, the name from 134, then XXH3-128
+    // of everything before it.
+    let end = 134 + u16::from_le_bytes([bytes[132], bytes[133]]) as usize;
+    let sum = xxhash_rust::xxh3::xxh3_128(&bytes[..end]);
+    bytes[end..end + 16].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&target, bytes).unwrap();
+    target
+}
+
+#[test]
+fn list_shows_functions_largest_first_with_hits_and_time_saved() {
+    let root = filled_root();
+    let text = succeeds(file_cache_cmd(root.path(), &["list"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], root.path().display().to_string());
+    assert!(lines[1].starts_with("FUNCTION"), "{text}");
+    assert!(
+        lines[2].starts_with("cli::render "),
+        "largest first:\n{text}"
+    );
+    assert!(lines[3].starts_with("cli::score "), "{text}");
+    assert!(lines[4].starts_with("cli::embed "), "{text}");
+    assert!(lines[5].starts_with("total (3 functions)"), "{text}");
+    let render_row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(render_row[1], "5", "{text}");
+
+    let json = listing(root.path());
+    let render = function(&json, "cli::render").expect("render listed");
+    assert_eq!(render["entries"], 5);
+    assert_eq!(render["hits"], 5);
+    assert_eq!(render["stale_entries"], 0);
+    // Each hit saved at least the 20 ms its entry took to compute.
+    assert!(
+        render["time_saved_secs"].as_f64().unwrap() >= 0.1,
+        "{render}"
+    );
+    let on_disk: u64 = entries_of(root.path(), "cli::render")
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(render["bytes"], on_disk);
+    let score = function(&json, "cli::score").expect("score listed");
+    assert_eq!(
+        (score["entries"].as_u64(), score["hits"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert!(render["oldest"].as_u64() <= render["newest"].as_u64());
+    let embed = function(&json, "cli::embed").expect("a function with its own dir is listed");
+    assert_eq!(embed["dir"], "embeddings/cli.embed");
+}
+
+#[test]
+fn a_missing_root_is_an_empty_cache() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("never/created");
+    let text = succeeds(file_cache_cmd(&missing, &["list"]));
+    assert!(text.contains("total (0 functions)"), "{text}");
+    assert_eq!(listing(&missing)["functions"], serde_json::json!([]));
+    assert!(succeeds(file_cache_cmd(&missing, &["verify"])).contains("checked 0 entries"));
+    assert!(succeeds(file_cache_cmd(&missing, &["clear"])).contains("removed 0 entries"));
+    succeeds(file_cache_cmd(&missing, &["prune", "--stale"]));
+    assert!(!missing.exists(), "looking creates nothing");
+}
+
+#[test]
+fn the_root_comes_from_file_cache_dir_without_dir() {
+    let root = filled_root();
+    let output = Command::new(env!("CARGO_BIN_EXE_file-cache"))
+        .args(["list", "--json"])
+        .env("FILE_CACHE_DIR", root.path())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&succeeds(output)).unwrap();
+    assert!(function(&json, "cli::render").is_some());
+}
+
+#[test]
+fn clear_removes_named_functions_or_everything() {
+    let root = filled_root();
+    let text = succeeds(file_cache_cmd(root.path(), &["clear", "cli::render"]));
+    assert_eq!(text.trim(), "removed 5 entries");
+    let json = listing(root.path());
+    assert!(function(&json, "cli::render").is_none());
+    assert!(function(&json, "cli::score").is_some());
+
+    let output = file_cache_cmd(root.path(), &["clear", "cli::nothing"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no cached function `cli::nothing`"));
+
+    // Directory names work too.
+    assert_eq!(
+        succeeds(file_cache_cmd(root.path(), &["clear", "cli.score"])).trim(),
+        "removed 3 entries"
+    );
+    let root = filled_root();
+    assert_eq!(
+        succeeds(file_cache_cmd(root.path(), &["clear"])).trim(),
+        "removed 9 entries"
+    );
+    assert_eq!(listing(root.path())["functions"], serde_json::json!([]));
+}
+
+#[test]
+fn prune_stale_removes_entries_of_other_versions_only() {
+    let root = filled_root();
+    let current = entries_of(root.path(), "cli::render");
+    let stale = forge(&current[0], Some([0xee; 32]), None);
+    let json = listing(root.path());
+    assert_eq!(function(&json, "cli::render").unwrap()["stale_entries"], 1);
+    assert!(succeeds(file_cache_cmd(root.path(), &["list"])).contains("6 (1 stale)"));
+
+    let dry = succeeds(file_cache_cmd(
+        root.path(),
+        &["prune", "--stale", "--dry-run"],
+    ));
+    assert!(
+        dry.contains(&format!("would remove {} (stale)", stale.display())),
+        "{dry}"
+    );
+    assert!(stale.exists());
+
+    let text = succeeds(file_cache_cmd(root.path(), &["prune", "--stale"]));
+    assert!(text.contains("removed 1 entries"), "{text}");
+    assert!(!stale.exists());
+    assert_eq!(entries_of(root.path(), "cli::render"), current);
+}
+
+#[test]
+fn prune_older_than_goes_by_creation_time() {
+    let root = filled_root();
+    let entries = entries_of(root.path(), "cli::score");
+    forge(&entries[0], None, Some(Duration::from_secs(3 * 86_400)));
+    let text = succeeds(file_cache_cmd(
+        root.path(),
+        &["prune", "--older-than", "2d"],
+    ));
+    assert!(text.contains("removed 1 entries"), "{text}");
+    assert!(!entries[0].exists() && entries[1].exists());
+}
+
+#[test]
+fn prune_max_size_keeps_the_most_recently_used() {
+    let root = filled_root();
+    // `render`'s entries were last used an hour ago; `score`'s just now.
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for path in entries_of(root.path(), "cli::render") {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(hour_ago).unwrap();
+    }
+    let json = listing(root.path());
+    let bytes = |name| function(&json, name).unwrap()["bytes"].as_u64().unwrap();
+    let max = bytes("cli::score") + bytes("cli::render") / 2;
+    let text = succeeds(file_cache_cmd(
+        root.path(),
+        &["prune", "--max-size", &max.to_string()],
+    ));
+    assert!(text.contains("0 old, 0 stale, 3 over size"), "{text}");
+    let json = listing(root.path());
+    let left: u64 = json["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(left <= max, "{left} left, max {max}");
+    assert_eq!(function(&json, "cli::score").unwrap()["entries"], 3);
+    assert_eq!(function(&json, "cli::render").unwrap()["entries"], 2);
+}
+
+#[test]
+fn verify_removes_broken_entries_and_counts_them() {
+    let root = filled_root();
+    let render = entries_of(root.path(), "cli::render");
+    let mut bytes = std::fs::read(&render[0]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1; // a flipped bit in the payload
+    std::fs::write(&render[0], &bytes).unwrap();
+    std::fs::write(&render[1], &bytes[..100]).unwrap(); // truncated
+    let text = succeeds(file_cache_cmd(root.path(), &["verify"]));
+    assert!(
+        text.contains("checked 9 entries: 7 ok, 2 broken and removed"),
+        "{text}"
+    );
+    assert!(text.contains("payload checksum mismatch"), "{text}");
+    assert!(!render[0].exists() && !render[1].exists() && render[2].exists());
+    let text = succeeds(file_cache_cmd(root.path(), &["verify"]));
+    assert!(text.contains("checked 7 entries: 7 ok, 0 broken"), "{text}");
+}
+
+#[test]
+fn usage_mistakes_exit_with_2() {
+    let root = tempfile::tempdir().unwrap();
+    for args in [
+        &["prune"][..],
+        &["prune", "--max-size", "lots"],
+        &["prune", "--older-than", "soon"],
+        &["frobnicate"],
+    ] {
+        let output = file_cache_cmd(root.path(), args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(!output.stderr.is_empty());
+    }
+}
