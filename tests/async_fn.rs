@@ -128,7 +128,7 @@ static OPTIONAL: AtomicUsize = AtomicUsize::new(0);
 #[file_cache]
 async fn find(id: u32) -> Option<String> {
     OPTIONAL.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then(|| format!("user {id}"))
+    id.is_multiple_of(2).then(|| format!("user {id}"))
 }
 
 static UNIT: AtomicUsize = AtomicUsize::new(0);

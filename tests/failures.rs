@@ -41,6 +41,19 @@ fn child_calls() {
             assert_eq!(big(1 << 20), vec![7; 1 << 20]);
             assert_eq!(big(1 << 20).len(), 1 << 20);
         }
+        Some("nobody") => {
+            // SAFETY: plain system calls, before this process touches the cache.
+            unsafe {
+                assert_eq!(libc::setgid(65534), 0);
+                assert_eq!(libc::setuid(65534), 0);
+            }
+            assert_eq!((square(3), cube(3)), (9, 27));
+            assert_eq!((square(3), cube(4)), (9, 64));
+        }
+        Some("read-only") => {
+            assert_eq!((square(3), cube(3)), (9, 27));
+            assert_eq!((square(3), cube(4)), (9, 64));
+        }
         _ => {
             assert_eq!((square(3), cube(3)), (9, 27));
             assert_eq!((square(3), cube(3)), (9, 27));
@@ -93,7 +106,10 @@ fn a_file_where_the_root_should_be_only_costs_the_caching() {
             1,
             "one warning for the process: {warnings:?}"
         );
-        assert!(warnings[0].contains("cannot write"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("cannot use the cache root"),
+            "{warnings:?}"
+        );
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
@@ -158,4 +174,143 @@ fn a_value_that_cannot_round_trip_is_reported_once_and_runs_uncached() {
     assert!(warnings[0].contains("failures::Flattened"), "{warnings:?}");
     assert!(warnings[0].contains("cannot be cached"), "{warnings:?}");
     assert!(entry_files(&root.join("failures.flattened")).is_empty());
+}
+
+/// A read-only root: a tmpfs remounted read-only (as root), or, where mounting is not
+/// allowed, a directory this child cannot write after giving up root for `nobody`.
+struct ReadOnlyRoot {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl ReadOnlyRoot {
+    fn new() -> ReadOnlyRoot {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ReadOnlyRoot { dir, mounted }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Makes the root read-only; returns the role the child must play.
+    fn seal(&self) -> &'static str {
+        use std::os::unix::fs::PermissionsExt;
+        if self.mounted {
+            let status = std::process::Command::new("mount")
+                .args(["-o", "remount,ro"])
+                .arg(self.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            "read-only"
+        } else {
+            let mut stack = vec![self.path().to_path_buf()];
+            while let Some(path) = stack.pop() {
+                std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+                if path.is_dir() {
+                    let mode = std::fs::Permissions::from_mode(0o500);
+                    std::fs::set_permissions(&path, mode).unwrap();
+                    stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                }
+            }
+            "nobody"
+        }
+    }
+}
+
+impl Drop for ReadOnlyRoot {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = std::process::Command::new("umount")
+                .arg(self.path())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_read_only_root_serves_its_entries_and_does_not_fail_calls() {
+    if child_role().is_some() {
+        return;
+    }
+    let root = ReadOnlyRoot::new();
+    let dir = root.path().to_str().unwrap();
+    let output = run_child(TEST, "fill", &[("FILE_CACHE_DIR", dir)]);
+    assert_eq!(marked_lines(&output, "RUNS "), ["2"]);
+    let before = entry_files(root.path());
+    let role = root.seal();
+    println!("read-only by {role}");
+    let output = run_child(TEST, role, &[("FILE_CACHE_DIR", dir)]);
+    // square(3) and cube(3) hit; cube(4) is computed, and not stored.
+    assert_eq!(marked_lines(&output, "RUNS "), ["1"]);
+    let warnings = warnings(&output);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("cannot write under the cache root"),
+        "{warnings:?}"
+    );
+    assert_eq!(entry_files(root.path()), before);
+}
+
+#[test]
+fn a_file_system_without_locks_is_detected_and_still_caches() {
+    if child_role().is_some() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let envs = [
+        ("FILE_CACHE_DIR", tmp.path().to_str().unwrap()),
+        ("FILE_CACHE_TEST_FAULTS", "no_lock"),
+    ];
+    let output = run_child(TEST, "no-lock", &envs);
+    assert_eq!(
+        marked_lines(&output, "RUNS "),
+        ["2"],
+        "cached, without the lock"
+    );
+    let warnings = warnings(&output);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("file locks do not work"),
+        "{warnings:?}"
+    );
+    assert_eq!(entry_files(tmp.path()).len(), 2);
+}
+
+#[test]
+fn a_file_system_without_rename_over_is_detected_and_entries_are_still_repaired() {
+    if child_role().is_some() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    run_child(TEST, "fill", &[("FILE_CACHE_DIR", dir)]);
+    let entries = entry_files(tmp.path());
+    for entry in &entries {
+        std::fs::write(entry, b"damaged").unwrap();
+    }
+    let envs = [
+        ("FILE_CACHE_DIR", dir),
+        ("FILE_CACHE_TEST_FAULTS", "no_rename_over"),
+    ];
+    let output = run_child(TEST, "no-rename", &envs);
+    assert_eq!(marked_lines(&output, "RUNS "), ["2"]);
+    let warnings = warnings(&output);
+    assert!(
+        warnings[0].contains("renaming over an existing file does not work"),
+        "{warnings:?}"
+    );
+    let output = run_child(TEST, "after", &[("FILE_CACHE_DIR", dir)]);
+    assert_eq!(
+        marked_lines(&output, "RUNS "),
+        ["0"],
+        "the entries were replaced"
+    );
+    assert_eq!(entry_files(tmp.path()), entries);
 }

@@ -286,7 +286,7 @@ struct NotSerde(String);
 #[file_cache]
 fn checked_half(x: u32) -> Result<u32, NotSerde> {
     RESULT.fetch_add(1, Ordering::SeqCst);
-    if x % 2 == 0 {
+    if x.is_multiple_of(2) {
         Ok(x / 2)
     } else {
         Err(NotSerde(format!("{x} is odd")))

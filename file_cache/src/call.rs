@@ -3,16 +3,24 @@
 use crate::codec;
 use crate::config::{config, Mode};
 use crate::entry::{self, Header};
+use crate::flight::{self, Follower, Joined, Leader, Outcome};
 use crate::key::{Key, KeyError, KeyHasher};
 use crate::layout::{self, Fingerprint};
+use crate::lock::{self, EntryLock};
 use crate::memory::{self, Memory};
+use crate::root::{root_of, Access, Root};
 use crate::site::{Problem, Site};
 use crate::store;
 use crate::{manage, size_limit, stats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Builds the key of one call from the function's identity and its arguments.
@@ -167,15 +175,19 @@ where
 #[doc(hidden)]
 pub fn write_entry<T: Serialize + DeserializeOwned>(site: &'static Site, key: CallKey, value: &T) {
     let path = entry_path(site, &key);
-    store(site, &key, &path, value, Duration::ZERO);
+    store(site, root_of(site), &key, &path, value, Duration::ZERO);
 }
 
 /// The first half of a cached call: what the cache has for its key.
 ///
 /// Every form of call (plain, `Result`, async) is `begin`, then either the stored value or
 /// the body followed by [`Miss::store`]; they differ only in how the body runs.
+///
+/// A cold key is computed once: within the process, the first caller leads and the others
+/// wait for its value ([`crate::flight`]); across processes, the leader takes the entry's
+/// lock and looks again once it holds it ([`crate::lock`]).
 pub(crate) enum Lookup<T> {
-    /// A stored value, checked and decoded.
+    /// A stored value, checked and decoded (or the value another caller just computed).
     Hit(T),
     /// Nothing usable is stored: run the body and store its value.
     Miss(Miss),
@@ -183,52 +195,262 @@ pub(crate) enum Lookup<T> {
     Bypass,
 }
 
-/// A call that missed: remembers where its value goes and when the body started.
+/// A call that missed: remembers where its value goes and when the body started. While it
+/// lives, it leads its key's flight and holds its entry's lock; dropping it without
+/// [`Miss::store`] (a panic, an `Err`, a dropped future) lets another caller compute.
 pub(crate) struct Miss {
     site: &'static Site,
+    root: &'static Root,
     key: CallKey,
     path: PathBuf,
     started: Instant,
+    // Field order is drop order: the flight ends after the lock is released.
+    lock: Option<EntryLock>,
+    leader: Leader,
 }
 
 impl<T: DeserializeOwned> Lookup<T> {
+    /// Looks the key up, waiting (blocking the thread) while another caller computes it.
     pub(crate) fn begin(site: &'static Site, key: Option<CallKey>) -> Lookup<T> {
-        manage::answer_probe::<T>(site, key.as_ref());
-        let Some(key) = key else {
+        let Some(mut pending) = Pending::new(site, key) else {
             return Lookup::Bypass;
         };
-        let memory = memory_of(site);
-        if let Some(memory) = memory {
-            // A memory hit takes no file lock and makes no system call.
-            if let Some(value) = memory_hit(site, memory, &key) {
-                return Lookup::Hit(value);
+        loop {
+            match pending.step(true) {
+                Step::Ready(lookup) => return lookup,
+                Step::Follow(follower) => {
+                    if let Some(value) = pending.followed(follower.wait()) {
+                        return Lookup::Hit(value);
+                    }
+                }
+                // Only a non-blocking step finds the lock busy.
+                Step::LockBusy => {}
             }
         }
-        let path = entry_path(site, &key);
-        manage::note_version(site, &path, false);
-        if let Some(value) = lookup(site, &key, &path, memory) {
-            return Lookup::Hit(value);
+    }
+}
+
+/// A lookup under way. [`Lookup::begin`] drives it to the end on one thread; an async call
+/// drives it with [`Pending::step`]`(false)`, waiting on [`Follower::poll`] and retrying
+/// after a delay on [`Step::LockBusy`], so that no executor thread is ever blocked.
+pub(crate) struct Pending<T> {
+    site: &'static Site,
+    root: &'static Root,
+    key: Option<CallKey>,
+    /// The memory tier, when this call may use it.
+    memory: Option<&'static Memory>,
+    /// The entry's file: empty until the memory tier has missed (a memory hit needs none).
+    path: PathBuf,
+    /// Set once this caller leads the key's flight but has not taken the entry's lock.
+    leader: Option<Leader>,
+    _value: PhantomData<fn() -> T>,
+}
+
+/// What one step of a [`Pending`] lookup came to.
+pub(crate) enum Step<T> {
+    /// Done: a hit, a miss to compute, or a bypass.
+    Ready(Lookup<T>),
+    /// Another caller of this process computes the key: wait for it, then hand its outcome
+    /// to [`Pending::followed`].
+    Follow(Follower),
+    /// Another process holds the entry's lock (non-blocking steps only): step again later.
+    LockBusy,
+}
+
+impl<T: DeserializeOwned> Pending<T> {
+    /// Starts a lookup; `None` when the call bypasses the cache.
+    pub(crate) fn new(site: &'static Site, key: Option<CallKey>) -> Option<Pending<T>> {
+        manage::answer_probe::<T>(site, key.as_ref());
+        let key = key?;
+        let root = root_of(site);
+        if root.access == Access::Unusable {
+            return None;
         }
-        stats::record_miss(site);
-        Lookup::Miss(Miss {
+        Some(Pending {
             site,
-            key,
-            path,
-            started: Instant::now(),
+            root,
+            key: Some(key),
+            memory: memory_of(site),
+            path: PathBuf::new(),
+            leader: None,
+            _value: PhantomData,
         })
+    }
+
+    /// Advances the lookup; `block` says whether it may wait for another process's lock.
+    pub(crate) fn step(&mut self, block: bool) -> Step<T> {
+        let Some(key) = &self.key else {
+            return Step::Ready(Lookup::Bypass);
+        };
+        if self.leader.is_none() {
+            // The memory tier first: a hit there waits for no other caller, takes no lock
+            // and makes no system call.
+            if let Some(memory) = self.memory {
+                if let Some(value) = memory_hit(self.site, memory, key) {
+                    return Step::Ready(Lookup::Hit(value));
+                }
+            }
+            if self.path.as_os_str().is_empty() {
+                self.path = entry_path(self.site, key);
+                manage::note_version(self.site, &self.path, false);
+            }
+            if let Some(value) = lookup(self.site, key, &self.path, self.memory) {
+                return Step::Ready(Lookup::Hit(value));
+            }
+            match flight::join(&key.key) {
+                Joined::Follower(follower) => {
+                    log::debug!(
+                        "file_cache: waiting for {}, computed by another caller",
+                        self.site.display_name()
+                    );
+                    return Step::Follow(follower);
+                }
+                Joined::Leader(leader) => self.leader = Some(leader),
+            }
+        }
+        let mut lock = None;
+        let root = self.root;
+        if self.site.info.lock && root.locks() && root.access == Access::ReadWrite {
+            match lock::acquire(&self.path, block, config().faults) {
+                Ok(Some(held)) => lock = Some(held),
+                Ok(None) => return Step::LockBusy,
+                Err(error) if error.kind() == io::ErrorKind::Unsupported => {
+                    root.locks_failed(&error)
+                }
+                // The directory cannot be written: the store will say so.
+                Err(error) => log::debug!(
+                    "file_cache: {}: cannot lock {} ({error})",
+                    self.site.display_name(),
+                    self.path.display()
+                ),
+            }
+        }
+        // Another caller may have stored the value since the first look: while we were
+        // joining the flight, or while we waited for the lock.
+        if let Some(value) = lookup(self.site, key, &self.path, self.memory) {
+            return Step::Ready(Lookup::Hit(value));
+        }
+        let (Some(key), Some(leader)) = (self.key.take(), self.leader.take()) else {
+            return Step::Ready(Lookup::Bypass);
+        };
+        stats::record_miss(self.site);
+        Step::Ready(Lookup::Miss(Miss {
+            site: self.site,
+            root: self.root,
+            key,
+            path: std::mem::take(&mut self.path),
+            started: Instant::now(),
+            lock,
+            leader,
+        }))
+    }
+
+    /// The value a followed caller computed, or `None`: then step again (the entry may be
+    /// there, or this caller may lead the next flight).
+    pub(crate) fn followed(&mut self, outcome: Outcome) -> Option<T> {
+        match outcome {
+            Outcome::Value { type_name, payload } if type_name == std::any::type_name::<T>() => {
+                log::debug!(
+                    "file_cache: hit {} (from another caller)",
+                    self.site.display_name()
+                );
+                codec::decode(&payload).ok()
+            }
+            _ => None,
+        }
     }
 }
 
 impl Miss {
-    /// Stores the body's value; problems are logged, never returned.
+    /// Stores the body's value and hands it to callers waiting for it; problems are logged,
+    /// never returned.
     pub(crate) fn store<T: Serialize + DeserializeOwned>(self, value: &T) {
-        store(
+        let payload = store(
             self.site,
+            self.root,
             &self.key,
             &self.path,
             value,
             self.started.elapsed(),
         );
+        // Remove the lock file while holding the lock, then wake this process's followers.
+        drop(self.lock);
+        if let Some(payload) = payload {
+            self.leader.finish(|| Outcome::Value {
+                type_name: std::any::type_name::<T>(),
+                payload: payload.into(),
+            });
+        }
+    }
+}
+
+/// [`Lookup::begin`] for async calls, never blocking its thread: it waits for another
+/// caller of this process through its waker, and for another process's lock by trying
+/// again after a delay (a helper thread wakes it), so no runtime is needed.
+///
+/// `call_async` is `match BeginFuture::new(site, key).await`, then as in [`call`]. A
+/// dropped future (a cancelled call) drops its [`Miss`], which lets another caller compute.
+pub(crate) struct BeginFuture<T> {
+    /// `None` for a call that bypasses the cache.
+    pending: Option<Pending<T>>,
+    following: Option<Follower>,
+    retry_after: Duration,
+}
+
+impl<T: DeserializeOwned> BeginFuture<T> {
+    pub(crate) fn new(site: &'static Site, key: Option<CallKey>) -> BeginFuture<T> {
+        BeginFuture {
+            pending: Pending::new(site, key),
+            following: None,
+            retry_after: Duration::from_millis(5),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Future for BeginFuture<T> {
+    type Output = Lookup<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Lookup<T>> {
+        let this = self.get_mut();
+        let Some(pending) = &mut this.pending else {
+            return Poll::Ready(Lookup::Bypass);
+        };
+        loop {
+            if let Some(following) = &this.following {
+                let Poll::Ready(outcome) = following.poll(cx) else {
+                    return Poll::Pending;
+                };
+                this.following = None;
+                if let Some(value) = pending.followed(outcome) {
+                    return Poll::Ready(Lookup::Hit(value));
+                }
+            }
+            match pending.step(false) {
+                Step::Ready(lookup) => return Poll::Ready(lookup),
+                Step::Follow(follower) => this.following = Some(follower),
+                Step::LockBusy => {
+                    wake_after(this.retry_after, cx.waker().clone());
+                    this.retry_after = (this.retry_after * 2).min(Duration::from_millis(500));
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// Wakes `waker` after `delay`, from a short-lived helper thread (only while another
+/// process holds a lock this task wants; at most two a second per waiting task).
+fn wake_after(delay: Duration, waker: Waker) {
+    let spare = waker.clone();
+    let spawned = std::thread::Builder::new()
+        .name("file_cache-lock-wait".to_owned())
+        .spawn(move || {
+            std::thread::sleep(delay);
+            waker.wake();
+        });
+    if spawned.is_err() {
+        // No thread to wait with: poll again at once rather than never.
+        spare.wake();
     }
 }
 
@@ -248,7 +470,6 @@ pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
     store::entry_path(&dir, &key.key)
 }
 
-/// Reads, checks and decodes the entry; `None` (logged) for a miss of any kind.
 /// The memory tier, when it is on for this function and this call reads the cache.
 /// (`refresh` skips reading it; its store replaces the entry.)
 fn memory_of(site: &'static Site) -> Option<&'static Memory> {
@@ -290,6 +511,8 @@ fn memory_hit<T: DeserializeOwned>(
     }
 }
 
+/// Reads, checks and decodes the entry, and keeps its payload in `memory`; `None` (logged)
+/// for a miss of any kind.
 fn lookup<T: DeserializeOwned>(
     site: &'static Site,
     key: &CallKey,
@@ -396,13 +619,34 @@ pub(crate) fn is_expired(site: &Site, bytes: &[u8]) -> bool {
     unix_millis().saturating_sub(created_ms) >= ttl_ms
 }
 
-/// Encodes and writes the entry; problems are logged, never returned.
-fn store<T>(site: &'static Site, key: &CallKey, path: &Path, value: &T, took: Duration)
+/// Runs the whole decoder on untrusted bytes: [`entry::parse`], then the codec, as a few
+/// value types of every shape, on the parsed payload and on the raw bytes (which, unlike a
+/// mutated entry, reach the codec without a valid checksum). Returns how many decodes
+/// succeeded. For the fuzz target and the decoder's property tests only.
+#[doc(hidden)]
+pub fn decode_untrusted(bytes: &[u8]) -> usize {
+    let from_entry = match entry::parse(bytes) {
+        Ok((_, payload)) => 1 + codec::decode_samples(payload),
+        Err(_) => 0,
+    };
+    from_entry + codec::decode_samples(bytes)
+}
+
+/// Encodes and writes the entry; problems are logged, never returned. Returns the encoded
+/// value unless it cannot be cached at all.
+fn store<T>(
+    site: &'static Site,
+    root: &Root,
+    key: &CallKey,
+    path: &Path,
+    value: &T,
+    took: Duration,
+) -> Option<Vec<u8>>
 where
     T: Serialize + DeserializeOwned,
 {
     let type_name = std::any::type_name::<T>();
-    let refuse = |reason: String| {
+    let refuse = |reason: String| -> Option<Vec<u8>> {
         site.set_uncacheable();
         site.warn_once(Problem::Value, || {
             format!(
@@ -412,6 +656,7 @@ where
                 site.display_name()
             )
         });
+        None
     };
     let payload = match codec::encode(value) {
         Ok(payload) => payload,
@@ -434,9 +679,13 @@ where
         Ok(header) => header,
         Err(error) => return refuse(error.to_string()),
     };
+    if root.access != Access::ReadWrite {
+        // Said once, when the root was checked.
+        return Some(payload);
+    }
     let len = (header.len() + payload.len()) as u64;
     if !size_limit::admit(path, len) {
-        return;
+        return Some(payload);
     }
     site.state
         .entry_len
@@ -458,6 +707,7 @@ where
         }
         Err(error) => warn_write_failure(site, path, &error),
     }
+    Some(payload)
 }
 
 /// A root that cannot be written usually fails every function alike: warn once per process.
@@ -548,6 +798,73 @@ mod tests {
             decode_entry::<u64>(&other_type, &key(1), &LAYOUT),
             Err("it holds a `i64`, not a `u64`".to_owned())
         );
+    }
+
+    struct Woken(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Woken {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll<T: DeserializeOwned>(
+        future: &mut BeginFuture<T>,
+        woken: &std::sync::Arc<Woken>,
+    ) -> Poll<Lookup<T>> {
+        let waker = Waker::from(std::sync::Arc::clone(woken));
+        Pin::new(future).poll(&mut Context::from_waker(&waker))
+    }
+
+    fn wait_until_woken(woken: &Woken, times: usize) {
+        while woken.0.load(Ordering::SeqCst) < times {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn unique_key() -> CallKey {
+        let mut hasher = KeyHasher::new();
+        hasher.write_label(&format!("{:?}{}", Instant::now(), std::process::id()));
+        CallKey {
+            key: hasher.finish(),
+            self_ty: None,
+        }
+    }
+
+    static ASYNC_SITE: Site = Site::new(crate::site::SiteInfo {
+        module_path: "unit",
+        name: "async_waits",
+        ..crate::site::SiteInfo::DEFAULT
+    });
+
+    #[test]
+    fn async_lookups_wait_for_a_lock_and_a_flight_without_blocking() {
+        let woken = std::sync::Arc::new(Woken(std::sync::atomic::AtomicUsize::new(0)));
+        // Another process holds the entry's lock: pending, then woken to try again.
+        let key = unique_key();
+        let path = entry_path(&ASYNC_SITE, &key);
+        let other_process = lock::acquire(&path, true, Default::default()).unwrap();
+        let mut future = BeginFuture::<u64>::new(&ASYNC_SITE, Some(key));
+        assert!(poll(&mut future, &woken).is_pending());
+        drop(other_process);
+        wait_until_woken(&woken, 1);
+        let Poll::Ready(Lookup::Miss(miss)) = poll(&mut future, &woken) else {
+            panic!("the lock is free: a miss")
+        };
+        // This caller leads; an async caller of the same key follows it.
+        let again = CallKey {
+            key: miss.key.key,
+            self_ty: None,
+        };
+        let mut follower = BeginFuture::<u64>::new(&ASYNC_SITE, Some(again));
+        assert!(poll(&mut follower, &woken).is_pending());
+        let before = woken.0.load(Ordering::SeqCst);
+        miss.store(&42u64);
+        wait_until_woken(&woken, before + 1);
+        assert!(matches!(
+            poll(&mut follower, &woken),
+            Poll::Ready(Lookup::Hit(42))
+        ));
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! the future. They take microseconds, less than a scheduler round trip to a blocking pool
 //! would, so they are not moved off the executor's thread (see the README for the measured
 //! cost). A future dropped before its body finishes stores nothing.
+//!
+//! Waiting never blocks the executor's thread: a call whose key another caller of this
+//! process is computing waits through its `Waker`, and one whose entry's lock another
+//! process holds tries again after a short, growing delay ([`BeginFuture`]).
 
-use crate::call::{CallKey, Lookup};
+use crate::call::{BeginFuture, CallKey, Lookup};
 use crate::site::Site;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,7 +26,7 @@ where
     T: Serialize + DeserializeOwned,
     F: Future<Output = T>,
 {
-    match Lookup::begin(site, key) {
+    match BeginFuture::new(site, key).await {
         Lookup::Hit(value) => value,
         Lookup::Miss(miss) => {
             let value = body.await;
@@ -44,7 +48,7 @@ where
     T: Serialize + DeserializeOwned,
     F: Future<Output = Result<T, E>>,
 {
-    match Lookup::begin(site, key) {
+    match BeginFuture::new(site, key).await {
         Lookup::Hit(value) => Ok(value),
         Lookup::Miss(miss) => {
             let result = body.await;

@@ -1,6 +1,8 @@
 //! The value codec: postcard 1.x through serde, behind one small module so that a
 //! second format can be added without touching anything else.
 
+mod bounded;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -12,9 +14,12 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postca
     postcard::to_stdvec(value)
 }
 
-/// Decodes a value that must use every byte of `bytes`.
+/// Decodes a value that must use every byte of `bytes`. Never panics, and allocates in
+/// proportion to `bytes` (see [`bounded`]), whatever they hold.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
-    let (value, rest) = postcard::take_from_bytes(bytes)?;
+    let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+    let value = T::deserialize(bounded::Bounded(&mut deserializer))?;
+    let rest = deserializer.finalize()?;
     if rest.is_empty() {
         Ok(value)
     } else {
@@ -33,6 +38,61 @@ pub(crate) fn round_trips<T: Serialize + DeserializeOwned>(payload: &[u8]) -> Re
     } else {
         Err("it decodes to a different value".to_owned())
     }
+}
+
+/// Value types of every shape serde has (sequences, maps, strings, options, tuples, enums
+/// of each variant kind), for running the decoder on untrusted bytes.
+mod samples {
+    use serde::Deserialize;
+    use std::collections::{BTreeMap, HashMap, HashSet};
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)] // only decoded
+    pub(super) struct Record {
+        id: u32,
+        name: String,
+        tags: HashSet<String>,
+        kind: Kind,
+        scores: HashMap<String, f64>,
+        pair: Option<(i64, char)>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    pub(super) enum Kind {
+        A,
+        B(u64),
+        C { x: i16, y: Vec<u8> },
+        D(u8, String),
+    }
+
+    pub(super) type Shapes = (
+        Vec<u8>,
+        String,
+        Vec<u64>,
+        HashMap<u64, String>,
+        BTreeMap<String, Vec<u32>>,
+        Vec<Vec<u8>>,
+        Vec<Record>,
+    );
+}
+
+/// Runs the codec on untrusted `bytes` as each of a few value types; how many decoded.
+pub(crate) fn decode_samples(bytes: &[u8]) -> usize {
+    use std::collections::HashMap;
+    [
+        decode::<Vec<u8>>(bytes).is_ok(),
+        decode::<String>(bytes).is_ok(),
+        decode::<Vec<u64>>(bytes).is_ok(),
+        decode::<HashMap<u64, String>>(bytes).is_ok(),
+        decode::<Vec<Vec<u8>>>(bytes).is_ok(),
+        decode::<samples::Record>(bytes).is_ok(),
+        decode::<samples::Kind>(bytes).is_ok(),
+        decode::<samples::Shapes>(bytes).is_ok(),
+    ]
+    .iter()
+    .filter(|ok| **ok)
+    .count()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use crate::size_limit;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// What `FILE_CACHE` asks the cache to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,8 +35,41 @@ pub(crate) struct Config {
     pub(crate) mode: Mode,
     /// The memory tier's budget in bytes (`FILE_CACHE_MEMORY`); 0 turns it off.
     pub(crate) memory: usize,
+    /// `FILE_CACHE_SHARED=1`: the root is deliberately shared, skip the ownership checks.
+    pub(crate) shared: bool,
+    /// Temporary and lock files left by killed processes are removed once this old.
+    pub(crate) stale_after: Duration,
+    /// Simulated file-system faults, for tests only.
+    pub(crate) faults: Faults,
     /// `FILE_CACHE_MAX_SIZE`, in bytes: see [`crate::size_limit`].
     pub(crate) max_size: Option<u64>,
+}
+
+/// File-system shortcomings a test can simulate (`FILE_CACHE_TEST_FAULTS`, not public API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Faults {
+    /// Locking a file fails with `Unsupported`, as on some network file systems.
+    pub(crate) no_lock: bool,
+    /// Renaming onto an existing file fails, as on some network file systems.
+    pub(crate) no_rename_over: bool,
+    /// Entries are written in small pieces with pauses, so a test that kills writers
+    /// catches most of them in the middle of a write.
+    pub(crate) slow_write: bool,
+}
+
+impl Faults {
+    fn parse(value: &str) -> Faults {
+        let mut faults = Faults::default();
+        for fault in value.split(',').map(str::trim) {
+            match fault {
+                "no_lock" => faults.no_lock = true,
+                "no_rename_over" => faults.no_rename_over = true,
+                "slow_write" => faults.slow_write = true,
+                _ => {}
+            }
+        }
+        faults
+    }
 }
 
 /// Environment variable naming the cache's root directory.
@@ -60,6 +94,15 @@ fn parse_size(value: &str) -> Option<usize> {
     let n: usize = digits.trim().parse().ok()?;
     n.checked_mul(1 << shift)
 }
+
+/// Environment variable that accepts a root shared with other users.
+pub(crate) const SHARED_VAR: &str = "FILE_CACHE_SHARED";
+/// Hidden, for tests: seconds after which leftover temporary and lock files are stale.
+const STALE_VAR: &str = "FILE_CACHE_TEST_STALE_SECS";
+/// Hidden, for tests: simulated file-system faults, e.g. `no_lock,no_rename_over`.
+const FAULTS_VAR: &str = "FILE_CACHE_TEST_FAULTS";
+/// A writer that has not renamed its temporary file after this long is dead.
+const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 
 impl Config {
     /// Builds the configuration from a variable lookup (the environment, or a map in tests).
@@ -98,11 +141,24 @@ impl Config {
                     None
                 }
             });
+        let shared = var(SHARED_VAR).is_some_and(|value| {
+            matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        });
+        let stale_after = var(STALE_VAR)
+            .and_then(|secs| secs.trim().parse().ok())
+            .map_or(DEFAULT_STALE_AFTER, Duration::from_secs);
+        let faults = var(FAULTS_VAR).map_or_else(Faults::default, |v| Faults::parse(&v));
         Config {
             root,
             mode,
             max_size,
             memory,
+            shared,
+            stale_after,
+            faults,
         }
     }
 }
@@ -115,7 +171,20 @@ pub(crate) fn default_root() -> PathBuf {
 /// The configuration in force, read from the environment on first use.
 pub(crate) fn config() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
-    CONFIG.get_or_init(|| Config::from_lookup(|name| std::env::var(name).ok()))
+    // Unit tests never touch the user's real cache.
+    #[cfg(test)]
+    let var = |name: &str| match name {
+        DIR_VAR => Some(
+            std::env::temp_dir()
+                .join("file_cache_unit_tests")
+                .display()
+                .to_string(),
+        ),
+        _ => std::env::var(name).ok(),
+    };
+    #[cfg(not(test))]
+    let var = |name: &str| std::env::var(name).ok();
+    CONFIG.get_or_init(|| Config::from_lookup(var))
 }
 
 #[cfg(test)]
@@ -136,6 +205,18 @@ mod tests {
         let config = config_with(&[]);
         assert_eq!(config.root, std::env::temp_dir().join("file_cache"));
         assert_eq!(config.mode, Mode::On);
+        assert!(!config.shared);
+        assert_eq!(config.stale_after, DEFAULT_STALE_AFTER);
+        assert_eq!(config.faults, Faults::default());
+    }
+
+    #[test]
+    fn shared_and_test_hooks() {
+        assert!(config_with(&[(SHARED_VAR, "1")]).shared);
+        assert!(!config_with(&[(SHARED_VAR, "0")]).shared);
+        let config = config_with(&[(STALE_VAR, "0"), (FAULTS_VAR, "no_lock, no_rename_over")]);
+        assert_eq!(config.stale_after, Duration::ZERO);
+        assert!(config.faults.no_lock && config.faults.no_rename_over);
     }
 
     #[test]

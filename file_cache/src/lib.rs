@@ -37,11 +37,14 @@ mod call_async;
 mod codec;
 mod config;
 mod entry;
+mod flight;
 pub mod inspect;
 mod key;
 mod layout;
+mod lock;
 mod manage;
 mod memory;
+mod root;
 mod site;
 mod size_limit;
 mod stats;
@@ -98,7 +101,7 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::arg::{KeyArg, KeySelf};
-    pub use crate::call::{call, call_result, write_entry, CallKey, KeyBuilder};
+    pub use crate::call::{call, call_result, decode_untrusted, write_entry, CallKey, KeyBuilder};
     pub use crate::call_async::{call_async, call_result_async};
     pub use crate::site::{Site, SiteInfo};
     pub use crate::tracked::{combine, Tracked};

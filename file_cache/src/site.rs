@@ -25,6 +25,9 @@ pub struct SiteInfo {
     /// Whether the per-process memory tier may keep this function's values
     /// (`#[file_cache(memory = false)]` turns it off).
     pub memory: bool,
+    /// `lock = true|false`: whether a miss takes the cross-process lock of its entry, so
+    /// that concurrent processes compute one cold key once.
+    pub lock: bool,
 }
 
 impl SiteInfo {
@@ -37,6 +40,7 @@ impl SiteInfo {
         dir: None,
         ttl: None,
         memory: true,
+        lock: true,
     };
 }
 
@@ -62,6 +66,7 @@ impl Site {
                 entry_len: AtomicUsize::new(0),
                 layout: OnceLock::new(),
                 stats: SiteStats::new(),
+                root: OnceLock::new(),
             },
         }
     }
@@ -115,6 +120,8 @@ pub(crate) struct SiteState {
     pub(crate) layout: OnceLock<crate::layout::Known>,
     /// Counters for [`crate::stats()`], and what they still owe the function's hit log.
     pub(crate) stats: SiteStats,
+    /// The verdict on the function's root, looked up on first use.
+    pub(crate) root: OnceLock<&'static crate::root::Root>,
 }
 
 /// Kinds of trouble a site warns about once each.

@@ -4,12 +4,17 @@
 //! Directory names keep only characters portable to every common file system; the
 //! shard level keeps any one directory to a few thousand entries at a million.
 
+use crate::config::{config, Faults};
 use crate::entry;
 use crate::key::Key;
+use crate::lock;
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 /// Longest directory name we produce; longer names are cut and suffixed with a hash.
 const MAX_DIR_NAME: usize = 120;
@@ -147,14 +152,22 @@ fn fill(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Writes `parts` as the new content of `path`, atomically: a reader sees the old file,
-/// the new one, or none, never a part. Creates missing directories (private to the user).
+/// the new one, or none, never a part. Creates missing directories (private to the user),
+/// and removes what killed writers left in the directory once it is stale.
 pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "entry path has no parent"))?;
-    create_private_dir_all(dir)?;
+    create_dir_all(dir)?;
+    let config = config();
+    sweep_once(dir, config.stale_after, config.faults);
     let temp = temp_path(path);
-    let result = write_new(&temp, parts).and_then(|()| fs::rename(&temp, path));
+    let write = if config.faults.slow_write {
+        write_new_slowly
+    } else {
+        write_new
+    };
+    let result = write(&temp, parts).and_then(|()| rename_over(&temp, path, config.faults));
     if result.is_err() {
         // Best effort: the temporary file may not exist, and a failure here changes nothing.
         let _ = fs::remove_file(&temp);
@@ -162,16 +175,74 @@ pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     result
 }
 
-fn write_new(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+/// Renames `from` onto `to`. Where the file system refuses to rename onto an existing file,
+/// removes `to` first: not atomic (a reader may find no entry for a moment), but a reader
+/// still never sees a partial one.
+fn rename_over(from: &Path, to: &Path, faults: Faults) -> io::Result<()> {
+    match rename_over_only(from, to, faults) {
+        Err(error) if fs::symlink_metadata(to).is_ok_and(|m| m.is_file()) => {
+            log::debug!(
+                "file_cache: rename over {} failed ({error}); removing it first",
+                to.display()
+            );
+            fs::remove_file(to)?;
+            fs::rename(from, to)
+        }
+        result => result,
+    }
+}
+
+/// `fs::rename`, failing as some network file systems do when `faults` say so.
+pub(crate) fn rename_over_only(from: &Path, to: &Path, faults: Faults) -> io::Result<()> {
+    if faults.no_rename_over && fs::symlink_metadata(to).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "rename onto an existing file refused (simulated)",
+        ));
+    }
+    fs::rename(from, to)
+}
+
+/// Creates a new file holding `parts`, readable by the user only.
+pub(crate) fn write_new(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, file_mode());
     let mut file: File = options.open(path)?;
     for part in parts {
         file.write_all(part)?;
     }
     Ok(())
+}
+
+/// [`write_new`] in 64 KiB pieces, pausing after each (a test hook, see `Faults`).
+fn write_new_slowly(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    write_new(path, &[])?;
+    let mut file = OpenOptions::new().append(true).open(path)?;
+    for piece in parts.iter().flat_map(|part| part.chunks(64 << 10)) {
+        file.write_all(piece)?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Mode of new files: private, unless the root is shared on purpose (then the umask rules).
+pub(crate) fn file_mode() -> u32 {
+    if config().shared {
+        0o666
+    } else {
+        0o600
+    }
+}
+
+/// Mode of new directories, as [`file_mode`].
+fn dir_mode() -> u32 {
+    if config().shared {
+        0o777
+    } else {
+        0o700
+    }
 }
 
 /// A name no other writer, in this process or another, is using.
@@ -185,13 +256,66 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
 }
 
-/// `create_dir_all`, with new directories readable by the user only.
-pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+fn is_temp_file(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// `create_dir_all`, with new directories readable by the user only (see [`dir_mode`]).
+pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, dir_mode());
     builder.create(dir)
+}
+
+/// Sweeps `dir` the first time this process writes there: a long-lived process does not
+/// list a directory on every store, and every process that writes somewhere sweeps it.
+fn sweep_once(dir: &Path, stale_after: Duration, faults: Faults) {
+    static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let first = SWEPT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashSet::new)
+        .insert(dir.to_path_buf());
+    if first {
+        sweep(dir, stale_after, faults);
+    }
+}
+
+/// Removes temporary files older than `stale_after` (their writer was killed before its
+/// rename; a live writer renames within moments of creating one) and lock files of the
+/// same age that nobody holds. Problems are ignored: sweeping is housekeeping.
+pub(crate) fn sweep(dir: &Path, stale_after: Duration, faults: Faults) {
+    let Ok(items) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for item in items.flatten() {
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        let (temp, lock) = (is_temp_file(&name), lock::is_lock_file(&name));
+        if !temp && !lock {
+            continue;
+        }
+        let stale = item
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| now.duration_since(modified).unwrap_or_default() >= stale_after);
+        if !stale {
+            continue;
+        }
+        let path = item.path();
+        if temp {
+            log::debug!(
+                "file_cache: removing stale temporary file {}",
+                path.display()
+            );
+            let _ = fs::remove_file(&path);
+        } else {
+            lock::remove_if_unheld(&path, faults);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -312,6 +436,47 @@ mod tests {
         // Shorter than a header.
         fs::write(&path, b"short").unwrap();
         assert_eq!(read(&path, 0).unwrap().unwrap(), b"short");
+    }
+
+    #[test]
+    fn stale_temporary_and_unheld_lock_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        fs::write(&entry, b"entry").unwrap();
+        fs::write(dir.path().join(".e.123-0.tmp"), b"partial").unwrap();
+        fs::write(lock::lock_path(&entry), b"").unwrap();
+        sweep(dir.path(), Duration::from_secs(3600), Faults::default());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            3,
+            "young files stay"
+        );
+        let held = lock::acquire(&dir.path().join("f"), true, Faults::default()).unwrap();
+        sweep(dir.path(), Duration::ZERO, Faults::default());
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".f.lock", "e"], "stale ones go, a held lock stays");
+        drop(held);
+    }
+
+    #[test]
+    fn without_rename_over_an_entry_is_replaced_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e");
+        fs::write(&path, b"old").unwrap();
+        let temp = dir.path().join(".e.tmp");
+        fs::write(&temp, b"new").unwrap();
+        let faults = Faults {
+            no_rename_over: true,
+            ..Faults::default()
+        };
+        assert!(rename_over_only(&temp, &path, faults).is_err());
+        rename_over(&temp, &path, faults).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert!(!temp.exists());
     }
 
     #[test]

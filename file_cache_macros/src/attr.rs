@@ -1,5 +1,5 @@
 //! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, dir = "x",
-//! version = "2", deps = [rank])]`.
+//! version = "2", deps = [rank], lock = false, memory = false)]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -32,6 +32,8 @@ pub(crate) struct Options {
     pub deps: Vec<syn::Path>,
     /// `ttl = "12h"`: entries older than this many seconds are a miss.
     pub ttl: Option<u64>,
+    /// `lock = true|false`: whether a miss takes the entry's cross-process lock (default on).
+    pub lock: Option<LitBool>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
     pub errors: Option<syn::Error>,
 }
@@ -93,13 +95,19 @@ impl Options {
                     let list = input.call(deps::parse_list)?;
                     self.deps.extend(list);
                 }
+                "lock" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitBool = input.parse()?;
+                    self.lock.get_or_insert(value);
+                }
                 _ => {
                     self.push_error(syn::Error::new(
                         name.span(),
                         format!(
                             "unknown option `{name}`; expected `ignore = [param, ...]`, \
                              `result = true|false`, `dir = \"path\"`, `version = \"...\"`, \
-                             `deps = [path, ...]`, `ttl = \"12h\"` or `memory = true|false`"
+                             `deps = [path, ...]`, `ttl = \"12h\"`, `lock = true|false` or \
+                             `memory = true|false`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -261,7 +269,22 @@ mod tests {
         assert_eq!(names, ["logger", "progress"]);
         assert!(!options.result.as_ref().unwrap().value);
         assert!(!options.memory.as_ref().unwrap().value);
+        assert!(options.lock.is_none());
         assert!(options.errors.is_none());
+    }
+
+    #[test]
+    fn lock() {
+        let options = Options::from_tokens(quote!(lock = false));
+        assert!(!options.lock.as_ref().unwrap().value);
+        assert!(options.errors.is_none());
+        let options = Options::from_tokens(quote!(lock = true, lock = false));
+        assert!(
+            options.lock.as_ref().unwrap().value,
+            "the first one is kept"
+        );
+        assert!(messages(&options)[0].contains("`lock` is given more than once"));
+        assert!(Options::from_tokens(quote!(lock = "no")).errors.is_some());
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
     let ttl = options.ttl.map(|seconds| {
         quote!(ttl: ::core::option::Option::Some(::core::time::Duration::from_secs(#seconds)),)
     });
+    let lock = options.lock.as_ref().map(|lock| quote!(lock: #lock,));
     let site = quote! {
         // `..DEFAULT` stays when every field is given, so new fields need no macro change.
         #[allow(clippy::needless_update)]
@@ -113,6 +114,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
                 #dir
                 #ttl
                 #memory
+                #lock
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });
     };

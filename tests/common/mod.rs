@@ -129,3 +129,122 @@ pub fn entry_files(dir: &Path) -> Vec<PathBuf> {
 pub fn function_dir(root: &Path, module_path: &str, name: &str) -> PathBuf {
     root.join(format!("{}.{name}", module_path.replace("::", ".")))
 }
+
+/// A child started by [`spawn_child`], still running; its stdout is read line by line.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+/// Starts one test of this binary in a new process, like [`run_child`], without waiting.
+pub fn spawn_child(test: &str, role: &str, envs: &[(&str, &str)]) -> Running {
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_VAR, role)
+        .env_remove("FILE_CACHE")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("spawn test binary");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Running {
+        child,
+        lines,
+        seen: Vec::new(),
+    }
+}
+
+/// Generous bound on any wait for a child: reached only if something hangs.
+const HANG: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Running {
+    /// Reads the child's output until a line contains `needle`; false if it ended first.
+    pub fn wait_for(&mut self, needle: &str) -> bool {
+        if self.seen.iter().any(|line| line.contains(needle)) {
+            return true;
+        }
+        while let Ok(line) = self.lines.recv_timeout(HANG) {
+            let found = line.contains(needle);
+            self.seen.push(line);
+            if found {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Kills the child with `SIGKILL` and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the child to end successfully; returns every line it printed.
+    pub fn finish(mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.recv_timeout(HANG) {
+            self.seen.push(line);
+        }
+        let status = self.child.wait().expect("wait for child");
+        assert!(status.success(), "child failed:\n{}", self.seen.join("\n"));
+        self.seen
+    }
+}
+
+/// What follows `marker` on each of `lines` that has it.
+pub fn marked(lines: &[String], marker: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            line.find(marker)
+                .map(|at| line[at + marker.len()..].to_owned())
+        })
+        .collect()
+}
+
+/// Every file under `dir` (recursively) whose name satisfies `keep`.
+pub fn files_named(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for item in read.flatten() {
+        let path = item.path();
+        if path.is_dir() {
+            out.extend(files_named(&path, keep));
+        } else if keep(&item.file_name().to_string_lossy()) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Lock files (`.<key>.lock`) under `dir`.
+pub fn lock_files(dir: &Path) -> Vec<PathBuf> {
+    files_named(dir, &|name| {
+        name.starts_with('.') && name.ends_with(".lock")
+    })
+}
+
+/// Temporary files (`.<key>.<pid>-<n>.tmp`) under `dir`.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    files_named(dir, &|name| name.starts_with('.') && name.ends_with(".tmp"))
+}

@@ -1,0 +1,273 @@
+//! Single-flight within a process: one caller computes a cold key, the others wait for it.
+//!
+//! A miss registers its key in a sharded map of flights. A caller that finds its key there
+//! is a *follower*: it waits (blocking on a condition variable, or through a `Waker` for an
+//! async call) until the *leader* finishes, then takes the leader's encoded value, or, if
+//! the leader gave none (its body panicked, returned `Err`, or its future was dropped),
+//! looks again, and one of the followers becomes the new leader. No lock is held while a
+//! body runs, and keys in different flights never wait for each other.
+
+use crate::key::Key;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+/// Shards of the map; a power of two, indexed by the key's first byte.
+const SHARDS: usize = 32;
+
+type Shard = Mutex<HashMap<Key, Arc<Flight>>>;
+
+fn shards() -> &'static [Shard; SHARDS] {
+    static SHARDS_MAP: OnceLock<[Shard; SHARDS]> = OnceLock::new();
+    SHARDS_MAP.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::new())))
+}
+
+fn shard(key: &Key) -> MutexGuard<'static, HashMap<Key, Arc<Flight>>> {
+    let index = usize::from(key.as_bytes()[0]) % SHARDS;
+    // A panic never happens while a shard is locked; recover from poison all the same.
+    shards()[index]
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How a flight ended.
+#[derive(Clone)]
+pub(crate) enum Outcome {
+    /// The leader's value, encoded exactly as an entry's payload, and its type.
+    Value {
+        type_name: &'static str,
+        payload: Arc<[u8]>,
+    },
+    /// The leader stored nothing: look again (and maybe compute).
+    Abandoned,
+}
+
+/// One key being computed.
+struct Flight {
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+struct State {
+    outcome: Option<Outcome>,
+    wakers: Vec<Waker>,
+}
+
+impl Flight {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What joining a key's flight made of the caller.
+pub(crate) enum Joined {
+    /// Nobody was computing the key: the caller does, and must end the flight.
+    Leader(Leader),
+    /// Someone is: wait for them.
+    Follower(Follower),
+}
+
+/// Joins the flight of `key`, starting it when there is none.
+pub(crate) fn join(key: &Key) -> Joined {
+    let mut map = shard(key);
+    if let Some(flight) = map.get(key) {
+        return Joined::Follower(Follower {
+            flight: Arc::clone(flight),
+        });
+    }
+    let flight = Arc::new(Flight {
+        state: Mutex::new(State {
+            outcome: None,
+            wakers: Vec::new(),
+        }),
+        done: Condvar::new(),
+    });
+    map.insert(*key, Arc::clone(&flight));
+    Joined::Leader(Leader {
+        key: *key,
+        flight: Some(flight),
+    })
+}
+
+/// The caller computing a key. Dropping it without [`Leader::finish`] abandons the
+/// flight (a panic unwinding through the body does exactly that) and wakes the followers.
+pub(crate) struct Leader {
+    key: Key,
+    flight: Option<Arc<Flight>>,
+}
+
+impl Leader {
+    /// Whether anyone is waiting, so the caller can skip preparing a value nobody takes.
+    /// Call only after [`Leader::close`]: from then on no follower can join.
+    fn has_followers(flight: &Arc<Flight>) -> bool {
+        Arc::strong_count(flight) > 1
+    }
+
+    /// Takes the flight out of the map: callers arriving from now on look for the entry.
+    fn close(&mut self) -> Option<Arc<Flight>> {
+        let flight = self.flight.take()?;
+        let mut map = shard(&self.key);
+        if map.get(&self.key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            map.remove(&self.key);
+        }
+        Some(flight)
+    }
+
+    /// Ends the flight; `value` is asked for only if some follower is waiting.
+    pub(crate) fn finish(mut self, value: impl FnOnce() -> Outcome) {
+        if let Some(flight) = self.close() {
+            let outcome = if Leader::has_followers(&flight) {
+                value()
+            } else {
+                Outcome::Abandoned
+            };
+            wake(&flight, outcome);
+        }
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if let Some(flight) = self.close() {
+            wake(&flight, Outcome::Abandoned);
+        }
+    }
+}
+
+fn wake(flight: &Flight, outcome: Outcome) {
+    let wakers = {
+        let mut state = flight.state();
+        state.outcome = Some(outcome);
+        std::mem::take(&mut state.wakers)
+    };
+    flight.done.notify_all();
+    for waker in wakers {
+        waker.wake();
+    }
+}
+
+/// A caller waiting for another's computation of the same key.
+pub(crate) struct Follower {
+    flight: Arc<Flight>,
+}
+
+impl Follower {
+    /// Blocks the thread until the leader is done.
+    pub(crate) fn wait(&self) -> Outcome {
+        let mut state = self.flight.state();
+        loop {
+            if let Some(outcome) = &state.outcome {
+                return outcome.clone();
+            }
+            state = self
+                .flight
+                .done
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The async form of [`Follower::wait`]: registers the task's waker instead of blocking.
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let mut state = self.flight.state();
+        match &state.outcome {
+            Some(outcome) => Poll::Ready(outcome.clone()),
+            None => {
+                if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    state.wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    fn value(bytes: &[u8]) -> Outcome {
+        Outcome::Value {
+            type_name: "t",
+            payload: bytes.into(),
+        }
+    }
+
+    fn payload(outcome: Outcome) -> Option<Vec<u8>> {
+        match outcome {
+            Outcome::Value { payload, .. } => Some(payload.to_vec()),
+            Outcome::Abandoned => None,
+        }
+    }
+
+    #[test]
+    fn followers_get_the_leaders_value_and_the_key_is_free_after() {
+        let key = Key([1; 32]);
+        let Joined::Leader(leader) = join(&key) else {
+            panic!("first caller leads")
+        };
+        let Joined::Follower(follower) = join(&key) else {
+            panic!("second caller follows")
+        };
+        let waiting = std::thread::spawn(move || follower.wait());
+        leader.finish(|| value(b"v"));
+        assert_eq!(payload(waiting.join().unwrap()), Some(b"v".to_vec()));
+        assert!(matches!(join(&key), Joined::Leader(_)));
+    }
+
+    #[test]
+    fn a_dropped_leader_abandons_and_a_value_nobody_waits_for_is_not_made() {
+        let key = Key([2; 32]);
+        let Joined::Leader(leader) = join(&key) else {
+            panic!()
+        };
+        let Joined::Follower(follower) = join(&key) else {
+            panic!()
+        };
+        drop(leader);
+        assert_eq!(payload(follower.wait()), None);
+        let Joined::Leader(leader) = join(&key) else {
+            panic!()
+        };
+        leader.finish(|| panic!("no follower: the value is not asked for"));
+    }
+
+    #[test]
+    fn other_keys_are_independent() {
+        let a = join(&Key([3; 32]));
+        let b = join(&Key([4; 32]));
+        assert!(matches!((a, b), (Joined::Leader(_), Joined::Leader(_))));
+    }
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn async_followers_are_woken_through_their_waker() {
+        let key = Key([5; 32]);
+        let Joined::Leader(leader) = join(&key) else {
+            panic!()
+        };
+        let Joined::Follower(follower) = join(&key) else {
+            panic!()
+        };
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+        assert!(follower.poll(&mut cx).is_pending());
+        assert!(follower.poll(&mut cx).is_pending(), "registered once");
+        leader.finish(|| value(b"w"));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        match follower.poll(&mut cx) {
+            Poll::Ready(outcome) => assert_eq!(payload(outcome), Some(b"w".to_vec())),
+            Poll::Pending => panic!("woken but not ready"),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Single-flight across processes: a per-entry lock file, taken after a miss.
+//!
+//! The lock of `<shard>/<key hex>` is `<shard>/.<key hex>.lock`, locked with std's
+//! `File::lock` (`flock` on Unix), which the OS releases when its holder dies, even by
+//! `SIGKILL`. The holder re-checks the entry once it holds the lock (another process may
+//! have stored it meanwhile), computes and stores on a miss, then **removes the lock file
+//! while still holding the lock**, so lock files do not pile up.
+//!
+//! Removing it races with processes that opened the same file and are waiting to lock it:
+//! when they get it, the file is no longer the one at the path. So a process that gets a
+//! lock checks that the file it locked is still the one linked at the path (same device
+//! and inode); if not, it drops it and starts over with a fresh open. Only a holder ever
+//! removes the file, and a holder always holds the file linked at the path, so two
+//! processes can never both believe they hold an entry's lock.
+//!
+//! A holder killed before it removed its file leaves it behind, unlocked: the next holder
+//! of that key removes it, and a writer sweeping its shard removes it once it is stale
+//! (see `store::sweep`), through the same protocol (lock, check, remove).
+
+use crate::config::Faults;
+use crate::store;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The held lock of one entry; dropping it removes the lock file, then unlocks it.
+#[derive(Debug)]
+pub(crate) struct EntryLock {
+    path: PathBuf,
+    // Closed after the removal in `drop`, which releases the lock.
+    _file: File,
+}
+
+impl Drop for EntryLock {
+    fn drop(&mut self) {
+        // Best effort: a file left behind is removed by a later holder or sweep.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// The lock file of an entry.
+pub(crate) fn lock_path(entry: &Path) -> PathBuf {
+    let name = entry
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    entry.with_file_name(format!(".{name}.lock"))
+}
+
+/// Whether a file name is a lock file of ours.
+pub(crate) fn is_lock_file(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".lock")
+}
+
+/// Takes the lock of `entry`: `Ok(None)` when `block` is false and another process holds
+/// it. Errors mean locking does not work here (or the directory cannot be written).
+pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<Option<EntryLock>> {
+    let path = lock_path(entry);
+    if let Some(dir) = path.parent() {
+        store::create_dir_all(dir)?;
+    }
+    loop {
+        let file = open(&path)?;
+        if !try_lock(&file, faults)? {
+            if !block {
+                return Ok(None);
+            }
+            log::debug!(
+                "file_cache: waiting for the lock {}, held by another process",
+                path.display()
+            );
+            lock(&file, faults)?;
+        }
+        if still_linked(&file, &path)? {
+            return Ok(Some(EntryLock { path, _file: file }));
+        }
+        // The previous holder removed the file we waited on: start over with a new one.
+    }
+}
+
+/// Removes a lock file left behind by a dead holder, if nobody holds it.
+pub(crate) fn remove_if_unheld(path: &Path, faults: Faults) {
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return;
+    };
+    if let Ok(true) = try_lock(&file, faults) {
+        if let Ok(true) = still_linked(&file, path) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, store::file_mode());
+    options.open(path)
+}
+
+fn lock(file: &File, faults: Faults) -> io::Result<()> {
+    if faults.no_lock {
+        return Err(simulated_no_lock());
+    }
+    loop {
+        match file.lock() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
+        }
+    }
+}
+
+/// Locks without waiting: `Ok(false)` when another holds the lock.
+pub(crate) fn try_lock(file: &File, faults: Faults) -> io::Result<bool> {
+    if faults.no_lock {
+        return Err(simulated_no_lock());
+    }
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+fn simulated_no_lock() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "locks not supported (simulated)",
+    )
+}
+
+/// Whether `file` is still the file linked at `path`.
+fn still_linked(file: &File, path: &Path) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let held = file.metadata()?;
+        match fs::symlink_metadata(path) {
+            Ok(linked) => Ok(linked.dev() == held.dev() && linked.ino() == held.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        // Elsewhere an open file cannot be removed: the file is always the linked one.
+        let _ = (file, path);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_lock_blocks_others_and_its_file_is_removed_on_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("ab/abcd");
+        let held = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+        assert!(lock_path(&entry).exists());
+        assert!(acquire(&entry, false, Faults::default()).unwrap().is_none());
+        drop(held);
+        assert!(!lock_path(&entry).exists(), "the holder removes the file");
+        let again = acquire(&entry, false, Faults::default()).unwrap();
+        assert!(again.is_some(), "free again");
+    }
+
+    #[test]
+    fn a_waiter_on_a_removed_file_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        let held = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+        // A waiter opened the file and blocks on it.
+        let waiter = std::thread::spawn({
+            let entry = entry.clone();
+            move || {
+                let lock = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+                // What it holds is the file at the path, not the removed one.
+                let linked = fs::symlink_metadata(lock_path(&entry)).is_ok();
+                (linked, lock)
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(held);
+        let (linked, lock) = waiter.join().unwrap();
+        assert!(linked);
+        drop(lock);
+        assert!(!lock_path(&entry).exists());
+    }
+
+    #[test]
+    fn leftover_lock_files_are_removed_only_when_unheld() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        let held = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+        remove_if_unheld(&lock_path(&entry), Faults::default());
+        assert!(lock_path(&entry).exists(), "a held lock stays");
+        drop(held);
+        // What a holder killed before its cleanup leaves: a file nobody holds.
+        fs::write(lock_path(&entry), b"").unwrap();
+        remove_if_unheld(&lock_path(&entry), Faults::default());
+        assert!(!lock_path(&entry).exists(), "an unheld leftover goes");
+    }
+
+    #[test]
+    fn simulated_missing_locks_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults {
+            no_lock: true,
+            ..Faults::default()
+        };
+        let error = acquire(&dir.path().join("e"), true, faults).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::Unsupported);
+    }
+}

@@ -1,0 +1,224 @@
+//! The root directory: created private to the user, checked once per process before
+//! anything is read from or written to it, and probed for what the cache relies on
+//! (writing, renaming over a file, locking a file). A function with `dir = "..."` has a
+//! root of its own, checked the same way, once.
+//!
+//! A root that someone else could have planted entries in (a symbolic link, a directory
+//! owned by another user, or one writable by group or others) is not used at all, unless
+//! `FILE_CACHE_SHARED=1` says it is shared on purpose.
+
+use crate::config::{config, Config};
+use crate::site::Site;
+use crate::store;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// What this process may do under the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read entries and store new ones.
+    ReadWrite,
+    /// Read entries; nothing can be written (a read-only mount, no permission).
+    ReadOnly,
+    /// Neither: the root is not trusted or cannot be made. Functions run uncached.
+    Unusable,
+}
+
+/// The verdict on a root, reached once per process.
+#[derive(Debug)]
+pub(crate) struct Root {
+    path: PathBuf,
+    pub(crate) access: Access,
+    /// Whether file locks work there; turned off for good at the first failure.
+    locks: AtomicBool,
+}
+
+impl Root {
+    /// Whether misses should take the cross-process lock of their entry.
+    pub(crate) fn locks(&self) -> bool {
+        self.locks.load(Ordering::Relaxed)
+    }
+
+    /// Called when locking fails for a reason other than contention: warns once, and the
+    /// process goes on without cross-process single-flight.
+    pub(crate) fn locks_failed(&self, error: &io::Error) {
+        if self.locks.swap(false, Ordering::Relaxed) {
+            warn_no_locks(&self.path, error);
+        }
+    }
+}
+
+/// The verdict on the root of `site`'s function, checked (and the root created) the first
+/// time any function uses that root.
+pub(crate) fn root_of(site: &Site) -> &'static Root {
+    site.state.root.get_or_init(|| verdict(&site.root()))
+}
+
+fn verdict(path: &Path) -> &'static Root {
+    static ROOTS: Mutex<Option<HashMap<PathBuf, &'static Root>>> = Mutex::new(None);
+    let mut roots = ROOTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let roots = roots.get_or_insert_with(HashMap::new);
+    if let Some(root) = roots.get(path) {
+        return root;
+    }
+    // One per distinct root the program uses, for the life of the process.
+    let root: &'static Root = Box::leak(Box::new(check(path, config())));
+    roots.insert(path.to_path_buf(), root);
+    root
+}
+
+fn check(path: &Path, config: &Config) -> Root {
+    let access = match trust(path, config.shared) {
+        Ok(()) => probe_writes(path, config),
+        Err(Refusal::Untrusted(reason)) => {
+            log::warn!(
+                "file_cache: not using the cache root {} because {reason}: anyone who can write \
+                 there could plant values. Functions run uncached. Use a directory of your own \
+                 (FILE_CACHE_DIR), or set {}=1 if it is shared on purpose",
+                path.display(),
+                crate::config::SHARED_VAR,
+            );
+            Access::Unusable
+        }
+        Err(Refusal::Unavailable(reason)) => {
+            log::warn!(
+                "file_cache: cannot use the cache root {} ({reason}); results are not being cached",
+                path.display()
+            );
+            Access::Unusable
+        }
+    };
+    let locks = access == Access::ReadWrite && probe_locks(path, config);
+    Root {
+        path: path.to_path_buf(),
+        access,
+        locks: AtomicBool::new(locks),
+    }
+}
+
+enum Refusal {
+    /// Someone else could control what is in the root.
+    Untrusted(String),
+    /// The root cannot be created or is not a directory.
+    Unavailable(String),
+}
+
+/// Creates the root if it is missing, then checks who controls it.
+fn trust(path: &Path, shared: bool) -> Result<(), Refusal> {
+    let mut meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            store::create_dir_all(path)
+                .map_err(|e| Refusal::Unavailable(format!("cannot create it: {e}")))?;
+            // Looked at again: something else may have been put there meanwhile.
+            fs::symlink_metadata(path).map_err(|e| Refusal::Unavailable(e.to_string()))?
+        }
+        Err(e) => return Err(Refusal::Unavailable(e.to_string())),
+    };
+    if meta.file_type().is_symlink() {
+        if !shared {
+            return Err(Refusal::Untrusted("it is a symbolic link".to_owned()));
+        }
+        meta = fs::metadata(path).map_err(|e| Refusal::Unavailable(e.to_string()))?;
+    }
+    if !meta.is_dir() {
+        return Err(Refusal::Unavailable("it is not a directory".to_owned()));
+    }
+    if shared {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(Refusal::Untrusted(format!(
+                "it is owned by user id {}, not by this process's user id {me}",
+                meta.uid()
+            )));
+        }
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+                (true, true) => "group and others",
+                (true, false) => "its group",
+                _ => "others",
+            };
+            return Err(Refusal::Untrusted(format!(
+                "it is writable by {who} (mode {mode:03o})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Process-unique names for the probe files.
+fn probe_path(root: &Path, which: &str) -> std::path::PathBuf {
+    root.join(format!(".probe.{}.{which}.tmp", std::process::id()))
+}
+
+/// Writes two small files and renames one over the other: is the root writable, and does
+/// renaming over an existing file (the commit of every store) work?
+fn probe_writes(root: &Path, config: &Config) -> Access {
+    let (a, b) = (probe_path(root, "a"), probe_path(root, "b"));
+    let written = store::write_new(&a, &[b"a"]).and_then(|()| store::write_new(&b, &[b"b"]));
+    if let Err(error) = written {
+        let _ = fs::remove_file(&a);
+        log::warn!(
+            "file_cache: cannot write under the cache root {} ({error}): entries already there \
+             are used, new results are not stored",
+            root.display()
+        );
+        return Access::ReadOnly;
+    }
+    let renamed = store::rename_over_only(&a, &b, config.faults).and_then(|()| {
+        let mut content = Vec::new();
+        File::open(&b)?.read_to_end(&mut content)?;
+        if content == b"a" {
+            Ok(())
+        } else {
+            Err(io::Error::other("the renamed file kept its old content"))
+        }
+    });
+    if let Err(error) = renamed {
+        log::warn!(
+            "file_cache: renaming over an existing file does not work under the cache root {} \
+             ({error}): a damaged entry is removed before its replacement is renamed into \
+             place, so a concurrent reader may miss it (never read a partial one)",
+            root.display()
+        );
+    }
+    let _ = fs::remove_file(&a);
+    let _ = fs::remove_file(&b);
+    Access::ReadWrite
+}
+
+/// Locks a probe file: does this file system support the locks of cross-process
+/// single-flight?
+fn probe_locks(root: &Path, config: &Config) -> bool {
+    let path = probe_path(root, "lock");
+    let result = store::write_new(&path, &[]).and_then(|()| {
+        let file = File::open(&path)?;
+        crate::lock::try_lock(&file, config.faults)
+    });
+    let _ = fs::remove_file(&path);
+    match result {
+        Ok(_) => true,
+        Err(error) => {
+            warn_no_locks(root, &error);
+            false
+        }
+    }
+}
+
+fn warn_no_locks(root: &Path, error: &io::Error) {
+    log::warn!(
+        "file_cache: file locks do not work under the cache root {} ({error}): processes may \
+         compute the same cold key at the same time (values stay correct)",
+        root.display()
+    );
+}

@@ -1,0 +1,244 @@
+//! A cold key is computed once: by one thread of a process while the others wait for its
+//! value, and by one process while the others wait for the entry's lock.
+
+mod common;
+
+use common::{child_role, function_dir, init, lock_files, logged, marked, spawn_child, temp_files};
+use file_cache::file_cache;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+/// Blocks until this process has logged `count` waits for `function`.
+fn until_waiting(function: &str, count: usize) {
+    let needle = format!("waiting for single_flight::{function}, computed by another caller");
+    while logged(log::Level::Debug, &needle).len() < count {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Calls `f` from `threads` threads released at once; returns what each got.
+fn from_threads<T: Send + 'static>(
+    threads: usize,
+    f: impl Fn() -> T + Send + Sync + 'static,
+) -> Vec<std::thread::Result<T>> {
+    let start = Arc::new(Barrier::new(threads));
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (start, f) = (Arc::clone(&start), Arc::clone(&f));
+            std::thread::spawn(move || {
+                start.wait();
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()))
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+const THREADS: usize = 8;
+
+static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn shared(x: u64) -> Vec<u64> {
+    SHARED_RUNS.fetch_add(1, Ordering::SeqCst);
+    // Every other thread is waiting for this computation before it ends.
+    until_waiting("shared", THREADS - 1);
+    vec![x; 1000]
+}
+
+#[test]
+fn threads_calling_one_cold_key_run_the_body_once() {
+    init();
+    let results = from_threads(THREADS, || shared(7));
+    for result in results {
+        assert_eq!(result.unwrap(), vec![7; 1000]);
+    }
+    assert_eq!(SHARED_RUNS.load(Ordering::SeqCst), 1);
+    let from_leader = logged(log::Level::Debug, "hit single_flight::shared (from another");
+    assert_eq!(from_leader.len(), THREADS - 1, "the others got its value");
+}
+
+static PANICKY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn panicky(x: u64) -> u64 {
+    if PANICKY_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+        until_waiting("panicky", THREADS - 1);
+        panic!("the first computation fails");
+    }
+    x + 1
+}
+
+#[test]
+fn a_panic_wakes_the_waiters_and_one_of_them_computes() {
+    init();
+    let results = from_threads(THREADS, || panicky(1));
+    let panicked = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(panicked, 1, "only the leader's call panics");
+    for value in results.into_iter().flatten() {
+        assert_eq!(value, 2);
+    }
+    assert_eq!(
+        PANICKY_RUNS.load(Ordering::SeqCst),
+        2,
+        "the panicked run, and one more for all the waiters"
+    );
+}
+
+static GATE: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>> = std::sync::Mutex::new(None);
+static GATED_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn gated(x: u64) -> u64 {
+    if x == 1 {
+        GATED_STARTED.store(1, Ordering::SeqCst);
+        let gate = GATE.lock().unwrap().take().unwrap();
+        // Released only after gated(2) returned: it must not wait for this key.
+        gate.recv_timeout(Duration::from_secs(120))
+            .expect("gated(2) was held up by gated(1)");
+    }
+    x * 10
+}
+
+#[test]
+fn different_keys_never_wait_for_each_other() {
+    init();
+    let (release, gate) = std::sync::mpsc::channel();
+    *GATE.lock().unwrap() = Some(gate);
+    let first = std::thread::spawn(|| gated(1));
+    while GATED_STARTED.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(gated(2), 20, "computed while gated(1) is in flight");
+    release.send(()).unwrap();
+    assert_eq!(first.join().unwrap(), 10);
+}
+
+/// Lock files under the function's directory, seen from inside its body.
+fn lock_files_now(name: &str) -> usize {
+    lock_files(&function_dir(init(), "single_flight", name)).len()
+}
+
+#[file_cache]
+fn locked(x: u64) -> usize {
+    lock_files_now("locked") + x as usize
+}
+
+#[file_cache(lock = false)]
+fn unlocked(x: u64) -> usize {
+    lock_files_now("unlocked") + x as usize
+}
+
+#[test]
+fn a_miss_holds_the_entry_lock_unless_lock_is_false_and_removes_it_after() {
+    let root = init();
+    assert_eq!(locked(0), 1, "the body runs under the entry's lock file");
+    assert_eq!(unlocked(0), 0, "lock = false takes no lock");
+    for name in ["locked", "unlocked"] {
+        assert!(lock_files(&function_dir(root, "single_flight", name)).is_empty());
+    }
+}
+
+/// One of the processes racing for a cold key.
+static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn slow(x: u64) -> String {
+    SLOW_RUNS.fetch_add(1, Ordering::SeqCst);
+    if child_role().as_deref() == Some("holder") {
+        println!("COMPUTING");
+        std::thread::sleep(Duration::from_secs(600));
+    } else {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    format!("slow {x}")
+}
+
+const CHILD: &str = "child_calls";
+
+#[test]
+fn child_calls() {
+    init();
+    let Some(role) = child_role() else { return };
+    let x = std::env::var("SLOW_ARG").unwrap().parse().unwrap();
+    let results = from_threads(4, move || slow(x));
+    for result in results {
+        assert_eq!(result.unwrap(), format!("slow {x}"));
+    }
+    println!("RUNS {}", SLOW_RUNS.load(Ordering::SeqCst));
+    println!("ROLE {role}");
+}
+
+fn runs(lines: &[String]) -> usize {
+    marked(lines, "RUNS ")[0].parse().unwrap()
+}
+
+fn no_leftovers(root: &Path) {
+    let dir = function_dir(root, "single_flight", "slow");
+    assert!(lock_files(&dir).is_empty(), "{:?}", lock_files(&dir));
+    assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
+}
+
+#[test]
+fn processes_racing_for_a_cold_key_compute_it_once() {
+    if child_role().is_some() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().to_str().unwrap();
+    let envs = [("FILE_CACHE_DIR", dir), ("SLOW_ARG", "1")];
+    let children: Vec<_> = (0..3).map(|_| spawn_child(CHILD, "race", &envs)).collect();
+    let total: usize = children.into_iter().map(|c| runs(&c.finish())).sum();
+    assert_eq!(total, 1, "3 processes x 4 threads, one computation");
+    no_leftovers(root.path());
+}
+
+#[test]
+fn a_lock_holder_killed_with_sigkill_does_not_block_the_others() {
+    if child_role().is_some() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().to_str().unwrap();
+    let envs = [("FILE_CACHE_DIR", dir), ("SLOW_ARG", "2")];
+    let mut holder = spawn_child(CHILD, "holder", &envs);
+    assert!(holder.wait_for("COMPUTING"));
+    let mut waiter = spawn_child(CHILD, "waiter", &envs);
+    assert!(waiter.wait_for("waiting for the lock"));
+    holder.kill();
+    let lines = waiter.finish();
+    assert_eq!(runs(&lines), 1, "the waiter computed once the holder died");
+    no_leftovers(root.path());
+}
+
+static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+async fn shared_async(x: u64) -> u64 {
+    ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    x * 3
+}
+
+#[test]
+fn async_callers_on_one_thread_wait_for_each_other_without_blocking_it() {
+    init();
+    // One thread for every task: a waiter that blocked it would never let the leader finish.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let values = runtime.block_on(async {
+        let tasks: Vec<_> = (0..8).map(|_| tokio::spawn(shared_async(5))).collect();
+        let mut values = Vec::new();
+        for task in tasks {
+            values.push(task.await.unwrap());
+        }
+        values
+    });
+    assert_eq!(values, vec![15; 8]);
+    assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 1);
+}
