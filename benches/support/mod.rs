@@ -49,7 +49,8 @@ pub fn with_stdout_to_null<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
-/// Every file under `dir`, recursively.
+/// Every entry file under `dir`, recursively: dot files beside the entries are the cache's
+/// own (`.current`, locks, temporary files).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -61,7 +62,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if !entry.file_name().to_string_lossy().starts_with('.') {
                 out.push(path);
             }
         }

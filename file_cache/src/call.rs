@@ -867,6 +867,47 @@ mod tests {
         ));
     }
 
+    static MEMORY_SITE: Site = Site::new(crate::site::SiteInfo {
+        module_path: "unit",
+        name: "memory_first",
+        ..crate::site::SiteInfo::DEFAULT
+    });
+
+    #[test]
+    fn a_memory_hit_waits_for_no_flight_and_no_lock_and_reads_no_file() {
+        if memory::global().is_none() {
+            return; // FILE_CACHE_MEMORY=0
+        }
+        let woken = std::sync::Arc::new(Woken(std::sync::atomic::AtomicUsize::new(0)));
+        let key = unique_key();
+        let again = |key: &CallKey| CallKey {
+            key: key.key,
+            self_ty: None,
+        };
+        let path = entry_path(&MEMORY_SITE, &key);
+        let Lookup::Miss(miss) = Lookup::<u64>::begin(&MEMORY_SITE, Some(again(&key))) else {
+            panic!("a new key: a miss")
+        };
+        miss.store(&7u64);
+        // Another caller of this process leads a flight for the key, another process holds
+        // its lock, and the file is gone: the memory tier answers all the same, at once.
+        let Joined::Leader(flight) = flight::join(&key.key) else {
+            panic!("nobody else computes this key")
+        };
+        let other_process = lock::acquire(&path, true, Default::default()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mut future = BeginFuture::<u64>::new(&MEMORY_SITE, Some(again(&key)));
+        assert!(matches!(
+            poll(&mut future, &woken),
+            Poll::Ready(Lookup::Hit(7))
+        ));
+        assert!(matches!(
+            Lookup::<u64>::begin(&MEMORY_SITE, Some(key)),
+            Lookup::Hit(7)
+        ));
+        drop((other_process, flight));
+    }
+
     #[test]
     fn a_payload_that_does_not_decode_is_refused() {
         // Checksums are right; the bytes are not a `u64` (an overlong varint).
