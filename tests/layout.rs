@@ -101,8 +101,8 @@ fn an_entry_recording_another_layout_is_rewritten() {
     // another definition of `Point` would have written it.
     let mut bytes = std::fs::read(&files[0]).unwrap();
     bytes[76] ^= 1;
-    let name_len = usize::from(u16::from_le_bytes([bytes[132], bytes[133]]));
-    let end = 134 + name_len;
+    let name_len = usize::from(u16::from_le_bytes([bytes[148], bytes[149]]));
+    let end = 150 + name_len;
     let sum = header_sum(&bytes[..end]);
     bytes[end..end + 16].copy_from_slice(&sum);
     std::fs::write(&files[0], &bytes).unwrap();
@@ -123,7 +123,7 @@ fn an_entry_recording_another_layout_is_rewritten() {
     );
 }
 
-/// The header checksum of entry format 2: XXH3-128, little-endian.
+/// The header checksum of entry format 3: XXH3-128, little-endian.
 fn header_sum(bytes: &[u8]) -> [u8; 16] {
     xxhash_rust::xxh3::xxh3_128(bytes).to_le_bytes()
 }

@@ -12,32 +12,33 @@
 //!     92     8  created at, milliseconds since the Unix epoch (u64 LE)
 //!    100     8  time the body took to compute, microseconds (u64 LE)
 //!    108     8  payload length (u64 LE)
-//!    116    16  checksum of the payload: XXH3-128 (u128 LE)
-//!    132     2  type name length n (u16 LE)
-//!    134     n  type name of the value (UTF-8)
-//!  134+n    16  header checksum: XXH3-128 of bytes [0, 134+n) (u128 LE)
-//!  150+n     …  payload: exactly `payload length` bytes, nothing after
+//!    116    32  checksum of the payload: blake3
+//!    148     2  type name length n (u16 LE)
+//!    150     n  type name of the value (UTF-8)
+//!  150+n    16  header checksum: XXH3-128 of bytes [0, 150+n) (u128 LE)
+//!  166+n     …  payload: exactly `payload length` bytes, nothing after
 //! ```
 //!
 //! Every byte of a file is covered by a check: the header by its own checksum (so fields
 //! a hit does not compare, like timestamps, still cannot be flipped silently), the payload
-//! by its own XXH3-128. Parsing never allocates: it borrows from the bytes read, and every
+//! by its blake3 digest. Parsing never allocates: it borrows from the bytes read, and every
 //! length field is compared with the bytes actually present before it is used.
 //!
-//! The payload checksum guards against accidents (a torn or lost write, a flipped bit),
-//! not against someone who can write the cache directory (they could write any value with
-//! any checksum). XXH3 checks 8 MB in well under a millisecond, and a small header in a
-//! few dozen instructions; blake3, which names keys, took longer than reading the file,
-//! and a third of a small hit's instructions. Version 1 used blake3 for both.
+//! The checksums guard against accidents (a torn or lost write, a flipped bit), not against
+//! someone who can write the cache directory (they could write any value with any
+//! checksum). The payload's is blake3, as the entry format has promised since version 1.
+//! The header's is XXH3-128: every hit checks it, and XXH3 checks a header of a few hundred
+//! bytes in a few dozen instructions. Version 2 (never released) used XXH3-128 for the
+//! payload too; version 1 used blake3 for both.
 
 use std::fmt;
 
 /// First bytes of every entry file. The `\r\n` catches text-mode mangling.
 pub(crate) const MAGIC: [u8; 8] = *b"FCACHE\r\n";
 /// Version of the layout described in the module docs.
-pub(crate) const FORMAT_VERSION: u16 = 2;
+pub(crate) const FORMAT_VERSION: u16 = 3;
 
-const FIXED_LEN: usize = 134;
+const FIXED_LEN: usize = 150;
 /// Where the payload length sits in the fixed part.
 const PAYLOAD_LEN_AT: usize = 108;
 const HEADER_SUM_LEN: usize = 16;
@@ -104,7 +105,7 @@ impl Header<'_> {
         out.extend_from_slice(&self.created_ms.to_le_bytes());
         out.extend_from_slice(&self.compute_us.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&payload_sum(payload).to_le_bytes());
+        out.extend_from_slice(&payload_sum(payload));
         out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(name);
         let sum = header_sum(&out);
@@ -113,8 +114,11 @@ impl Header<'_> {
     }
 }
 
-fn payload_sum(payload: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(payload)
+/// Length of the payload checksum.
+const PAYLOAD_SUM_LEN: usize = 32;
+
+fn payload_sum(payload: &[u8]) -> [u8; PAYLOAD_SUM_LEN] {
+    *blake3::hash(payload).as_bytes()
 }
 
 /// The whole file's length as its header declares it, from the first bytes of a file;
@@ -198,7 +202,7 @@ pub(crate) struct ParsedHeader<'a> {
     /// Length of the header: the payload starts here.
     pub(crate) len: usize,
     pub(crate) payload_len: u64,
-    payload_sum: u128,
+    payload_sum: [u8; PAYLOAD_SUM_LEN],
 }
 
 /// Parses and checks the header at the start of `bytes`, which may hold more or less than
@@ -222,7 +226,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
     let created_ms = u64::from_le_bytes(fields.take());
     let compute_us = u64::from_le_bytes(fields.take());
     let payload_len = u64::from_le_bytes(fields.take());
-    let declared_sum = u128::from_le_bytes(fields.take());
+    let declared_sum = fields.take();
     let name_len = usize::from(u16::from_le_bytes(fields.take()));
     let header_len = FIXED_LEN + name_len + HEADER_SUM_LEN;
     if bytes.len() < header_len {
