@@ -21,9 +21,9 @@ fn age_entry(path: &std::path::Path, age: Duration) {
     bytes[92..100].copy_from_slice(&ms.to_le_bytes());
     let name_len = u16::from_le_bytes([bytes[148], bytes[149]]) as usize;
     let end = 150 + name_len;
-    // The header checksum: blake3 of the header, truncated to 16 bytes.
-    let sum = blake3::hash(&bytes[..end]);
-    bytes[end..end + 16].copy_from_slice(&sum.as_bytes()[..16]);
+    // The header checksum (entry format 3): XXH3-128 of the header, little-endian.
+    let sum = xxhash_rust::xxh3::xxh3_128(&bytes[..end]);
+    bytes[end..end + 16].copy_from_slice(&sum.to_le_bytes());
     std::fs::write(path, bytes).unwrap();
 }
 

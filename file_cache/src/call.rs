@@ -7,6 +7,7 @@ use crate::flight::{self, Follower, Joined, Leader, Outcome};
 use crate::key::{Key, KeyError, KeyHasher};
 use crate::layout::{self, Fingerprint};
 use crate::lock::{self, EntryLock};
+use crate::memory::{self, Memory};
 use crate::root::{root_of, Access, Root};
 use crate::site::{Problem, Site};
 use crate::store;
@@ -169,6 +170,14 @@ where
     }
 }
 
+/// Writes the entry of `key` exactly as a miss would, without looking anything up.
+/// Benchmarks fill a cache with it (a million entries without a million calls).
+#[doc(hidden)]
+pub fn write_entry<T: Serialize + DeserializeOwned>(site: &'static Site, key: CallKey, value: &T) {
+    let path = entry_path(site, &key);
+    store(site, root_of(site), &key, &path, value, Duration::ZERO);
+}
+
 /// The first half of a cached call: what the cache has for its key.
 ///
 /// Every form of call (plain, `Result`, async) is `begin`, then either the stored value or
@@ -228,6 +237,9 @@ pub(crate) struct Pending<T> {
     site: &'static Site,
     root: &'static Root,
     key: Option<CallKey>,
+    /// The memory tier, when this call may use it.
+    memory: Option<&'static Memory>,
+    /// The entry's file: empty until the memory tier has missed (a memory hit needs none).
     path: PathBuf,
     /// Set once this caller leads the key's flight but has not taken the entry's lock.
     leader: Option<Leader>,
@@ -254,13 +266,12 @@ impl<T: DeserializeOwned> Pending<T> {
         if root.access == Access::Unusable {
             return None;
         }
-        let path = entry_path(site, &key);
-        manage::note_version(site, &path, false);
         Some(Pending {
             site,
             root,
             key: Some(key),
-            path,
+            memory: memory_of(site),
+            path: PathBuf::new(),
             leader: None,
             _value: PhantomData,
         })
@@ -272,7 +283,18 @@ impl<T: DeserializeOwned> Pending<T> {
             return Step::Ready(Lookup::Bypass);
         };
         if self.leader.is_none() {
-            if let Some(value) = lookup(self.site, key, &self.path) {
+            // The memory tier first: a hit there waits for no other caller, takes no lock
+            // and makes no system call.
+            if let Some(memory) = self.memory {
+                if let Some(value) = memory_hit(self.site, memory, key) {
+                    return Step::Ready(Lookup::Hit(value));
+                }
+            }
+            if self.path.as_os_str().is_empty() {
+                self.path = entry_path(self.site, key);
+                manage::note_version(self.site, &self.path, false);
+            }
+            if let Some(value) = lookup(self.site, key, &self.path, self.memory) {
                 return Step::Ready(Lookup::Hit(value));
             }
             match flight::join(&key.key) {
@@ -305,7 +327,7 @@ impl<T: DeserializeOwned> Pending<T> {
         }
         // Another caller may have stored the value since the first look: while we were
         // joining the flight, or while we waited for the lock.
-        if let Some(value) = lookup(self.site, key, &self.path) {
+        if let Some(value) = lookup(self.site, key, &self.path, self.memory) {
             return Step::Ready(Lookup::Hit(value));
         }
         // Only the caller that would compute asks the remote (under the entry's lock): its
@@ -455,14 +477,67 @@ pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
     store::entry_path(&dir, &key.key)
 }
 
-/// Reads, checks and decodes the entry; `None` (logged) for a miss of any kind.
-fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) -> Option<T> {
+/// The memory tier, when it is on for this function and this call reads the cache.
+/// (`refresh` skips reading it; its store replaces the entry.)
+fn memory_of(site: &'static Site) -> Option<&'static Memory> {
+    // Expiry is decided from the file's creation time: a `ttl` function reads the file.
+    if !site.info.memory || site.info.ttl.is_some() {
+        return None;
+    }
+    memory::global()
+}
+
+/// Decodes the payload the memory tier holds for the key, as a file hit decodes its file.
+fn memory_hit<T: DeserializeOwned>(
+    site: &'static Site,
+    memory: &Memory,
+    key: &CallKey,
+) -> Option<T> {
+    if config().mode == Mode::Refresh {
+        return None;
+    }
+    let (payload, meta) = memory.get(key.key.as_bytes())?;
+    match codec::decode(&payload) {
+        Ok(value) => {
+            log::debug!("file_cache: memory hit {}", site.display_name());
+            // Counted like a file hit; the function's directory was noted when the entry
+            // came into memory (the empty path notes nothing).
+            stats::record_hit(site, Path::new(""), meta.file_len, meta.compute_us);
+            if size_limit::is_bounded() {
+                // Under a size bound a hit keeps its file recent, from memory too.
+                size_limit::touch(&entry_path(site, key), key.key.as_bytes());
+            }
+            Some(value)
+        }
+        Err(_) => {
+            // Bytes it held decoded once; another type under the same key cannot happen
+            // (the key covers the function and its generic types), but stay safe.
+            memory.remove(key.key.as_bytes());
+            None
+        }
+    }
+}
+
+/// Reads, checks and decodes the entry, and keeps its payload in `memory`; `None` (logged)
+/// for a miss of any kind.
+fn lookup<T: DeserializeOwned>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+    memory: Option<&Memory>,
+) -> Option<T> {
     if config().mode == Mode::Refresh {
         log::debug!("file_cache: refresh {}", site.display_name());
         return None;
     }
-    let bytes = match store::read(path) {
-        Ok(Some(bytes)) => bytes,
+    let guess = site.state.entry_len.load(Ordering::Relaxed);
+    let bytes = match store::read(path, guess) {
+        Ok(Some(bytes)) => {
+            if bytes.len() != guess {
+                site.state.entry_len.store(bytes.len(), Ordering::Relaxed);
+            }
+            bytes
+        }
         Ok(None) => {
             log::debug!("file_cache: miss {}", site.display_name());
             return None;
@@ -488,6 +563,13 @@ fn lookup<T: DeserializeOwned>(site: &'static Site, key: &CallKey, path: &Path) 
             let saved_us = entry::peek_times(&bytes).map_or(0, |(_, compute_us)| compute_us);
             stats::record_hit(site, path, bytes.len() as u64, saved_us);
             size_limit::touch(path, key.key.as_bytes());
+            if let Some(memory) = memory {
+                let meta = memory::Meta {
+                    compute_us: saved_us,
+                    file_len: bytes.len() as u64,
+                };
+                memory.insert(key.key.as_bytes(), entry::payload(&bytes), meta);
+            }
             Some(value)
         }
         Err(reason) => {
@@ -590,13 +672,14 @@ where
     if let Err(reason) = codec::round_trips::<T>(&payload) {
         return refuse(reason);
     }
+    let compute_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     let header = Header {
         codec: codec::POSTCARD,
         key: *key.key.as_bytes(),
         code_hash: site.info.code_hash,
         layout: layout::of::<T>(site),
         created_ms: unix_millis(),
-        compute_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        compute_us,
         type_name,
     };
     let header = match header.encode(&payload) {
@@ -611,12 +694,23 @@ where
     if !size_limit::admit(path, len) {
         return Some(payload);
     }
+    site.state
+        .entry_len
+        .store(header.len() + payload.len(), Ordering::Relaxed);
     match store::write_atomic(path, &[&header, &payload]) {
         Ok(()) => {
             log::debug!("file_cache: stored {}", site.display_name());
             stats::record_store(site, len);
             size_limit::stored(path, len);
             manage::note_version(site, path, true);
+            if let Some(memory) = memory_of(site) {
+                stats::note_dir(site, path);
+                let meta = memory::Meta {
+                    compute_us,
+                    file_len: len,
+                };
+                memory.insert(key.key.as_bytes(), &payload, meta);
+            }
         }
         Err(error) => warn_write_failure(site, path, &error),
     }
@@ -779,6 +873,47 @@ mod tests {
             poll(&mut follower, &woken),
             Poll::Ready(Lookup::Hit(42))
         ));
+    }
+
+    static MEMORY_SITE: Site = Site::new(crate::site::SiteInfo {
+        module_path: "unit",
+        name: "memory_first",
+        ..crate::site::SiteInfo::DEFAULT
+    });
+
+    #[test]
+    fn a_memory_hit_waits_for_no_flight_and_no_lock_and_reads_no_file() {
+        if memory::global().is_none() {
+            return; // FILE_CACHE_MEMORY=0
+        }
+        let woken = std::sync::Arc::new(Woken(std::sync::atomic::AtomicUsize::new(0)));
+        let key = unique_key();
+        let again = |key: &CallKey| CallKey {
+            key: key.key,
+            self_ty: None,
+        };
+        let path = entry_path(&MEMORY_SITE, &key);
+        let Lookup::Miss(miss) = Lookup::<u64>::begin(&MEMORY_SITE, Some(again(&key))) else {
+            panic!("a new key: a miss")
+        };
+        miss.store(&7u64);
+        // Another caller of this process leads a flight for the key, another process holds
+        // its lock, and the file is gone: the memory tier answers all the same, at once.
+        let Joined::Leader(flight) = flight::join(&key.key) else {
+            panic!("nobody else computes this key")
+        };
+        let other_process = lock::acquire(&path, true, Default::default()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mut future = BeginFuture::<u64>::new(&MEMORY_SITE, Some(again(&key)));
+        assert!(matches!(
+            poll(&mut future, &woken),
+            Poll::Ready(Lookup::Hit(7))
+        ));
+        assert!(matches!(
+            Lookup::<u64>::begin(&MEMORY_SITE, Some(key)),
+            Lookup::Hit(7)
+        ));
+        drop((other_process, flight));
     }
 
     #[test]

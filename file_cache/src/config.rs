@@ -33,6 +33,8 @@ impl Mode {
 pub(crate) struct Config {
     pub(crate) root: PathBuf,
     pub(crate) mode: Mode,
+    /// The memory tier's budget in bytes (`FILE_CACHE_MEMORY`); 0 turns it off.
+    pub(crate) memory: usize,
     /// `FILE_CACHE_SHARED=1`: the root is deliberately shared, skip the ownership checks.
     pub(crate) shared: bool,
     /// Temporary and lock files left by killed processes are removed once this old.
@@ -74,6 +76,25 @@ impl Faults {
 pub(crate) const DIR_VAR: &str = "FILE_CACHE_DIR";
 /// Environment variable selecting the [`Mode`].
 pub(crate) const MODE_VAR: &str = "FILE_CACHE";
+/// Environment variable sizing the memory tier.
+pub(crate) const MEMORY_VAR: &str = "FILE_CACHE_MEMORY";
+/// The memory tier's budget when `FILE_CACHE_MEMORY` is not set: 64 MiB.
+pub(crate) const DEFAULT_MEMORY: usize = 64 << 20;
+
+/// `1234`, `64K`, `64M`, `2G` (binary multiples, an optional `B`/`iB`), any case.
+fn parse_size(value: &str) -> Option<usize> {
+    let value = value.trim().to_ascii_uppercase();
+    let value = value.trim_end_matches("IB").trim_end_matches('B');
+    let (digits, shift) = match value.char_indices().last()? {
+        (at, 'K') => (&value[..at], 10),
+        (at, 'M') => (&value[..at], 20),
+        (at, 'G') => (&value[..at], 30),
+        _ => (value, 0),
+    };
+    let n: usize = digits.trim().parse().ok()?;
+    n.checked_mul(1 << shift)
+}
+
 /// Environment variable that accepts a root shared with other users.
 pub(crate) const SHARED_VAR: &str = "FILE_CACHE_SHARED";
 /// Hidden, for tests: seconds after which leftover temporary and lock files are stale.
@@ -97,6 +118,15 @@ impl Config {
                     "file_cache: ignoring unknown {MODE_VAR}={value:?} (expected `off` or `refresh`); the cache stays on"
                 );
                 Mode::On
+            }),
+        };
+        let memory = match var(MEMORY_VAR) {
+            None => DEFAULT_MEMORY,
+            Some(value) => parse_size(&value).unwrap_or_else(|| {
+                log::warn!(
+                    "file_cache: ignoring {MEMORY_VAR}={value:?} (expected bytes, e.g. `0`, `512M` or `2G`); using 64M"
+                );
+                DEFAULT_MEMORY
             }),
         };
         let max_size = var(size_limit::MAX_SIZE_VAR)
@@ -125,6 +155,7 @@ impl Config {
             root,
             mode,
             max_size,
+            memory,
             shared,
             stale_after,
             faults,
@@ -193,6 +224,17 @@ mod tests {
         let config = config_with(&[(DIR_VAR, "/some/where")]);
         assert_eq!(config.root, PathBuf::from("/some/where"));
         assert_eq!(config_with(&[(DIR_VAR, "")]).root, default_root());
+    }
+
+    #[test]
+    fn memory_budget_parses() {
+        assert_eq!(config_with(&[]).memory, 64 << 20);
+        assert_eq!(config_with(&[(MEMORY_VAR, "0")]).memory, 0);
+        assert_eq!(config_with(&[(MEMORY_VAR, "1000")]).memory, 1000);
+        assert_eq!(config_with(&[(MEMORY_VAR, "512k")]).memory, 512 << 10);
+        assert_eq!(config_with(&[(MEMORY_VAR, " 256 MiB")]).memory, 256 << 20);
+        assert_eq!(config_with(&[(MEMORY_VAR, "2G")]).memory, 2 << 30);
+        assert_eq!(config_with(&[(MEMORY_VAR, "lots")]).memory, 64 << 20);
     }
 
     #[test]

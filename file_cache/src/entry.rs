@@ -12,26 +12,35 @@
 //!     92     8  created at, milliseconds since the Unix epoch (u64 LE)
 //!    100     8  time the body took to compute, microseconds (u64 LE)
 //!    108     8  payload length (u64 LE)
-//!    116    32  blake3 of the payload
+//!    116    32  checksum of the payload: blake3
 //!    148     2  type name length n (u16 LE)
 //!    150     n  type name of the value (UTF-8)
-//!  150+n    16  header checksum: blake3 of bytes [0, 150+n), truncated
+//!  150+n    16  header checksum: XXH3-128 of bytes [0, 150+n) (u128 LE)
 //!  166+n     …  payload: exactly `payload length` bytes, nothing after
 //! ```
 //!
 //! Every byte of a file is covered by a check: the header by its own checksum (so fields
 //! a hit does not compare, like timestamps, still cannot be flipped silently), the payload
-//! by its blake3. Parsing never allocates: it borrows from the bytes read, and every length
-//! field is compared with the bytes actually present before it is used.
+//! by its blake3 digest. Parsing never allocates: it borrows from the bytes read, and every
+//! length field is compared with the bytes actually present before it is used.
+//!
+//! The checksums guard against accidents (a torn or lost write, a flipped bit), not against
+//! someone who can write the cache directory (they could write any value with any
+//! checksum). The payload's is blake3, as the entry format has promised since version 1.
+//! The header's is XXH3-128: every hit checks it, and XXH3 checks a header of a few hundred
+//! bytes in a few dozen instructions. Version 2 (never released) used XXH3-128 for the
+//! payload too; version 1 used blake3 for both.
 
 use std::fmt;
 
 /// First bytes of every entry file. The `\r\n` catches text-mode mangling.
 pub(crate) const MAGIC: [u8; 8] = *b"FCACHE\r\n";
 /// Version of the layout described in the module docs.
-pub(crate) const FORMAT_VERSION: u16 = 1;
+pub(crate) const FORMAT_VERSION: u16 = 3;
 
 const FIXED_LEN: usize = 150;
+/// Where the payload length sits in the fixed part.
+const PAYLOAD_LEN_AT: usize = 108;
 const HEADER_SUM_LEN: usize = 16;
 
 /// Everything an entry records besides its payload.
@@ -96,7 +105,7 @@ impl Header<'_> {
         out.extend_from_slice(&self.created_ms.to_le_bytes());
         out.extend_from_slice(&self.compute_us.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(blake3::hash(payload).as_bytes());
+        out.extend_from_slice(&payload_sum(payload));
         out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(name);
         let sum = header_sum(&out);
@@ -105,10 +114,42 @@ impl Header<'_> {
     }
 }
 
+/// Length of the payload checksum.
+const PAYLOAD_SUM_LEN: usize = 32;
+
+fn payload_sum(payload: &[u8]) -> [u8; PAYLOAD_SUM_LEN] {
+    *blake3::hash(payload).as_bytes()
+}
+
+/// The whole file's length as its header declares it, from the first bytes of a file;
+/// `None` until the fixed part is there. Unchecked: it only sizes a read, and [`parse`]
+/// checks everything.
+pub(crate) fn declared_len(start: &[u8]) -> Option<u64> {
+    let fixed = start.get(..FIXED_LEN)?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&fixed[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 8]);
+    let payload_len = u64::from_le_bytes(word);
+    let name_len = u16::from_le_bytes([fixed[FIXED_LEN - 2], fixed[FIXED_LEN - 1]]);
+    let header_len = FIXED_LEN + usize::from(name_len) + HEADER_SUM_LEN;
+    payload_len.checked_add(header_len as u64)
+}
+
+/// The payload of an entry [`parse`] accepted (empty for anything shorter than a header).
+pub(crate) fn payload(entry: &[u8]) -> &[u8] {
+    let Some(fixed) = entry.get(..FIXED_LEN) else {
+        return &[];
+    };
+    let name_len = usize::from(u16::from_le_bytes([
+        fixed[FIXED_LEN - 2],
+        fixed[FIXED_LEN - 1],
+    ]));
+    entry
+        .get(FIXED_LEN + name_len + HEADER_SUM_LEN..)
+        .unwrap_or(&[])
+}
+
 fn header_sum(bytes: &[u8]) -> [u8; HEADER_SUM_LEN] {
-    let mut sum = [0; HEADER_SUM_LEN];
-    sum.copy_from_slice(&blake3::hash(bytes).as_bytes()[..HEADER_SUM_LEN]);
-    sum
+    xxhash_rust::xxh3::xxh3_128(bytes).to_le_bytes()
 }
 
 /// A cursor over the fixed part of a header whose length was already checked.
@@ -149,7 +190,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), EntryError> {
             actual: payload.len(),
         });
     }
-    if blake3::hash(payload).as_bytes() != &parsed.payload_sum {
+    if payload_sum(payload) != parsed.payload_sum {
         return Err(EntryError::PayloadChecksum);
     }
     Ok((parsed.header, payload))
@@ -161,7 +202,7 @@ pub(crate) struct ParsedHeader<'a> {
     /// Length of the header: the payload starts here.
     pub(crate) len: usize,
     pub(crate) payload_len: u64,
-    payload_sum: [u8; 32],
+    payload_sum: [u8; PAYLOAD_SUM_LEN],
 }
 
 /// Parses and checks the header at the start of `bytes`, which may hold more or less than
@@ -185,7 +226,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
     let created_ms = u64::from_le_bytes(fields.take());
     let compute_us = u64::from_le_bytes(fields.take());
     let payload_len = u64::from_le_bytes(fields.take());
-    let payload_sum: [u8; 32] = fields.take();
+    let declared_sum = fields.take();
     let name_len = usize::from(u16::from_le_bytes(fields.take()));
     let header_len = FIXED_LEN + name_len + HEADER_SUM_LEN;
     if bytes.len() < header_len {
@@ -209,7 +250,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
         },
         len: header_len,
         payload_len,
-        payload_sum,
+        payload_sum: declared_sum,
     })
 }
 
@@ -293,7 +334,7 @@ mod tests {
         let mut bytes = file(&sample(), b"xyz");
         // A payload length of u64::MAX with a recomputed header checksum: still rejected,
         // because it is compared with the bytes present before anything is sized by it.
-        bytes[108..116].copy_from_slice(&u64::MAX.to_le_bytes());
+        bytes[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         let name_end = FIXED_LEN + sample().type_name.len();
         let sum = header_sum(&bytes[..name_end]);
         bytes[name_end..name_end + HEADER_SUM_LEN].copy_from_slice(&sum);
@@ -306,8 +347,23 @@ mod tests {
         );
         // A type-name length pointing past the end is a truncation, not a panic.
         let mut bytes = file(&sample(), b"xyz");
-        bytes[148..150].copy_from_slice(&u16::MAX.to_le_bytes());
+        bytes[FIXED_LEN - 2..FIXED_LEN].copy_from_slice(&u16::MAX.to_le_bytes());
         assert!(matches!(parse(&bytes), Err(EntryError::Truncated { .. })));
+    }
+
+    #[test]
+    fn payload_is_what_parse_returns() {
+        let bytes = file(&sample(), b"some payload");
+        assert_eq!(payload(&bytes), parse(&bytes).unwrap().1);
+        assert_eq!(payload(b"short"), b"");
+    }
+
+    #[test]
+    fn declared_len_is_the_file_len() {
+        let bytes = file(&sample(), b"some payload");
+        assert_eq!(declared_len(&bytes), Some(bytes.len() as u64));
+        assert_eq!(declared_len(&bytes[..FIXED_LEN]), Some(bytes.len() as u64));
+        assert_eq!(declared_len(&bytes[..FIXED_LEN - 1]), None);
     }
 
     #[test]

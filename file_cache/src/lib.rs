@@ -43,6 +43,7 @@ mod key;
 mod layout;
 mod lock;
 mod manage;
+mod memory;
 mod root;
 mod site;
 mod size_limit;
@@ -106,7 +107,7 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::arg::{KeyArg, KeySelf};
-    pub use crate::call::{call, call_result, decode_untrusted, CallKey, KeyBuilder};
+    pub use crate::call::{call, call_result, decode_untrusted, write_entry, CallKey, KeyBuilder};
     pub use crate::call_async::{call_async, call_result_async};
     pub use crate::site::{Site, SiteInfo};
     pub use crate::tracked::{combine, Tracked};

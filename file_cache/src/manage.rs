@@ -45,6 +45,8 @@ pub fn clear(function: &str) -> io::Result<u64> {
     let (module, name) = function.rsplit_once("::").unwrap_or(("", function));
     let dir_name = store::function_dir_name(module, None, name);
     forget_noted_versions();
+    // The memory tier does not know which function a key belongs to: it is emptied whole.
+    crate::memory::clear_global();
     let mut removed = 0;
     for found in inspect::functions(&config().root)? {
         let own = found.name.rsplit('/').next().unwrap_or(&found.name);
@@ -72,6 +74,7 @@ pub fn clear(function: &str) -> io::Result<u64> {
 /// ```
 pub fn clear_all() -> io::Result<u64> {
     forget_noted_versions();
+    crate::memory::clear_global();
     let mut removed = 0;
     for function in inspect::functions(&config().root)? {
         removed += function.remove()?;
@@ -190,7 +193,7 @@ pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option
             return false;
         }
         let path = call::entry_path(site, key);
-        let Ok(Some(bytes)) = store::read(&path) else {
+        let Ok(Some(bytes)) = store::read(&path, 0) else {
             return false;
         };
         !call::is_expired(site, &bytes)

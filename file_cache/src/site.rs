@@ -3,7 +3,7 @@
 use crate::stats::SiteStats;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -22,6 +22,9 @@ pub struct SiteInfo {
     pub dir: Option<&'static str>,
     /// `#[file_cache(ttl = "12h")]`: entries older than this are a miss and are replaced.
     pub ttl: Option<Duration>,
+    /// Whether the per-process memory tier may keep this function's values
+    /// (`#[file_cache(memory = false)]` turns it off).
+    pub memory: bool,
     /// `lock = true|false`: whether a miss takes the cross-process lock of its entry, so
     /// that concurrent processes compute one cold key once.
     pub lock: bool,
@@ -36,6 +39,7 @@ impl SiteInfo {
         code_hash: [0; 32],
         dir: None,
         ttl: None,
+        memory: true,
         lock: true,
     };
 }
@@ -59,6 +63,7 @@ impl Site {
                 warned: AtomicU8::new(0),
                 uncacheable: AtomicBool::new(false),
                 dir: OnceLock::new(),
+                entry_len: AtomicUsize::new(0),
                 layout: OnceLock::new(),
                 stats: SiteStats::new(),
                 root: OnceLock::new(),
@@ -109,6 +114,8 @@ pub(crate) struct SiteState {
     uncacheable: AtomicBool,
     /// The function's directory under the root, computed on first use.
     pub(crate) dir: OnceLock<PathBuf>,
+    /// Size of the last entry file read or written: the size of the next read's buffer.
+    pub(crate) entry_len: AtomicUsize,
     /// The value type's layout fingerprint, traced on first use.
     pub(crate) layout: OnceLock<crate::layout::Known>,
     /// Counters for [`crate::stats()`], and what they still owe the function's hit log.
@@ -138,7 +145,6 @@ mod tests {
     static SITE: Site = Site::new(SiteInfo {
         module_path: "my_crate::a",
         name: "f",
-        code_hash: [0; 32],
         ..SiteInfo::DEFAULT
     });
 

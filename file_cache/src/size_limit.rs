@@ -112,6 +112,11 @@ struct Bound {
     victims: Mutex<VecDeque<EntryFile>>,
 }
 
+/// Whether a size bound is in force (a hit then keeps its file recent).
+pub(crate) fn is_bounded() -> bool {
+    bound().is_some()
+}
+
 fn bound() -> Option<&'static Bound> {
     static BOUND: OnceLock<Option<Bound>> = OnceLock::new();
     BOUND

@@ -5,11 +5,12 @@
 //! shard level keeps any one directory to a few thousand entries at a million.
 
 use crate::config::{config, Faults};
+use crate::entry;
 use crate::key::Key;
 use crate::lock;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -68,25 +69,86 @@ fn is_reserved_on_windows(name: &str) -> bool {
 
 /// The file of one entry inside its function's directory.
 pub(crate) fn entry_path(function_dir: &Path, key: &Key) -> PathBuf {
-    let hex = key.to_hex();
-    function_dir.join(&hex[..2]).join(hex)
+    let hex = key.hex_bytes();
+    let hex = std::str::from_utf8(&hex).unwrap_or_default();
+    // One allocation of the final size: this runs on every hit.
+    let mut path = PathBuf::with_capacity(function_dir.as_os_str().len() + 68);
+    path.push(function_dir);
+    path.push(&hex[..2]);
+    path.push(hex);
+    path
 }
 
 /// Reads a whole entry; `None` when there is none (also when a file stands where one of
 /// its directories should be: writing will report that).
-pub(crate) fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
+///
+/// A small hit's system calls are open, one `read` and close: the buffer is sized by
+/// `guess` (the last size seen for the function) plus one byte, and the header says how
+/// long the entry is, so a read that returns exactly that many bytes needs no second read
+/// to see the end. (`fs::read` adds a `statx` and an `lseek` for the size and a read that
+/// returns 0.) A short guess costs what `fs::read` costs, for the rest of the file.
+///
+/// Big entries (over [`SMALL_READ`]) are read as `fs::read` does: its extra system calls
+/// are nothing beside the bytes, and it reads into memory it has not zeroed first.
+pub(crate) fn read(path: &Path, guess: usize) -> io::Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    read_entry(file, guess).map(Some)
+}
+
+fn is_absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Smallest first read: enough for any header with a short type name.
+const MIN_GUESS: usize = 512;
+/// Entries up to this size are read into a zeroed buffer of the guessed size.
+pub(crate) const SMALL_READ: usize = 64 * 1024;
+
+fn read_entry(mut file: File, guess: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if guess > SMALL_READ {
+        file.read_to_end(&mut buf)?;
+        return Ok(buf);
     }
+    // Zeroed rather than uninitialized (no unsafe): a memset of a few KiB at most.
+    buf.resize(guess.max(MIN_GUESS) + 1, 0);
+    let len = fill(&mut file, &mut buf)?;
+    let full = len == buf.len();
+    buf.truncate(len);
+    if full {
+        // The guess was short (or the file is longer than it says): read the rest,
+        // sized by the file itself, never by a length field not yet checked.
+        file.read_to_end(&mut buf)?;
+    }
+    Ok(buf)
+}
+
+/// Reads into `buf` until it is full or the file ends; returns the length read. Stops
+/// early once the header's declared length is reached, which is what saves the read that
+/// would return 0.
+fn fill(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if entry::declared_len(&buf[..len]).is_some_and(|d| d == len as u64) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(len)
 }
 
 /// Writes `parts` as the new content of `path`, atomically: a reader sees the old file,
@@ -293,11 +355,11 @@ mod tests {
     fn atomic_write_creates_dirs_and_replaces() {
         let root = tempfile::tempdir().unwrap();
         let path = root.path().join("f/ab/entry");
-        assert_eq!(read(&path).unwrap(), None);
+        assert_eq!(read(&path, 0).unwrap(), None);
         write_atomic(&path, &[b"one", b"two"]).unwrap();
-        assert_eq!(read(&path).unwrap().unwrap(), b"onetwo");
+        assert_eq!(read(&path, 0).unwrap().unwrap(), b"onetwo");
         write_atomic(&path, &[b"three"]).unwrap();
-        assert_eq!(read(&path).unwrap().unwrap(), b"three");
+        assert_eq!(read(&path, 0).unwrap().unwrap(), b"three");
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -314,6 +376,66 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o700);
         }
+    }
+
+    /// An entry-shaped file whose header declares `declared` bytes in all.
+    fn entry_file(declared: u64, actual: usize) -> Vec<u8> {
+        let header = entry::Header {
+            codec: 1,
+            key: [1; 32],
+            code_hash: [2; 32],
+            layout: [0; 16],
+            created_ms: 0,
+            compute_us: 0,
+            type_name: "u8",
+        };
+        let header = header.encode(b"").unwrap();
+        let payload_len = declared - header.len() as u64;
+        let mut bytes = header;
+        // Patch the declared payload length; the header checksum no longer matches,
+        // which does not matter for reading.
+        bytes[108..116].copy_from_slice(&payload_len.to_le_bytes());
+        bytes.resize(actual, 7);
+        bytes
+    }
+
+    #[test]
+    fn reads_whole_files_whatever_the_guess() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("entry");
+        for (declared, actual) in [
+            (300u64, 300usize),
+            (5_000, 5_000),
+            (200_000, 200_000),
+            // Lying headers: the file is what is read, never more.
+            (300, 1_000),
+            (5_000, 400),
+            (u64::MAX, 3_000),
+        ] {
+            let bytes = entry_file(declared, actual);
+            fs::write(&path, &bytes).unwrap();
+            for guess in [0, 1, 299, 300, 301, 4_999, 5_000, 100_000, 300_000] {
+                let read = read(&path, guess).unwrap().unwrap();
+                let want = actual.min(usize::try_from(declared).unwrap_or(usize::MAX));
+                // More than declared is read only as far as the buffer reaches: parse
+                // then sees a length mismatch, as it would with the whole file.
+                if actual > want {
+                    assert!(
+                        read.len() > want || read.len() == actual,
+                        "{declared} {actual} {guess}"
+                    );
+                    assert_eq!(read[..], bytes[..read.len()]);
+                } else {
+                    assert_eq!(
+                        read, bytes,
+                        "declared {declared}, actual {actual}, guess {guess}"
+                    );
+                }
+            }
+        }
+        // Shorter than a header.
+        fs::write(&path, b"short").unwrap();
+        assert_eq!(read(&path, 0).unwrap().unwrap(), b"short");
     }
 
     #[test]

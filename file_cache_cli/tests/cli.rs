@@ -140,9 +140,11 @@ fn forge(path: &Path, code_hash: Option<[u8; 32]>, age: Option<Duration>) -> Pat
             .as_millis() as u64;
         bytes[92..100].copy_from_slice(&ms.to_le_bytes());
     }
+    // Entry format 3: the type name's length at 148, the name from 150, then XXH3-128
+    // of everything before it.
     let end = 150 + u16::from_le_bytes([bytes[148], bytes[149]]) as usize;
-    let sum = blake3::hash(&bytes[..end]);
-    bytes[end..end + 16].copy_from_slice(&sum.as_bytes()[..16]);
+    let sum = xxhash_rust::xxh3::xxh3_128(&bytes[..end]);
+    bytes[end..end + 16].copy_from_slice(&sum.to_le_bytes());
     std::fs::write(&target, bytes).unwrap();
     target
 }

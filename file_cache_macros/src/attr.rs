@@ -1,5 +1,5 @@
 //! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, dir = "x",
-//! version = "2", deps = [rank], lock = false)]`.
+//! version = "2", deps = [rank], lock = false, memory = false)]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -19,6 +19,9 @@ pub(crate) struct Options {
     pub ignore: Vec<Ident>,
     /// `result = true|false`: overrides detecting a `Result` return by its last path segment.
     pub result: Option<LitBool>,
+    /// `memory = true|false`: whether the per-process memory tier may keep this function's
+    /// values (default: yes).
+    pub memory: Option<LitBool>,
     /// `dir = "path"`: this function's own root directory.
     pub dir: Option<LitStr>,
     /// `version = "2"`: a salt. The options are part of the code hash, so changing it
@@ -67,6 +70,11 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.result.get_or_insert(value);
                 }
+                "memory" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitBool = input.parse()?;
+                    self.memory.get_or_insert(value);
+                }
                 "ttl" => {
                     input.parse::<Token![=]>()?;
                     let value = input.parse::<syn::Lit>()?;
@@ -98,7 +106,8 @@ impl Options {
                         format!(
                             "unknown option `{name}`; expected `ignore = [param, ...]`, \
                              `result = true|false`, `dir = \"path\"`, `version = \"...\"`, \
-                             `deps = [path, ...]`, `ttl = \"12h\"` or `lock = true|false`"
+                             `deps = [path, ...]`, `ttl = \"12h\"`, `lock = true|false` or \
+                             `memory = true|false`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -252,12 +261,14 @@ mod tests {
         let options = Options::from_tokens(quote!(
             ignore = [logger, progress,],
             result = false,
-            dir = "models"
+            dir = "models",
+            memory = false
         ));
         assert_eq!(options.dir.as_ref().unwrap().value(), "models");
         let names: Vec<String> = options.ignore.iter().map(|i| i.to_string()).collect();
         assert_eq!(names, ["logger", "progress"]);
         assert!(!options.result.as_ref().unwrap().value);
+        assert!(!options.memory.as_ref().unwrap().value);
         assert!(options.lock.is_none());
         assert!(options.errors.is_none());
     }
@@ -344,6 +355,7 @@ mod tests {
         for args in [
             quote!(ignore = a),
             quote!(result = 1),
+            quote!(memory = "no"),
             quote!(dir = 1),
             quote!(dir = some::path),
             quote!(ignore[a]),

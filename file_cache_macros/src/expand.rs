@@ -84,6 +84,12 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         body,
     } = &function.item;
     let name = function.name();
+    // Options left at their default are not written: `..DEFAULT` fills them in.
+    let memory = options
+        .memory
+        .as_ref()
+        .filter(|memory| !memory.value)
+        .map(|memory| quote!(memory: #memory,));
     // Tracked dependencies fold into the site's code hash at compile time; a `static` cannot
     // name `Self`, so those join the key from the body instead.
     let (self_deps, static_deps): (Vec<_>, Vec<_>) =
@@ -107,6 +113,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
                 code_hash: #code_hash,
                 #dir
                 #ttl
+                #memory
                 #lock
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });

@@ -1,0 +1,106 @@
+//! First hit in a fresh process: each contender is a small example binary run many times
+//! as a whole process, after another process filled its cache. Against a process that
+//! reads one file (the floor) and one that does nothing (the cost of any process).
+//!
+//! The examples are built here with `cargo build --release` (cargo bench does not build
+//! examples); their output goes to /dev/null.
+
+mod support;
+
+use criterion::{criterion_group, Criterion};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CONTENDERS: [&str; 5] = [
+    "fresh_empty",
+    "fresh_floor",
+    "fresh_file_cache",
+    "fresh_cached",
+    "fresh_smart_cache",
+];
+
+fn build() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .current_dir(manifest)
+        .args(["build", "--release", "--quiet"]);
+    for name in CONTENDERS {
+        command.args(["--example", name]);
+    }
+    let status = command.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building the fresh-process examples failed"
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("target"));
+    target.join("release").join("examples")
+}
+
+fn run(bin: &Path, fill: bool, envs: &[(&str, String)]) {
+    let mut command = Command::new(bin);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    if fill {
+        command.env("FRESH_FILL", "1");
+    } else {
+        command.env_remove("FRESH_FILL");
+    }
+    let status = command.status().expect("example runs");
+    assert!(status.success(), "{} failed: {status}", bin.display());
+}
+
+fn benches(c: &mut Criterion) {
+    let bins = build();
+    let root = support::bench_data().join("fresh");
+    let _ = std::fs::remove_dir_all(&root);
+    let envs = vec![
+        (
+            "FILE_CACHE_DIR",
+            root.join("file_cache").display().to_string(),
+        ),
+        ("XDG_CACHE_HOME", root.join("xdg").display().to_string()),
+    ];
+    for name in ["fresh_file_cache", "fresh_cached", "fresh_smart_cache"] {
+        run(&bins.join(name), true, &envs);
+    }
+    // The floor reads file_cache's own entry file and decodes its payload.
+    let entry = support::files_under(&root.join("file_cache"))
+        .into_iter()
+        .next()
+        .expect("file_cache wrote an entry");
+    let payload = postcard::to_stdvec(&(7u64, "key", 14u64)).expect("encode");
+    let mut envs = envs;
+    envs.push(("FRESH_FILE", entry.display().to_string()));
+    envs.push(("FRESH_PAYLOAD_LEN", payload.len().to_string()));
+
+    let mut group = c.benchmark_group("fresh_process");
+    group.sample_size(40);
+    for name in CONTENDERS {
+        let bin = bins.join(name);
+        let label = name.strip_prefix("fresh_").unwrap_or(name);
+        group.bench_function(label, |b| b.iter(|| run(&bin, false, &envs)));
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = group;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4));
+    targets = benches
+}
+
+fn main() {
+    group();
+    Criterion::default().configure_from_args().final_summary();
+}

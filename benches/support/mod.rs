@@ -1,0 +1,89 @@
+//! Setup shared by the bench targets.
+#![allow(dead_code)] // each bench target uses part of this module
+
+#[path = "contenders.rs"]
+pub mod contenders;
+
+use std::path::{Path, PathBuf};
+
+/// Points every contender at its own directory under `target/bench-data/<name>` (emptied
+/// first): `FILE_CACHE_DIR` for file_cache, `XDG_CACHE_HOME` for both peers (their redb
+/// files go under the user's cache dir). Call first in `main`, before any thread starts.
+pub fn isolate(name: &str) -> PathBuf {
+    let root = bench_data().join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("bench data dir");
+    std::env::set_var("FILE_CACHE_DIR", root.join("file_cache"));
+    std::env::set_var("XDG_CACHE_HOME", root.join("xdg"));
+    std::env::remove_var("FILE_CACHE");
+    root
+}
+
+/// `target/bench-data`, beside the build output.
+pub fn bench_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-data")
+}
+
+/// Runs `f` with file descriptor 1 sent to `/dev/null`: smart-cache `println!`s every key,
+/// and criterion's own report must still reach the terminal between measurements.
+pub fn with_stdout_to_null<R>(f: impl FnOnce() -> R) -> R {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    std::io::stdout().flush().expect("flush stdout");
+    // SAFETY: plain descriptor duplication on descriptors this function owns or restores.
+    let saved = unsafe { libc::dup(1) };
+    assert!(saved >= 0, "dup(1)");
+    unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    let out = f();
+    std::io::stdout().flush().expect("flush stdout");
+    unsafe {
+        libc::dup2(saved, 1);
+        libc::close(saved);
+    }
+    out
+}
+
+/// Every entry file under `dir`, recursively: dot files beside the entries are the cache's
+/// own (`.current`, locks, temporary files).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !entry.file_name().to_string_lossy().starts_with('.') {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The one entry file of a function directory whose name ends with `fn_name`.
+pub fn entry_file(fn_name: &str) -> PathBuf {
+    let root = file_cache::cache_dir();
+    let dir = std::fs::read_dir(root)
+        .expect("cache root")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(&format!(".{fn_name}")))
+        })
+        .unwrap_or_else(|| panic!("no directory for {fn_name} under {}", root.display()));
+    let files = files_under(&dir);
+    assert_eq!(files.len(), 1, "{fn_name}: {files:?}");
+    files.into_iter().next().expect("one entry")
+}

@@ -1,0 +1,16 @@
+//! Fresh-process benchmark (`benches/fresh.rs`): one hit of `file_cache` in a new process.
+//! With `FRESH_FILL` set, fills the cache; otherwise fails if the body runs.
+
+use file_cache::file_cache;
+
+#[file_cache]
+fn small(x: u64, s: &str) -> (u64, String, u64) {
+    if std::env::var_os("FRESH_FILL").is_none() {
+        std::process::exit(3);
+    }
+    (x, s.to_owned(), x * 2)
+}
+
+fn main() {
+    assert_eq!(small(7, "key").0, 7);
+}
