@@ -94,3 +94,24 @@ fn result_false_for_a_type_named_result_that_is_not_one() {
     assert_eq!(judge(60), verdict::Result::Pass(60));
     assert_eq!(runs(&VERDICT), 2);
 }
+
+static INDEX: AtomicUsize = AtomicUsize::new(0);
+
+/// A `HashMap` comes back from its entry in another iteration order: still the same value.
+#[file_cache(memory = false)]
+fn index(words: u32) -> std::collections::HashMap<String, u32> {
+    INDEX.fetch_add(1, Ordering::SeqCst);
+    (0..words).map(|i| (format!("word{i}"), i)).collect()
+}
+
+#[test]
+fn hash_map_values_are_cached() {
+    let root = common::init();
+    let expected = index(300);
+    assert_eq!(index(300), expected);
+    assert_eq!(runs(&INDEX), 1, "the second call read the entry");
+    assert_eq!(
+        common::entry_files(&common::function_dir(root, "returns", "index")).len(),
+        1
+    );
+}

@@ -669,7 +669,7 @@ where
         Ok(payload) => payload,
         Err(error) => return refuse(format!("it does not encode: {error}")),
     };
-    if let Err(reason) = codec::round_trips::<T>(&payload) {
+    if let Err(reason) = codec::round_trips(value, &payload) {
         return refuse(reason);
     }
     let compute_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
