@@ -23,8 +23,8 @@
 //!   the buffer), so the key does not either. It is what lets a `Vec<f64>` hash near
 //!   blake3's speed: one tag per 512 values instead of one per value;
 //! - floats by bits (`to_bits`), so `-0.0 != 0.0` and NaNs hash by payload;
-//! - `str` and bytes: a `u64` length, then the bytes;
-//! - names (type, field and variant names) as labels: `LABEL`, a `u64` length, the bytes;
+//! - `str` and bytes: the length (LEB128: one byte below 128), then the bytes;
+//! - names (type, field and variant names) as labels: `LABEL`, the length, the bytes;
 //!   enum variants as the enum's name, the variant's `u32` index and the variant's name,
 //!   so a renamed, reordered or retyped argument type changes the key;
 //! - sequences, tuples and structs (all kinds): their header (tag and names), then the
@@ -33,11 +33,12 @@
 //!   whether or not serde told us the length up front, and the length hint does not
 //!   change the key (a `Vec` and an iterator of unknown length with the same elements
 //!   hash the same);
-//! - maps: `MAP`, the entry count, and a 32-byte digest of the entries that does not
-//!   depend on their order (see `EntrySum`). Two equal `HashMap`s built in different
-//!   processes (different random iteration orders) therefore give the same key, and a
-//!   `BTreeMap` gives the same key as a `HashMap` with the same entries: a map argument
-//!   is keyed by its contents, not by its container.
+//! - maps: `MAP`, the entry count, then the entries (key, then value), sorted by a hash
+//!   of their bytes (see `MapEntries`); an entry longer than [`ENTRY_INLINE`] bytes stands
+//!   as `DIGEST` and its blake3 digest. Two equal `HashMap`s built in different processes
+//!   (different random iteration orders) therefore give the same key, and a `BTreeMap`
+//!   gives the same key as a `HashMap` with the same entries: a map argument is keyed by
+//!   its contents, not by its container.
 //!
 //! The serializer reports `is_human_readable() == false`, so types with two serde forms
 //! (addresses, UUIDs, times) use their compact one.
@@ -108,10 +109,14 @@ impl std::error::Error for KeyError {}
 
 /// The first label of every key stream. It names the encoding: change it whenever the
 /// encoding of any value changes, so entries written under the old one are never hit.
-pub(crate) const KEY_FORMAT: &str = "file_cache key v2";
+pub(crate) const KEY_FORMAT: &str = "file_cache key v3";
 
 /// Bytes collected before one `blake3::Hasher::update`.
 pub(crate) const BUF_LEN: usize = 32 * 1024;
+
+/// The buffer hands blake3 whole multiples of this many bytes of the stream: sixteen of
+/// its 1 KiB chunks, what its widest SIMD path (AVX-512) hashes at once.
+const CHUNK_LEN: usize = 16 * 1024;
 
 /// Most bytes of values in one run chunk (see the module docs): 512 `f64`, 4096 `u8`.
 pub(crate) const RUN_BYTES: usize = 4096;
@@ -159,6 +164,8 @@ mod tag {
     pub(super) const RAW: u8 = 0x21;
     /// A run of same-typed primitive elements: element tag, `u16` count, the values.
     pub(super) const RUN: u8 = 0x22;
+    /// A map entry too long to inline, by its blake3 digest.
+    pub(super) const DIGEST: u8 = 0x23;
 }
 
 /// Streaming canonical hasher: labels, raw bytes and values in, one [`Key`] out.
@@ -166,8 +173,14 @@ mod tag {
 /// After [`KeyHasher::write_value`] returns an error, the stream holds part of that value:
 /// discard the hasher.
 pub(crate) struct KeyHasher {
-    // Boxed: a blake3 hasher is about 2 KB, and a key builder moves through a few frames.
-    sink: Box<Sink>,
+    // Boxed (a sink is its buffer plus a ~2 KB blake3 hasher) and reused: dropping a
+    // hasher hands its sink back to its thread (see `SPARE`), so a call allocates none.
+    sink: Option<Box<Sink>>,
+}
+
+thread_local! {
+    /// One idle sink per thread, reused by the next [`KeyHasher`] built on it.
+    static SPARE: std::cell::Cell<Option<Box<Sink>>> = const { std::cell::Cell::new(None) };
 }
 
 impl KeyHasher {
@@ -175,141 +188,306 @@ impl KeyHasher {
         KeyHasher::with_buffer_len(BUF_LEN)
     }
 
-    /// A hasher whose buffer holds `buf_len` bytes (0: every write goes to blake3 as is).
-    /// The key does not depend on it; tests use it to prove that.
+    /// A hasher that hands blake3 at most `buf_len` buffered bytes at once (0: every
+    /// write goes to blake3 as is). The key does not depend on it; tests use it to prove
+    /// that.
     pub(crate) fn with_buffer_len(buf_len: usize) -> KeyHasher {
-        let mut hasher = KeyHasher {
-            sink: Box::new(Sink::new(buf_len)),
-        };
+        let mut sink = SPARE
+            .try_with(std::cell::Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_else(Sink::boxed);
+        sink.limit = buf_len.min(BUF_LEN);
+        let mut hasher = KeyHasher { sink: Some(sink) };
         // A label rather than blake3's derive-key mode: same separation, and no
         // compression of a context string on every call.
         hasher.write_label(KEY_FORMAT);
         hasher
     }
 
+    fn sink(&mut self) -> &mut Sink {
+        // Only `finish` and `drop` take it out, and both consume the hasher.
+        self.sink.get_or_insert_with(Sink::boxed)
+    }
+
     /// Feeds a framed label (a name, a type name, a format tag).
     pub(crate) fn write_label(&mut self, label: &str) {
-        self.sink.framed(tag::LABEL, label.as_bytes());
+        self.sink().framed(tag::LABEL, label.as_bytes());
     }
 
     /// Feeds raw framed bytes (e.g. a code hash).
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
-        self.sink.framed(tag::RAW, bytes);
+        self.sink().framed(tag::RAW, bytes);
     }
 
     /// Feeds a value through the canonical serializer.
     pub(crate) fn write_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), KeyError> {
-        value
-            .serialize(&mut *self.sink)
-            .map_err(|Error(msg)| KeyError(msg.into()))
+        let sink = self.sink();
+        match value.serialize(&mut *sink) {
+            Ok(value) => {
+                sink.place(value);
+                Ok(())
+            }
+            Err(Error(msg)) => Err(KeyError(msg.into())),
+        }
     }
 
     pub(crate) fn finish(mut self) -> Key {
-        Key(self.sink.digest())
+        Key(self.sink().digest())
+    }
+}
+
+impl Drop for KeyHasher {
+    fn drop(&mut self) {
+        if let Some(mut sink) = self.sink.take() {
+            sink.reset();
+            // During thread teardown the slot may be gone: then the sink is just freed.
+            let _ = SPARE.try_with(|spare| spare.set(Some(sink)));
+        }
     }
 }
 
 /// A blake3 hasher behind a write buffer; the serializer writes into it.
+///
+/// The buffer is an array inside the sink rather than a `Vec`: the compiler then knows
+/// that a byte stored into it cannot change the sink's own fields (a store through a
+/// `Vec`'s pointer might alias anything), and keeps the write position in a register
+/// across the elements of a sequence.
+#[repr(C)] // `buf` first: see `put`.
 struct Sink {
-    hasher: blake3::Hasher,
-    buf: Vec<u8>,
-    /// Flush when the buffer would grow past this many bytes; also the size from which
-    /// a slice bypasses the buffer.
+    /// `BUF_LEN` bytes and a tail, so that `put` never needs a bounds check.
+    buf: [u8; BUF_LEN + 16],
+    /// Bytes of `buf` in use.
+    pos: usize,
+    /// Flush when the buffer would grow past this many bytes (at most `BUF_LEN`); also
+    /// the size from which a slice bypasses the buffer.
     limit: usize,
-    /// Hashes the entries of maps serialized into this sink (created on the first map,
-    /// then reset and reused, buffer included, for every entry of every map at this depth;
-    /// `None` while a map holds it, or after one failed).
-    entries: Option<Box<Sink>>,
+    /// The open run chunk, if any: its values end at `pos`.
+    run: Run,
+    hasher: blake3::Hasher,
+    /// Bytes handed to `hasher` since it was last reset.
+    fed: u64,
+    /// What maps serialized into this sink use (created on the first map, then reused
+    /// for every map at this depth; `None` while a map holds it, or after one failed).
+    maps: Option<Box<MapParts>>,
     /// Reused by `collect_str`.
     scratch: String,
-    /// `buf.len()` when a sequence or tuple element began; a primitive written while the
-    /// buffer is still that long *is* the element, and goes into a run.
-    element_at: usize,
-    /// The run chunk being written at the end of `buf`, if any.
-    run: Run,
-    /// Whether `hasher` has been fed since it was last reset.
-    fed: bool,
 }
 
-/// The open run chunk: it can take another value while nothing was written after it.
+/// The open run chunk (see the module docs). Any write other than a value of the run
+/// closes it, so while it is open, a primitive of its type is the sequence's next element.
 #[derive(Clone, Copy)]
 struct Run {
+    /// The element tag; 0 (no tag) when no run is open.
+    tag: u8,
     /// Where its header starts in `buf`.
     at: usize,
-    /// `buf.len()` after its last value; `usize::MAX` when there is no open run.
+    /// `pos` may grow up to here while the chunk takes values.
     end: usize,
-    tag: u8,
-    count: u16,
-    /// Bytes of values the chunk can still take.
-    room: usize,
+    /// Bytes per value.
+    width: usize,
 }
 
 const NO_RUN: Run = Run {
-    at: 0,
-    end: usize::MAX,
     tag: 0,
-    count: 0,
-    room: 0,
+    at: 0,
+    end: 0,
+    width: 1,
 };
 
+/// What serializing one value into a sink did. A primitive is not written by the method
+/// that receives it but handed back to the caller, which knows where it goes: tagged
+/// (`Sink::place`) or, as a sequence's element, into a run (`Sink::run_value`). That keeps
+/// the element loop of `collect_seq` free of anything the compiler cannot see through.
+#[derive(Clone, Copy)]
+enum Val {
+    /// Written to the sink (everything but primitives).
+    Written,
+    /// A primitive: its tag and its `width` little-endian bytes (the rest zero).
+    Prim { tag: u8, width: u8, bytes: [u8; 16] },
+}
+
+impl Val {
+    #[inline(always)]
+    fn prim<const N: usize>(tag: u8, payload: [u8; N]) -> Val {
+        let mut bytes = [0u8; 16];
+        bytes[..N].copy_from_slice(&payload);
+        Val::Prim {
+            tag,
+            // N is at most 16.
+            width: N as u8,
+            bytes,
+        }
+    }
+}
+
+/// Stores a primitive's `width` bytes at `at` in a sink's buffer (`at` below `BUF_LEN`,
+/// room checked by the caller). The index is masked into the buffer, so no bounds check
+/// is left and the compiler can see that the store does not land on the sink's fields.
+#[inline(always)]
+fn put(buf: &mut [u8; BUF_LEN + 16], at: usize, width: u8, bytes: [u8; 16]) {
+    let at = at & (BUF_LEN - 1);
+    match width {
+        1 => buf[at] = bytes[0],
+        2 => buf[at..at + 2].copy_from_slice(&bytes[..2]),
+        4 => buf[at..at + 4].copy_from_slice(&bytes[..4]),
+        8 => buf[at..at + 8].copy_from_slice(&bytes[..8]),
+        _ => buf[at..at + 16].copy_from_slice(&bytes),
+    }
+}
+
+/// Copies `src` into `dst` (same length): fixed-size moves for short slices, where a
+/// call to `memcpy` would cost more than the copy.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        return dst.copy_from_slice(src);
+    }
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 impl Sink {
-    fn new(limit: usize) -> Sink {
-        Sink {
-            hasher: blake3::Hasher::new(),
-            // Most keys are a few hundred bytes; big ones grow it up to `limit`.
-            buf: Vec::with_capacity(limit.min(512)),
-            limit,
-            entries: None,
-            scratch: String::new(),
-            element_at: usize::MAX,
+    fn boxed() -> Box<Sink> {
+        Box::new(Sink {
+            buf: [0; BUF_LEN + 16],
+            pos: 0,
+            limit: BUF_LEN,
             run: NO_RUN,
-            fed: false,
+            hasher: blake3::Hasher::new(),
+            fed: 0,
+            maps: None,
+            scratch: String::new(),
+        })
+    }
+
+    /// Empties the sink for reuse (the buffer's old bytes are never read again).
+    fn reset(&mut self) {
+        self.pos = 0;
+        self.run = NO_RUN;
+        if self.fed > 0 {
+            self.hasher.reset();
+            self.fed = 0;
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn write(&mut self, data: &[u8]) {
-        // A run chunk may take the buffer past a limit smaller than a chunk.
-        if data.len() <= self.limit.saturating_sub(self.buf.len()) {
-            self.buf.extend_from_slice(data);
+        self.close_run();
+        let end = self.pos + data.len();
+        if end <= self.limit {
+            copy_short(&mut self.buf[self.pos..end], data);
+            self.pos = end;
         } else {
             self.write_slow(data);
         }
     }
 
     #[inline(never)]
-    fn write_slow(&mut self, data: &[u8]) {
+    fn write_slow(&mut self, mut data: &[u8]) {
         self.flush();
-        if data.len() >= self.limit {
-            self.hasher.update(data);
-            self.fed = true;
+        if self.pos + data.len() <= self.limit {
+            self.buf[self.pos..self.pos + data.len()].copy_from_slice(data);
+            self.pos += data.len();
+            return;
+        }
+        // Too big to buffer: complete the buffered chunk from `data`, then hand blake3
+        // the whole chunks of `data` directly, without a copy, and buffer the rest.
+        let chunked = self.chunked();
+        if chunked && self.pos > 0 {
+            let top = (CHUNK_LEN - self.pos % CHUNK_LEN) % CHUNK_LEN;
+            let top = top.min(data.len());
+            self.buf[self.pos..self.pos + top].copy_from_slice(&data[..top]);
+            self.pos += top;
+            data = &data[top..];
+        }
+        self.feed_buffer(self.pos);
+        let whole = if chunked {
+            data.len() - data.len() % CHUNK_LEN
         } else {
-            self.buf.extend_from_slice(data);
+            data.len()
+        };
+        self.hasher.update(&data[..whole]);
+        self.fed += len64(whole);
+        let rest = &data[whole..];
+        self.buf[..rest.len()].copy_from_slice(rest);
+        self.pos = rest.len();
+    }
+
+    /// Whether the buffer hands blake3 whole chunks only (every buffer size but the tiny
+    /// ones tests use).
+    #[inline]
+    fn chunked(&self) -> bool {
+        self.limit >= 2 * CHUNK_LEN
+    }
+
+    /// Hands the first `len` buffered bytes to blake3 and moves the rest to the front.
+    fn feed_buffer(&mut self, len: usize) {
+        if len > 0 {
+            self.hasher.update(&self.buf[..len]);
+            self.fed += len64(len);
+            self.buf.copy_within(len..self.pos, 0);
+            self.pos -= len;
         }
     }
 
-    /// A tag and a fixed-width payload, in one write.
-    #[inline]
+    /// A tag and a fixed-width payload.
+    #[inline(always)]
     fn tagged<const N: usize>(&mut self, tag: u8, payload: [u8; N]) {
-        if N <= 8 {
-            // Tag and payload assembled in a register and written with one length update.
-            // (Assembling them byte by byte in memory made the CPU reload bytes it had
-            // just stored one by one, a store-forwarding stall; two pushes update the
-            // buffer's length twice. Either made a `Vec<u8>` several times slower.)
-            let mut word = [0u8; 8];
-            word[..N].copy_from_slice(&payload);
-            let word = u128::from(tag) | u128::from(u64::from_le_bytes(word)) << 8;
-            self.write(&word.to_le_bytes()[..=N]);
+        self.close_run();
+        let end = self.pos + 1 + N;
+        if end <= self.limit {
+            self.buf[self.pos] = tag;
+            self.buf[self.pos + 1..end].copy_from_slice(&payload);
+            self.pos = end;
         } else {
-            self.write(&[tag]);
+            self.write_slow(&[tag]);
             self.write(&payload);
         }
     }
 
-    /// A tag, a `u64` length and the bytes.
-    #[inline]
+    /// A tag, the length (LEB128, see `varint`) and the bytes.
+    #[inline(always)]
     fn framed(&mut self, tag: u8, data: &[u8]) {
-        self.tagged(tag, len64(data.len()).to_le_bytes());
+        self.close_run();
+        let at = self.pos;
+        let end = at + 2 + data.len();
+        if data.len() < 0x80 && end <= self.limit {
+            // The usual short string or name: its length is one byte.
+            self.buf[at] = tag;
+            self.buf[at + 1] = data.len() as u8;
+            copy_short(&mut self.buf[at + 2..end], data);
+            self.pos = end;
+        } else {
+            self.framed_slow(tag, data);
+        }
+    }
+
+    #[inline(never)]
+    fn framed_slow(&mut self, tag: u8, data: &[u8]) {
+        let (len, n) = varint(len64(data.len()));
+        self.write(&[tag]);
+        self.write(&len[..n]);
         self.write(data);
     }
 
@@ -325,104 +503,121 @@ impl Sink {
         self.label(variant);
     }
 
-    /// A fixed-width primitive: into the open run when it is a sequence's element of the
-    /// run's type, else a new run when it is an element, else tagged.
+    /// A primitive that is not a sequence's element: its tag, then its bytes.
     #[inline(always)]
-    fn primitive<const N: usize>(&mut self, tag: u8, payload: [u8; N]) {
-        // Nothing written since the run's last value: this is the next element (every
-        // other way to reach a value writes a tag first).
-        if self.buf.len() == self.run.end && self.run.tag == tag && self.run.room >= N {
-            self.run.room -= N;
-            self.run.count += 1;
-            self.buf.extend_from_slice(&payload);
-            self.run.end += N;
-            // The header's count is written when the chunk is done (`close_run`).
+    fn place(&mut self, value: Val) {
+        if let Val::Prim { tag, width, bytes } = value {
+            self.close_run();
+            let end = self.pos + 1 + usize::from(width);
+            if end <= self.limit {
+                self.buf[self.pos & (BUF_LEN - 1)] = tag;
+                put(&mut self.buf, self.pos + 1, width, bytes);
+                self.pos = end;
+            } else {
+                self.write_slow(&[tag]);
+                self.write(&bytes[..usize::from(width)]);
+            }
+        }
+    }
+
+    /// A primitive that is a sequence's (or tuple's) element: into the open run when it is
+    /// of the run's type, else into a new run.
+    #[inline(always)]
+    fn run_value(&mut self, tag: u8, width: u8, bytes: [u8; 16]) {
+        let end = self.pos + usize::from(width);
+        if self.run.tag == tag && end <= self.run.end {
+            put(&mut self.buf, self.pos, width, bytes);
+            self.pos = end;
+            // The header's count is written when the chunk is closed.
         } else {
-            self.primitive_slow(tag, payload);
+            self.open_run(tag, width, bytes);
         }
     }
 
     #[inline(never)]
-    fn primitive_slow<const N: usize>(&mut self, tag: u8, payload: [u8; N]) {
-        if self.buf.len() != self.element_at {
-            return self.tagged(tag, payload);
-        }
+    fn open_run(&mut self, tag: u8, width: u8, bytes: [u8; 16]) {
         self.close_run();
         // Room for a whole chunk, so no flush can fall inside it.
         let room = RUN_HEADER + RUN_BYTES;
-        if self.buf.len() + room > self.limit.max(room) {
+        if self.pos + room > self.limit.max(room) {
             self.flush();
         }
-        let at = self.buf.len();
-        self.buf.extend_from_slice(&[tag::RUN, tag, 1, 0]);
-        self.buf.extend_from_slice(&payload);
+        let at = self.pos;
+        self.buf[at..at + RUN_HEADER].copy_from_slice(&[tag::RUN, tag, 0, 0]);
+        put(&mut self.buf, at + RUN_HEADER, width, bytes);
+        self.pos = at + RUN_HEADER + usize::from(width);
         self.run = Run {
-            at,
-            end: self.buf.len(),
             tag,
-            count: 1,
-            room: RUN_BYTES - N,
+            at,
+            end: at + room,
+            width: usize::from(width),
         };
     }
 
-    /// Writes the open chunk's count into its header and forgets it; any time before its
-    /// bytes are hashed will do, and the hot path is lighter without it.
+    /// Writes the open chunk's count into its header and closes it.
+    #[inline(always)]
     fn close_run(&mut self) {
-        if self.run.end != usize::MAX {
-            let at = self.run.at + 2;
-            if let Some(count) = self.buf.get_mut(at..at + 2) {
-                count.copy_from_slice(&self.run.count.to_le_bytes());
-            }
-            self.run = NO_RUN;
+        if self.run.tag != 0 {
+            self.close_run_slow();
         }
     }
 
+    #[inline(never)]
+    fn close_run_slow(&mut self) {
+        let Run { at, width, .. } = self.run;
+        let count = (self.pos - at - RUN_HEADER) / width;
+        // At most RUN_BYTES values of at least one byte each.
+        let count = u16::try_from(count).unwrap_or(u16::MAX);
+        self.buf[at + 2..at + 4].copy_from_slice(&count.to_le_bytes());
+        self.run = NO_RUN;
+    }
+
+    /// Hands blake3 the buffered bytes up to the last chunk boundary of the stream
+    /// (everything, for tiny buffers), keeping less than a chunk.
+    ///
+    /// An update that starts inside one of blake3's 1 KiB chunks compresses that chunk's
+    /// blocks one at a time, and one that covers an odd number of chunks hashes some of
+    /// them with a narrower SIMD path; 16 aligned chunks go through its widest path at
+    /// once. Unaligned flushes made blake3 half again slower on a `Vec<f64>`.
     fn flush(&mut self) {
         self.close_run();
-        if !self.buf.is_empty() {
-            self.hasher.update(&self.buf);
-            self.buf.clear();
-            self.fed = true;
-        }
-        // Positions in the buffer mean nothing after it is emptied.
-        self.element_at = usize::MAX;
-        self.run = NO_RUN;
+        let tail = if self.chunked() {
+            // Below CHUNK_LEN: fits.
+            ((self.fed + len64(self.pos)) % len64(CHUNK_LEN)) as usize
+        } else {
+            0
+        };
+        self.feed_buffer(self.pos - tail);
     }
 
     /// The digest of everything written; leaves the sink empty for reuse.
     fn digest(&mut self) -> [u8; 32] {
         self.close_run();
-        if !self.fed {
-            // All of it is in the buffer (always, for a map entry): blake3's one-shot
-            // function skips the incremental hasher's bookkeeping.
-            let out = *blake3::hash(&self.buf).as_bytes();
-            self.buf.clear();
-            self.element_at = usize::MAX;
-            self.run = NO_RUN;
-            return out;
-        }
-        self.flush();
-        let out = *self.hasher.finalize().as_bytes();
-        self.hasher.reset();
-        self.fed = false;
+        let out = if self.fed > 0 {
+            self.feed_buffer(self.pos);
+            *self.hasher.finalize().as_bytes()
+        } else {
+            // All of it is in the buffer: blake3's one-shot function skips the
+            // incremental hasher's bookkeeping.
+            *blake3::hash(&self.buf[..self.pos]).as_bytes()
+        };
+        self.reset();
         out
     }
+}
 
-    /// The sink that hashes map entries one level below this one, emptied. The map takes
-    /// it while its entries are written and gives it back at its end.
-    fn take_entry_sink(&mut self) -> Box<Sink> {
-        match self.entries.take() {
-            Some(mut sink) => {
-                sink.buf.clear();
-                sink.hasher.reset();
-                sink.fed = false;
-                sink.element_at = usize::MAX;
-                sink.run = NO_RUN;
-                sink
-            }
-            None => Box::new(Sink::new(self.limit)),
-        }
+/// `n` in LEB128: seven bits per byte, low bits first, the high bit set on every byte but
+/// the last (so the length of a length is known from its bytes; always the shortest form).
+fn varint(mut n: u64) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut len = 0;
+    while n >= 0x80 {
+        out[len] = (n as u8) | 0x80;
+        n >>= 7;
+        len += 1;
     }
+    out[len] = n as u8;
+    (out, len + 1)
 }
 
 fn len64(len: usize) -> u64 {
@@ -449,7 +644,7 @@ impl ser::Error for Error {
 }
 
 impl<'a> ser::Serializer for &'a mut Sink {
-    type Ok = ();
+    type Ok = Val;
     type Error = Error;
     type SerializeSeq = Compound<'a>;
     type SerializeTuple = Compound<'a>;
@@ -465,123 +660,111 @@ impl<'a> ser::Serializer for &'a mut Sink {
     }
 
     #[inline]
-    fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.primitive(tag::BOOL, [u8::from(v)]);
-        Ok(())
+    fn serialize_bool(self, v: bool) -> Result<Val, Error> {
+        Ok(Val::prim(tag::BOOL, [u8::from(v)]))
     }
 
     #[inline]
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.primitive(tag::I8, v.to_le_bytes());
-        Ok(())
+    fn serialize_i8(self, v: i8) -> Result<Val, Error> {
+        Ok(Val::prim(tag::I8, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.primitive(tag::I16, v.to_le_bytes());
-        Ok(())
+    fn serialize_i16(self, v: i16) -> Result<Val, Error> {
+        Ok(Val::prim(tag::I16, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.primitive(tag::I32, v.to_le_bytes());
-        Ok(())
+    fn serialize_i32(self, v: i32) -> Result<Val, Error> {
+        Ok(Val::prim(tag::I32, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.primitive(tag::I64, v.to_le_bytes());
-        Ok(())
+    fn serialize_i64(self, v: i64) -> Result<Val, Error> {
+        Ok(Val::prim(tag::I64, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.primitive(tag::I128, v.to_le_bytes());
-        Ok(())
+    fn serialize_i128(self, v: i128) -> Result<Val, Error> {
+        Ok(Val::prim(tag::I128, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.primitive(tag::U8, [v]);
-        Ok(())
+    fn serialize_u8(self, v: u8) -> Result<Val, Error> {
+        Ok(Val::prim(tag::U8, [v]))
     }
 
     #[inline]
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.primitive(tag::U16, v.to_le_bytes());
-        Ok(())
+    fn serialize_u16(self, v: u16) -> Result<Val, Error> {
+        Ok(Val::prim(tag::U16, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.primitive(tag::U32, v.to_le_bytes());
-        Ok(())
+    fn serialize_u32(self, v: u32) -> Result<Val, Error> {
+        Ok(Val::prim(tag::U32, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.primitive(tag::U64, v.to_le_bytes());
-        Ok(())
+    fn serialize_u64(self, v: u64) -> Result<Val, Error> {
+        Ok(Val::prim(tag::U64, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.primitive(tag::U128, v.to_le_bytes());
-        Ok(())
+    fn serialize_u128(self, v: u128) -> Result<Val, Error> {
+        Ok(Val::prim(tag::U128, v.to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_f32(self, v: f32) -> Result<(), Error> {
-        self.primitive(tag::F32, v.to_bits().to_le_bytes());
-        Ok(())
+    fn serialize_f32(self, v: f32) -> Result<Val, Error> {
+        Ok(Val::prim(tag::F32, v.to_bits().to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_f64(self, v: f64) -> Result<(), Error> {
-        self.primitive(tag::F64, v.to_bits().to_le_bytes());
-        Ok(())
+    fn serialize_f64(self, v: f64) -> Result<Val, Error> {
+        Ok(Val::prim(tag::F64, v.to_bits().to_le_bytes()))
     }
 
     #[inline]
-    fn serialize_char(self, v: char) -> Result<(), Error> {
-        self.primitive(tag::CHAR, u32::from(v).to_le_bytes());
-        Ok(())
+    fn serialize_char(self, v: char) -> Result<Val, Error> {
+        Ok(Val::prim(tag::CHAR, u32::from(v).to_le_bytes()))
     }
 
-    #[inline]
-    fn serialize_str(self, v: &str) -> Result<(), Error> {
+    #[inline(always)]
+    fn serialize_str(self, v: &str) -> Result<Val, Error> {
         self.framed(tag::STR, v.as_bytes());
-        Ok(())
+        Ok(Val::Written)
     }
 
     #[inline]
-    fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
+    fn serialize_bytes(self, v: &[u8]) -> Result<Val, Error> {
         self.framed(tag::BYTES, v);
-        Ok(())
+        Ok(Val::Written)
     }
 
     #[inline]
-    fn serialize_none(self) -> Result<(), Error> {
+    fn serialize_none(self) -> Result<Val, Error> {
         self.write(&[tag::NONE]);
-        Ok(())
+        Ok(Val::Written)
     }
 
     #[inline]
-    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Error> {
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<Val, Error> {
         self.write(&[tag::SOME]);
-        value.serialize(self)
+        let value = value.serialize(&mut *self)?;
+        self.place(value);
+        Ok(Val::Written)
     }
 
     #[inline]
-    fn serialize_unit(self) -> Result<(), Error> {
+    fn serialize_unit(self) -> Result<Val, Error> {
         self.write(&[tag::UNIT]);
-        Ok(())
+        Ok(Val::Written)
     }
 
     #[inline]
-    fn serialize_unit_struct(self, name: &'static str) -> Result<(), Error> {
+    fn serialize_unit_struct(self, name: &'static str) -> Result<Val, Error> {
         self.framed(tag::UNIT_STRUCT, name.as_bytes());
-        Ok(())
+        Ok(Val::Written)
     }
 
     #[inline]
@@ -590,9 +773,9 @@ impl<'a> ser::Serializer for &'a mut Sink {
         name: &'static str,
         variant_index: u32,
         variant: &'static str,
-    ) -> Result<(), Error> {
+    ) -> Result<Val, Error> {
         self.variant(tag::UNIT_VARIANT, name, variant_index, variant);
-        Ok(())
+        Ok(Val::Written)
     }
 
     #[inline]
@@ -600,9 +783,11 @@ impl<'a> ser::Serializer for &'a mut Sink {
         self,
         name: &'static str,
         value: &T,
-    ) -> Result<(), Error> {
+    ) -> Result<Val, Error> {
         self.framed(tag::NEWTYPE_STRUCT, name.as_bytes());
-        value.serialize(self)
+        let value = value.serialize(&mut *self)?;
+        self.place(value);
+        Ok(Val::Written)
     }
 
     #[inline]
@@ -612,9 +797,11 @@ impl<'a> ser::Serializer for &'a mut Sink {
         variant_index: u32,
         variant: &'static str,
         value: &T,
-    ) -> Result<(), Error> {
+    ) -> Result<Val, Error> {
         self.variant(tag::NEWTYPE_VARIANT, name, variant_index, variant);
-        value.serialize(self)
+        let value = value.serialize(&mut *self)?;
+        self.place(value);
+        Ok(Val::Written)
     }
 
     #[inline]
@@ -653,12 +840,7 @@ impl<'a> ser::Serializer for &'a mut Sink {
 
     #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<MapEntries<'a>, Error> {
-        Ok(MapEntries {
-            entries: self.take_entry_sink(),
-            sink: self,
-            sum: EntrySum::default(),
-            key_pending: false,
-        })
+        Ok(MapEntries::new(self))
     }
 
     #[inline]
@@ -679,8 +861,69 @@ impl<'a> ser::Serializer for &'a mut Sink {
         Ok(Compound::new(self))
     }
 
+    /// What `serialize_seq`, `serialize_element` for each item and `end` write (the same
+    /// bytes: serde's impls for `Vec`, slices and sets come here, a hand-written impl may
+    /// take the long way), in a loop of our own with a fast lane for runs.
+    ///
+    /// Once an item turns out to be a primitive, the items after it are first offered to
+    /// [`PrimOnly`], which holds no state: while they are primitives of the same type, they
+    /// are stored at a write position kept in a local variable, up to the end of the run
+    /// chunk, with no call the compiler cannot see through. An item that is not a
+    /// primitive makes `PrimOnly` fail at its first serializer call, before anything is
+    /// written, and is then serialized again into the sink. (A `Serialize` impl with side
+    /// effects before its first serializer call would see them twice; a key's impls are
+    /// expected to be pure anyway, or keys would not be stable.)
     #[inline]
-    fn collect_str<T: ?Sized + fmt::Display>(self, value: &T) -> Result<(), Error> {
+    fn collect_seq<I>(self, iter: I) -> Result<Val, Error>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        self.write(&[tag::SEQ]);
+        let mut count = 0u64;
+        let mut iter = iter.into_iter();
+        while let Some(item) = iter.next() {
+            count += 1;
+            let mut value = item.serialize(&mut *self)?;
+            while let Val::Prim { tag, width, bytes } = value {
+                self.run_value(tag, width, bytes);
+                value = Val::Written;
+                let room = (self.run.end - self.pos) / usize::from(width);
+                let mut pos = self.pos;
+                let mut redo = None;
+                for item in iter.by_ref().take(room) {
+                    count += 1;
+                    match item.serialize(PrimOnly) {
+                        Ok(Val::Prim {
+                            tag: next,
+                            width,
+                            bytes,
+                        }) if next == tag => {
+                            put(&mut self.buf, pos, width, bytes);
+                            pos += usize::from(width);
+                        }
+                        Ok(other) => {
+                            value = other;
+                            break;
+                        }
+                        Err(NotPrim) => {
+                            redo = Some(item);
+                            break;
+                        }
+                    }
+                }
+                self.pos = pos;
+                if let Some(item) = redo {
+                    value = item.serialize(&mut *self)?;
+                }
+            }
+        }
+        self.tagged(tag::END, count.to_le_bytes());
+        Ok(Val::Written)
+    }
+
+    #[inline]
+    fn collect_str<T: ?Sized + fmt::Display>(self, value: &T) -> Result<Val, Error> {
         use fmt::Write as _;
         let mut text = std::mem::take(&mut self.scratch);
         text.clear();
@@ -689,7 +932,188 @@ impl<'a> ser::Serializer for &'a mut Sink {
             self.framed(tag::STR, text.as_bytes());
         }
         self.scratch = text;
-        written.map_err(|_| Error("a Display impl returned an error".into()))
+        written
+            .map(|()| Val::Written)
+            .map_err(|_| Error("a Display impl returned an error".into()))
+    }
+}
+
+/// The serializer of `collect_seq`'s fast lane: takes primitives (exactly as the sink's
+/// serializer does, to [`Val::Prim`]) and refuses everything else with [`NotPrim`]
+/// before anything is written.
+struct PrimOnly;
+
+/// [`PrimOnly`]'s refusal: the value is not a primitive.
+#[derive(Debug)]
+struct NotPrim;
+
+impl fmt::Display for NotPrim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a primitive")
+    }
+}
+
+impl std::error::Error for NotPrim {}
+
+impl ser::Error for NotPrim {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        NotPrim
+    }
+}
+
+/// Refuses every serializer method of [`PrimOnly`] that is not a primitive.
+macro_rules! not_prim {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(
+            #[inline]
+            fn $name(self, $(_: $ty),*) -> Result<$ret, NotPrim> {
+                Err(NotPrim)
+            }
+        )*
+    };
+}
+
+impl ser::Serializer for PrimOnly {
+    type Ok = Val;
+    type Error = NotPrim;
+    type SerializeSeq = ser::Impossible<Val, NotPrim>;
+    type SerializeTuple = ser::Impossible<Val, NotPrim>;
+    type SerializeTupleStruct = ser::Impossible<Val, NotPrim>;
+    type SerializeTupleVariant = ser::Impossible<Val, NotPrim>;
+    type SerializeMap = ser::Impossible<Val, NotPrim>;
+    type SerializeStruct = ser::Impossible<Val, NotPrim>;
+    type SerializeStructVariant = ser::Impossible<Val, NotPrim>;
+
+    #[inline]
+    fn is_human_readable(&self) -> bool {
+        // As the sink's: an impl with two forms must pick the same one in both.
+        false
+    }
+
+    #[inline]
+    fn serialize_bool(self, v: bool) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::BOOL, [u8::from(v)]))
+    }
+
+    #[inline]
+    fn serialize_i8(self, v: i8) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::I8, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_i16(self, v: i16) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::I16, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_i32(self, v: i32) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::I32, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_i64(self, v: i64) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::I64, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_i128(self, v: i128) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::I128, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_u8(self, v: u8) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::U8, [v]))
+    }
+
+    #[inline]
+    fn serialize_u16(self, v: u16) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::U16, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_u32(self, v: u32) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::U32, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_u64(self, v: u64) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::U64, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_u128(self, v: u128) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::U128, v.to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_f32(self, v: f32) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::F32, v.to_bits().to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_f64(self, v: f64) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::F64, v.to_bits().to_le_bytes()))
+    }
+
+    #[inline]
+    fn serialize_char(self, v: char) -> Result<Val, NotPrim> {
+        Ok(Val::prim(tag::CHAR, u32::from(v).to_le_bytes()))
+    }
+
+    not_prim! {
+        serialize_str(v: &str) -> Val;
+        serialize_bytes(v: &[u8]) -> Val;
+        serialize_none() -> Val;
+        serialize_unit() -> Val;
+        serialize_unit_struct(name: &'static str) -> Val;
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str) -> Val;
+        serialize_seq(len: Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(len: usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(name: &'static str, len: usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(
+            name: &'static str,
+            index: u32,
+            variant: &'static str,
+            len: usize
+        ) -> Self::SerializeTupleVariant;
+        serialize_map(len: Option<usize>) -> Self::SerializeMap;
+        serialize_struct(name: &'static str, len: usize) -> Self::SerializeStruct;
+        serialize_struct_variant(
+            name: &'static str,
+            index: u32,
+            variant: &'static str,
+            len: usize
+        ) -> Self::SerializeStructVariant;
+    }
+
+    #[inline]
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<Val, NotPrim> {
+        Err(NotPrim)
+    }
+
+    #[inline]
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Val, NotPrim> {
+        Err(NotPrim)
+    }
+
+    #[inline]
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Val, NotPrim> {
+        Err(NotPrim)
+    }
+
+    #[inline]
+    fn collect_str<T: ?Sized + fmt::Display>(self, _: &T) -> Result<Val, NotPrim> {
+        Err(NotPrim)
     }
 }
 
@@ -708,8 +1132,10 @@ impl<'a> Compound<'a> {
     #[inline]
     fn element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
         self.count += 1;
-        self.sink.element_at = self.sink.buf.len();
-        value.serialize(&mut *self.sink)
+        if let Val::Prim { tag, width, bytes } = value.serialize(&mut *self.sink)? {
+            self.sink.run_value(tag, width, bytes);
+        }
+        Ok(())
     }
 
     /// A named field: its label sits between values, so it never joins a run.
@@ -717,18 +1143,20 @@ impl<'a> Compound<'a> {
     fn field<T: ?Sized + Serialize>(&mut self, name: &str, value: &T) -> Result<(), Error> {
         self.count += 1;
         self.sink.label(name);
-        value.serialize(&mut *self.sink)
+        let value = value.serialize(&mut *self.sink)?;
+        self.sink.place(value);
+        Ok(())
     }
 
     #[inline]
-    fn end(self) -> Result<(), Error> {
+    fn end(self) -> Result<Val, Error> {
         self.sink.tagged(tag::END, self.count.to_le_bytes());
-        Ok(())
+        Ok(Val::Written)
     }
 }
 
 impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
+    type Ok = Val;
     type Error = Error;
 
     #[inline]
@@ -737,13 +1165,13 @@ impl ser::SerializeSeq for Compound<'_> {
     }
 
     #[inline]
-    fn end(self) -> Result<(), Error> {
+    fn end(self) -> Result<Val, Error> {
         Compound::end(self)
     }
 }
 
 impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
+    type Ok = Val;
     type Error = Error;
 
     #[inline]
@@ -752,13 +1180,13 @@ impl ser::SerializeTuple for Compound<'_> {
     }
 
     #[inline]
-    fn end(self) -> Result<(), Error> {
+    fn end(self) -> Result<Val, Error> {
         Compound::end(self)
     }
 }
 
 impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
+    type Ok = Val;
     type Error = Error;
 
     #[inline]
@@ -767,13 +1195,13 @@ impl ser::SerializeTupleStruct for Compound<'_> {
     }
 
     #[inline]
-    fn end(self) -> Result<(), Error> {
+    fn end(self) -> Result<Val, Error> {
         Compound::end(self)
     }
 }
 
 impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
+    type Ok = Val;
     type Error = Error;
 
     #[inline]
@@ -782,13 +1210,13 @@ impl ser::SerializeTupleVariant for Compound<'_> {
     }
 
     #[inline]
-    fn end(self) -> Result<(), Error> {
+    fn end(self) -> Result<Val, Error> {
         Compound::end(self)
     }
 }
 
 impl ser::SerializeStruct for Compound<'_> {
-    type Ok = ();
+    type Ok = Val;
     type Error = Error;
 
     #[inline]
@@ -801,13 +1229,13 @@ impl ser::SerializeStruct for Compound<'_> {
     }
 
     #[inline]
-    fn end(self) -> Result<(), Error> {
+    fn end(self) -> Result<Val, Error> {
         Compound::end(self)
     }
 }
 
 impl ser::SerializeStructVariant for Compound<'_> {
-    type Ok = ();
+    type Ok = Val;
     type Error = Error;
 
     #[inline]
@@ -820,69 +1248,166 @@ impl ser::SerializeStructVariant for Compound<'_> {
     }
 
     #[inline]
-    fn end(self) -> Result<(), Error> {
+    fn end(self) -> Result<Val, Error> {
         Compound::end(self)
     }
 }
 
-/// The order-independent combination of a map's entry digests.
-///
-/// Each entry (key, then value, in the canonical encoding) is hashed on its own; the map
-/// contributes the entry count and the sum of the entry digests, read as 256-bit
-/// little-endian integers, modulo 2^256. Addition is commutative and associative, so the
-/// sum does not depend on iteration order, and it costs a few adds per entry with no
-/// memory per entry.
-///
-/// Not XOR: XOR cancels equal digests, so `{a, a, b, b}` (serde lets a map repeat a key)
-/// would collide with `{c, c, d, d}` and with the empty map but for the count; a sum only
-/// cancels when `2·d ≡ 0 (mod 2^256)`, i.e. for two digests out of 2^256. A full-width
-/// carry chain rather than four independent 64-bit lanes: same cost, and one cyclic group
-/// instead of four small ones.
-///
-/// Limit: a sum of hashes (AdHash) is collision resistant against accident, not against
-/// an adversary who chooses many map entries (Wagner's k-sum algorithm finds colliding
-/// multisets far below 2^128 work at 256 bits). A cache keyed on the program's own
-/// arguments does not face that adversary; sorting the entry digests and hashing them in
-/// order would, at the price of 32 bytes per entry and a sort.
-#[derive(Default)]
-struct EntrySum {
-    lanes: [u64; 4],
-    count: u64,
+/// Map entries whose canonical encoding is at most this long go into the map's stream
+/// as they are; longer ones as `DIGEST` and their 32-byte blake3 digest.
+pub(crate) const ENTRY_INLINE: usize = 256;
+
+/// What a map in progress needs, kept by its sink for the next map at the same depth.
+struct MapParts {
+    /// Encodes one entry (key, then value) at a time.
+    entry: Box<Sink>,
+    /// The entries' encodings (or digests), back to back.
+    bytes: Vec<u8>,
+    /// Per entry: its range in `bytes`.
+    ranges: Vec<(usize, usize)>,
+    /// Per entry: its order hash (see `MapEntries`) in the high 64 bits, its number in
+    /// the low ones; sorted by `sort_entries`.
+    order: Vec<u128>,
+    /// Room for `sort_entries`.
+    scratch: Vec<u128>,
+    counts: Vec<usize>,
 }
 
-impl EntrySum {
-    fn add(&mut self, digest: &[u8; 32]) {
-        let mut carry = false;
-        for (lane, bytes) in self.lanes.iter_mut().zip(digest.chunks_exact(8)) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(bytes);
-            let (sum, over1) = lane.overflowing_add(u64::from_le_bytes(word));
-            let (sum, over2) = sum.overflowing_add(u64::from(carry));
-            *lane = sum;
-            carry = over1 || over2;
+/// Sorts a map's entries by their order hash, ties by their bytes.
+///
+/// A bucket sort on the hash's top bits, a few entries per bucket, then each bucket
+/// sorted on its own, as plain integers: linear in the entry count, where a comparison
+/// sort of 100,000 entries took more time than hashing them. Entries with equal hashes
+/// (next to each other by then) are put in the order of their bytes, so the result is
+/// a function of the entries alone.
+fn sort_entries(parts: &mut MapParts) {
+    let MapParts {
+        bytes,
+        ranges,
+        order,
+        scratch,
+        counts,
+        ..
+    } = parts;
+    if order.len() < 64 {
+        order.sort_unstable();
+    } else {
+        // About four entries per bucket (4 to 62 bits): fewer buckets than entries keep
+        // the counts in cache.
+        let bits = usize::BITS - (order.len() - 1).leading_zeros() - 2;
+        let bucket = |e: u128| (e >> (128 - bits)) as usize;
+        counts.clear();
+        counts.resize((1 << bits) + 1, 0);
+        for &e in order.iter() {
+            counts[bucket(e) + 1] += 1;
         }
-        self.count += 1;
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        scratch.clear();
+        scratch.resize(order.len(), 0);
+        for &e in order.iter() {
+            let at = &mut counts[bucket(e)];
+            scratch[*at] = e;
+            *at += 1;
+        }
+        // Each bucket now ends where the next one starts.
+        let mut start = 0;
+        for &end in &counts[..counts.len() - 1] {
+            if end - start > 1 {
+                scratch[start..end].sort_unstable();
+            }
+            start = end;
+        }
+        std::mem::swap(order, scratch);
     }
-
-    fn to_bytes(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (bytes, lane) in out.chunks_exact_mut(8).zip(self.lanes) {
-            bytes.copy_from_slice(&lane.to_le_bytes());
+    let hash = |e: u128| (e >> 64) as u64;
+    let entry = |e: u128| {
+        let (start, end) = ranges[e as u64 as usize];
+        &bytes[start..end]
+    };
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i + 1;
+        while j < order.len() && hash(order[j]) == hash(order[i]) {
+            j += 1;
         }
-        out
+        if j - i > 1 {
+            order[i..j].sort_unstable_by(|a, b| entry(*a).cmp(entry(*b)));
+        }
+        i = j;
     }
 }
 
-/// A map in progress: entries are hashed one by one in the sink's entry sink and summed.
+impl MapParts {
+    fn new() -> Box<MapParts> {
+        let mut entry = Sink::boxed();
+        // The inline-or-digest choice must not depend on buffering, so an entry's sink
+        // always buffers (see `serialize_value`).
+        entry.limit = BUF_LEN;
+        Box::new(MapParts {
+            entry,
+            bytes: Vec::new(),
+            ranges: Vec::new(),
+            order: Vec::new(),
+            scratch: Vec::new(),
+            counts: Vec::new(),
+        })
+    }
+
+    fn clear(&mut self) {
+        self.entry.reset();
+        // A huge map's arena is not kept for the rest of the thread's life.
+        if self.bytes.capacity() > 4 << 20 {
+            *self = MapParts {
+                entry: std::mem::replace(&mut self.entry, Sink::boxed()),
+                bytes: Vec::new(),
+                ranges: Vec::new(),
+                order: Vec::new(),
+                scratch: Vec::new(),
+                counts: Vec::new(),
+            };
+        }
+        self.bytes.clear();
+        self.ranges.clear();
+        self.order.clear();
+    }
+}
+
+/// A map in progress.
+///
+/// Each entry (key, then value, in the canonical encoding) is encoded on its own; the map
+/// writes `MAP`, the entry count, then the entries *sorted*: by a 64-bit XXH3 of each
+/// entry's bytes, ties broken by the bytes. The order is a function of the multiset of
+/// entries alone, so two equal `HashMap`s built in different processes (different random
+/// iteration orders) stream the same bytes, and a `BTreeMap` with the same entries too.
+/// XXH3 only orders; every byte of every entry still goes through blake3, so the key
+/// keeps blake3's collision resistance (entries are self-delimiting, so the sorted stream
+/// determines the multiset of entries).
+///
+/// An entry longer than [`ENTRY_INLINE`] bytes is replaced by `DIGEST` and the blake3
+/// digest of its encoding, which bounds the memory a map needs to ~290 bytes per entry
+/// whatever its values hold.
 struct MapEntries<'a> {
     sink: &'a mut Sink,
-    entries: Box<Sink>,
-    sum: EntrySum,
+    parts: Box<MapParts>,
     key_pending: bool,
 }
 
+impl MapEntries<'_> {
+    fn new(sink: &mut Sink) -> MapEntries<'_> {
+        let mut parts = sink.maps.take().unwrap_or_else(MapParts::new);
+        parts.clear();
+        MapEntries {
+            sink,
+            parts,
+            key_pending: false,
+        }
+    }
+}
+
 impl ser::SerializeMap for MapEntries<'_> {
-    type Ok = ();
+    type Ok = Val;
     type Error = Error;
 
     #[inline]
@@ -891,7 +1416,9 @@ impl ser::SerializeMap for MapEntries<'_> {
             return Err(Error("map key serialized without its value".into()));
         }
         self.key_pending = true;
-        key.serialize(&mut *self.entries)
+        let key = key.serialize(&mut *self.parts.entry)?;
+        self.parts.entry.place(key);
+        Ok(())
     }
 
     #[inline]
@@ -900,21 +1427,50 @@ impl ser::SerializeMap for MapEntries<'_> {
             return Err(Error("map value serialized without a key".into()));
         }
         self.key_pending = false;
-        value.serialize(&mut *self.entries)?;
-        let digest = self.entries.digest();
-        self.sum.add(&digest);
+        let parts = &mut *self.parts;
+        let value = value.serialize(&mut *parts.entry)?;
+        let entry = &mut *parts.entry;
+        entry.place(value);
+        entry.close_run();
+        let start = parts.bytes.len();
+        if entry.fed == 0 && entry.pos <= ENTRY_INLINE {
+            if entry.pos <= 32 {
+                // A fixed-size copy (the buffer is always longer), then the excess cut:
+                // cheaper than a call to `memcpy` for the usual short entry.
+                parts.bytes.extend_from_slice(&entry.buf[..32]);
+                parts.bytes.truncate(start + entry.pos);
+            } else {
+                parts.bytes.extend_from_slice(&entry.buf[..entry.pos]);
+            }
+            entry.reset();
+        } else {
+            parts.bytes.push(tag::DIGEST);
+            parts.bytes.extend_from_slice(&entry.digest());
+        }
+        let end = parts.bytes.len();
+        let order = xxhash_rust::xxh3::xxh3_64(&parts.bytes[start..end]);
+        let number = parts.ranges.len() as u128;
+        parts.ranges.push((start, end));
+        parts.order.push(u128::from(order) << 64 | number);
         Ok(())
     }
 
     #[inline]
-    fn end(self) -> Result<(), Error> {
+    fn end(self) -> Result<Val, Error> {
         if self.key_pending {
             return Err(Error("map key serialized without its value".into()));
         }
-        self.sink.tagged(tag::MAP, self.sum.count.to_le_bytes());
-        self.sink.write(&self.sum.to_bytes());
-        self.sink.entries = Some(self.entries);
-        Ok(())
+        let MapEntries {
+            sink, mut parts, ..
+        } = self;
+        sort_entries(&mut parts);
+        sink.tagged(tag::MAP, len64(parts.order.len()).to_le_bytes());
+        for &e in &parts.order {
+            let (start, end) = parts.ranges[e as u64 as usize];
+            sink.write(&parts.bytes[start..end]);
+        }
+        sink.maps = Some(parts);
+        Ok(Val::Written)
     }
 }
 
@@ -1289,22 +1845,24 @@ mod tests {
 
         let mut s: Vec<u8> = Vec::new();
         let len = |s: &mut Vec<u8>, n: u64| s.extend_from_slice(&n.to_le_bytes());
+        // Lengths of names and strings: one byte below 128.
+        let vlen = |s: &mut Vec<u8>, n: u64| s.push(u8::try_from(n).expect("short"));
         s.push(tag::LABEL);
-        len(&mut s, KEY_FORMAT.len() as u64);
+        vlen(&mut s, KEY_FORMAT.len() as u64);
         s.extend_from_slice(KEY_FORMAT.as_bytes());
         s.push(tag::LABEL);
-        len(&mut s, 1);
+        vlen(&mut s, 1);
         s.extend_from_slice(b"f");
         s.push(tag::RAW);
-        len(&mut s, 1);
+        vlen(&mut s, 1);
         s.push(9);
         s.push(tag::TUPLE);
         {
             s.push(tag::STRUCT);
-            len(&mut s, 1);
+            vlen(&mut s, 1);
             s.extend_from_slice(b"P");
             s.push(tag::LABEL);
-            len(&mut s, 1);
+            vlen(&mut s, 1);
             s.extend_from_slice(b"x");
             s.push(tag::U16);
             s.extend_from_slice(&7u16.to_le_bytes());
@@ -1313,7 +1871,7 @@ mod tests {
 
             s.extend_from_slice(&[tag::SOME, tag::I8, 0xff]);
             s.push(tag::STR);
-            len(&mut s, 2);
+            vlen(&mut s, 2);
             s.extend_from_slice(b"hi");
             s.push(tag::SEQ);
             s.extend_from_slice(&[tag::RUN, tag::F32, 1, 0]);
@@ -1322,23 +1880,85 @@ mod tests {
             len(&mut s, 1);
 
             s.push(tag::NEWTYPE_VARIANT);
-            len(&mut s, 5);
+            vlen(&mut s, 5);
             s.extend_from_slice(b"Shape");
             s.extend_from_slice(&3u32.to_le_bytes());
             s.push(tag::LABEL);
-            len(&mut s, 6);
+            vlen(&mut s, 6);
             s.extend_from_slice(b"Radius");
             s.push(tag::F64);
             s.extend_from_slice(&2.0f64.to_bits().to_le_bytes());
         }
         s.push(tag::END);
         len(&mut s, 5);
-        let entry = blake3::hash(&[tag::U8, 1, tag::BOOL, 1]);
         s.push(tag::MAP);
         len(&mut s, 1);
-        s.extend_from_slice(entry.as_bytes());
+        s.extend_from_slice(&[tag::U8, 1, tag::BOOL, 1]);
 
         assert_eq!(hasher.finish().as_bytes(), blake3::hash(&s).as_bytes());
+    }
+
+    /// Long lengths take more LEB128 bytes; a map entry longer than `ENTRY_INLINE` stands
+    /// as its digest; entries are sorted by their XXH3, ties by their bytes.
+    #[test]
+    fn long_lengths_and_long_map_entries_are_encoded_as_documented() {
+        let text = "x".repeat(200);
+        let mut s: Vec<u8> = vec![tag::LABEL, KEY_FORMAT.len() as u8];
+        s.extend_from_slice(KEY_FORMAT.as_bytes());
+        s.extend_from_slice(&[tag::STR, 0xc8, 0x01]);
+        s.extend_from_slice(text.as_bytes());
+        assert_eq!(key_of(&text).as_bytes(), blake3::hash(&s).as_bytes());
+        assert_eq!(varint(0), ([0; 10], 1));
+        assert_eq!(&varint(300).0[..2], &[0xac, 0x02]);
+        assert_eq!(varint(u64::MAX).1, 10);
+
+        let long = vec![7u8; ENTRY_INLINE];
+        let map: BTreeMap<u8, Bytes<'_>> = [(1, Bytes(&long)), (2, Bytes(b"ab"))].into();
+        let mut long_entry = vec![tag::U8, 1, tag::BYTES, 0x80, 0x02];
+        long_entry.extend_from_slice(&long);
+        let mut digest_entry = vec![tag::DIGEST];
+        digest_entry.extend_from_slice(blake3::hash(&long_entry).as_bytes());
+        let short_entry = vec![tag::U8, 2, tag::BYTES, 2, b'a', b'b'];
+        let mut entries = [digest_entry, short_entry];
+        entries.sort_by_key(|e| (xxhash_rust::xxh3::xxh3_64(e), e.clone()));
+        let mut s: Vec<u8> = vec![tag::LABEL, KEY_FORMAT.len() as u8];
+        s.extend_from_slice(KEY_FORMAT.as_bytes());
+        s.push(tag::MAP);
+        s.extend_from_slice(&2u64.to_le_bytes());
+        for entry in &entries {
+            s.extend_from_slice(entry);
+        }
+        assert_eq!(key_of(&map).as_bytes(), blake3::hash(&s).as_bytes());
+    }
+
+    /// The bucket sort gives the order of a full sort, equal hashes ordered by bytes.
+    #[test]
+    fn map_entries_sort_like_a_full_sort() {
+        for n in [0usize, 1, 5, 63, 64, 65, 1000, 5000] {
+            let mut parts = MapParts::new();
+            for i in 0..n {
+                let start = parts.bytes.len();
+                parts
+                    .bytes
+                    .extend_from_slice(&(i as u64 * 7919 % 1000).to_le_bytes());
+                // Few distinct hashes, so many ties must be broken by the bytes.
+                let hash = (i as u64 % 97).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                parts.ranges.push((start, parts.bytes.len()));
+                parts.order.push(u128::from(hash) << 64 | i as u128);
+            }
+            let entries = |parts: &MapParts| -> Vec<(u64, Vec<u8>)> {
+                let entry = |e: &u128| {
+                    let (a, b) = parts.ranges[*e as u64 as usize];
+                    ((*e >> 64) as u64, parts.bytes[a..b].to_vec())
+                };
+                parts.order.iter().map(entry).collect()
+            };
+            let mut expected = entries(&parts);
+            expected.sort();
+            sort_entries(&mut parts);
+            let got = entries(&parts);
+            assert_eq!(got, expected, "{n} entries");
+        }
     }
 
     /// Runs: chunks of `RUN_BYTES` of values, broken by anything written between elements.
@@ -1347,7 +1967,7 @@ mod tests {
         let floats: Vec<f64> = (0..1000).map(f64::from).collect();
         let mut s: Vec<u8> = Vec::new();
         s.push(tag::LABEL);
-        s.extend_from_slice(&(KEY_FORMAT.len() as u64).to_le_bytes());
+        s.push(KEY_FORMAT.len() as u8);
         s.extend_from_slice(KEY_FORMAT.as_bytes());
         s.push(tag::SEQ);
         for chunk in floats.chunks(RUN_BYTES / 8) {
