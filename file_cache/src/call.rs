@@ -11,6 +11,7 @@ use crate::memory::{self, Memory};
 use crate::root::{root_of, Access, Root};
 use crate::site::{Problem, Site};
 use crate::store;
+use crate::verified::FileId;
 use crate::{manage, size_limit, stats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -531,12 +532,12 @@ fn lookup<T: DeserializeOwned>(
         return None;
     }
     let guess = site.state.entry_len.load(Ordering::Relaxed);
-    let bytes = match store::read(path, guess) {
-        Ok(Some(bytes)) => {
+    let (bytes, file_id) = match store::read_with_id(path, guess) {
+        Ok(Some((bytes, file_id))) => {
             if bytes.len() != guess {
                 site.state.entry_len.store(bytes.len(), Ordering::Relaxed);
             }
-            bytes
+            (bytes, file_id)
         }
         Ok(None) => {
             log::debug!("file_cache: miss {}", site.display_name());
@@ -557,7 +558,7 @@ fn lookup<T: DeserializeOwned>(
         log::debug!("file_cache: expired {}", site.display_name());
         return None;
     }
-    match decode_entry(&bytes, key, &layout::of::<T>(site)) {
+    match decode_entry_from(&bytes, file_id, key, &layout::of::<T>(site)) {
         Ok(value) => {
             log::debug!("file_cache: hit {}", site.display_name());
             let saved_us = entry::peek_times(&bytes).map_or(0, |(_, compute_us)| compute_us);
@@ -590,7 +591,17 @@ pub(crate) fn decode_entry<T: DeserializeOwned>(
     key: &CallKey,
     layout: &Fingerprint,
 ) -> Result<T, String> {
-    let (header, payload) = entry::parse(bytes).map_err(|e| e.to_string())?;
+    decode_entry_from(bytes, None, key, layout)
+}
+
+/// [`decode_entry`] for bytes read from the file `id` (see [`entry::parse_from`]).
+fn decode_entry_from<T: DeserializeOwned>(
+    bytes: &[u8],
+    id: Option<FileId>,
+    key: &CallKey,
+    layout: &Fingerprint,
+) -> Result<T, String> {
+    let (header, payload) = entry::parse_from(bytes, id).map_err(|e| e.to_string())?;
     if header.key != *key.key.as_bytes() {
         return Err("it holds another key".to_owned());
     }

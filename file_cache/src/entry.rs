@@ -31,6 +31,7 @@
 //! bytes in a few dozen instructions. Version 2 (never released) used XXH3-128 for the
 //! payload too; version 1 used blake3 for both.
 
+use crate::verified::{self, FileId};
 use std::fmt;
 
 /// First bytes of every entry file. The `\r\n` catches text-mode mangling.
@@ -182,6 +183,16 @@ pub(crate) fn peek_times(bytes: &[u8]) -> Option<(u64, u64)> {
 /// present (no trailing bytes allowed) and the payload checksum. Comparing the key,
 /// codec, type and layout against what the caller expects is the caller's job.
 pub(crate) fn parse(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), EntryError> {
+    parse_from(bytes, None)
+}
+
+/// [`parse`], for bytes read from the file `id` (see the `verified` module): when this
+/// process already verified that very file's payload against the checksum its header
+/// declares, the payload is not hashed again; when it verifies it now, it remembers.
+pub(crate) fn parse_from(
+    bytes: &[u8],
+    id: Option<FileId>,
+) -> Result<(Header<'_>, &[u8]), EntryError> {
     let parsed = parse_header(bytes)?;
     let payload = &bytes[parsed.len..];
     if parsed.payload_len != payload.len() as u64 {
@@ -190,8 +201,15 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Header<'_>, &[u8]), EntryError> {
             actual: payload.len(),
         });
     }
+    if id.is_some_and(|id| verified::is_verified(&id, &parsed.payload_sum)) {
+        return Ok((parsed.header, payload));
+    }
+    verified::count_hash();
     if payload_sum(payload) != parsed.payload_sum {
         return Err(EntryError::PayloadChecksum);
+    }
+    if let Some(id) = id {
+        verified::record(id, parsed.payload_sum);
     }
     Ok((parsed.header, payload))
 }

@@ -50,6 +50,7 @@ mod size_limit;
 mod stats;
 mod store;
 mod tracked;
+mod verified;
 
 #[cfg(any(feature = "remote-redis", feature = "remote-s3"))]
 pub mod remote;
@@ -111,6 +112,7 @@ pub mod __private {
     pub use crate::call_async::{call_async, call_result_async};
     pub use crate::site::{Site, SiteInfo};
     pub use crate::tracked::{combine, Tracked};
+    pub use crate::verified::payload_hashes;
 
     /// Traces `T`'s layout fingerprint, as a cached function does once; for the benches.
     pub fn trace_layout<T: serde::de::DeserializeOwned>() -> Option<[u8; 16]> {

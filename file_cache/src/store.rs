@@ -8,6 +8,7 @@ use crate::config::{config, Faults};
 use crate::entry;
 use crate::key::Key;
 use crate::lock;
+use crate::verified::{self, FileId};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -97,6 +98,28 @@ pub(crate) fn read(path: &Path, guess: usize) -> io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     };
     read_entry(file, guess).map(Some)
+}
+
+/// [`read`], and for an entry of at least [`verified::MIN_LEN`] bytes, the identity of
+/// the file read when it is settled (see the `verified` module).
+pub(crate) fn read_with_id(
+    path: &Path,
+    guess: usize,
+) -> io::Result<Option<(Vec<u8>, Option<FileId>)>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if guess < verified::MIN_LEN {
+        // Small, or the first read in this process (then the next read knows the size).
+        return read_entry(file, guess).map(|bytes| Some((bytes, None)));
+    }
+    // The identity of the open file, taken before reading it: a write after this `stat`
+    // moves its change time, so the next read sees another identity.
+    let id = file.metadata().ok().and_then(|meta| FileId::settled(&meta));
+    let bytes = read_entry(file, guess)?;
+    Ok(Some((bytes, id)))
 }
 
 fn is_absent(error: &io::Error) -> bool {
