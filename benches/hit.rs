@@ -303,9 +303,14 @@ fn big_arg(c: &mut Criterion, data: &Path) {
 }
 
 /// Hit throughput with 1 and 2 threads, each on its own key.
+/// Keys each thread of the threads bench cycles through: its own, so the threads never
+/// share a key, and many, so they meet in one of the memory tier's 16 shards about as often
+/// as any two threads of a program would (two fixed keys share a shard, or do not, by luck).
+const THREAD_KEYS: u64 = 32;
+
 fn threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("threads");
-    for key in 0..2u64 {
+    for key in 0..2 * THREAD_KEYS {
         fc_small(100 + key, "t");
         fc_small_disk(100 + key, "t");
     }
@@ -319,10 +324,12 @@ fn threads(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
                     std::thread::scope(|scope| {
-                        for key in 0..threads {
+                        for thread in 0..threads {
                             scope.spawn(move || {
-                                for _ in 0..iters {
-                                    hint::black_box(hit(100 + key, "t"));
+                                let first = 100 + thread * THREAD_KEYS;
+                                for i in 0..iters {
+                                    let key = first + i % THREAD_KEYS;
+                                    hint::black_box(hit(key, "t"));
                                 }
                             });
                         }

@@ -46,11 +46,18 @@ impl KeyBuilder {
         if config().mode == Mode::Off || site.is_uncacheable() {
             return None;
         }
-        // `KeyHasher::new` starts with the key format's label.
-        let mut hasher = KeyHasher::new();
-        hasher.write_raw(&site.info.code_hash);
-        hasher.write_label(site.info.module_path);
-        hasher.write_label(site.info.name);
+        // What every key of the function starts with (the key format's label, which
+        // `KeyHasher::new` writes, the code hash and the names), hashed once; each call's
+        // stream starts from its digest. That keeps a small call's stream within one
+        // blake3 block, where the whole prefix took a second one.
+        let prefix = site.state.key_prefix.get_or_init(|| {
+            let mut hasher = KeyHasher::new();
+            hasher.write_raw(&site.info.code_hash);
+            hasher.write_label(site.info.module_path);
+            hasher.write_label(site.info.name);
+            *hasher.finish().as_bytes()
+        });
+        let hasher = KeyHasher::continuing(prefix);
         Some(KeyBuilder {
             site,
             hasher,

@@ -192,17 +192,30 @@ impl KeyHasher {
     /// write goes to blake3 as is). The key does not depend on it; tests use it to prove
     /// that.
     pub(crate) fn with_buffer_len(buf_len: usize) -> KeyHasher {
+        let mut hasher = KeyHasher::bare(buf_len);
+        // A label rather than blake3's derive-key mode: same separation, and no
+        // compression of a context string on every call.
+        hasher.write_label(KEY_FORMAT);
+        hasher
+    }
+
+    /// A hasher whose stream starts with `prefix`, the digest of another key stream
+    /// (which started with the format's label), framed as raw bytes: what a cached
+    /// function's calls continue from (see `KeyBuilder::begin`).
+    pub(crate) fn continuing(prefix: &[u8; 32]) -> KeyHasher {
+        let mut hasher = KeyHasher::bare(BUF_LEN);
+        hasher.write_raw(prefix);
+        hasher
+    }
+
+    fn bare(buf_len: usize) -> KeyHasher {
         let mut sink = SPARE
             .try_with(std::cell::Cell::take)
             .ok()
             .flatten()
             .unwrap_or_else(Sink::boxed);
         sink.limit = buf_len.min(BUF_LEN);
-        let mut hasher = KeyHasher { sink: Some(sink) };
-        // A label rather than blake3's derive-key mode: same separation, and no
-        // compression of a context string on every call.
-        hasher.write_label(KEY_FORMAT);
-        hasher
+        KeyHasher { sink: Some(sink) }
     }
 
     fn sink(&mut self) -> &mut Sink {

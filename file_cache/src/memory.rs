@@ -34,15 +34,52 @@ pub(crate) type Payload = Arc<[u8]>;
 
 /// A bounded memory tier.
 pub(crate) struct Memory {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[PaddedShard]>,
     /// Largest payload kept: a sixteenth of the budget, so one value never flushes a shard.
     max_value: usize,
+}
+
+/// A shard alone on its cache lines: threads using different shards never write to a
+/// line another shard's lock lives on.
+#[repr(align(128))]
+struct PaddedShard(Mutex<Shard>);
+
+/// Hashes a key by eight of its bytes: keys are blake3 digests, already uniform, so
+/// SipHash over all 32 bytes only cost time. Not the first eight: the first byte chose the
+/// shard, so within a shard its low bits are all alike.
+#[derive(Default, Clone, Copy)]
+struct KeyPrefix;
+
+impl std::hash::BuildHasher for KeyPrefix {
+    type Hasher = PrefixHasher;
+    fn build_hasher(&self) -> PrefixHasher {
+        PrefixHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct PrefixHasher(u64);
+
+impl std::hash::Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A `[u8; 32]` hashes as its length (eight bytes), then its bytes: keep eight of
+        // the key's.
+        if let Some(prefix) = bytes.get(8..16) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(prefix);
+            self.0 = u64::from_le_bytes(word);
+        }
+    }
 }
 
 struct Shard {
     budget: usize,
     used: usize,
-    map: HashMap<[u8; 32], usize>,
+    map: HashMap<[u8; 32], usize, KeyPrefix>,
     ring: Vec<Slot>,
     /// Ring indices whose slot is empty.
     free: Vec<usize>,
@@ -64,14 +101,14 @@ impl Memory {
         Memory {
             shards: (0..SHARDS)
                 .map(|_| {
-                    Mutex::new(Shard {
+                    PaddedShard(Mutex::new(Shard {
                         budget: shard_budget,
                         used: 0,
-                        map: HashMap::new(),
+                        map: HashMap::default(),
                         ring: Vec::new(),
                         free: Vec::new(),
                         hand: 0,
-                    })
+                    }))
                 })
                 .collect(),
             max_value: budget / SHARDS,
@@ -82,6 +119,7 @@ impl Memory {
         // A panic while holding a shard cannot leave it inconsistent in a way that matters
         // more than losing the cache: keep using it.
         self.shards[usize::from(key[0]) % SHARDS]
+            .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -137,7 +175,7 @@ impl Memory {
     /// Forgets everything.
     pub(crate) fn clear(&self) {
         for shard in self.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut shard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
             shard.map.clear();
             shard.ring.clear();
             shard.free.clear();
@@ -151,7 +189,7 @@ impl Memory {
     fn used(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).used)
+            .map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner).used)
             .sum()
     }
 }

@@ -67,6 +67,7 @@ impl Site {
                 layout: OnceLock::new(),
                 stats: SiteStats::new(),
                 root: OnceLock::new(),
+                key_prefix: OnceLock::new(),
             },
         }
     }
@@ -122,6 +123,9 @@ pub(crate) struct SiteState {
     pub(crate) stats: SiteStats,
     /// The verdict on the function's root, looked up on first use.
     pub(crate) root: OnceLock<&'static crate::root::Root>,
+    /// The digest of the constant start of every key of this function (see
+    /// `KeyBuilder::begin`), computed on first use.
+    pub(crate) key_prefix: OnceLock<[u8; 32]>,
 }
 
 /// Kinds of trouble a site warns about once each.

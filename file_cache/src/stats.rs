@@ -1,6 +1,6 @@
 //! Per-function counters of this process, and the hit log that lets saved time outlive it.
 //!
-//! Counting is a few relaxed atomic adds on the call path. What the `file-cache` tool shows
+//! Counting is a few relaxed atomic adds on the call path, to counters striped by thread. What the `file-cache` tool shows
 //! as "time saved" must survive the process, so hits are also appended, in batches, to a
 //! small log in the function's directory (see [`crate::inspect`]): a batch is written once it
 //! holds a second of saved time or a thousand hits, and whatever is left when a thread ends
@@ -11,7 +11,7 @@ use crate::site::Site;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -21,16 +21,17 @@ const LOG_AFTER_SAVED_US: u64 = 1_000_000;
 const LOG_AFTER_HITS: u64 = 1_000;
 
 /// The counters of one site, kept in its per-process state.
+///
+/// A hit's counters are striped: each thread adds to one of [`STRIPES`] sets, each on its
+/// own cache lines, and readers sum them. Two threads hitting one function then never
+/// write to the same cache line (with one shared set, the line bounced between the cores
+/// on every hit, and two threads did hardly more hits than one).
 #[derive(Debug)]
 pub(crate) struct SiteStats {
     registered: AtomicBool,
-    hits: AtomicU64,
     misses: AtomicU64,
-    bytes_read: AtomicU64,
     bytes_written: AtomicU64,
-    saved_us: AtomicU64,
-    unlogged_hits: AtomicU64,
-    unlogged_saved_us: AtomicU64,
+    stripes: [HitStripe; STRIPES],
     /// The function's directory, from its first lookup: where its hit log is, and what
     /// names it in [`FunctionStats`] (for a method, the directory of its first `Self` type).
     dir: OnceLock<PathBuf>,
@@ -38,20 +39,58 @@ pub(crate) struct SiteStats {
     pub(crate) version_noted: AtomicBool,
 }
 
+/// Stripes of hit counters per site; a thread's stripe is assigned round-robin.
+const STRIPES: usize = 8;
+
+/// One thread stripe's hit counters, alone on its cache lines.
+#[derive(Debug)]
+#[repr(align(128))]
+struct HitStripe {
+    hits: AtomicU64,
+    bytes_read: AtomicU64,
+    saved_us: AtomicU64,
+    unlogged_hits: AtomicU64,
+    unlogged_saved_us: AtomicU64,
+}
+
+impl HitStripe {
+    const fn new() -> HitStripe {
+        HitStripe {
+            hits: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            saved_us: AtomicU64::new(0),
+            unlogged_hits: AtomicU64::new(0),
+            unlogged_saved_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// This thread's stripe.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.try_with(|stripe| *stripe).unwrap_or(0)
+}
+
 impl SiteStats {
     pub(crate) const fn new() -> SiteStats {
         SiteStats {
             registered: AtomicBool::new(false),
-            hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
-            saved_us: AtomicU64::new(0),
-            unlogged_hits: AtomicU64::new(0),
-            unlogged_saved_us: AtomicU64::new(0),
+            stripes: [const { HitStripe::new() }; STRIPES],
             dir: OnceLock::new(),
             version_noted: AtomicBool::new(false),
         }
+    }
+
+    fn sum(&self, field: impl Fn(&HitStripe) -> &AtomicU64) -> u64 {
+        self.stripes
+            .iter()
+            .map(|stripe| field(stripe).load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -59,7 +98,9 @@ impl SiteStats {
 static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
 
 fn register(site: &'static Site) {
-    if !site.state.stats.registered.swap(true, Ordering::Relaxed) {
+    // Read first: a swap on every call would write the shared line on every hit.
+    let registered = &site.state.stats.registered;
+    if !registered.load(Ordering::Relaxed) && !registered.swap(true, Ordering::Relaxed) {
         SITES.lock().unwrap_or_else(|e| e.into_inner()).push(site);
     }
 }
@@ -67,10 +108,12 @@ fn register(site: &'static Site) {
 /// A hit that read `bytes` from the entry at `path` and saved `saved_us` of computing.
 pub(crate) fn record_hit(site: &'static Site, path: &Path, bytes: u64, saved_us: u64) {
     register(site);
-    let stats = &site.state.stats;
+    let stats = &site.state.stats.stripes[stripe()];
     stats.hits.fetch_add(1, Ordering::Relaxed);
     stats.bytes_read.fetch_add(bytes, Ordering::Relaxed);
     stats.saved_us.fetch_add(saved_us, Ordering::Relaxed);
+    // Per stripe: a batch is logged once one thread's stripe holds a second of saved
+    // time or a thousand hits (with the other stripes' unlogged hits).
     let hits = stats.unlogged_hits.fetch_add(1, Ordering::Relaxed) + 1;
     let saved = stats
         .unlogged_saved_us
@@ -113,8 +156,11 @@ fn flush_site(site: &Site) {
     let Some(dir) = stats.dir.get() else {
         return;
     };
-    let hits = stats.unlogged_hits.swap(0, Ordering::Relaxed);
-    let saved_us = stats.unlogged_saved_us.swap(0, Ordering::Relaxed);
+    let (mut hits, mut saved_us) = (0, 0);
+    for stripe in &stats.stripes {
+        hits += stripe.unlogged_hits.swap(0, Ordering::Relaxed);
+        saved_us += stripe.unlogged_saved_us.swap(0, Ordering::Relaxed);
+    }
     if hits == 0 {
         return;
     }
@@ -212,11 +258,11 @@ pub fn stats() -> Vec<FunctionStats> {
                     .and_then(|dir| dir.file_name())
                     .map(|name| name.to_string_lossy().replace('.', "::"))
                     .unwrap_or_else(|| site.display_name()),
-                hits: stats.hits.load(Ordering::Relaxed),
+                hits: stats.sum(|s| &s.hits),
                 misses: stats.misses.load(Ordering::Relaxed),
-                bytes_read: stats.bytes_read.load(Ordering::Relaxed),
+                bytes_read: stats.sum(|s| &s.bytes_read),
                 bytes_written: stats.bytes_written.load(Ordering::Relaxed),
-                time_saved: Duration::from_micros(stats.saved_us.load(Ordering::Relaxed)),
+                time_saved: Duration::from_micros(stats.sum(|s| &s.saved_us)),
             }
         })
         .collect();
