@@ -364,4 +364,5 @@ fn main() {
     support::isolate("hit");
     group();
     Criterion::default().configure_from_args().final_summary();
+    support::remove_old("hit");
 }

@@ -76,6 +76,7 @@ fn fill(site: &'static Site, n: u64) {
 fn benches(c: &mut Criterion) {
     fill(&SMALL, 1_000);
     fill(&LARGE, 1_000_000);
+    support::settle_disk();
     let mut group = c.benchmark_group("scale");
     for (site, n) in [(&SMALL, 1_000u64), (&LARGE, 1_000_000)] {
         BODY_RAN.store(false, Ordering::Relaxed);

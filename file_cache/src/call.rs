@@ -271,7 +271,7 @@ impl<T: DeserializeOwned> Pending<T> {
         manage::answer_probe::<T>(site, key.as_ref());
         let key = key?;
         let root = root_of(site);
-        if root.access == Access::Unusable {
+        if !root.usable() {
             return None;
         }
         Some(Pending {
@@ -318,7 +318,7 @@ impl<T: DeserializeOwned> Pending<T> {
         }
         let mut lock = None;
         let root = self.root;
-        if self.site.info.lock && root.locks() && root.access == Access::ReadWrite {
+        if self.site.info.lock && root.locks() && root.access() == Access::ReadWrite {
             match lock::acquire(&self.path, block, config().faults) {
                 Ok(Some(held)) => lock = Some(held),
                 Ok(None) => return Step::LockBusy,
@@ -704,7 +704,7 @@ where
         Ok(header) => header,
         Err(error) => return refuse(error.to_string()),
     };
-    if root.access != Access::ReadWrite {
+    if root.access() != Access::ReadWrite {
         // Said once, when the root was checked.
         return Some(payload);
     }

@@ -1,6 +1,6 @@
 //! The root directory: created private to the user, checked once per process before
 //! anything is read from or written to it, and probed for what the cache relies on
-//! (writing, renaming over a file, locking a file). A function with `dir = "..."` has a
+//! (writing, renaming over a file, locking a file) before anything is written to it. A function with `dir = "..."` has a
 //! root of its own, checked the same way, once.
 //!
 //! A root that someone else could have planted entries in (a symbolic link, a directory
@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// What this process may do under the root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,19 +28,47 @@ pub(crate) enum Access {
     Unusable,
 }
 
-/// The verdict on a root, reached once per process.
+/// The verdict on a root, reached once per process: whether it is trusted at its first
+/// use, what can be written there (probed) at the first call that needs to know.
 #[derive(Debug)]
 pub(crate) struct Root {
     path: PathBuf,
-    pub(crate) access: Access,
+    /// Checked at first use: a root that is not trusted (or cannot be made) is unusable.
+    usable: bool,
+    /// The probe's findings: access, and whether file locks work. Probed by the first
+    /// miss (a store or a lock needs them), not by a hit: a process whose calls all hit
+    /// creates no file at all, and its first hit costs a read, not four file creations.
+    probed: OnceLock<(Access, bool)>,
     /// Whether file locks work there; turned off for good at the first failure.
     locks: AtomicBool,
 }
 
 impl Root {
+    /// Whether entries may be read there at all.
+    pub(crate) fn usable(&self) -> bool {
+        self.usable
+    }
+
+    /// What this process may do there (probing the root the first time it is asked).
+    pub(crate) fn access(&self) -> Access {
+        if !self.usable {
+            return Access::Unusable;
+        }
+        self.probe().0
+    }
+
+    fn probe(&self) -> (Access, bool) {
+        *self.probed.get_or_init(|| {
+            let config = config();
+            let access = probe_writes(&self.path, config);
+            let locks = access == Access::ReadWrite && probe_locks(&self.path, config);
+            (access, locks)
+        })
+    }
+
     /// Whether misses should take the cross-process lock of their entry.
     pub(crate) fn locks(&self) -> bool {
-        self.locks.load(Ordering::Relaxed)
+        self.usable && self.probe().1 && self.locks.load(Ordering::Relaxed)
     }
 
     /// Called when locking fails for a reason other than contention: warns once, and the
@@ -72,8 +100,8 @@ fn verdict(path: &Path) -> &'static Root {
 }
 
 fn check(path: &Path, config: &Config) -> Root {
-    let access = match trust(path, config.shared) {
-        Ok(()) => probe_writes(path, config),
+    let usable = match trust(path, config.shared) {
+        Ok(()) => true,
         Err(Refusal::Untrusted(reason)) => {
             log::warn!(
                 "file_cache: not using the cache root {} because {reason}: anyone who can write \
@@ -82,21 +110,21 @@ fn check(path: &Path, config: &Config) -> Root {
                 path.display(),
                 crate::config::SHARED_VAR,
             );
-            Access::Unusable
+            false
         }
         Err(Refusal::Unavailable(reason)) => {
             log::warn!(
                 "file_cache: cannot use the cache root {} ({reason}); results are not being cached",
                 path.display()
             );
-            Access::Unusable
+            false
         }
     };
-    let locks = access == Access::ReadWrite && probe_locks(path, config);
     Root {
         path: path.to_path_buf(),
-        access,
-        locks: AtomicBool::new(locks),
+        usable,
+        probed: OnceLock::new(),
+        locks: AtomicBool::new(true),
     }
 }
 
@@ -221,4 +249,44 @@ fn warn_no_locks(root: &Path, error: &io::Error) {
          compute the same cold key at the same time (values stay correct)",
         root.display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trusted_root_is_probed_by_the_first_call_that_writes_not_at_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("root");
+        let root = check(&path, config());
+        assert!(root.usable(), "created private, so trusted");
+        assert!(
+            root.probed.get().is_none(),
+            "a hit would not have probed it"
+        );
+        assert_eq!(root.access(), Access::ReadWrite);
+        assert!(root.locks());
+        assert!(root.probed.get().is_some());
+        // The probe leaves nothing behind.
+        assert_eq!(fs::read_dir(&path).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_untrusted_root_is_never_probed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real");
+        fs::create_dir(&target).unwrap();
+        let link = dir.path().join("link");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        #[cfg(unix)]
+        {
+            let root = check(&link, config());
+            assert!(!root.usable());
+            assert_eq!(root.access(), Access::Unusable);
+            assert!(!root.locks());
+            assert!(root.probed.get().is_none());
+        }
+    }
 }
