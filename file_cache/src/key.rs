@@ -1276,14 +1276,26 @@ struct MapParts {
     entry: Box<Sink>,
     /// The entries' encodings (or digests), back to back.
     bytes: Vec<u8>,
-    /// Per entry: its range in `bytes`.
-    ranges: Vec<(usize, usize)>,
-    /// Per entry: its order hash (see `MapEntries`) in the high 64 bits, its number in
-    /// the low ones; sorted by `sort_entries`.
+    /// Per entry: its order hash (see `MapEntries`) in the high 64 bits, where its bytes
+    /// are in the low ones (see `pack`); sorted by `sort_entries`.
     order: Vec<u128>,
     /// Room for `sort_entries`.
     scratch: Vec<u128>,
     counts: Vec<usize>,
+}
+
+/// An entry's order hash, and where its bytes are in `MapParts::bytes`: the start in 48
+/// bits, the length (at most `ENTRY_INLINE`) in 16. One integer to sort, and no second
+/// table to look the range up in, at random, for every entry written out.
+fn pack(hash: u64, start: usize, len: usize) -> u128 {
+    u128::from(hash) << 64 | (start as u128) << 16 | len as u128
+}
+
+/// The range in `MapParts::bytes` of a packed entry (see `pack`).
+fn range_of(e: u128) -> std::ops::Range<usize> {
+    let start = ((e >> 16) as u64 & ((1 << 48) - 1)) as usize;
+    let len = (e as u16) as usize;
+    start..start + len
 }
 
 /// Sorts a map's entries by their order hash, ties by their bytes.
@@ -1296,7 +1308,6 @@ struct MapParts {
 fn sort_entries(parts: &mut MapParts) {
     let MapParts {
         bytes,
-        ranges,
         order,
         scratch,
         counts,
@@ -1335,10 +1346,7 @@ fn sort_entries(parts: &mut MapParts) {
         std::mem::swap(order, scratch);
     }
     let hash = |e: u128| (e >> 64) as u64;
-    let entry = |e: u128| {
-        let (start, end) = ranges[e as u64 as usize];
-        &bytes[start..end]
-    };
+    let entry = |e: u128| &bytes[range_of(e)];
     let mut i = 0;
     while i < order.len() {
         let mut j = i + 1;
@@ -1361,7 +1369,6 @@ impl MapParts {
         Box::new(MapParts {
             entry,
             bytes: Vec::new(),
-            ranges: Vec::new(),
             order: Vec::new(),
             scratch: Vec::new(),
             counts: Vec::new(),
@@ -1375,14 +1382,12 @@ impl MapParts {
             *self = MapParts {
                 entry: std::mem::replace(&mut self.entry, Sink::boxed()),
                 bytes: Vec::new(),
-                ranges: Vec::new(),
                 order: Vec::new(),
                 scratch: Vec::new(),
                 counts: Vec::new(),
             };
         }
         self.bytes.clear();
-        self.ranges.clear();
         self.order.clear();
     }
 }
@@ -1462,9 +1467,7 @@ impl ser::SerializeMap for MapEntries<'_> {
         }
         let end = parts.bytes.len();
         let order = xxhash_rust::xxh3::xxh3_64(&parts.bytes[start..end]);
-        let number = parts.ranges.len() as u128;
-        parts.ranges.push((start, end));
-        parts.order.push(u128::from(order) << 64 | number);
+        parts.order.push(pack(order, start, end - start));
         Ok(())
     }
 
@@ -1479,8 +1482,7 @@ impl ser::SerializeMap for MapEntries<'_> {
         sort_entries(&mut parts);
         sink.tagged(tag::MAP, len64(parts.order.len()).to_le_bytes());
         for &e in &parts.order {
-            let (start, end) = parts.ranges[e as u64 as usize];
-            sink.write(&parts.bytes[start..end]);
+            sink.write(&parts.bytes[range_of(e)]);
         }
         sink.maps = Some(parts);
         Ok(Val::Written)
@@ -1956,14 +1958,11 @@ mod tests {
                     .extend_from_slice(&(i as u64 * 7919 % 1000).to_le_bytes());
                 // Few distinct hashes, so many ties must be broken by the bytes.
                 let hash = (i as u64 % 97).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                parts.ranges.push((start, parts.bytes.len()));
-                parts.order.push(u128::from(hash) << 64 | i as u128);
+                let len = parts.bytes.len() - start;
+                parts.order.push(pack(hash, start, len));
             }
             let entries = |parts: &MapParts| -> Vec<(u64, Vec<u8>)> {
-                let entry = |e: &u128| {
-                    let (a, b) = parts.ranges[*e as u64 as usize];
-                    ((*e >> 64) as u64, parts.bytes[a..b].to_vec())
-                };
+                let entry = |e: &u128| ((*e >> 64) as u64, parts.bytes[range_of(*e)].to_vec());
                 parts.order.iter().map(entry).collect()
             };
             let mut expected = entries(&parts);
