@@ -1276,105 +1276,63 @@ struct MapParts {
     entry: Box<Sink>,
     /// The entries' encodings (or digests), back to back.
     bytes: Vec<u8>,
-    /// Per entry: its order hash (see `MapEntries`) while the map is written, then its
-    /// packed sort key (see [`Packing`]), sorted by `sort_entries`.
-    order: Vec<u64>,
-    /// Per entry: its length in `bytes` (entries are there back to back).
-    lens: Vec<u16>,
+    /// Per entry: its order hash (see `MapEntries`) in the high 64 bits, where its bytes
+    /// are in the low ones (see `pack`); sorted by `sort_entries`.
+    order: Vec<u128>,
     /// Room for `sort_entries`.
-    scratch: Vec<u64>,
+    scratch: Vec<u128>,
     counts: Vec<usize>,
 }
 
-/// Bits for an entry's length in a sort key: up to `ENTRY_INLINE` (a digest entry is 33).
-const LEN_BITS: u32 = 9;
-
-/// How a map's entries are packed into one `u64` each for sorting: the top bits of the
-/// entry's order hash, then where its bytes start in `MapParts::bytes`, then its length.
-/// One small integer to sort (the keys of 100,000 entries, the entries and the sort's room
-/// fit in a core's cache), and no side table to look an entry up in at random.
-///
-/// How many hash bits fit depends on the total size of the entries (34 for 2 MB of them,
-/// 24 for 2 GB): the order is by those bits, ties by the bytes, so it is still a function
-/// of the entries alone.
-#[derive(Clone, Copy)]
-struct Packing {
-    start_bits: u32,
+/// An entry's order hash, and where its bytes are in `MapParts::bytes`: the start in 48
+/// bits, the length (at most `ENTRY_INLINE`) in 16. One integer to sort, and no second
+/// table to look the range up in, at random, for every entry written out.
+fn pack(hash: u64, start: usize, len: usize) -> u128 {
+    u128::from(hash) << 64 | (start as u128) << 16 | len as u128
 }
 
-impl Packing {
-    fn for_total(total: usize) -> Packing {
-        // At least one hash bit stays: no map holds 2^54 bytes of entries.
-        let start_bits = (usize::BITS - total.leading_zeros()).clamp(1, 63 - LEN_BITS);
-        Packing { start_bits }
-    }
-
-    fn hash_bits(self) -> u32 {
-        64 - LEN_BITS - self.start_bits
-    }
-
-    fn pack(self, hash: u64, start: usize, len: usize) -> u64 {
-        (hash >> (64 - self.hash_bits())) << (self.start_bits + LEN_BITS)
-            | (start as u64) << LEN_BITS
-            | len as u64
-    }
-
-    /// The hash bits of a packed key.
-    fn hash_of(self, key: u64) -> u64 {
-        key >> (self.start_bits + LEN_BITS)
-    }
-
-    /// The range in `MapParts::bytes` of a packed key.
-    fn range(self, key: u64) -> std::ops::Range<usize> {
-        let start = ((key >> LEN_BITS) & ((1 << self.start_bits) - 1)) as usize;
-        let len = (key & ((1 << LEN_BITS) - 1)) as usize;
-        start..start + len
-    }
+/// The range in `MapParts::bytes` of a packed entry (see `pack`).
+fn range_of(e: u128) -> std::ops::Range<usize> {
+    let start = ((e >> 16) as u64 & ((1 << 48) - 1)) as usize;
+    let len = (e as u16) as usize;
+    start..start + len
 }
 
-/// Turns the entries' order hashes into packed sort keys and sorts them: by hash bits,
-/// ties by their bytes.
+/// Sorts a map's entries by their order hash, ties by their bytes.
 ///
-/// A bucket sort on the keys' top bits, a few entries per bucket, then each bucket sorted
-/// on its own, as plain integers: linear in the entry count, where a comparison sort of
-/// 100,000 entries took more time than hashing them. Entries with equal hash bits (next
-/// to each other by then) are put in the order of their bytes, so the result is a
-/// function of the entries alone.
-fn sort_entries(parts: &mut MapParts) -> Packing {
+/// A bucket sort on the hash's top bits, a few entries per bucket, then each bucket
+/// sorted on its own, as plain integers: linear in the entry count, where a comparison
+/// sort of 100,000 entries took more time than hashing them. Entries with equal hashes
+/// (next to each other by then) are put in the order of their bytes, so the result is
+/// a function of the entries alone.
+fn sort_entries(parts: &mut MapParts) {
     let MapParts {
         bytes,
         order,
-        lens,
         scratch,
         counts,
         ..
     } = parts;
-    let packing = Packing::for_total(bytes.len());
-    let mut start = 0;
-    for (key, &len) in order.iter_mut().zip(lens.iter()) {
-        *key = packing.pack(*key, start, usize::from(len));
-        start += usize::from(len);
-    }
     if order.len() < 64 {
         order.sort_unstable();
     } else {
-        // About four entries per bucket: fewer buckets than entries keep the counts in
-        // cache.
+        // About four entries per bucket (4 to 62 bits): fewer buckets than entries keep
+        // the counts in cache.
         let bits = usize::BITS - (order.len() - 1).leading_zeros() - 2;
-        let bucket = |key: u64| (key >> (64 - bits)) as usize;
+        let bucket = |e: u128| (e >> (128 - bits)) as usize;
         counts.clear();
         counts.resize((1 << bits) + 1, 0);
-        for &key in order.iter() {
-            counts[bucket(key) + 1] += 1;
+        for &e in order.iter() {
+            counts[bucket(e) + 1] += 1;
         }
         for i in 1..counts.len() {
             counts[i] += counts[i - 1];
         }
         scratch.clear();
         scratch.resize(order.len(), 0);
-        for &key in order.iter() {
-            let at = &mut counts[bucket(key)];
-            scratch[*at] = key;
+        for &e in order.iter() {
+            let at = &mut counts[bucket(e)];
+            scratch[*at] = e;
             *at += 1;
         }
         // Each bucket now ends where the next one starts.
@@ -1387,11 +1345,12 @@ fn sort_entries(parts: &mut MapParts) -> Packing {
         }
         std::mem::swap(order, scratch);
     }
-    let entry = |key: u64| &bytes[packing.range(key)];
+    let hash = |e: u128| (e >> 64) as u64;
+    let entry = |e: u128| &bytes[range_of(e)];
     let mut i = 0;
     while i < order.len() {
         let mut j = i + 1;
-        while j < order.len() && packing.hash_of(order[j]) == packing.hash_of(order[i]) {
+        while j < order.len() && hash(order[j]) == hash(order[i]) {
             j += 1;
         }
         if j - i > 1 {
@@ -1399,7 +1358,6 @@ fn sort_entries(parts: &mut MapParts) -> Packing {
         }
         i = j;
     }
-    packing
 }
 
 impl MapParts {
@@ -1412,7 +1370,6 @@ impl MapParts {
             entry,
             bytes: Vec::new(),
             order: Vec::new(),
-            lens: Vec::new(),
             scratch: Vec::new(),
             counts: Vec::new(),
         })
@@ -1426,22 +1383,20 @@ impl MapParts {
                 entry: std::mem::replace(&mut self.entry, Sink::boxed()),
                 bytes: Vec::new(),
                 order: Vec::new(),
-                lens: Vec::new(),
                 scratch: Vec::new(),
                 counts: Vec::new(),
             };
         }
         self.bytes.clear();
         self.order.clear();
-        self.lens.clear();
     }
 }
 
 /// A map in progress.
 ///
 /// Each entry (key, then value, in the canonical encoding) is encoded on its own; the map
-/// writes `MAP`, the entry count, then the entries *sorted*: by the top bits of a 64-bit
-/// XXH3 of each entry's bytes (see [`Packing`]), ties broken by the bytes. The order is a function of the multiset of
+/// writes `MAP`, the entry count, then the entries *sorted*: by a 64-bit XXH3 of each
+/// entry's bytes, ties broken by the bytes. The order is a function of the multiset of
 /// entries alone, so two equal `HashMap`s built in different processes (different random
 /// iteration orders) stream the same bytes, and a `BTreeMap` with the same entries too.
 /// XXH3 only orders; every byte of every entry still goes through blake3, so the key
@@ -1512,9 +1467,7 @@ impl ser::SerializeMap for MapEntries<'_> {
         }
         let end = parts.bytes.len();
         let order = xxhash_rust::xxh3::xxh3_64(&parts.bytes[start..end]);
-        parts.order.push(order);
-        // At most ENTRY_INLINE bytes, or a digest's 33.
-        parts.lens.push((end - start) as u16);
+        parts.order.push(pack(order, start, end - start));
         Ok(())
     }
 
@@ -1526,10 +1479,10 @@ impl ser::SerializeMap for MapEntries<'_> {
         let MapEntries {
             sink, mut parts, ..
         } = self;
-        let packing = sort_entries(&mut parts);
+        sort_entries(&mut parts);
         sink.tagged(tag::MAP, len64(parts.order.len()).to_le_bytes());
-        for &key in &parts.order {
-            sink.write(&parts.bytes[packing.range(key)]);
+        for &e in &parts.order {
+            sink.write(&parts.bytes[range_of(e)]);
         }
         sink.maps = Some(parts);
         Ok(Val::Written)
@@ -1993,44 +1946,31 @@ mod tests {
         assert_eq!(key_of(&map).as_bytes(), blake3::hash(&s).as_bytes());
     }
 
-    /// The bucket sort gives the order of a full sort by (hash bits, bytes).
+    /// The bucket sort gives the order of a full sort, equal hashes ordered by bytes.
     #[test]
     fn map_entries_sort_like_a_full_sort() {
         for n in [0usize, 1, 5, 63, 64, 65, 1000, 5000] {
             let mut parts = MapParts::new();
-            let mut expected = Vec::new();
             for i in 0..n {
-                let entry = (i as u64 * 7919 % 1000).to_le_bytes();
-                parts.bytes.extend_from_slice(&entry);
+                let start = parts.bytes.len();
+                parts
+                    .bytes
+                    .extend_from_slice(&(i as u64 * 7919 % 1000).to_le_bytes());
                 // Few distinct hashes, so many ties must be broken by the bytes.
                 let hash = (i as u64 % 97).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                parts.order.push(hash);
-                parts.lens.push(8);
-                expected.push((hash, entry.to_vec()));
+                let len = parts.bytes.len() - start;
+                parts.order.push(pack(hash, start, len));
             }
-            let packing = Packing::for_total(parts.bytes.len());
-            let bits = packing.hash_bits();
-            let mut expected: Vec<(u64, Vec<u8>)> = expected
-                .into_iter()
-                .map(|(hash, bytes)| (hash >> (64 - bits), bytes))
-                .collect();
+            let entries = |parts: &MapParts| -> Vec<(u64, Vec<u8>)> {
+                let entry = |e: &u128| ((*e >> 64) as u64, parts.bytes[range_of(*e)].to_vec());
+                parts.order.iter().map(entry).collect()
+            };
+            let mut expected = entries(&parts);
             expected.sort();
-            let packing = sort_entries(&mut parts);
-            let got: Vec<(u64, Vec<u8>)> = parts
-                .order
-                .iter()
-                .map(|&key| {
-                    (
-                        packing.hash_of(key),
-                        parts.bytes[packing.range(key)].to_vec(),
-                    )
-                })
-                .collect();
+            sort_entries(&mut parts);
+            let got = entries(&parts);
             assert_eq!(got, expected, "{n} entries");
         }
-        // The hash keeps most of its bits for any map that fits in memory.
-        assert_eq!(Packing::for_total(2 << 20).hash_bits(), 33);
-        assert_eq!(Packing::for_total(usize::MAX).hash_bits(), 1);
     }
 
     /// Runs: chunks of `RUN_BYTES` of values, broken by anything written between elements.
