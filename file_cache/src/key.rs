@@ -656,6 +656,40 @@ impl ser::Error for Error {
     }
 }
 
+/// The serializer methods of every fixed-width primitive, each handing back its tag and
+/// little-endian bytes ([`Val::prim`]). One list for the sink's serializer and for
+/// [`PrimOnly`]: the fast lane of `collect_seq` is right only while both encode every
+/// primitive alike.
+macro_rules! primitives {
+    ($error:ty) => {
+        primitives! {
+            $error;
+            serialize_bool(v: bool) => tag::BOOL, [u8::from(v)];
+            serialize_i8(v: i8) => tag::I8, v.to_le_bytes();
+            serialize_i16(v: i16) => tag::I16, v.to_le_bytes();
+            serialize_i32(v: i32) => tag::I32, v.to_le_bytes();
+            serialize_i64(v: i64) => tag::I64, v.to_le_bytes();
+            serialize_i128(v: i128) => tag::I128, v.to_le_bytes();
+            serialize_u8(v: u8) => tag::U8, [v];
+            serialize_u16(v: u16) => tag::U16, v.to_le_bytes();
+            serialize_u32(v: u32) => tag::U32, v.to_le_bytes();
+            serialize_u64(v: u64) => tag::U64, v.to_le_bytes();
+            serialize_u128(v: u128) => tag::U128, v.to_le_bytes();
+            serialize_f32(v: f32) => tag::F32, v.to_bits().to_le_bytes();
+            serialize_f64(v: f64) => tag::F64, v.to_bits().to_le_bytes();
+            serialize_char(v: char) => tag::CHAR, u32::from(v).to_le_bytes();
+        }
+    };
+    ($error:ty; $($name:ident($v:ident: $ty:ty) => $tag:expr, $bytes:expr;)*) => {
+        $(
+            #[inline]
+            fn $name(self, $v: $ty) -> Result<Val, $error> {
+                Ok(Val::prim($tag, $bytes))
+            }
+        )*
+    };
+}
+
 impl<'a> ser::Serializer for &'a mut Sink {
     type Ok = Val;
     type Error = Error;
@@ -672,75 +706,7 @@ impl<'a> ser::Serializer for &'a mut Sink {
         false
     }
 
-    #[inline]
-    fn serialize_bool(self, v: bool) -> Result<Val, Error> {
-        Ok(Val::prim(tag::BOOL, [u8::from(v)]))
-    }
-
-    #[inline]
-    fn serialize_i8(self, v: i8) -> Result<Val, Error> {
-        Ok(Val::prim(tag::I8, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_i16(self, v: i16) -> Result<Val, Error> {
-        Ok(Val::prim(tag::I16, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_i32(self, v: i32) -> Result<Val, Error> {
-        Ok(Val::prim(tag::I32, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_i64(self, v: i64) -> Result<Val, Error> {
-        Ok(Val::prim(tag::I64, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_i128(self, v: i128) -> Result<Val, Error> {
-        Ok(Val::prim(tag::I128, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_u8(self, v: u8) -> Result<Val, Error> {
-        Ok(Val::prim(tag::U8, [v]))
-    }
-
-    #[inline]
-    fn serialize_u16(self, v: u16) -> Result<Val, Error> {
-        Ok(Val::prim(tag::U16, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_u32(self, v: u32) -> Result<Val, Error> {
-        Ok(Val::prim(tag::U32, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_u64(self, v: u64) -> Result<Val, Error> {
-        Ok(Val::prim(tag::U64, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_u128(self, v: u128) -> Result<Val, Error> {
-        Ok(Val::prim(tag::U128, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_f32(self, v: f32) -> Result<Val, Error> {
-        Ok(Val::prim(tag::F32, v.to_bits().to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_f64(self, v: f64) -> Result<Val, Error> {
-        Ok(Val::prim(tag::F64, v.to_bits().to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_char(self, v: char) -> Result<Val, Error> {
-        Ok(Val::prim(tag::CHAR, u32::from(v).to_le_bytes()))
-    }
+    primitives!(Error);
 
     #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<Val, Error> {
@@ -1003,75 +969,7 @@ impl ser::Serializer for PrimOnly {
         false
     }
 
-    #[inline]
-    fn serialize_bool(self, v: bool) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::BOOL, [u8::from(v)]))
-    }
-
-    #[inline]
-    fn serialize_i8(self, v: i8) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::I8, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_i16(self, v: i16) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::I16, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_i32(self, v: i32) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::I32, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_i64(self, v: i64) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::I64, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_i128(self, v: i128) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::I128, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_u8(self, v: u8) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::U8, [v]))
-    }
-
-    #[inline]
-    fn serialize_u16(self, v: u16) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::U16, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_u32(self, v: u32) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::U32, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_u64(self, v: u64) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::U64, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_u128(self, v: u128) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::U128, v.to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_f32(self, v: f32) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::F32, v.to_bits().to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_f64(self, v: f64) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::F64, v.to_bits().to_le_bytes()))
-    }
-
-    #[inline]
-    fn serialize_char(self, v: char) -> Result<Val, NotPrim> {
-        Ok(Val::prim(tag::CHAR, u32::from(v).to_le_bytes()))
-    }
+    primitives!(NotPrim);
 
     not_prim! {
         serialize_str(v: &str) -> Val;
