@@ -92,12 +92,7 @@ pub(crate) fn entry_path(function_dir: &Path, key: &Key) -> PathBuf {
 /// Big entries (over [`SMALL_READ`]) are read as `fs::read` does: its extra system calls
 /// are nothing beside the bytes, and it reads into memory it has not zeroed first.
 pub(crate) fn read(path: &Path, guess: usize) -> io::Result<Option<Vec<u8>>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if is_absent(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    read_entry(file, guess).map(Some)
+    Ok(read_with_id(path, guess)?.map(|(bytes, _)| bytes))
 }
 
 /// [`read`], and for an entry of at least [`verified::MIN_LEN`] bytes, the identity of
