@@ -7,7 +7,8 @@
 
 mod support;
 
-use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{black_box, criterion_group, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use std::hint;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -161,103 +162,107 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(2100));
 }
 
+/// One large value's contenders: the cached functions that return it, and the floor's.
+struct Large<T, S> {
+    case: &'static str,
+    n: u64,
+    /// Bytes of the value, for GB/s.
+    bytes: u64,
+    value: fn(u64) -> T,
+    file_cache: fn(u64) -> T,
+    file_cache_no_memory: fn(u64) -> T,
+    /// The name of `file_cache_no_memory`, whose entry the floor's file copies in size.
+    no_memory_name: &'static str,
+    cached: fn(u64) -> Result<T, PeerError>,
+    smart_cache: fn(u64) -> S,
+}
+
+fn large_case<T, S>(group: &mut BenchmarkGroup<'_, WallTime>, data: &Path, large: Large<T, S>)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let n = large.n;
+    (large.file_cache)(n);
+    (large.file_cache_no_memory)(n);
+    (large.cached)(n).expect("cached fills");
+    support::with_stdout_to_null(|| (large.smart_cache)(n));
+    let entry = support::entry_file(large.no_memory_name);
+    let total = std::fs::metadata(&entry).expect("entry").len() as usize;
+    settle();
+    let payload = postcard::to_stdvec(&(large.value)(n)).expect("encode");
+    let floor = floor_file(data, &format!("floor-{}", large.case), total, &payload);
+    group.throughput(Throughput::Bytes(large.bytes));
+    let id = |who: &str| BenchmarkId::new(who, large.case);
+    group.bench_function(id("file_cache"), |b| {
+        assert_no_body_runs(|| b.iter(|| (large.file_cache)(black_box(n))))
+    });
+    group.bench_function(id("file_cache_no_memory"), |b| {
+        assert_no_body_runs(|| b.iter(|| (large.file_cache_no_memory)(black_box(n))))
+    });
+    group.bench_function(id("file_cache_verify_each"), |b| {
+        assert_no_body_runs(|| {
+            verifying_each_hit(b, &entry, || {
+                black_box((large.file_cache_no_memory)(black_box(n)));
+            })
+        })
+    });
+    group.bench_function(id("floor"), |b| {
+        b.iter(|| floor_read::<T>(&floor, payload.len()))
+    });
+    group.bench_function(id("cached"), |b| {
+        assert_no_body_runs(|| b.iter(|| (large.cached)(black_box(n))))
+    });
+    group.bench_function(id("smart_cache"), |b| {
+        assert_no_body_runs(|| {
+            b.iter_custom(|iters| {
+                support::with_stdout_to_null(|| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box((large.smart_cache)(black_box(n)));
+                    }
+                    start.elapsed()
+                })
+            })
+        })
+    });
+}
+
 fn large_hit(c: &mut Criterion, data: &Path) {
     let mut group = c.benchmark_group("large_hit");
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(4));
-
     // 1M f64: 8 MB.
-    let n = BIG_F64;
-    fc_floats(n);
-    fc_floats_disk(n);
-    c_floats(n).expect("cached fills");
-    support::with_stdout_to_null(|| sc_floats(n));
-    let entry = support::entry_file("fc_floats_disk");
-    let total = std::fs::metadata(&entry).expect("entry").len() as usize;
-    settle();
-    let payload = postcard::to_stdvec(&floats(n)).expect("encode");
-    let floor = floor_file(data, "floor-floats", total, &payload);
-    group.throughput(Throughput::Bytes(n * 8));
-    let id = |who: &str| BenchmarkId::new(who, "f64_1M");
-    group.bench_function(id("file_cache"), |b| {
-        assert_no_body_runs(|| b.iter(|| fc_floats(black_box(n))))
-    });
-    group.bench_function(id("file_cache_no_memory"), |b| {
-        assert_no_body_runs(|| b.iter(|| fc_floats_disk(black_box(n))))
-    });
-    group.bench_function(id("file_cache_verify_each"), |b| {
-        assert_no_body_runs(|| {
-            verifying_each_hit(b, &entry, || {
-                black_box(fc_floats_disk(black_box(n)));
-            })
-        })
-    });
-    group.bench_function(id("floor"), |b| {
-        b.iter(|| floor_read::<Vec<f64>>(&floor, payload.len()))
-    });
-    group.bench_function(id("cached"), |b| {
-        assert_no_body_runs(|| b.iter(|| c_floats(black_box(n))))
-    });
-    group.bench_function(id("smart_cache"), |b| {
-        assert_no_body_runs(|| {
-            b.iter_custom(|iters| {
-                support::with_stdout_to_null(|| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(sc_floats(black_box(n)));
-                    }
-                    start.elapsed()
-                })
-            })
-        })
-    });
-    drop(payload);
-
+    large_case(
+        &mut group,
+        data,
+        Large {
+            case: "f64_1M",
+            n: BIG_F64,
+            bytes: BIG_F64 * 8,
+            value: floats,
+            file_cache: fc_floats,
+            file_cache_no_memory: fc_floats_disk,
+            no_memory_name: "fc_floats_disk",
+            cached: c_floats,
+            smart_cache: sc_floats,
+        },
+    );
     // 16 MiB of bytes, through serde_bytes.
-    let n = BIG_BYTES;
-    fc_bytes(n);
-    fc_bytes_disk(n);
-    c_bytes(n).expect("cached fills");
-    support::with_stdout_to_null(|| sc_bytes(n));
-    let entry = support::entry_file("fc_bytes_disk");
-    let total = std::fs::metadata(&entry).expect("entry").len() as usize;
-    settle();
-    let payload = postcard::to_stdvec(&serde_bytes::ByteBuf::from(bytes(n))).expect("encode");
-    let floor = floor_file(data, "floor-bytes", total, &payload);
-    group.throughput(Throughput::Bytes(n));
-    let id = |who: &str| BenchmarkId::new(who, "bytes_16MiB");
-    group.bench_function(id("file_cache"), |b| {
-        assert_no_body_runs(|| b.iter(|| fc_bytes(black_box(n))))
-    });
-    group.bench_function(id("file_cache_no_memory"), |b| {
-        assert_no_body_runs(|| b.iter(|| fc_bytes_disk(black_box(n))))
-    });
-    group.bench_function(id("file_cache_verify_each"), |b| {
-        assert_no_body_runs(|| {
-            verifying_each_hit(b, &entry, || {
-                black_box(fc_bytes_disk(black_box(n)));
-            })
-        })
-    });
-    group.bench_function(id("floor"), |b| {
-        b.iter(|| floor_read::<serde_bytes::ByteBuf>(&floor, payload.len()))
-    });
-    group.bench_function(id("cached"), |b| {
-        assert_no_body_runs(|| b.iter(|| c_bytes(black_box(n))))
-    });
-    group.bench_function(id("smart_cache"), |b| {
-        assert_no_body_runs(|| {
-            b.iter_custom(|iters| {
-                support::with_stdout_to_null(|| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(sc_bytes(black_box(n)));
-                    }
-                    start.elapsed()
-                })
-            })
-        })
-    });
+    large_case(
+        &mut group,
+        data,
+        Large {
+            case: "bytes_16MiB",
+            n: BIG_BYTES,
+            bytes: BIG_BYTES,
+            value: |n| serde_bytes::ByteBuf::from(bytes(n)),
+            file_cache: fc_bytes,
+            file_cache_no_memory: fc_bytes_disk,
+            no_memory_name: "fc_bytes_disk",
+            cached: c_bytes,
+            smart_cache: sc_bytes,
+        },
+    );
     group.finish();
 }
 
