@@ -89,7 +89,8 @@ type Seen = HashMap<(u64, u64), (FileId, [u8; 32])>;
 
 static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
 
-/// Payloads hashed to verify an entry (every read but those [`is_verified`] spared).
+/// Payloads of at least [`MIN_LEN`] bytes hashed to verify an entry (every such read but
+/// those [`is_verified`] spared).
 static HASHED: AtomicU64 = AtomicU64::new(0);
 
 /// Whether this process verified the payload of this very file, declaring this checksum.
@@ -114,12 +115,13 @@ pub(crate) fn record(id: FileId, payload_sum: [u8; 32]) {
     seen.insert((id.dev, id.ino), (id, payload_sum));
 }
 
-/// Counts one payload hashed for verification.
+/// Counts one large payload hashed for verification.
 pub(crate) fn count_hash() {
     HASHED.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Payloads hashed so far by this process to verify entries; for tests and benches.
+/// Payloads of 1 MiB or more hashed so far by this process to verify entries; for tests
+/// and benches.
 pub fn payload_hashes() -> u64 {
     HASHED.load(Ordering::Relaxed)
 }
