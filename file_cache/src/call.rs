@@ -1,6 +1,6 @@
 //! One cached call: key, lookup, run, store. Nothing here can make the call fail.
 
-use crate::codec;
+use crate::codec::{self, flat};
 use crate::config::{config, Mode};
 use crate::entry::{self, Header};
 use crate::flight::{self, Follower, Joined, Leader, Outcome};
@@ -15,6 +15,7 @@ use crate::verified::FileId;
 use crate::{manage, size_limit, stats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
@@ -539,58 +540,198 @@ fn lookup<T: DeserializeOwned>(
         return None;
     }
     let guess = site.state.entry_len.load(Ordering::Relaxed);
-    let (bytes, file_id) = match store::read_with_id(path, guess) {
-        Ok(Some((bytes, file_id))) => {
-            if bytes.len() != guess {
-                site.state.entry_len.store(bytes.len(), Ordering::Relaxed);
-            }
-            (bytes, file_id)
+    #[cfg(unix)]
+    if guess > store::SMALL_READ {
+        if let Some(kind) = flat::kind::<T>() {
+            // A large vector of numbers, read straight into its memory.
+            let layout = layout::of::<T>(site);
+            let found = flat::with_element!(kind, E => {
+                lookup_flat::<E>(site, key, path, memory, &layout, std::any::type_name::<T>())
+                    .map(flat::into_value::<T, E>)
+            });
+            return match found {
+                Found::Hit(value) => Some(value),
+                Found::Miss => None,
+                Found::Whole(bytes, file_id) => {
+                    lookup_bytes(site, key, path, memory, &bytes, file_id)
+                }
+            };
         }
+    }
+    let (bytes, file_id) = match store::read_with_id(path, guess) {
+        Ok(Some(read)) => read,
         Ok(None) => {
             log::debug!("file_cache: miss {}", site.display_name());
             return None;
         }
         Err(error) => {
-            site.warn_once(Problem::Read, || {
-                format!(
-                    "{}: cannot read {} ({error}); calling without the cache",
-                    site.display_name(),
-                    path.display()
-                )
-            });
+            warn_read_failure(site, path, &error);
             return None;
         }
     };
-    if is_expired(site, &bytes) {
+    lookup_bytes(site, key, path, memory, &bytes, file_id)
+}
+
+/// [`lookup`] once the entry's bytes are read (from the file `file_id`).
+fn lookup_bytes<T: DeserializeOwned>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+    memory: Option<&Memory>,
+    bytes: &[u8],
+    file_id: Option<FileId>,
+) -> Option<T> {
+    note_entry_len(site, bytes.len());
+    if is_expired(site, bytes) {
         log::debug!("file_cache: expired {}", site.display_name());
         return None;
     }
-    match decode_entry_from(&bytes, file_id, key, &layout::of::<T>(site)) {
+    match decode_entry_from(bytes, file_id, key, &layout::of::<T>(site)) {
         Ok(value) => {
-            log::debug!("file_cache: hit {}", site.display_name());
-            let saved_us = entry::peek_times(&bytes).map_or(0, |(_, compute_us)| compute_us);
-            stats::record_hit(site, path, bytes.len() as u64, saved_us);
-            size_limit::touch(path, key.key.as_bytes());
-            if let Some(memory) = memory {
-                let meta = memory::Meta {
-                    compute_us: saved_us,
-                    file_len: bytes.len() as u64,
-                };
-                memory.insert(key.key.as_bytes(), entry::payload(&bytes), meta);
-            }
+            let payload = entry::payload(bytes);
+            note_hit(site, key, path, memory, bytes, payload.len(), || {
+                Cow::Borrowed(payload)
+            });
             Some(value)
         }
         Err(reason) => {
-            site.warn_once(Problem::BadEntry, || {
-                format!(
-                    "{}: unusable entry {} ({reason}); recomputing and rewriting it",
-                    site.display_name(),
-                    path.display()
-                )
-            });
+            warn_bad_entry(site, path, &reason);
             None
         }
     }
+}
+
+/// What a lookup of a flat vector found.
+#[cfg(unix)]
+enum Found<V> {
+    Hit(V),
+    Miss,
+    /// The entry, read whole: not the flat vector expected (the usual checks say why).
+    Whole(Vec<u8>, Option<FileId>),
+}
+
+#[cfg(unix)]
+impl<V> Found<V> {
+    fn map<W>(self, f: impl FnOnce(V) -> W) -> Found<W> {
+        match self {
+            Found::Hit(value) => Found::Hit(f(value)),
+            Found::Miss => Found::Miss,
+            Found::Whole(bytes, id) => Found::Whole(bytes, id),
+        }
+    }
+}
+
+/// [`lookup`] for a value of type `type_name` that is a `Vec<E>` (see `codec::flat`): the
+/// same checks, on an entry read in two parts, and the same bookkeeping.
+#[cfg(unix)]
+fn lookup_flat<E: flat::Element>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+    memory: Option<&Memory>,
+    layout: &Fingerprint,
+    type_name: &str,
+) -> Found<Vec<E>> {
+    let header_len = entry::header_len(type_name);
+    let (head, values, file_id) = match store::read_flat::<E>(path, header_len) {
+        Ok(Some(store::FlatRead::Split { head, values, id })) => (head, values, id),
+        Ok(Some(store::FlatRead::Whole(bytes, id))) => return Found::Whole(bytes, id),
+        Ok(None) => {
+            log::debug!("file_cache: miss {}", site.display_name());
+            return Found::Miss;
+        }
+        Err(error) => {
+            warn_read_failure(site, path, &error);
+            return Found::Miss;
+        }
+    };
+    let elements = flat::bytes_of(&values);
+    note_entry_len(site, head.len() + elements.len());
+    if is_expired(site, &head) {
+        log::debug!("file_cache: expired {}", site.display_name());
+        return Found::Miss;
+    }
+    let checked = entry::parse_parts(&head, elements, file_id)
+        .map_err(|e| e.to_string())
+        .and_then(|header| check_header(&header, key, layout, type_name))
+        .and_then(|()| match flat::take_varint(&head[header_len..]) {
+            Some((count, _)) if count == values.len() as u64 => Ok(()),
+            _ => Err("its value does not decode: a length that does not fit".to_owned()),
+        });
+    match checked {
+        Ok(()) => {
+            log::debug!(
+                "file_cache: {} read straight into a `{type_name}`",
+                site.display_name()
+            );
+            let payload_len = head.len() - header_len + elements.len();
+            note_hit(site, key, path, memory, &head, payload_len, || {
+                Cow::Owned([&head[header_len..], elements].concat())
+            });
+            Found::Hit(values)
+        }
+        Err(reason) => {
+            warn_bad_entry(site, path, &reason);
+            Found::Miss
+        }
+    }
+}
+
+/// Remembers the length of the entry last read, the next read's first guess.
+fn note_entry_len(site: &Site, len: usize) {
+    if site.state.entry_len.load(Ordering::Relaxed) != len {
+        site.state.entry_len.store(len, Ordering::Relaxed);
+    }
+}
+
+/// The bookkeeping of a file hit: stats, the size bound's recency, and the payload kept in
+/// `memory` (built by `payload` only when the tier would keep its `payload_len` bytes).
+/// `head` starts the entry.
+fn note_hit<'a>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+    memory: Option<&Memory>,
+    head: &[u8],
+    payload_len: usize,
+    payload: impl FnOnce() -> Cow<'a, [u8]>,
+) {
+    log::debug!("file_cache: hit {}", site.display_name());
+    let file_len = site.state.entry_len.load(Ordering::Relaxed) as u64;
+    let saved_us = entry::peek_times(head).map_or(0, |(_, compute_us)| compute_us);
+    stats::record_hit(site, path, file_len, saved_us);
+    size_limit::touch(path, key.key.as_bytes());
+    if let Some(memory) = memory {
+        let meta = memory::Meta {
+            compute_us: saved_us,
+            file_len,
+        };
+        if memory.keeps(payload_len) {
+            memory.insert(key.key.as_bytes(), &payload(), meta);
+        } else {
+            memory.remove(key.key.as_bytes());
+        }
+    }
+}
+
+fn warn_read_failure(site: &Site, path: &Path, error: &io::Error) {
+    site.warn_once(Problem::Read, || {
+        format!(
+            "{}: cannot read {} ({error}); calling without the cache",
+            site.display_name(),
+            path.display()
+        )
+    });
+}
+
+fn warn_bad_entry(site: &Site, path: &Path, reason: &str) {
+    site.warn_once(Problem::BadEntry, || {
+        format!(
+            "{}: unusable entry {} ({reason}); recomputing and rewriting it",
+            site.display_name(),
+            path.display()
+        )
+    });
 }
 
 pub(crate) fn decode_entry<T: DeserializeOwned>(
@@ -609,13 +750,24 @@ fn decode_entry_from<T: DeserializeOwned>(
     layout: &Fingerprint,
 ) -> Result<T, String> {
     let (header, payload) = entry::parse_from(bytes, id).map_err(|e| e.to_string())?;
+    check_header(&header, key, layout, std::any::type_name::<T>())?;
+    codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
+}
+
+/// Whether a checked header is the entry of `key` for a value of type `expected` of
+/// layout `layout`, in a codec this version reads.
+fn check_header(
+    header: &Header<'_>,
+    key: &CallKey,
+    layout: &Fingerprint,
+    expected: &str,
+) -> Result<(), String> {
     if header.key != *key.key.as_bytes() {
         return Err("it holds another key".to_owned());
     }
     if header.codec != codec::POSTCARD {
         return Err(format!("unknown codec {}", header.codec));
     }
-    let expected = std::any::type_name::<T>();
     if header.type_name != expected {
         return Err(format!(
             "it holds a `{}`, not a `{expected}`",
@@ -628,7 +780,7 @@ fn decode_entry_from<T: DeserializeOwned>(
             "the layout of `{expected}` changed since it was written"
         ));
     }
-    codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
+    Ok(())
 }
 
 /// Whether the entry in `bytes` is older than the site's `ttl`. Read from the header before

@@ -2,6 +2,7 @@
 //! second format can be added without touching anything else.
 
 mod bounded;
+pub(crate) mod flat;
 
 use crate::key::KeyHasher;
 use serde::de::DeserializeOwned;
@@ -10,14 +11,26 @@ use serde::Serialize;
 /// Codec id recorded in every entry header.
 pub(crate) const POSTCARD: u8 = 1;
 
-/// Encodes a value.
+/// Encodes a value (a flat vector without serde: see [`flat`]; same bytes).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_stdvec(value)
+    match flat::encode(value) {
+        Some(bytes) => Ok(bytes),
+        None => postcard::to_stdvec(value),
+    }
 }
 
 /// Decodes a value that must use every byte of `bytes`. Never panics, and allocates in
-/// proportion to `bytes` (see [`bounded`]), whatever they hold.
+/// proportion to `bytes` (see [`bounded`]), whatever they hold. A flat vector is copied
+/// without serde (see [`flat`]).
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    match flat::decode(bytes) {
+        Some(value) => value,
+        None => decode_serde(bytes),
+    }
+}
+
+/// [`decode`] through serde, whatever the type.
+fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
     let mut deserializer = postcard::Deserializer::from_bytes(bytes);
     let value = T::deserialize(bounded::Bounded(&mut deserializer))?;
     let rest = deserializer.finalize()?;

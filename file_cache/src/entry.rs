@@ -130,22 +130,26 @@ pub(crate) fn declared_len(start: &[u8]) -> Option<u64> {
     let mut word = [0u8; 8];
     word.copy_from_slice(&fixed[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 8]);
     let payload_len = u64::from_le_bytes(word);
+    payload_len.checked_add(declared_header_len(fixed)? as u64)
+}
+
+/// Length of the header of an entry whose value's type is named `type_name`.
+pub(crate) fn header_len(type_name: &str) -> usize {
+    FIXED_LEN + type_name.len() + HEADER_SUM_LEN
+}
+
+/// Length of the header that starts `start`, as its type name's length field says;
+/// `None` until the fixed part is there. Unchecked, like [`declared_len`].
+pub(crate) fn declared_header_len(start: &[u8]) -> Option<usize> {
+    let fixed = start.get(..FIXED_LEN)?;
     let name_len = u16::from_le_bytes([fixed[FIXED_LEN - 2], fixed[FIXED_LEN - 1]]);
-    let header_len = FIXED_LEN + usize::from(name_len) + HEADER_SUM_LEN;
-    payload_len.checked_add(header_len as u64)
+    Some(FIXED_LEN + usize::from(name_len) + HEADER_SUM_LEN)
 }
 
 /// The payload of an entry [`parse`] accepted (empty for anything shorter than a header).
 pub(crate) fn payload(entry: &[u8]) -> &[u8] {
-    let Some(fixed) = entry.get(..FIXED_LEN) else {
-        return &[];
-    };
-    let name_len = usize::from(u16::from_le_bytes([
-        fixed[FIXED_LEN - 2],
-        fixed[FIXED_LEN - 1],
-    ]));
-    entry
-        .get(FIXED_LEN + name_len + HEADER_SUM_LEN..)
+    declared_header_len(entry)
+        .and_then(|len| entry.get(len..))
         .unwrap_or(&[])
 }
 
@@ -195,27 +199,61 @@ pub(crate) fn parse_from(
 ) -> Result<(Header<'_>, &[u8]), EntryError> {
     let parsed = parse_header(bytes)?;
     let payload = &bytes[parsed.len..];
-    if parsed.payload_len != payload.len() as u64 {
+    check_payload(&parsed, &[payload], id)?;
+    Ok((parsed.header, payload))
+}
+
+/// [`parse_from`] for an entry read in two parts: `head`, the header and the start of the
+/// payload, and `rest`, the rest of the payload. Returns the header.
+pub(crate) fn parse_parts<'a>(
+    head: &'a [u8],
+    rest: &[u8],
+    id: Option<FileId>,
+) -> Result<Header<'a>, EntryError> {
+    let parsed = parse_header(head)?;
+    check_payload(&parsed, &[&head[parsed.len..], rest], id)?;
+    Ok(parsed.header)
+}
+
+/// Checks the payload, in `parts` that follow each other, against the length and the
+/// checksum the header declares (the checksum once per settled large file: `verified`).
+fn check_payload(
+    parsed: &ParsedHeader<'_>,
+    parts: &[&[u8]],
+    id: Option<FileId>,
+) -> Result<(), EntryError> {
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    if parsed.payload_len != len as u64 {
         return Err(EntryError::PayloadLength {
             declared: parsed.payload_len,
-            actual: payload.len(),
+            actual: len,
         });
     }
     if id.is_some_and(|id| verified::is_verified(&id, &parsed.payload_sum)) {
-        return Ok((parsed.header, payload));
+        return Ok(());
     }
-    if payload.len() >= verified::MIN_LEN {
+    if len >= verified::MIN_LEN {
         // Only large ones: a global counter written on every small hit would be a cache
         // line bouncing between the cores of threads that hit.
         verified::count_hash();
     }
-    if payload_sum(payload) != parsed.payload_sum {
+    let sum = match parts {
+        [payload] => payload_sum(payload),
+        _ => {
+            let mut hasher = blake3::Hasher::new();
+            for part in parts {
+                hasher.update(part);
+            }
+            *hasher.finalize().as_bytes()
+        }
+    };
+    if sum != parsed.payload_sum {
         return Err(EntryError::PayloadChecksum);
     }
     if let Some(id) = id {
         verified::record(id, parsed.payload_sum);
     }
-    Ok((parsed.header, payload))
+    Ok(())
 }
 
 /// A header checked on its own (magic, version, its checksum), and where the payload is.

@@ -133,12 +133,17 @@ impl Memory {
         Some((slot.bytes.clone()?, slot.meta))
     }
 
+    /// Whether a payload of `len` bytes is small enough to be kept.
+    pub(crate) fn keeps(&self, len: usize) -> bool {
+        len <= self.max_value
+    }
+
     /// Keeps `bytes` as the payload of `key`, replacing any older one; a payload too big
     /// for the tier is not kept (and drops an older one for the same key).
     pub(crate) fn insert(&self, key: &[u8; 32], bytes: &[u8], meta: Meta) {
         let mut shard = self.shard(key);
         shard.remove(key);
-        if bytes.len() > self.max_value {
+        if !self.keeps(bytes.len()) {
             return;
         }
         let cost = bytes.len() + ENTRY_OVERHEAD;

@@ -4,6 +4,7 @@
 //! Directory names keep only characters portable to every common file system; the
 //! shard level keeps any one directory to a few thousand entries at a million.
 
+use crate::codec::flat;
 use crate::config::{config, Faults};
 use crate::entry;
 use crate::key::Key;
@@ -115,6 +116,62 @@ pub(crate) fn read_with_id(
     let id = file.metadata().ok().and_then(|meta| FileId::settled(&meta));
     let bytes = read_entry(file, guess)?;
     Ok(Some((bytes, id)))
+}
+
+/// What [`read_flat`] read.
+pub(crate) enum FlatRead<E> {
+    /// The header with the payload's length prefix, and the elements after them.
+    Split {
+        head: Vec<u8>,
+        values: Vec<E>,
+        id: Option<FileId>,
+    },
+    /// The whole file, read as [`read_with_id`] reads it: its sizes are not those of a
+    /// vector of `E` under the expected header, or it ended early. The usual checks of the
+    /// whole entry say why it is not a hit.
+    Whole(Vec<u8>, Option<FileId>),
+}
+
+/// Reads an entry that should hold a vector of `E` under a header of `header_len` bytes:
+/// the header and the length prefix in one read, then the elements straight into the
+/// vector's memory ([`flat::read_into`]), so a large vector is copied once, from the
+/// kernel. The sizes come from the file's own `stat`; nothing is trusted before the
+/// entry's checks. `None` when there is no entry.
+#[cfg(unix)]
+pub(crate) fn read_flat<E: flat::Element>(
+    path: &Path,
+    header_len: usize,
+) -> io::Result<Option<FlatRead<E>>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if is_absent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    let id = if meta.len() >= verified::MIN_LEN as u64 {
+        FileId::settled(&meta)
+    } else {
+        None
+    };
+    let split = meta
+        .len()
+        .checked_sub(header_len as u64)
+        .and_then(|payload_len| flat::split(payload_len, std::mem::size_of::<E>()));
+    if let Some((prefix, count)) = split {
+        let mut head = vec![0; header_len + prefix];
+        let expected = fill(&mut file, &mut head)? == head.len()
+            && entry::declared_header_len(&head) == Some(header_len)
+            && entry::declared_len(&head) == Some(meta.len());
+        if expected {
+            if let Some(values) = flat::read_into(&file, count)? {
+                return Ok(Some(FlatRead::Split { head, values, id }));
+            }
+        }
+        file.seek(SeekFrom::Start(0))?;
+    }
+    let bytes = read_entry(file, usize::try_from(meta.len()).unwrap_or(usize::MAX))?;
+    Ok(Some(FlatRead::Whole(bytes, id)))
 }
 
 fn is_absent(error: &io::Error) -> bool {
