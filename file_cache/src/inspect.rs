@@ -185,8 +185,7 @@ impl FunctionDir {
 
     /// The code hash of the version of the function that ran last, if it was recorded.
     pub fn current_version(&self) -> Option<[u8; 32]> {
-        let text = fs::read_to_string(self.path.join(CURRENT_VERSION)).ok()?;
-        parse_hex32(text.trim())
+        recorded_version(&self.path.join(CURRENT_VERSION))
     }
 
     /// Removes the whole directory (entries, hit log, version record); returns how many
@@ -357,17 +356,38 @@ fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// The version a record at `path` names. Read without `fs::read`'s `stat` and final empty
+/// read: a process's first hit reads this record, and its system calls are a good part of
+/// what a fresh process adds to reading one entry. A record is written whole (renamed into
+/// place) and ends with its only newline, so the read stops there.
+fn recorded_version(path: &Path) -> Option<[u8; 32]> {
+    use std::io::Read;
+    let mut file = fs::File::open(path).ok()?;
+    // Room for the record ("<64 hex digits>\n") and a byte more, to see a longer file.
+    let mut buf = [0u8; 66];
+    let mut len = 0;
+    while len < buf.len() && !buf[..len].ends_with(b"\n") {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    parse_hex32(std::str::from_utf8(&buf[..len]).ok()?.trim())
+}
+
 /// Records `code_hash` as the current version of the function whose directory is `dir`,
-/// unless it already is. Best effort.
-pub(crate) fn note_current_version(dir: &Path, code_hash: &[u8; 32]) {
+/// unless it already is; when the directory does not exist, only if `create` says so.
+/// Returns whether the record names `code_hash` now (best effort: a failed write is
+/// logged and counts as recorded).
+pub(crate) fn note_current_version(dir: &Path, code_hash: &[u8; 32], create: bool) -> bool {
     let path = dir.join(CURRENT_VERSION);
-    if fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| parse_hex32(text.trim()))
-        .as_ref()
-        == Some(code_hash)
-    {
-        return;
+    if recorded_version(&path).as_ref() == Some(code_hash) {
+        return true;
+    }
+    if !create && !dir.exists() {
+        return false;
     }
     let text = format!("{}\n", to_hex(code_hash));
     if let Err(error) = crate::store::write_atomic(&path, &[text.as_bytes()]) {
@@ -376,6 +396,7 @@ pub(crate) fn note_current_version(dir: &Path, code_hash: &[u8; 32]) {
             dir.display()
         );
     }
+    true
 }
 
 #[cfg(test)]
@@ -481,9 +502,30 @@ mod tests {
             path: root.path().to_path_buf(),
         };
         assert_eq!(dir.current_version(), None);
-        note_current_version(&dir.path, &[0xab; 32]);
+        assert!(!note_current_version(
+            &dir.path.join("absent"),
+            &[1; 32],
+            false
+        ));
+        assert!(
+            !dir.path.join("absent").exists(),
+            "a lookup creates nothing"
+        );
+        assert!(note_current_version(&dir.path, &[0xab; 32], false));
         assert_eq!(dir.current_version(), Some([0xab; 32]));
-        note_current_version(&dir.path, &[0xcd; 32]);
+        assert!(note_current_version(&dir.path, &[0xcd; 32], true));
         assert_eq!(dir.current_version(), Some([0xcd; 32]));
+        // A record with more after it, or cut short, names no version.
+        let path = dir.path.join(CURRENT_VERSION);
+        fs::write(
+            &path,
+            format!("{}\n{}\n", to_hex(&[0xcd; 32]), to_hex(&[1; 32])),
+        )
+        .unwrap();
+        assert_eq!(dir.current_version(), None);
+        fs::write(&path, &to_hex(&[0xcd; 32])[..40]).unwrap();
+        assert_eq!(dir.current_version(), None);
+        fs::write(&path, to_hex(&[0xcd; 32])).unwrap();
+        assert_eq!(dir.current_version(), Some([0xcd; 32]), "no newline");
     }
 }

@@ -7,7 +7,7 @@ use crate::inspect;
 use crate::site::Site;
 use crate::store;
 use serde::de::DeserializeOwned;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -203,7 +203,8 @@ pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option
 }
 
 /// Function directories whose version record this process has checked.
-static NOTED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+/// (A `BTreeSet`: a `HashSet`'s random keys cost a fresh process a `getrandom` call.)
+static NOTED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// Records the site's code hash as its function's current version in the directory of the
 /// entry at `path`: on a site's first lookup of the process, and on every store into a
@@ -221,26 +222,17 @@ pub(crate) fn note_version(site: &'static Site, path: &Path, storing: bool) {
     };
     {
         let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
-        if !noted
-            .get_or_insert_with(HashSet::new)
-            .insert(dir.to_path_buf())
-        {
+        if !noted.insert(dir.to_path_buf()) {
             return;
         }
     }
-    if storing || dir.exists() {
-        inspect::note_current_version(dir, &site.info.code_hash);
-    } else {
+    if !inspect::note_current_version(dir, &site.info.code_hash, storing) {
         // Nothing stored yet: the first store records it, without creating directories for
         // a lookup.
-        NOTED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(HashSet::new)
-            .remove(dir);
+        NOTED.lock().unwrap_or_else(|e| e.into_inner()).remove(dir);
     }
 }
 
 fn forget_noted_versions() {
-    *NOTED.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    NOTED.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }

@@ -10,7 +10,7 @@
 use crate::config::{config, Config};
 use crate::site::Site;
 use crate::store;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -87,9 +87,9 @@ pub(crate) fn root_of(site: &Site) -> &'static Root {
 }
 
 fn verdict(path: &Path) -> &'static Root {
-    static ROOTS: Mutex<Option<HashMap<PathBuf, &'static Root>>> = Mutex::new(None);
+    // A `BTreeMap`: a `HashMap`'s random keys cost a fresh process a `getrandom` call.
+    static ROOTS: Mutex<BTreeMap<PathBuf, &'static Root>> = Mutex::new(BTreeMap::new());
     let mut roots = ROOTS.lock().unwrap_or_else(PoisonError::into_inner);
-    let roots = roots.get_or_insert_with(HashMap::new);
     if let Some(root) = roots.get(path) {
         return root;
     }
