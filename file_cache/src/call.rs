@@ -589,7 +589,8 @@ fn lookup_bytes<T: DeserializeOwned>(
     match decode_entry_from(bytes, file_id, key, &layout::of::<T>(site)) {
         Ok(value) => {
             let payload = entry::payload(bytes);
-            note_hit(site, key, path, memory, bytes, payload.len(), || {
+            let file_len = bytes.len() as u64;
+            note_hit(site, key, path, memory, bytes, file_len, payload.len(), || {
                 Cow::Borrowed(payload)
             });
             Some(value)
@@ -665,7 +666,8 @@ fn lookup_flat<E: flat::Element>(
                 site.display_name()
             );
             let payload_len = head.len() - header_len + elements.len();
-            note_hit(site, key, path, memory, &head, payload_len, || {
+            let file_len = (head.len() + elements.len()) as u64;
+            note_hit(site, key, path, memory, &head, file_len, payload_len, || {
                 Cow::Owned([&head[header_len..], elements].concat())
             });
             Found::Hit(values)
@@ -686,18 +688,19 @@ fn note_entry_len(site: &Site, len: usize) {
 
 /// The bookkeeping of a file hit: stats, the size bound's recency, and the payload kept in
 /// `memory` (built by `payload` only when the tier would keep its `payload_len` bytes).
-/// `head` starts the entry.
+/// `head` starts the entry, which is `file_len` bytes long.
+#[allow(clippy::too_many_arguments)] // the call's context, and two views of one entry
 fn note_hit<'a>(
     site: &'static Site,
     key: &CallKey,
     path: &Path,
     memory: Option<&Memory>,
     head: &[u8],
+    file_len: u64,
     payload_len: usize,
     payload: impl FnOnce() -> Cow<'a, [u8]>,
 ) {
     log::debug!("file_cache: hit {}", site.display_name());
-    let file_len = site.state.entry_len.load(Ordering::Relaxed) as u64;
     let saved_us = entry::peek_times(head).map_or(0, |(_, compute_us)| compute_us);
     stats::record_hit(site, path, file_len, saved_us);
     size_limit::touch(path, key.key.as_bytes());
