@@ -588,11 +588,9 @@ fn lookup_bytes<T: DeserializeOwned>(
     }
     match decode_entry_from(bytes, file_id, key, &layout::of::<T>(site)) {
         Ok(value) => {
+            let meta = note_hit(site, key, path, bytes, bytes.len() as u64);
             let payload = entry::payload(bytes);
-            let file_len = bytes.len() as u64;
-            note_hit(site, key, path, memory, bytes, file_len, payload.len(), || {
-                Cow::Borrowed(payload)
-            });
+            keep_in_memory(memory, key, meta, payload.len(), || Cow::Borrowed(payload));
             Some(value)
         }
         Err(reason) => {
@@ -665,9 +663,9 @@ fn lookup_flat<E: flat::Element>(
                 "file_cache: {} read straight into a `{type_name}`",
                 site.display_name()
             );
+            let meta = note_hit(site, key, path, &head, (head.len() + elements.len()) as u64);
             let payload_len = head.len() - header_len + elements.len();
-            let file_len = (head.len() + elements.len()) as u64;
-            note_hit(site, key, path, memory, &head, file_len, payload_len, || {
+            keep_in_memory(memory, key, meta, payload_len, || {
                 Cow::Owned([&head[header_len..], elements].concat())
             });
             Found::Hit(values)
@@ -686,30 +684,36 @@ fn note_entry_len(site: &Site, len: usize) {
     }
 }
 
-/// The bookkeeping of a file hit: stats, the size bound's recency, and the payload kept in
-/// `memory` (built by `payload` only when the tier would keep its `payload_len` bytes).
-/// `head` starts the entry, which is `file_len` bytes long.
-#[allow(clippy::too_many_arguments)] // the call's context, and two views of one entry
-fn note_hit<'a>(
+/// The bookkeeping of a file hit: stats and the size bound's recency. `head` starts the
+/// entry, which is `file_len` bytes long. Returns what the memory tier records with it.
+fn note_hit(
     site: &'static Site,
     key: &CallKey,
     path: &Path,
-    memory: Option<&Memory>,
     head: &[u8],
     file_len: u64,
-    payload_len: usize,
-    payload: impl FnOnce() -> Cow<'a, [u8]>,
-) {
+) -> memory::Meta {
     log::debug!("file_cache: hit {}", site.display_name());
     let saved_us = entry::peek_times(head).map_or(0, |(_, compute_us)| compute_us);
     stats::record_hit(site, path, file_len, saved_us);
     size_limit::touch(path, key.key.as_bytes());
+    memory::Meta {
+        compute_us: saved_us,
+        file_len,
+    }
+}
+
+/// Keeps a file hit's payload of `len` bytes in `memory`, built by `payload` only when
+/// the tier keeps payloads that big (a bigger one drops what the tier held for the key).
+fn keep_in_memory<'a>(
+    memory: Option<&Memory>,
+    key: &CallKey,
+    meta: memory::Meta,
+    len: usize,
+    payload: impl FnOnce() -> Cow<'a, [u8]>,
+) {
     if let Some(memory) = memory {
-        let meta = memory::Meta {
-            compute_us: saved_us,
-            file_len,
-        };
-        if memory.keeps(payload_len) {
+        if memory.keeps(len) {
             memory.insert(key.key.as_bytes(), &payload(), meta);
         } else {
             memory.remove(key.key.as_bytes());
