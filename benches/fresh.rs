@@ -151,7 +151,9 @@ fn interleaved(bins: &Path, envs: &[(&str, String)]) {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let out = target.join("criterion").join("fresh_process_interleaved.json");
+    let out = target
+        .join("criterion")
+        .join("fresh_process_interleaved.json");
     std::fs::create_dir_all(out.parent().expect("a parent")).expect("criterion dir");
     std::fs::write(&out, json).expect("write the interleaved medians");
     println!("fresh_process interleaved ({ROUNDS} rounds), medians:");
