@@ -1311,6 +1311,20 @@ fn range_of(e: u128) -> std::ops::Range<usize> {
     start..start + len
 }
 
+/// Sorts a short slice.
+#[inline]
+fn insertion_sort(items: &mut [u128]) {
+    for i in 1..items.len() {
+        let item = items[i];
+        let mut j = i;
+        while j > 0 && items[j - 1] > item {
+            items[j] = items[j - 1];
+            j -= 1;
+        }
+        items[j] = item;
+    }
+}
+
 /// Sorts a map's entries by their order hash, ties by their bytes.
 ///
 /// A bucket sort on the hash's top bits, a few entries per bucket, then each bucket
@@ -1348,11 +1362,15 @@ fn sort_entries(parts: &mut MapParts) {
             scratch[*at] = e;
             *at += 1;
         }
-        // Each bucket now ends where the next one starts.
+        // Each bucket now ends where the next one starts. Buckets hold a few entries: an
+        // insertion sort in place, where a call to the general sort per bucket cost more
+        // than the sorting.
         let mut start = 0;
         for &end in &counts[..counts.len() - 1] {
-            if end - start > 1 {
-                scratch[start..end].sort_unstable();
+            match end - start {
+                0 | 1 => {}
+                2..=16 => insertion_sort(&mut scratch[start..end]),
+                _ => scratch[start..end].sort_unstable(),
             }
             start = end;
         }
@@ -2002,15 +2020,18 @@ mod tests {
     /// The bucket sort gives the order of a full sort, equal hashes ordered by bytes.
     #[test]
     fn map_entries_sort_like_a_full_sort() {
-        for n in [0usize, 1, 5, 63, 64, 65, 1000, 5000] {
+        let cases = [0usize, 1, 5, 63, 64, 65, 1000, 5000];
+        for (n, spread) in cases.iter().flat_map(|&n| [(n, false), (n, true)]) {
             let mut parts = MapParts::new();
             for i in 0..n {
                 let start = parts.bytes.len();
                 parts
                     .bytes
                     .extend_from_slice(&(i as u64 * 7919 % 1000).to_le_bytes());
-                // Few distinct hashes, so many ties must be broken by the bytes.
-                let hash = (i as u64 % 97).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                // Few distinct hashes, so many ties must be broken by the bytes (big
+                // buckets); or hashes spread like real ones (buckets of a few entries).
+                let seed = if spread { i as u64 } else { i as u64 % 97 };
+                let hash = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29) ^ seed;
                 let len = parts.bytes.len() - start;
                 parts.order.push(pack(hash, start, len));
             }
