@@ -21,7 +21,9 @@
 //!   [`RUN_BYTES`] bytes of values. A run stands for that many consecutive value slots,
 //!   so the stream stays decodable; where chunks end depends only on the values (never on
 //!   the buffer), so the key does not either. It is what lets a `Vec<f64>` hash near
-//!   blake3's speed: one tag per 512 values instead of one per value;
+//!   blake3's speed: one tag per 512 values instead of one per value. A `Vec` or slice of
+//!   fixed-width numbers, which serde hands over as a whole, is written a chunk at a time
+//!   rather than value by value (`Sink::number_seq`): the same bytes;
 //! - floats by bits (`to_bits`), so `-0.0 != 0.0` and NaNs hash by payload;
 //! - `str` and bytes: the length (LEB128: one byte below 128), then the bytes;
 //! - names (type, field and variant names) as labels: `LABEL`, the length, the bytes;
@@ -58,6 +60,7 @@
 //! `update` per primitive is 8–10x slower). Slices at least as long as the buffer (big
 //! byte strings, long strings) flush it and go to blake3 directly, without a copy.
 
+use crate::codec::flat;
 use serde::ser::{self, Serialize};
 use std::fmt;
 
@@ -358,7 +361,7 @@ impl Drop for KeyHasher {
 /// that a byte stored into it cannot change the sink's own fields (a store through a
 /// `Vec`'s pointer might alias anything), and keeps the write position in a register
 /// across the elements of a sequence.
-#[repr(C)] // `buf` first: see `put`.
+#[repr(C, align(64))] // `buf` first: see `put`; on a cache line, on the heap or static.
 struct Sink {
     /// `BUF_LEN` bytes and a tail, so that `put` never needs a bounds check.
     buf: [u8; BUF_LEN + 16],
@@ -682,6 +685,21 @@ impl Sink {
         };
     }
 
+    /// A sequence of `data.len() / width` numbers of type `tag`, as their little-endian
+    /// bytes: the stream that writing them one by one into runs gives (see the module
+    /// docs), written a chunk at a time.
+    fn number_seq(&mut self, tag: u8, width: usize, data: &[u8]) {
+        self.write(&[tag::SEQ]);
+        for chunk in data.chunks(RUN_BYTES) {
+            // At most RUN_BYTES values.
+            let count = u16::try_from(chunk.len() / width).unwrap_or(u16::MAX);
+            let [low, high] = count.to_le_bytes();
+            self.write(&[tag::RUN, tag, low, high]);
+            self.write(chunk);
+        }
+        self.tagged(tag::END, len64(data.len() / width).to_le_bytes());
+    }
+
     /// Writes the open chunk's count into its header and closes it.
     #[inline(always)]
     fn close_run(&mut self) {
@@ -973,6 +991,10 @@ impl<'a> ser::Serializer for &'a mut Sink {
         I: IntoIterator,
         I::Item: Serialize,
     {
+        if let Some((tag, width, data)) = number_slice(&iter) {
+            self.number_seq(tag, width, data);
+            return Ok(Val::Written);
+        }
         self.write(&[tag::SEQ]);
         let mut count = 0u64;
         let mut iter = iter.into_iter();
@@ -1311,6 +1333,32 @@ fn range_of(e: u128) -> std::ops::Range<usize> {
     start..start + len
 }
 
+/// A sequence serde hands `collect_seq` that is a vector or slice of fixed-width numbers
+/// (see `flat::slice_of`): its element tag, width and bytes, which are its encoding.
+fn number_slice<I>(seq: &I) -> Option<(u8, usize, &[u8])> {
+    fn found<E: flat::Plain>(tag: u8, values: &[E]) -> Option<(u8, usize, &[u8])> {
+        Some((tag, std::mem::size_of::<E>(), flat::bytes_of(values)))
+    }
+    macro_rules! try_types {
+        ($($ty:ty => $tag:expr),* $(,)?) => {
+            $(
+                if let Some(values) = flat::slice_of::<I, $ty>(seq) {
+                    return found($tag, values);
+                }
+            )*
+        };
+    }
+    try_types! {
+        f64 => tag::F64, f32 => tag::F32, u8 => tag::U8, i8 => tag::I8,
+        u16 => tag::U16, i16 => tag::I16, u32 => tag::U32, i32 => tag::I32,
+        u64 => tag::U64, i64 => tag::I64,
+    }
+    // serde hands `usize` and `isize` over as 64-bit integers.
+    #[cfg(target_pointer_width = "64")]
+    try_types! { usize => tag::U64, isize => tag::I64 }
+    None
+}
+
 /// Sorts a short slice.
 #[inline]
 fn insertion_sort(items: &mut [u128]) {
@@ -1562,9 +1610,11 @@ mod tests {
         check(&mut boxed);
         let value = ("a", 1u8, vec![2.5f64; 5000], BTreeMap::from([(1, "x")]));
         let expected = key_of(&value);
-        // Other tests' hashers may hold the static sink: take turns until one gets it.
+        // Another test's thread keeps the static sink as its spare until it ends: try
+        // again until it is free (tests end within seconds).
         let mut got_static = false;
-        for _ in 0..10_000 {
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(120) {
             let mut a = SinkBox::new();
             let b = SinkBox::new();
             assert!(!(a.is_static && b.is_static), "one user at a time");
@@ -1582,6 +1632,7 @@ mod tests {
             if got_static {
                 break;
             }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
         assert!(got_static, "the static sink was never free");
     }
@@ -2044,6 +2095,80 @@ mod tests {
             sort_entries(&mut parts);
             let got = entries(&parts);
             assert_eq!(got, expected, "{n} entries");
+        }
+    }
+
+    #[test]
+    fn vectors_and_slices_of_numbers_are_found_for_bulk_hashing() {
+        let doubles = vec![1.5f64, -0.0];
+        let seq = &doubles;
+        let found = number_slice(&seq).expect("a &Vec<f64>");
+        assert_eq!(found, (tag::F64, 8, crate::codec::flat::bytes_of(&doubles)));
+        let shorts: &[u16] = &[1, 2, 3];
+        assert_eq!(
+            number_slice(&shorts).map(|(t, w, d)| (t, w, d.len())),
+            Some((tag::U16, 2, 6))
+        );
+        assert!(number_slice(&shorts.iter()).is_none(), "an iterator");
+        assert!(number_slice(&&vec![true]).is_none(), "bool is not a number");
+        assert!(number_slice(&&vec![1u128]).is_none(), "not handled in bulk");
+        assert!(number_slice(&&vec!["a"]).is_none());
+    }
+
+    /// A sequence serialized from an iterator: never a `&Vec` or a `&[T]`, so always
+    /// written element by element.
+    struct OneByOne<'a, T>(&'a [T]);
+
+    impl<T: Serialize> Serialize for OneByOne<'_, T> {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter())
+        }
+    }
+
+    proptest::proptest! {
+        /// Vectors and slices of numbers are hashed in bulk; the stream is the one their
+        /// elements give one by one, whatever the length (runs of 4096 bytes of values).
+        #[test]
+        fn numbers_in_bulk_hash_as_one_by_one(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..9000),
+            split in 0usize..9000,
+        ) {
+            fn same<T: Serialize + Copy>(values: &[T]) {
+                let one_by_one = key_of(&OneByOne(values));
+                assert_eq!(key_of(&values.to_vec()), one_by_one);
+                assert_eq!(key_of(values), one_by_one);
+                // Inside other values, and with a buffer that flushes on every write.
+                let nested = (1u8, values.to_vec(), "x");
+                let nested_one_by_one = (1u8, OneByOne(values), "x");
+                assert_eq!(key_of(&nested), key_of(&nested_one_by_one));
+                assert_eq!(key_with_buffer(&nested, 0), key_of(&nested_one_by_one));
+            }
+            let words = |n: usize| -> Vec<[u8; 8]> {
+                bytes.chunks(n).map(|c| {
+                    let mut w = [0u8; 8];
+                    w[..c.len()].copy_from_slice(c);
+                    w
+                }).collect()
+            };
+            same(&bytes);
+            same(&bytes.iter().map(|&b| b as i8).collect::<Vec<_>>());
+            let w = words(8);
+            same(&w.iter().map(|w| f64::from_le_bytes(*w)).collect::<Vec<_>>());
+            same(&w.iter().map(|w| u64::from_le_bytes(*w)).collect::<Vec<_>>());
+            same(&w.iter().map(|w| i64::from_le_bytes(*w)).collect::<Vec<_>>());
+            same(&w.iter().map(|w| usize::from_le_bytes(*w)).collect::<Vec<_>>());
+            same(&w.iter().map(|w| isize::from_le_bytes(*w)).collect::<Vec<_>>());
+            let w = words(4);
+            same(&w.iter().map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect::<Vec<_>>());
+            same(&w.iter().map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect::<Vec<_>>());
+            same(&w.iter().map(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect::<Vec<_>>());
+            let w = words(2);
+            same(&w.iter().map(|w| u16::from_le_bytes([w[0], w[1]])).collect::<Vec<_>>());
+            same(&w.iter().map(|w| i16::from_le_bytes([w[0], w[1]])).collect::<Vec<_>>());
+            // A sequence that continues a run of the same type right after a bulk one.
+            let split = split.min(bytes.len());
+            let (a, b) = bytes.split_at(split);
+            assert_eq!(key_of(&(a.to_vec(), b)), key_of(&(OneByOne(a), OneByOne(b))));
         }
     }
 

@@ -16,14 +16,45 @@
 
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 
-/// A number whose postcard encoding is its little-endian bytes, and for which every byte
-/// pattern is a value (so no `bool`, `char`, or varint-encoded integer).
-pub(crate) trait Element: Copy + 'static {}
+/// A fixed-width number: no padding, every byte pattern a value, stored in memory as the
+/// machine's endianness has it.
+pub(crate) trait Plain: Copy + 'static {}
+
+macro_rules! plain {
+    ($($ty:ty),*) => { $(impl Plain for $ty {})* };
+}
+plain!(u8, i8, u16, i16, u32, i32, u64, i64, usize, isize, f32, f64);
+
+/// A number whose postcard encoding is its little-endian bytes (so no `bool`, `char`, or
+/// varint-encoded integer).
+pub(crate) trait Element: Plain {}
 
 impl Element for f64 {}
 impl Element for f32 {}
 impl Element for u8 {}
 impl Element for i8 {}
+
+/// The numbers `seq` holds when it is a `&Vec<E>` or a `&[E]` (what serde hands a
+/// serializer's `collect_seq` for a vector or a slice); `None` for anything else, and on a
+/// big-endian machine. The key's serializer hashes such a slice in bulk.
+pub(crate) fn slice_of<'s, I, E: Plain>(seq: &'s I) -> Option<&'s [E]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    let id = typeid::of::<I>();
+    if id == typeid::of::<&Vec<E>>() {
+        // SAFETY: `I` is `&'a Vec<E>` for some `'a` (type ids are equal only for types
+        // that differ at most in lifetimes, and `Vec<E>` has none), so the copy is that
+        // reference. `&'s I` implies `'a: 's`: the slice lives as long as the result.
+        let vec: &'s Vec<E> = unsafe { std::mem::transmute_copy::<I, &'s Vec<E>>(seq) };
+        Some(vec.as_slice())
+    } else if id == typeid::of::<&[E]>() {
+        // SAFETY: as above, `I` is `&'a [E]` with `'a: 's`.
+        Some(unsafe { std::mem::transmute_copy::<I, &'s [E]>(seq) })
+    } else {
+        None
+    }
+}
 
 /// Which flat vector a type is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,8 +129,8 @@ fn as_vec<T: ?Sized, E: Element>(value: &T) -> &Vec<E> {
     unsafe { &*(value as *const T).cast::<Vec<E>>() }
 }
 
-/// The bytes of a slice of elements.
-pub(crate) fn bytes_of<E: Element>(values: &[E]) -> &[u8] {
+/// The bytes of a slice of numbers.
+pub(crate) fn bytes_of<E: Plain>(values: &[E]) -> &[u8] {
     // SAFETY: elements are plain numbers without padding: every byte is initialized, and
     // `u8` has alignment 1. The length is that of the same memory.
     unsafe {
