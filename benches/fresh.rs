@@ -8,8 +8,8 @@
 //! Criterion measures one contender after another, each for a few seconds; on the
 //! benchmark's VM the speed of process creation drifts over such spans (in one run the
 //! process that does nothing measured 30% slower than the floor, which does more). So the
-//! same binaries are also run interleaved: rounds that run every contender once, in a
-//! shuffled order, timing each; the medians go to
+//! same binaries are also run interleaved (`support::interleaved`): rounds that run every
+//! contender once, in a shuffled order, timing each; the medians go to
 //! `target/criterion/fresh_process_interleaved.json`, and the report's fresh-process
 //! targets use them (both sets are in the report).
 
@@ -115,51 +115,20 @@ fn benches(c: &mut Criterion) {
 /// Rounds of the interleaved measurement (about 10 ms a round).
 const ROUNDS: usize = 600;
 
-/// Runs every contender once per round, in an order shuffled per round, and writes each
-/// contender's median time (see the module docs).
+/// The same binaries, interleaved (see the module docs).
 fn interleaved(bins: &Path, envs: &[(&str, String)]) {
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); CONTENDERS.len()];
-    let mut order: Vec<usize> = (0..CONTENDERS.len()).collect();
-    // xorshift64: a fixed seed keeps runs comparable; any order mixing will do.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for _ in 0..ROUNDS {
-        for i in (1..order.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            order.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-        for &at in &order {
-            let started = std::time::Instant::now();
-            run(&bins.join(CONTENDERS[at]), false, envs);
-            times[at].push(started.elapsed());
-        }
-    }
-    let medians: Vec<String> = CONTENDERS
+    let paths: Vec<PathBuf> = CONTENDERS.iter().map(|name| bins.join(name)).collect();
+    let runs: Vec<Box<dyn Fn() + '_>> = paths
         .iter()
-        .zip(&mut times)
-        .map(|(name, runs)| {
-            runs.sort();
-            let label = name.strip_prefix("fresh_").unwrap_or(name);
-            format!("\"{label}\": {}", runs[runs.len() / 2].as_secs_f64())
-        })
+        .map(|bin| Box::new(move || run(bin, false, envs)) as Box<dyn Fn()>)
         .collect();
-    let json = format!(
-        "{{\"rounds\": {ROUNDS}, \"median_seconds\": {{{}}}}}\n",
-        medians.join(", ")
-    );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let out = target
-        .join("criterion")
-        .join("fresh_process_interleaved.json");
-    std::fs::create_dir_all(out.parent().expect("a parent")).expect("criterion dir");
-    std::fs::write(&out, json).expect("write the interleaved medians");
-    println!("fresh_process interleaved ({ROUNDS} rounds), medians:");
-    for line in medians {
-        println!("  {line}");
-    }
+    let contenders: Vec<(&str, &dyn Fn())> = CONTENDERS
+        .iter()
+        .zip(&runs)
+        .map(|(name, run)| (name.strip_prefix("fresh_").unwrap_or(name), &**run))
+        .collect();
+    let medians = support::interleaved(&contenders, ROUNDS);
+    support::write_interleaved("fresh_process", ROUNDS, &medians);
 }
 
 criterion_group! {

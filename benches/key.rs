@@ -7,6 +7,8 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod support;
+
 static SITE: Site = Site::new(SiteInfo {
     module_path: "bench::key",
     name: "f",
@@ -142,7 +144,27 @@ fn benches(c: &mut Criterion) {
             }),
         ],
     );
+    // The same three, interleaved (see `support::interleaved`): the map's key reads memory
+    // all over the heap and moved most with the VM's drift between criterion's windows.
+    let medians = support::interleaved(
+        &[
+            ("file_cache", &|| {
+                black_box(key_of(black_box(&map)));
+            }),
+            ("file_cache_vec_of_pairs", &|| {
+                black_box(key_of(black_box(&pairs)));
+            }),
+            ("file_cache_vec_in_map_order", &|| {
+                black_box(key_of(black_box(&in_map_order)));
+            }),
+        ],
+        MAP_ROUNDS,
+    );
+    support::write_interleaved("key_hashmap", MAP_ROUNDS, &medians);
 }
+
+/// Rounds of the map's interleaved measurement (about 20 ms a round).
+const MAP_ROUNDS: usize = 150;
 
 criterion_group! {
     name = group;

@@ -49,26 +49,30 @@ def load():
     return rows, bytes_per
 
 
-def interleaved() -> dict[str, float] | None:
-    """Medians of the fresh-process binaries run in shuffled rounds (benches/fresh.rs)."""
-    path = CRITERION / "fresh_process_interleaved.json"
+def interleaved(name: str) -> tuple[int, dict[str, float]] | None:
+    """Rounds and medians of contenders run in shuffled rounds (`support::interleaved`)."""
+    path = CRITERION / f"{name}_interleaved.json"
     if not path.exists():
         return None
-    return json.loads(path.read_text())["median_seconds"]
+    data = json.loads(path.read_text())
+    return data["rounds"], data["median_seconds"]
 
 
-def interleaved_table() -> str:
-    inter = interleaved()
-    if not inter:
-        return ""
-    rounds = json.loads((CRITERION / "fresh_process_interleaved.json").read_text())["rounds"]
-    floor = inter[FLOOR]
-    out = ["", f"Fresh process, interleaved: every contender once per round, in a shuffled "
-           f"order, {rounds} rounds; medians.", "",
-           "| contender | median | vs floor |", "|---|---|---|"]
-    for who, s in sorted(inter.items()):
-        out.append(f"| {who} | {fmt_time(s)} | {ratio(s, floor)} |")
-    return "\n".join(out) + "\n"
+def interleaved_tables() -> str:
+    out = []
+    for name, title, base in (("fresh_process", "Fresh process", FLOOR),
+                              ("key_hashmap", "Key of HashMap<String,u64> 100k",
+                               "file_cache_vec_of_pairs")):
+        found = interleaved(name)
+        if not found:
+            continue
+        rounds, medians = found
+        out += ["", f"{title}, interleaved: every contender once per round, in a shuffled "
+                f"order, {rounds} rounds; medians.", "",
+                f"| contender | median | vs {base} |", "|---|---|---|"]
+        for who, s in sorted(medians.items()):
+            out.append(f"| {who} | {fmt_time(s)} | {ratio(s, medians[base])} |")
+    return "\n".join(out) + "\n" if out else ""
 
 
 def fmt_time(s: float) -> str:
@@ -123,7 +127,7 @@ def table(rows, bytes_per) -> str:
                 f"{ratio(s, floor) if is_ours and floor else ''} | "
                 f"{ratio(s, best_peer) if is_ours else ''} |"
             )
-    return "\n".join(out) + "\n" + interleaved_table() + targets(rows, bytes_per)
+    return "\n".join(out) + "\n" + interleaved_tables() + targets(rows, bytes_per)
 
 
 def targets(rows, bytes_per) -> str:
@@ -144,9 +148,10 @@ def targets(rows, bytes_per) -> str:
     add("small hit, memory tier off, within 1.5× of the floor", f"{nm / floor:.2f}×", nm <= 1.5 * floor)
     # The interleaved medians (benches/fresh.rs) when present: the contenders ran in the
     # same rounds, so drift in process-creation speed cancels out.
-    inter = interleaved()
+    inter = interleaved("fresh_process")
     how = "interleaved runs" if inter else "criterion"
-    fp = inter or {c: get("fresh_process", "", c) for c in ("file_cache", FLOOR, "empty", *PEERS)}
+    fp = inter[1] if inter else {
+        c: get("fresh_process", "", c) for c in ("file_cache", FLOOR, "empty", *PEERS)}
     add(f"fresh process within 1.2× of one file read ({how})",
         f"{fp['file_cache'] / fp[FLOOR]:.2f}×", fp["file_cache"] <= 1.2 * fp[FLOOR])
     base = min(fp["empty"], fp[FLOOR])
@@ -171,14 +176,19 @@ def targets(rows, bytes_per) -> str:
                         ("vec_string_100k", 3.0)):
         r = get("key", case, "file_cache") / get("key", case, "blake3_raw")
         add(f"key {case}: within {limit:.0f}× of raw blake3", f"{r:.2f}×", r <= limit)
-    r = get("key", "hashmap_string_u64_100k", "file_cache") / get(
-        "key", "hashmap_string_u64_100k", "file_cache_vec_of_pairs")
-    add("key HashMap<String,u64> 100k: within 3× of a Vec of the same pairs", f"{r:.2f}×", r <= 3)
-    in_order = get("key", "hashmap_string_u64_100k", "file_cache_vec_in_map_order")
-    if in_order:
-        r = get("key", "hashmap_string_u64_100k", "file_cache") / in_order
+    # The interleaved medians when present (benches/key.rs), as for the fresh process.
+    inter = interleaved("key_hashmap")
+    how = "interleaved runs" if inter else "criterion"
+    km = inter[1] if inter else {
+        c: get("key", "hashmap_string_u64_100k", c)
+        for c in ("file_cache", "file_cache_vec_of_pairs", "file_cache_vec_in_map_order")}
+    r = km["file_cache"] / km["file_cache_vec_of_pairs"]
+    add(f"key HashMap<String,u64> 100k: within 3× of a Vec of the same pairs ({how})",
+        f"{r:.2f}×", r <= 3)
+    if km.get("file_cache_vec_in_map_order"):
+        r = km["file_cache"] / km["file_cache_vec_in_map_order"]
         add("key HashMap<String,u64> 100k ÷ a Vec of its own entries in its iteration order "
-            "(same memory reads: what sorting costs)", f"{r:.2f}×", None)
+            f"(same memory reads: what sorting costs; {how})", f"{r:.2f}×", None)
     r = get("scale", "1000000", "file_cache_no_memory") / get("scale", "1000", "file_cache_no_memory")
     add("hit at 1M entries within 1.2× of 1k", f"{r:.2f}×", r <= 1.2)
     for who in ("file_cache", "file_cache_no_memory"):

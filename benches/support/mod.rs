@@ -5,6 +5,7 @@
 pub mod contenders;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Points every contender at its own directory under `target/bench-data/<name>` (emptied
 /// first): `FILE_CACHE_DIR` for file_cache, `XDG_CACHE_HOME` for both peers (their redb
@@ -107,4 +108,61 @@ pub fn entry_file(fn_name: &str) -> PathBuf {
     let files = files_under(&dir);
     assert_eq!(files.len(), 1, "{fn_name}: {files:?}");
     files.into_iter().next().expect("one entry")
+}
+
+/// Runs every contender once per round, `rounds` times, in an order shuffled per round;
+/// returns each contender's median time. Criterion measures one contender after another,
+/// each for seconds, and on the benchmark's VM speed drifts over such spans: contenders
+/// measured in the same rounds see the same drift, so their ratios are not skewed by it.
+pub fn interleaved(contenders: &[(&str, &dyn Fn())], rounds: usize) -> Vec<(String, Duration)> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); contenders.len()];
+    let mut order: Vec<usize> = (0..contenders.len()).collect();
+    // xorshift64: a fixed seed keeps runs comparable; any order mixing will do.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..rounds {
+        for i in (1..order.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        for &at in &order {
+            let started = Instant::now();
+            (contenders[at].1)();
+            times[at].push(started.elapsed());
+        }
+    }
+    contenders
+        .iter()
+        .zip(&mut times)
+        .map(|((name, _), runs)| {
+            runs.sort();
+            ((*name).to_owned(), runs[runs.len() / 2])
+        })
+        .collect()
+}
+
+/// Writes what [`interleaved`] measured to `target/criterion/<name>_interleaved.json`,
+/// where `benches/report.py` reads it, and prints it.
+pub fn write_interleaved(name: &str, rounds: usize, medians: &[(String, Duration)]) {
+    let fields: Vec<String> = medians
+        .iter()
+        .map(|(who, median)| format!("\"{who}\": {}", median.as_secs_f64()))
+        .collect();
+    let json = format!(
+        "{{\"rounds\": {rounds}, \"median_seconds\": {{{}}}}}\n",
+        fields.join(", ")
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let out = target
+        .join("criterion")
+        .join(format!("{name}_interleaved.json"));
+    std::fs::create_dir_all(out.parent().expect("a parent")).expect("criterion dir");
+    std::fs::write(&out, json).expect("write the interleaved medians");
+    println!("{name}, interleaved ({rounds} rounds), medians:");
+    for (who, median) in medians {
+        println!("  {who}: {median:?}");
+    }
 }
