@@ -119,6 +119,7 @@ pub(crate) fn read_with_id(
 }
 
 /// What [`read_flat`] read.
+#[cfg(unix)]
 pub(crate) enum FlatRead<E> {
     /// The header with the payload's length prefix, and the elements after them.
     Split {

@@ -142,6 +142,7 @@ pub(crate) fn bytes_of<E: Plain>(values: &[E]) -> &[u8] {
 const MAX_VARINT: usize = 10;
 
 /// Length of the varint of `n`.
+#[cfg_attr(not(unix), allow(dead_code))] // for reading flat vectors, on Unix
 pub(crate) fn varint_len(n: u64) -> usize {
     let bits = 64 - (n | 1).leading_zeros() as usize;
     bits.div_ceil(7)
@@ -252,6 +253,7 @@ pub(crate) fn read_into<E: Element>(
 
 /// How a payload of `payload_len` bytes splits into a length varint and `count` elements of
 /// `width` bytes: `(varint length, count)`, or `None` when no split fits.
+#[cfg_attr(not(unix), allow(dead_code))] // for reading flat vectors, on Unix
 pub(crate) fn split(payload_len: u64, width: usize) -> Option<(usize, usize)> {
     (1..=MAX_VARINT).find_map(|prefix| {
         let data = payload_len.checked_sub(prefix as u64)?;
