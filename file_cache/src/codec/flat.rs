@@ -119,16 +119,6 @@ pub(crate) fn into_value<T, E: Element>(vec: Vec<E>) -> T {
     unsafe { std::ptr::read((&*vec as *const Vec<E>).cast::<T>()) }
 }
 
-/// `value` as the `Vec<E>` it is (see [`into_value`]).
-///
-/// # Panics
-/// If `T` is not `Vec<E>`.
-fn as_vec<T: ?Sized, E: Element>(value: &T) -> &Vec<E> {
-    assert!(typeid::of::<T>() == typeid::of::<Vec<E>>());
-    // SAFETY: as in `into_value`, `T` is `Vec<E>`.
-    unsafe { &*(value as *const T).cast::<Vec<E>>() }
-}
-
 /// The bytes of a slice of numbers.
 pub(crate) fn bytes_of<E: Plain>(values: &[E]) -> &[u8] {
     // SAFETY: elements are plain numbers without padding: every byte is initialized, and
@@ -210,7 +200,7 @@ fn from_payload<E: Element>(bytes: &[u8]) -> Result<Vec<E>, postcard::Error> {
 
 /// Encodes `value` when it is a flat vector; `None` for any other type.
 pub(crate) fn encode<T: ?Sized>(value: &T) -> Option<Vec<u8>> {
-    Some(with_element!(kind::<T>()?, E => to_payload(as_vec::<T, E>(value))))
+    Some(with_element!(kind::<T>()?, E => to_payload(slice_of::<&T, E>(&value)?)))
 }
 
 /// Decodes `bytes` as a `T` when it is a flat vector; `None` for any other type.
