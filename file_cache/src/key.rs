@@ -1359,13 +1359,27 @@ fn number_slice<I>(seq: &I) -> Option<(u8, usize, &[u8])> {
     None
 }
 
+/// Bits of the hash one pass of `sort_entries` sorts on: 2,048 counts, which stay in
+/// the first-level cache while the entries are scattered.
+const RADIX_BITS: u32 = 11;
+
+/// Turns counts per value into where each value's entries start.
+fn starts_from_counts(counts: &mut [usize]) {
+    let mut start = 0;
+    for count in counts {
+        let n = *count;
+        *count = start;
+        start += n;
+    }
+}
+
 /// Sorts a short slice.
 #[inline]
-fn insertion_sort(items: &mut [u128]) {
+fn insertion_sort_by(items: &mut [u128], order: impl Fn(&u128, &u128) -> std::cmp::Ordering) {
     for i in 1..items.len() {
         let item = items[i];
         let mut j = i;
-        while j > 0 && items[j - 1] > item {
+        while j > 0 && order(&items[j - 1], &item).is_gt() {
             items[j] = items[j - 1];
             j -= 1;
         }
@@ -1375,11 +1389,13 @@ fn insertion_sort(items: &mut [u128]) {
 
 /// Sorts a map's entries by their order hash, ties by their bytes.
 ///
-/// A bucket sort on the hash's top bits, a few entries per bucket, then each bucket
-/// sorted on its own, as plain integers: linear in the entry count, where a comparison
-/// sort of 100,000 entries took more time than hashing them. Entries with equal hashes
-/// (next to each other by then) are put in the order of their bytes, so the result is
-/// a function of the entries alone.
+/// A least-significant-digit radix sort on the hash's top bits, in two passes of at most
+/// `RADIX_BITS` bits each (the counts of both taken in one read), then the runs of
+/// entries that share those bits (rare, and short) sorted on their own, by hash, then
+/// bytes: linear in the entry count, where a comparison sort of 100,000 entries took more
+/// time than hashing them, and a one-pass bucket sort into as many buckets as entries
+/// scattered its writes over more memory than the caches hold. The result is a function
+/// of the entries alone.
 fn sort_entries(parts: &mut MapParts) {
     let MapParts {
         bytes,
@@ -1388,52 +1404,63 @@ fn sort_entries(parts: &mut MapParts) {
         counts,
         ..
     } = parts;
-    if order.len() < 64 {
-        order.sort_unstable();
-    } else {
-        // About four entries per bucket (4 to 62 bits): fewer buckets than entries keep
-        // the counts in cache.
-        let bits = usize::BITS - (order.len() - 1).leading_zeros() - 2;
-        let bucket = |e: u128| (e >> (128 - bits)) as usize;
-        counts.clear();
-        counts.resize((1 << bits) + 1, 0);
-        for &e in order.iter() {
-            counts[bucket(e) + 1] += 1;
-        }
-        for i in 1..counts.len() {
-            counts[i] += counts[i - 1];
-        }
-        scratch.clear();
-        scratch.resize(order.len(), 0);
-        for &e in order.iter() {
-            let at = &mut counts[bucket(e)];
-            scratch[*at] = e;
-            *at += 1;
-        }
-        // Each bucket now ends where the next one starts. Buckets hold a few entries: an
-        // insertion sort in place, where a call to the general sort per bucket cost more
-        // than the sorting.
-        let mut start = 0;
-        for &end in &counts[..counts.len() - 1] {
-            match end - start {
-                0 | 1 => {}
-                2..=16 => insertion_sort(&mut scratch[start..end]),
-                _ => scratch[start..end].sort_unstable(),
-            }
-            start = end;
-        }
-        std::mem::swap(order, scratch);
-    }
     let hash = |e: u128| (e >> 64) as u64;
     let entry = |e: u128| &bytes[range_of(e)];
+    let by_hash_then_bytes = |a: &u128, b: &u128| {
+        hash(*a)
+            .cmp(&hash(*b))
+            .then_with(|| entry(*a).cmp(entry(*b)))
+    };
+    if order.len() < 64 {
+        order.sort_unstable_by(by_hash_then_bytes);
+        return;
+    }
+    // About a quarter of an entry per value of the sorted bits, so runs of entries that
+    // share them are rare and short.
+    let wanted = usize::BITS - (order.len() - 1).leading_zeros() + 2;
+    let low_bits = (wanted / 2).min(RADIX_BITS);
+    let high_bits = (wanted - wanted / 2).min(RADIX_BITS);
+    let sorted_bits = low_bits + high_bits;
+    let low = |e: u128| (e >> (128 - sorted_bits)) as usize & ((1 << low_bits) - 1);
+    let high = |e: u128| (e >> (128 - high_bits)) as usize;
+    counts.clear();
+    counts.resize((1 << low_bits) + (1 << high_bits), 0);
+    let (low_counts, high_counts) = counts.split_at_mut(1 << low_bits);
+    for &e in order.iter() {
+        low_counts[low(e)] += 1;
+        high_counts[high(e)] += 1;
+    }
+    starts_from_counts(low_counts);
+    starts_from_counts(high_counts);
+    // Every slot is written below, so the old contents may stay (no zeroing pass).
+    scratch.resize(order.len(), 0);
+    for &e in order.iter() {
+        let at = &mut low_counts[low(e)];
+        scratch[*at] = e;
+        *at += 1;
+    }
+    for &e in scratch.iter() {
+        let at = &mut high_counts[high(e)];
+        order[*at] = e;
+        *at += 1;
+    }
+    // Runs of entries that share the sorted bits, sorted in full.
+    let top = |e: u128| (e >> (128 - sorted_bits)) as u64;
     let mut i = 0;
-    while i < order.len() {
-        let mut j = i + 1;
-        while j < order.len() && hash(order[j]) == hash(order[i]) {
+    while i + 1 < order.len() {
+        let first = top(order[i]);
+        if top(order[i + 1]) != first {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 2;
+        while j < order.len() && top(order[j]) == first {
             j += 1;
         }
-        if j - i > 1 {
-            order[i..j].sort_unstable_by(|a, b| entry(*a).cmp(entry(*b)));
+        if j - i <= 16 {
+            insertion_sort_by(&mut order[i..j], by_hash_then_bytes);
+        } else {
+            order[i..j].sort_unstable_by(by_hash_then_bytes);
         }
         i = j;
     }
@@ -2071,7 +2098,7 @@ mod tests {
     /// The bucket sort gives the order of a full sort, equal hashes ordered by bytes.
     #[test]
     fn map_entries_sort_like_a_full_sort() {
-        let cases = [0usize, 1, 5, 63, 64, 65, 1000, 5000];
+        let cases = [0usize, 1, 5, 63, 64, 65, 1000, 5000, 70_000];
         for (n, spread) in cases.iter().flat_map(|&n| [(n, false), (n, true)]) {
             let mut parts = MapParts::new();
             for i in 0..n {
