@@ -1465,7 +1465,7 @@ fn insertion_sort_by(items: &mut [u128], order: impl Fn(&u128, &u128) -> std::cm
 /// time than hashing them, and a one-pass bucket sort into as many buckets as entries
 /// scattered its writes over more memory than the caches hold. The result is a function
 /// of the entries alone.
-fn sort_entries(parts: &mut MapParts) {
+fn sort_entries(parts: &mut MapParts, order_hash: impl Fn(&[u8]) -> u64) {
     let MapParts {
         bytes,
         order,
@@ -1473,6 +1473,7 @@ fn sort_entries(parts: &mut MapParts) {
         counts,
         ..
     } = parts;
+    let with_hash = |e: u128| u128::from(order_hash(&bytes[range_of(e)])) << 64 | e;
     let hash = |e: u128| (e >> 64) as u64;
     let entry = |e: u128| &bytes[range_of(e)];
     let by_hash_then_bytes = |a: &u128, b: &u128| {
@@ -1481,6 +1482,9 @@ fn sort_entries(parts: &mut MapParts) {
             .then_with(|| entry(*a).cmp(entry(*b)))
     };
     if order.len() < 64 {
+        for e in order.iter_mut() {
+            *e = with_hash(*e);
+        }
         order.sort_unstable_by(by_hash_then_bytes);
         return;
     }
@@ -1495,9 +1499,10 @@ fn sort_entries(parts: &mut MapParts) {
     counts.clear();
     counts.resize((1 << low_bits) + (1 << high_bits), 0);
     let (low_counts, high_counts) = counts.split_at_mut(1 << low_bits);
-    for &e in order.iter() {
-        low_counts[low(e)] += 1;
-        high_counts[high(e)] += 1;
+    for e in order.iter_mut() {
+        *e = with_hash(*e);
+        low_counts[low(*e)] += 1;
+        high_counts[high(*e)] += 1;
     }
     starts_from_counts(low_counts);
     starts_from_counts(high_counts);
@@ -1550,12 +1555,12 @@ impl MapParts {
         })
     }
 
-    /// Records the entry whose bytes (or digest) end the arena, from `start`.
+    /// Records the entry whose bytes (or digest) end the arena, from `start`. Its order
+    /// hash is left for `sort_entries`: computed here, right after the entry's bytes were
+    /// stored, its reads waited for those stores.
     #[inline(always)]
     fn push_entry(&mut self, start: usize) {
-        let entry = &self.bytes[start..];
-        let order = xxhash_rust::xxh3::xxh3_64(entry);
-        self.order.push(pack(order, start, entry.len()));
+        self.order.push(pack(0, start, self.bytes.len() - start));
     }
 
     fn clear(&mut self) {
@@ -1702,7 +1707,7 @@ impl ser::SerializeMap for MapEntries<'_> {
         let MapEntries {
             sink, mut parts, ..
         } = self;
-        sort_entries(&mut parts);
+        sort_entries(&mut parts, xxhash_rust::xxh3::xxh3_64);
         sink.tagged(tag::MAP, len64(parts.order.len()).to_le_bytes());
         for &e in &parts.order {
             sink.write(&parts.bytes[range_of(e)]);
@@ -2316,30 +2321,36 @@ mod tests {
     /// The radix sort gives the order of a full sort, equal hashes ordered by bytes.
     #[test]
     fn map_entries_sort_like_a_full_sort() {
+        let xxh3 = xxhash_rust::xxh3::xxh3_64;
+        // Few distinct hashes, spread over the top bits: many ties to break by the bytes.
+        let few = |bytes: &[u8]| (xxh3(bytes) % 97).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let cases = [0usize, 1, 5, 63, 64, 65, 1000, 5000, 70_000];
-        for (n, spread) in cases.iter().flat_map(|&n| [(n, false), (n, true)]) {
+        for (n, ties) in cases.iter().flat_map(|&n| [(n, false), (n, true)]) {
+            let hash = |bytes: &[u8]| if ties { few(bytes) } else { xxh3(bytes) };
             let mut parts = MapParts::new();
             for i in 0..n {
                 let start = parts.bytes.len();
-                parts
-                    .bytes
-                    .extend_from_slice(&(i as u64 * 7919 % 1000).to_le_bytes());
-                // Few distinct hashes, so many ties must be broken by the bytes (big
-                // buckets); or hashes spread like real ones (buckets of a few entries).
-                let seed = if spread { i as u64 } else { i as u64 % 97 };
-                let hash = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29) ^ seed;
-                let len = parts.bytes.len() - start;
-                parts.order.push(pack(hash, start, len));
+                let value = i as u64 * 7919 % 1000;
+                // Entries of a few lengths (and some equal ones).
+                let len = 1 + (i % 3) * 3;
+                parts.bytes.extend_from_slice(&value.to_le_bytes()[..len]);
+                parts.order.push(pack(0, start, len));
             }
             let entries = |parts: &MapParts| -> Vec<(u64, Vec<u8>)> {
-                let entry = |e: &u128| ((*e >> 64) as u64, parts.bytes[range_of(*e)].to_vec());
+                let entry = |e: &u128| {
+                    let bytes = &parts.bytes[range_of(*e)];
+                    (hash(bytes), bytes.to_vec())
+                };
                 parts.order.iter().map(entry).collect()
             };
             let mut expected = entries(&parts);
             expected.sort();
-            sort_entries(&mut parts);
+            sort_entries(&mut parts, hash);
             let got = entries(&parts);
             assert_eq!(got, expected, "{n} entries");
+            let hashes: Vec<u64> = parts.order.iter().map(|e| (*e >> 64) as u64).collect();
+            let want: Vec<u64> = got.iter().map(|(hash, _)| *hash).collect();
+            assert_eq!(hashes, want, "hashes kept with their entries");
         }
     }
 
