@@ -972,8 +972,8 @@ impl<'a> ser::Serializer for &'a mut Sink {
     }
 
     #[inline]
-    fn serialize_map(self, _len: Option<usize>) -> Result<MapEntries<'a>, Error> {
-        Ok(MapEntries::new(self))
+    fn serialize_map(self, len: Option<usize>) -> Result<MapEntries<'a>, Error> {
+        Ok(MapEntries::new(self, len))
     }
 
     #[inline]
@@ -1072,8 +1072,12 @@ impl<'a> ser::Serializer for &'a mut Sink {
         V: Serialize,
         I: IntoIterator<Item = (K, V)>,
     {
-        let mut map = MapEntries::new(self);
         let mut iter = iter.into_iter();
+        let exact = match iter.size_hint() {
+            (low, Some(high)) if low == high => Some(low),
+            _ => None,
+        };
+        let mut map = MapEntries::new(self, exact);
         let mut ahead: [Option<(K, V)>; PREFETCH_AHEAD] = [const { None }; PREFETCH_AHEAD];
         for slot in ahead.iter_mut() {
             *slot = iter.next();
@@ -1506,7 +1510,14 @@ struct MapParts {
     order: Vec<u128>,
     /// Room for `sort_entries`.
     scratch: Vec<u128>,
+    /// The digit counts of `sort_entries`.
     counts: Vec<usize>,
+    /// The digits the entries are counted on as they come, when the map said its length
+    /// up front (see `push_entry`).
+    early: Option<Digits>,
+    /// How many of `order`'s first entries have their hash (and, with `early`, are
+    /// counted).
+    hashed: usize,
 }
 
 /// An entry's order hash, and where its bytes are in `MapParts::bytes`: the start in 48
@@ -1553,6 +1564,79 @@ fn number_slice<I>(seq: &I) -> Option<(u8, usize, &[u8])> {
 /// the first-level cache while the entries are scattered.
 const RADIX_BITS: u32 = 11;
 
+/// The two digits of the hash's top bits `sort_entries` sorts a map of a given length on:
+/// about a quarter of an entry per value of the sorted bits, so runs of entries that
+/// share them are rare and short.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Digits {
+    low_bits: u32,
+    high_bits: u32,
+}
+
+impl Digits {
+    /// For a map of `n` entries, at least [`SMALL_MAP`].
+    fn for_len(n: usize) -> Digits {
+        let wanted = usize::BITS - (n - 1).leading_zeros() + 2;
+        Digits {
+            low_bits: (wanted / 2).min(RADIX_BITS),
+            high_bits: (wanted - wanted / 2).min(RADIX_BITS),
+        }
+    }
+
+    fn sorted_bits(self) -> u32 {
+        self.low_bits + self.high_bits
+    }
+
+    /// The lower digit of a packed entry's hash.
+    #[inline(always)]
+    fn low(self, e: u128) -> usize {
+        (e >> (128 - self.sorted_bits())) as usize & ((1 << self.low_bits) - 1)
+    }
+
+    /// The higher digit: the hash's top bits.
+    #[inline(always)]
+    fn high(self, e: u128) -> usize {
+        (e >> (128 - self.high_bits)) as usize
+    }
+
+    /// Zeroes the counts of both digits (low first).
+    fn clear(self, counts: &mut Vec<usize>) {
+        counts.clear();
+        counts.resize((1 << self.low_bits) + (1 << self.high_bits), 0);
+    }
+}
+
+/// Maps of fewer entries are sorted by comparison.
+const SMALL_MAP: usize = 64;
+
+/// Puts each entry's order hash in its high 64 bits and, with `digits`, counts the
+/// entries per value of each digit (counts laid out as `Digits::clear` makes them).
+#[inline(always)]
+fn hash_and_count(
+    order: &mut [u128],
+    arena: &[u8],
+    order_hash: &impl Fn(&[u8]) -> u64,
+    digits: Option<(Digits, &mut [usize])>,
+) {
+    const PLACE: u128 = u64::MAX as u128;
+    let with_hash = |e: u128| u128::from(order_hash(&arena[range_of(e)])) << 64 | (e & PLACE);
+    match digits {
+        None => {
+            for e in order.iter_mut() {
+                *e = with_hash(*e);
+            }
+        }
+        Some((digits, counts)) => {
+            let (low_counts, high_counts) = counts.split_at_mut(1 << digits.low_bits);
+            for e in order.iter_mut() {
+                *e = with_hash(*e);
+                low_counts[digits.low(*e)] += 1;
+                high_counts[digits.high(*e)] += 1;
+            }
+        }
+    }
+}
+
 /// Turns counts per value into where each value's entries start.
 fn starts_from_counts(counts: &mut [usize]) {
     let mut start = 0;
@@ -1580,7 +1664,8 @@ fn insertion_sort_by(items: &mut [u128], order: impl Fn(&u128, &u128) -> std::cm
 /// Sorts a map's entries by their order hash, ties by their bytes.
 ///
 /// A least-significant-digit radix sort on the hash's top bits, in two passes of at most
-/// `RADIX_BITS` bits each (the counts of both taken in one read), then the runs of
+/// `RADIX_BITS` bits each (the counts of both taken as the entries came, when the map said
+/// its length up front, else in one read here), then the runs of
 /// entries that share those bits (rare, and short) sorted on their own, by hash, then
 /// bytes: linear in the entry count, where a comparison sort of 100,000 entries took more
 /// time than hashing them, and a one-pass bucket sort into as many buckets as entries
@@ -1592,9 +1677,10 @@ fn sort_entries(parts: &mut MapParts, order_hash: impl Fn(&[u8]) -> u64) {
         order,
         scratch,
         counts,
+        early,
+        hashed,
         ..
     } = parts;
-    let with_hash = |e: u128| u128::from(order_hash(&bytes[range_of(e)])) << 64 | e;
     let hash = |e: u128| (e >> 64) as u64;
     let entry = |e: u128| &bytes[range_of(e)];
     let by_hash_then_bytes = |a: &u128, b: &u128| {
@@ -1602,29 +1688,29 @@ fn sort_entries(parts: &mut MapParts, order_hash: impl Fn(&[u8]) -> u64) {
             .cmp(&hash(*b))
             .then_with(|| entry(*a).cmp(entry(*b)))
     };
-    if order.len() < 64 {
-        for e in order.iter_mut() {
-            *e = with_hash(*e);
-        }
+    if order.len() < SMALL_MAP {
+        hash_and_count(order, bytes, &order_hash, None);
         order.sort_unstable_by(by_hash_then_bytes);
         return;
     }
-    // About a quarter of an entry per value of the sorted bits, so runs of entries that
-    // share them are rare and short.
-    let wanted = usize::BITS - (order.len() - 1).leading_zeros() + 2;
-    let low_bits = (wanted / 2).min(RADIX_BITS);
-    let high_bits = (wanted - wanted / 2).min(RADIX_BITS);
-    let sorted_bits = low_bits + high_bits;
-    let low = |e: u128| (e >> (128 - sorted_bits)) as usize & ((1 << low_bits) - 1);
-    let high = |e: u128| (e >> (128 - high_bits)) as usize;
-    counts.clear();
-    counts.resize((1 << low_bits) + (1 << high_bits), 0);
-    let (low_counts, high_counts) = counts.split_at_mut(1 << low_bits);
-    for e in order.iter_mut() {
-        *e = with_hash(*e);
-        low_counts[low(*e)] += 1;
-        high_counts[high(*e)] += 1;
-    }
+    let digits = Digits::for_len(order.len());
+    // Counted as they came (see `MapParts::push_entry`) if the map's length was known
+    // ahead; else all counted here.
+    let counted = if *early == Some(digits) {
+        *hashed
+    } else {
+        digits.clear(counts);
+        0
+    };
+    hash_and_count(
+        &mut order[counted..],
+        bytes,
+        &order_hash,
+        Some((digits, counts)),
+    );
+    let sorted_bits = digits.sorted_bits();
+    let (low, high) = (|e| digits.low(e), |e| digits.high(e));
+    let (low_counts, high_counts) = counts.split_at_mut(1 << digits.low_bits);
     starts_from_counts(low_counts);
     starts_from_counts(high_counts);
     // Every slot is written below, so the old contents may stay (no zeroing pass).
@@ -1673,15 +1759,43 @@ impl MapParts {
             order: Vec::new(),
             scratch: Vec::new(),
             counts: Vec::new(),
+            early: None,
+            hashed: 0,
         })
     }
 
-    /// Records the entry whose bytes (or digest) end the arena, from `start`. Its order
-    /// hash is left for `sort_entries`: computed here, right after the entry's bytes were
-    /// stored, its reads waited for those stores.
+    /// Records the entry whose bytes (or digest) end the arena, from `start`.
+    ///
+    /// With `early` digits, the entry before it gets its hash and is counted now, while
+    /// its bytes are in the cache, which saves `sort_entries` a pass over all of them;
+    /// this entry's own would have waited for the stores of its bytes.
     #[inline(always)]
     fn push_entry(&mut self, start: usize) {
         self.order.push(pack(0, start, self.bytes.len() - start));
+        if let Some(digits) = self.early {
+            let n = self.order.len();
+            if n >= 2 {
+                let counts = Some((digits, &mut self.counts[..]));
+                let order_hash = &xxhash_rust::xxh3::xxh3_64;
+                hash_and_count(
+                    &mut self.order[n - 2..n - 1],
+                    &self.bytes,
+                    order_hash,
+                    counts,
+                );
+                self.hashed = n - 1;
+            }
+        }
+    }
+
+    /// Counts the entries as they come (see `push_entry`), for a map that says it has
+    /// `len` entries.
+    fn expect(&mut self, len: Option<usize>) {
+        if let Some(len) = len.filter(|len| *len >= SMALL_MAP) {
+            let digits = Digits::for_len(len);
+            digits.clear(&mut self.counts);
+            self.early = Some(digits);
+        }
     }
 
     fn clear(&mut self) {
@@ -1694,10 +1808,14 @@ impl MapParts {
                 order: Vec::new(),
                 scratch: Vec::new(),
                 counts: Vec::new(),
+                early: None,
+                hashed: 0,
             };
         }
         self.bytes.clear();
         self.order.clear();
+        self.early = None;
+        self.hashed = 0;
     }
 }
 
@@ -1725,9 +1843,10 @@ struct MapEntries<'a> {
 }
 
 impl MapEntries<'_> {
-    fn new(sink: &mut Sink) -> MapEntries<'_> {
+    fn new(sink: &mut Sink, len: Option<usize>) -> MapEntries<'_> {
         let mut parts = sink.maps.take().unwrap_or_else(MapParts::new);
         parts.clear();
+        parts.expect(len);
         MapEntries {
             sink,
             parts,
@@ -2454,6 +2573,34 @@ mod tests {
         let mut hasher = KeyHasher::new();
         let error = hasher.write_value(&Pairs(&failing)).expect_err("fails");
         assert!(error.to_string().contains("refused"), "{error}");
+    }
+
+    /// Entries counted as they come (a map that says its length) or all at the end give
+    /// the same key, whether the length said is right, wrong, or not said.
+    #[test]
+    fn map_keys_do_not_depend_on_the_length_a_map_says() {
+        struct Says<'a>(Option<usize>, &'a [(u64, String)]);
+        impl Serialize for Says<'_> {
+            fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(self.0)?;
+                for (k, v) in self.1 {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+        for len in [10usize, 63, 64, 65, 70, 100, 3000] {
+            let entries: Vec<(u64, String)> =
+                (0..len as u64).map(|i| (i * 31, format!("v{i}"))).collect();
+            let unsaid = key_of(&Says(None, &entries));
+            for said in [len, 10, 64, 100, 3000, 1 << 20] {
+                assert_eq!(
+                    key_of(&Says(Some(said), &entries)),
+                    unsaid,
+                    "{len} said {said}"
+                );
+            }
+        }
     }
 
     /// A key whose `Serialize` writes a string, then fails: the fast lane keeps nothing
