@@ -1060,8 +1060,8 @@ impl<'a> ser::Serializer for &'a mut Sink {
     }
 
     /// What `serialize_map`, `serialize_entry` for each entry and `end` write, with the
-    /// entries taken from the iterator [`PREFETCH_AHEAD`] ahead of their turn: each one's
-    /// strings and bytes are then asked of the memory system ([`Prefetch`]) while the
+    /// entries taken from the iterator `PREFETCH_AHEAD` ahead of their turn: each one's
+    /// strings and bytes are then asked of the memory system (`Prefetch`) while the
     /// entries before it are encoded. A `HashMap`'s iteration order is unrelated to where
     /// its keys' strings were allocated, so without this every string was a cache miss
     /// waited for in turn (a third of the time of a `HashMap<String, u64>`'s key).
@@ -1664,13 +1664,17 @@ fn insertion_sort_by(items: &mut [u128], order: impl Fn(&u128, &u128) -> std::cm
 /// Sorts a map's entries by their order hash, ties by their bytes.
 ///
 /// A least-significant-digit radix sort on the hash's top bits, in two passes of at most
-/// `RADIX_BITS` bits each (the counts of both taken as the entries came, when the map said
-/// its length up front, else in one read here), then the runs of
-/// entries that share those bits (rare, and short) sorted on their own, by hash, then
-/// bytes: linear in the entry count, where a comparison sort of 100,000 entries took more
-/// time than hashing them, and a one-pass bucket sort into as many buckets as entries
-/// scattered its writes over more memory than the caches hold. The result is a function
-/// of the entries alone.
+/// `RADIX_BITS` bits each, then the runs of entries that share those bits (rare, and
+/// short) sorted on their own, by hash, then bytes: linear in the entry count, where a
+/// comparison sort of 100,000 entries took more time than hashing them, and a one-pass
+/// bucket sort into as many buckets as entries scattered its writes over more memory
+/// than the caches hold. The result is a function of the entries alone.
+///
+/// The entries that have no hash yet get theirs from `order_hash`, and are counted for
+/// both passes in one read. Those of a map that said its length up front were hashed
+/// (with XXH3, which `order_hash` must then be too) and counted as they came
+/// (`MapParts::push_entry`); tests pass other functions, to force ties, on maps that were
+/// not.
 fn sort_entries(parts: &mut MapParts, order_hash: impl Fn(&[u8]) -> u64) {
     let MapParts {
         bytes,
