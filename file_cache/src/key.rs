@@ -1148,10 +1148,29 @@ macro_rules! not_prim {
     };
 }
 
-/// The methods of a fast-lane serializer ([`PrimOnly`], [`ShortOnly`]) that take neither
-/// a primitive, a string nor bytes: all refused.
-macro_rules! refuse_the_rest {
+/// What the fast-lane serializers ([`PrimOnly`], [`ShortOnly`], [`Prefetch`]) share: they
+/// take primitives, to [`Val::Prim`], as the sink's serializer does, and refuse with
+/// [`NotPrim`] everything but strings and bytes (each says what it does with those).
+macro_rules! fast_lane {
     () => {
+        type Ok = Val;
+        type Error = NotPrim;
+        type SerializeSeq = ser::Impossible<Val, NotPrim>;
+        type SerializeTuple = ser::Impossible<Val, NotPrim>;
+        type SerializeTupleStruct = ser::Impossible<Val, NotPrim>;
+        type SerializeTupleVariant = ser::Impossible<Val, NotPrim>;
+        type SerializeMap = ser::Impossible<Val, NotPrim>;
+        type SerializeStruct = ser::Impossible<Val, NotPrim>;
+        type SerializeStructVariant = ser::Impossible<Val, NotPrim>;
+
+        #[inline]
+        fn is_human_readable(&self) -> bool {
+            // As the sink's: an impl with two forms must pick the same one in both.
+            false
+        }
+
+        primitives!(NotPrim);
+
         not_prim! {
             serialize_none() -> Val;
             serialize_unit() -> Val;
@@ -1209,30 +1228,12 @@ macro_rules! refuse_the_rest {
 }
 
 impl ser::Serializer for PrimOnly {
-    type Ok = Val;
-    type Error = NotPrim;
-    type SerializeSeq = ser::Impossible<Val, NotPrim>;
-    type SerializeTuple = ser::Impossible<Val, NotPrim>;
-    type SerializeTupleStruct = ser::Impossible<Val, NotPrim>;
-    type SerializeTupleVariant = ser::Impossible<Val, NotPrim>;
-    type SerializeMap = ser::Impossible<Val, NotPrim>;
-    type SerializeStruct = ser::Impossible<Val, NotPrim>;
-    type SerializeStructVariant = ser::Impossible<Val, NotPrim>;
-
-    #[inline]
-    fn is_human_readable(&self) -> bool {
-        // As the sink's: an impl with two forms must pick the same one in both.
-        false
-    }
-
-    primitives!(NotPrim);
+    fast_lane!();
 
     not_prim! {
         serialize_str(v: &str) -> Val;
         serialize_bytes(v: &[u8]) -> Val;
     }
-
-    refuse_the_rest!();
 }
 
 /// The serializer of a map entry's fast lane (see `MapEntries`): takes primitives (as
@@ -1253,22 +1254,7 @@ impl ShortOnly<'_> {
 }
 
 impl ser::Serializer for ShortOnly<'_> {
-    type Ok = Val;
-    type Error = NotPrim;
-    type SerializeSeq = ser::Impossible<Val, NotPrim>;
-    type SerializeTuple = ser::Impossible<Val, NotPrim>;
-    type SerializeTupleStruct = ser::Impossible<Val, NotPrim>;
-    type SerializeTupleVariant = ser::Impossible<Val, NotPrim>;
-    type SerializeMap = ser::Impossible<Val, NotPrim>;
-    type SerializeStruct = ser::Impossible<Val, NotPrim>;
-    type SerializeStructVariant = ser::Impossible<Val, NotPrim>;
-
-    #[inline]
-    fn is_human_readable(&self) -> bool {
-        false
-    }
-
-    primitives!(NotPrim);
+    fast_lane!();
 
     #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<Val, NotPrim> {
@@ -1279,8 +1265,6 @@ impl ser::Serializer for ShortOnly<'_> {
     fn serialize_bytes(self, v: &[u8]) -> Result<Val, NotPrim> {
         self.framed(tag::BYTES, v)
     }
-
-    refuse_the_rest!();
 }
 
 /// How many map entries `collect_map` takes from the iterator ahead of their turn.
@@ -1319,22 +1303,7 @@ impl Prefetch {
 }
 
 impl ser::Serializer for Prefetch {
-    type Ok = Val;
-    type Error = NotPrim;
-    type SerializeSeq = ser::Impossible<Val, NotPrim>;
-    type SerializeTuple = ser::Impossible<Val, NotPrim>;
-    type SerializeTupleStruct = ser::Impossible<Val, NotPrim>;
-    type SerializeTupleVariant = ser::Impossible<Val, NotPrim>;
-    type SerializeMap = ser::Impossible<Val, NotPrim>;
-    type SerializeStruct = ser::Impossible<Val, NotPrim>;
-    type SerializeStructVariant = ser::Impossible<Val, NotPrim>;
-
-    #[inline]
-    fn is_human_readable(&self) -> bool {
-        false
-    }
-
-    primitives!(NotPrim);
+    fast_lane!();
 
     #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<Val, NotPrim> {
@@ -1345,8 +1314,6 @@ impl ser::Serializer for Prefetch {
     fn serialize_bytes(self, v: &[u8]) -> Result<Val, NotPrim> {
         Prefetch::hint(v)
     }
-
-    refuse_the_rest!();
 }
 
 /// Appends what a [`ShortOnly`] serializer took: a primitive's tag and bytes (strings and
