@@ -471,19 +471,16 @@ fn wake_after(delay: Duration, waker: Waker) {
 }
 
 pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
-    let root = site.root();
-    let dir_name =
-        |self_ty| store::function_dir_name(site.info.module_path, self_ty, site.info.name);
-    let dir = match key.self_ty {
-        // A method's directory depends on `Self`, which may differ between calls.
-        Some(ty) => root.join(dir_name(Some(ty))),
-        None => site
-            .state
-            .dir
-            .get_or_init(|| root.join(dir_name(None)))
-            .clone(),
+    let dir = |self_ty| {
+        let name = store::function_dir_name(site.info.module_path, self_ty, site.info.name);
+        site.root().join(name)
     };
-    store::entry_path(&dir, &key.key)
+    match key.self_ty {
+        // A method's directory depends on `Self`, which may differ between calls.
+        Some(ty) => store::entry_path(&dir(Some(ty)), &key.key),
+        // Built once; every hit runs this.
+        None => store::entry_path(site.state.dir.get_or_init(|| dir(None)), &key.key),
+    }
 }
 
 /// The memory tier, when it is on for this function and this call reads the cache.

@@ -127,10 +127,14 @@ pub(crate) fn record_hit(site: &'static Site, path: &Path, bytes: u64, saved_us:
     }
 }
 
-/// Remembers the directory of the entry at `path` as the site's, if it has none yet.
+/// Remembers the directory of the entry at `path` as the site's, if it has none yet
+/// (checked first: taking a path's parent parses it, and every hit comes here).
 pub(crate) fn note_dir(site: &'static Site, path: &Path) {
-    if let Some(dir) = path.parent().and_then(Path::parent) {
-        site.state.stats.dir.get_or_init(|| dir.to_path_buf());
+    let known = &site.state.stats.dir;
+    if known.get().is_none() {
+        if let Some(dir) = path.parent().and_then(Path::parent) {
+            known.get_or_init(|| dir.to_path_buf());
+        }
     }
 }
 

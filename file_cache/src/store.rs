@@ -11,6 +11,7 @@ use crate::key::Key;
 use crate::lock;
 use crate::verified::{self, FileId};
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -69,16 +70,22 @@ fn is_reserved_on_windows(name: &str) -> bool {
             && stem.as_bytes()[3].is_ascii_digit())
 }
 
-/// The file of one entry inside its function's directory.
+/// The file of one entry inside its function's directory: `<dir>/<first two hex
+/// digits>/<hex digits>`.
 pub(crate) fn entry_path(function_dir: &Path, key: &Key) -> PathBuf {
+    use std::path::MAIN_SEPARATOR_STR as SEPARATOR;
     let hex = key.hex_bytes();
     let hex = std::str::from_utf8(&hex).unwrap_or_default();
-    // One allocation of the final size: this runs on every hit.
-    let mut path = PathBuf::with_capacity(function_dir.as_os_str().len() + 68);
+    // One allocation of the final size, and the parts appended as they are (a function's
+    // directory never ends with a separator): this runs on every hit, and
+    // `PathBuf::push` looks each part over for separators and roots first.
+    let mut path = OsString::with_capacity(function_dir.as_os_str().len() + 68);
     path.push(function_dir);
+    path.push(SEPARATOR);
     path.push(&hex[..2]);
+    path.push(SEPARATOR);
     path.push(hex);
-    path
+    PathBuf::from(path)
 }
 
 /// Reads a whole entry; `None` when there is none (also when a file stands where one of
@@ -425,6 +432,11 @@ mod tests {
         let key = Key([0xab; 32]);
         let path = entry_path(Path::new("/r/f"), &key);
         assert_eq!(path, Path::new("/r/f/ab").join("ab".repeat(32)));
+        // Exactly these bytes, not only the same components.
+        assert_eq!(
+            path.as_os_str(),
+            Path::new("/r/f/ab").join("ab".repeat(32)).as_os_str()
+        );
     }
 
     #[test]
