@@ -721,6 +721,32 @@ impl Sink {
         self.pos = pos;
     }
 
+    /// A sequence of strings, which serde hands over whole as a `&Vec<String>` or a
+    /// `&[String]`: the stream that serializing them one by one gives (`SEQ`, each one
+    /// framed as `STR`, `END` and the count), without a serializer call per string, and
+    /// with the write position kept in a local variable across them.
+    fn string_seq(&mut self, strings: &[String]) {
+        self.write(&[tag::SEQ]);
+        let mut pos = self.pos;
+        for text in strings {
+            let data = text.as_bytes();
+            let end = pos + 2 + data.len();
+            if data.len() < 0x80 && end <= self.limit {
+                // As `framed` writes the usual short string.
+                self.buf[pos] = tag::STR;
+                self.buf[pos + 1] = data.len() as u8;
+                copy_short(&mut self.buf[pos + 2..end], data);
+                pos = end;
+            } else {
+                self.pos = pos;
+                self.framed_slow(tag::STR, data);
+                pos = self.pos;
+            }
+        }
+        self.pos = pos;
+        self.tagged(tag::END, len64(strings.len()).to_le_bytes());
+    }
+
     /// Writes the open chunk's count into its header and closes it.
     #[inline(always)]
     fn close_run(&mut self) {
@@ -1014,6 +1040,10 @@ impl<'a> ser::Serializer for &'a mut Sink {
     {
         if let Some((tag, width, data)) = number_slice(&iter) {
             self.number_seq(tag, width, data);
+            return Ok(Val::Written);
+        }
+        if let Some(strings) = flat::elements_of::<I, String>(&iter) {
+            self.string_seq(strings);
             return Ok(Val::Written);
         }
         self.write(&[tag::SEQ]);
@@ -2694,6 +2724,36 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Vectors and slices of strings are written in one loop; the stream is the one
+        /// their elements give one by one, for short strings and long ones (whose length
+        /// takes two bytes), with buffers of every size.
+        #[test]
+        fn strings_in_bulk_hash_as_one_by_one(
+            lens in proptest::collection::vec(0usize..300, 0..300),
+            seed in proptest::prelude::any::<u8>(),
+        ) {
+            let strings: Vec<String> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let c = char::from(b'a' + (seed.wrapping_add(i as u8) % 26));
+                    std::iter::repeat_n(c, n).collect()
+                })
+                .collect();
+            let one_by_one = key_of(&OneByOne(&strings));
+            assert_eq!(key_of(&strings), one_by_one);
+            assert_eq!(key_of(strings.as_slice()), one_by_one);
+            let nested = (1u8, strings.clone(), vec![2.5f64]);
+            let nested_one_by_one = (1u8, OneByOne(&strings), vec![2.5f64]);
+            for buf_len in [0, 100, BUF_LEN] {
+                assert_eq!(
+                    key_with_buffer(&nested, buf_len),
+                    key_of(&nested_one_by_one),
+                    "buffer of {} bytes", buf_len
+                );
+            }
+        }
+
         /// Vectors and slices of numbers are hashed in bulk; the stream is the one their
         /// elements give one by one, whatever the length (runs of 4096 bytes of values).
         #[test]

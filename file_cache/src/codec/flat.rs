@@ -41,11 +41,18 @@ pub(crate) fn slice_of<'s, I, E: Plain>(seq: &'s I) -> Option<&'s [E]> {
     if cfg!(target_endian = "big") {
         return None;
     }
+    elements_of(seq)
+}
+
+/// The elements `seq` holds when it is a `&Vec<E>` or a `&[E]`, for an element type
+/// without lifetimes (`'static`); `None` for anything else.
+pub(crate) fn elements_of<'s, I, E: 'static>(seq: &'s I) -> Option<&'s [E]> {
     let id = typeid::of::<I>();
     if id == typeid::of::<&Vec<E>>() {
         // SAFETY: `I` is `&'a Vec<E>` for some `'a` (type ids are equal only for types
-        // that differ at most in lifetimes, and `Vec<E>` has none), so the copy is that
-        // reference. `&'s I` implies `'a: 's`: the slice lives as long as the result.
+        // that differ at most in lifetimes, and `Vec<E>` has none, `E` being `'static`),
+        // so the copy is that reference. `&'s I` implies `'a: 's`: the slice lives as
+        // long as the result.
         let vec: &'s Vec<E> = unsafe { std::mem::transmute_copy::<I, &'s Vec<E>>(seq) };
         Some(vec.as_slice())
     } else if id == typeid::of::<&[E]>() {
