@@ -37,7 +37,7 @@ impl Element for i8 {}
 /// The numbers `seq` holds when it is a `&Vec<E>` or a `&[E]` (what serde hands a
 /// serializer's `collect_seq` for a vector or a slice); `None` for anything else, and on a
 /// big-endian machine. The key's serializer hashes such a slice in bulk.
-pub(crate) fn slice_of<'s, I, E: Plain>(seq: &'s I) -> Option<&'s [E]> {
+pub(crate) fn slice_of<I, E: Plain>(seq: &I) -> Option<&[E]> {
     if cfg!(target_endian = "big") {
         return None;
     }
