@@ -4,9 +4,9 @@
 //! The entries are written directly with the runtime's store (`__private::write_entry`,
 //! what a miss writes, without a million calls), in every run, over the previous run's:
 //! so both sets are in the page cache when measured, and the comparison is of lookups,
-//! not of the disk. (Kept from an
-//! earlier run instead, the million files were partly evicted by then on this VM, which
-//! gives memory back to its host, and the measurement was of the disk: 71 µs a hit.)
+//! not of the disk. (Kept from an earlier run instead, the million files were partly
+//! evicted by then on this VM, which gives memory back to its host, and the measurement
+//! was of the disk: 71 µs a hit.)
 //! Both functions are called as the macro's generated code calls them.
 
 mod support;
@@ -16,16 +16,20 @@ use file_cache::__private::{call, write_entry, CallKey, KeyBuilder, Site, SiteIn
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The two functions' names, which also name their directories.
+const SMALL_NAME: &str = "thousand";
+const LARGE_NAME: &str = "million";
+
 static SMALL: Site = Site::new(SiteInfo {
     module_path: "bench::scale",
-    name: "thousand",
+    name: SMALL_NAME,
     memory: false,
     ..SiteInfo::DEFAULT
 });
 
 static LARGE: Site = Site::new(SiteInfo {
     module_path: "bench::scale",
-    name: "million",
+    name: LARGE_NAME,
     memory: false,
     ..SiteInfo::DEFAULT
 });
@@ -48,11 +52,11 @@ fn hit(site: &'static Site, i: u64) -> u64 {
 /// Writes `n` entries, each over the one a previous run wrote under the same key. A set
 /// written with another key format (its last key misses) is removed first, so that the
 /// function's directory holds this set alone.
-fn fill(site: &'static Site, n: u64) {
+fn fill(site: &'static Site, name: &str, n: u64) {
     BODY_RAN.store(false, Ordering::Relaxed);
     hit(site, n - 1);
     if BODY_RAN.load(Ordering::Relaxed) {
-        let dir = file_cache::cache_dir().join(format!("bench.scale.{}", site_name(site)));
+        let dir = file_cache::cache_dir().join(format!("bench.scale.{name}"));
         let _ = std::fs::remove_dir_all(dir);
     }
     let start = Instant::now();
@@ -69,18 +73,9 @@ fn fill(site: &'static Site, n: u64) {
     eprintln!("scale: {n} entries written in {:.1?}", start.elapsed());
 }
 
-/// The name of a site of this bench.
-fn site_name(site: &Site) -> &'static str {
-    if std::ptr::eq(site, &SMALL) {
-        "thousand"
-    } else {
-        "million"
-    }
-}
-
 fn benches(c: &mut Criterion) {
-    fill(&SMALL, 1_000);
-    fill(&LARGE, 1_000_000);
+    fill(&SMALL, SMALL_NAME, 1_000);
+    fill(&LARGE, LARGE_NAME, 1_000_000);
     support::settle_disk();
     let mut group = c.benchmark_group("scale");
     for (site, n) in [(&SMALL, 1_000u64), (&LARGE, 1_000_000)] {
