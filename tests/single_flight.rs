@@ -242,3 +242,75 @@ fn async_callers_on_one_thread_wait_for_each_other_without_blocking_it() {
     assert_eq!(values, vec![15; 8]);
     assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 1);
 }
+
+/// A client whose retry calls its own cached method again, with the same key.
+struct Client {
+    tries: u32,
+}
+
+impl Client {
+    #[file_cache(ignore = [self])]
+    fn fetch(&mut self, url: &str) -> String {
+        self.tries += 1;
+        if self.tries < 3 {
+            // A retry: the same key as the call it is inside.
+            return self.fetch(url);
+        }
+        format!("{url} after {} tries", self.tries)
+    }
+
+    #[file_cache(ignore = [self])]
+    async fn fetch_async(&mut self, url: &str) -> String {
+        self.tries += 1;
+        if self.tries < 3 {
+            return Box::pin(self.fetch_async(url)).await;
+        }
+        format!("{url} after {} tries", self.tries)
+    }
+}
+
+/// Runs `f` on another thread and fails the test if it does not return in time (a call
+/// that waits on itself would otherwise hang the test binary).
+fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || send.send(f()));
+    receive
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a call that re-enters its own key must not wait on itself")
+}
+
+fn assert_reentered_once(function: &str) {
+    let needle = format!("::{function}: computed by this caller");
+    let reentered = logged(log::Level::Debug, &needle);
+    assert_eq!(
+        reentered.len(),
+        2,
+        "the two retries ran uncached: {reentered:?}"
+    );
+    let dir = init().join(format!("single_flight.Client.{function}"));
+    assert!(lock_files(&dir).is_empty(), "{:?}", lock_files(&dir));
+}
+
+#[test]
+fn a_call_that_reenters_its_own_key_runs_uncached_and_the_outer_call_stores() {
+    init();
+    let first = within(|| Client { tries: 0 }.fetch("https://a"));
+    assert_eq!(first, "https://a after 3 tries");
+    assert_reentered_once("fetch");
+    // The outer call stored its value: another client hits it without running the body.
+    let mut again = Client { tries: 0 };
+    assert_eq!(again.fetch("https://a"), "https://a after 3 tries");
+    assert_eq!(again.tries, 0);
+}
+
+#[test]
+fn an_async_call_that_reenters_its_own_key_runs_uncached_and_the_outer_call_stores() {
+    init();
+    let first = within(|| pollster::block_on(Client { tries: 0 }.fetch_async("https://b")));
+    assert_eq!(first, "https://b after 3 tries");
+    assert_reentered_once("fetch_async");
+    let mut again = Client { tries: 0 };
+    let second = pollster::block_on(again.fetch_async("https://b"));
+    assert_eq!(second, "https://b after 3 tries");
+    assert_eq!(again.tries, 0);
+}

@@ -151,7 +151,10 @@ where
     match Lookup::begin(site, key) {
         Lookup::Hit(value) => value,
         Lookup::Miss(miss) => {
-            let value = body();
+            let value = {
+                let _here = miss.computing();
+                body()
+            };
             miss.store(&value);
             value
         }
@@ -169,7 +172,10 @@ where
     match Lookup::begin(site, key) {
         Lookup::Hit(value) => Ok(value),
         Lookup::Miss(miss) => {
-            let result = body();
+            let result = {
+                let _here = miss.computing();
+                body()
+            };
             if let Ok(value) = &result {
                 miss.store(value);
             }
@@ -306,6 +312,15 @@ impl<T: DeserializeOwned> Pending<T> {
             if let Some(value) = lookup(self.site, key, &self.path, self.memory) {
                 return Step::Ready(Lookup::Hit(value));
             }
+            if flight::computing_here(&key.key) {
+                // Waiting for this flight would wait for ourselves, forever.
+                log::debug!(
+                    "file_cache: {}: computed by this caller already (its body calls it again \
+                     with the same key); running that call uncached",
+                    self.site.display_name()
+                );
+                return Step::Ready(Lookup::Bypass);
+            }
             match flight::join(&key.key) {
                 Joined::Follower(follower) => {
                     log::debug!(
@@ -378,6 +393,17 @@ impl<T: DeserializeOwned> Pending<T> {
 }
 
 impl Miss {
+    /// Marks this key's body as running on the current thread while the guard lives, so
+    /// that the body calling itself with the same key does not wait for itself.
+    pub(crate) fn computing(&self) -> flight::Computing {
+        flight::Computing::enter(&self.key.key)
+    }
+
+    /// The key this miss computes.
+    pub(crate) fn key(&self) -> &Key {
+        &self.key.key
+    }
+
     /// Stores the body's value and hands it to callers waiting for it; problems are logged,
     /// never returned.
     pub(crate) fn store<T: Serialize + DeserializeOwned>(self, value: &T) {

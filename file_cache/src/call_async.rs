@@ -12,6 +12,8 @@
 //! process holds tries again after a short, growing delay ([`BeginFuture`]).
 
 use crate::call::{BeginFuture, CallKey, Lookup};
+use crate::flight::Computing;
+use crate::key::Key;
 use crate::site::Site;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,7 +31,7 @@ where
     match BeginFuture::new(site, key).await {
         Lookup::Hit(value) => value,
         Lookup::Miss(miss) => {
-            let value = body.await;
+            let value = computing(*miss.key(), body).await;
             miss.store(&value);
             value
         }
@@ -51,7 +53,7 @@ where
     match BeginFuture::new(site, key).await {
         Lookup::Hit(value) => Ok(value),
         Lookup::Miss(miss) => {
-            let result = body.await;
+            let result = computing(*miss.key(), body).await;
             if let Ok(value) = &result {
                 miss.store(value);
             }
@@ -59,6 +61,17 @@ where
         }
         Lookup::Bypass => body.await,
     }
+}
+
+/// Runs `body`, marking `key` as computed on whichever thread polls it, for as long as
+/// each poll lasts: a call the body makes to the same key runs inside such a poll.
+async fn computing<F: Future>(key: Key, body: F) -> F::Output {
+    let mut body = std::pin::pin!(body);
+    std::future::poll_fn(move |cx| {
+        let _here = Computing::enter(&key);
+        body.as_mut().poll(cx)
+    })
+    .await
 }
 
 #[cfg(test)]

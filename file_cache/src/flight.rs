@@ -182,6 +182,46 @@ impl Follower {
     }
 }
 
+/// The keys whose bodies are running on this thread right now, innermost last: a call for
+/// one of them is the body calling itself (a retry, a recursion on ignored arguments) and
+/// must not wait for its own flight.
+fn computing() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Key>>> {
+    thread_local! {
+        static COMPUTING: std::cell::RefCell<Vec<Key>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    &COMPUTING
+}
+
+/// Whether the body of `key` is running on this thread, around this call.
+pub(crate) fn computing_here(key: &Key) -> bool {
+    computing()
+        .try_with(|keys| keys.borrow().contains(key))
+        .unwrap_or(false)
+}
+
+/// Marks `key`'s body as running on this thread until dropped. For an async body, held
+/// around each poll: the body's own calls run inside the poll that drives them.
+pub(crate) struct Computing {
+    entered: bool,
+}
+
+impl Computing {
+    pub(crate) fn enter(key: &Key) -> Computing {
+        let entered = computing()
+            .try_with(|keys| keys.borrow_mut().push(*key))
+            .is_ok();
+        Computing { entered }
+    }
+}
+
+impl Drop for Computing {
+    fn drop(&mut self) {
+        if self.entered {
+            let _ = computing().try_with(|keys| keys.borrow_mut().pop());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
