@@ -316,3 +316,41 @@ fn a_file_system_without_rename_over_is_detected_and_entries_are_still_repaired(
     );
     assert_eq!(entry_files(tmp.path()), entries);
 }
+
+/// A value whose `Serialize` refuses some instances (13), as a hand-written impl may.
+#[derive(Debug, PartialEq, Deserialize)]
+struct Picky(u32);
+
+impl Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 13 {
+            return Err(serde::ser::Error::custom("thirteen is unlucky"));
+        }
+        serializer.serialize_u32(self.0)
+    }
+}
+
+static PICKY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn picky(x: u32) -> Picky {
+    PICKY_RUNS.fetch_add(1, Ordering::SeqCst);
+    Picky(x)
+}
+
+#[test]
+fn a_value_that_fails_to_serialize_skips_only_its_own_store() {
+    init();
+    let runs = || PICKY_RUNS.load(Ordering::SeqCst);
+    assert_eq!(picky(1), Picky(1));
+    assert_eq!(picky(13), Picky(13));
+    assert_eq!(picky(13), Picky(13));
+    assert_eq!(runs(), 3, "13 is never stored: it runs every time");
+    let warned = logged(log::Level::Warn, "thirteen is unlucky");
+    assert_eq!(warned.len(), 1, "one warning naming the error: {warned:?}");
+    // Other arguments keep their entries and keep being stored.
+    assert_eq!(picky(1), Picky(1));
+    assert_eq!(picky(2), Picky(2));
+    assert_eq!(picky(2), Picky(2));
+    assert_eq!(runs(), 4, "1 hit its entry, 2 ran once and then hit");
+}

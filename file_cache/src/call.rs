@@ -867,7 +867,21 @@ where
     };
     let payload = match codec::encode(value) {
         Ok(payload) => payload,
-        Err(error) => return refuse(format!("it does not encode: {error}")),
+        Err(error) => match codec::own_error(value) {
+            // This value only: the function's other values may well serialize.
+            Some(own) => {
+                site.warn_once(Problem::Encode, || {
+                    format!(
+                        "{}: a value of type `{type_name}` cannot be serialized ({own}); \
+                         that call's result is not stored, the function's other results \
+                         still are",
+                        site.display_name()
+                    )
+                });
+                return None;
+            }
+            None => return refuse(format!("it does not encode: {error}")),
+        },
     };
     if let Err(reason) = codec::round_trips(value, &payload) {
         return refuse(reason);

@@ -19,6 +19,14 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postca
     }
 }
 
+/// The message of a value's own `Serialize` error, when that is why [`encode`] failed with
+/// `error`; `None` when the codec itself cannot represent the value (for every value of its
+/// type, then). postcard drops the message of `serde::ser::Error::custom`, so the value is
+/// serialized once more into a key hasher, which keeps it. Only on the failure path.
+pub(crate) fn own_error<T: Serialize + ?Sized>(value: &T) -> Option<String> {
+    KeyHasher::new().write_value(value).err().map(|own| own.0)
+}
+
 /// Decodes a value that must use every byte of `bytes`. Never panics, and allocates in
 /// proportion to `bytes` (see [`bounded`]), whatever they hold. A flat vector is copied
 /// without serde (see [`flat`]).

@@ -138,8 +138,10 @@ pub(crate) enum Problem {
     Read = 2,
     /// An argument's `Serialize` impl failed, so no key could be made.
     Key = 4,
-    /// The value cannot be encoded or does not survive a round trip through the codec.
+    /// The value type does not survive a round trip through the codec.
     Value = 8,
+    /// One value's `Serialize` impl failed: that call's result is not stored.
+    Encode = 16,
 }
 
 #[cfg(test)]
