@@ -160,3 +160,48 @@ fn an_unknown_mode_is_a_warning_and_the_cache_stays_on() {
         "{warnings:?}"
     );
 }
+
+/// The child's part for a relative root: a call, a change of directory, the same call.
+#[test]
+fn child_changes_directory() {
+    if child_role().as_deref() != Some("chdir") {
+        return;
+    }
+    init();
+    assert_eq!(double(4), 8);
+    std::env::set_current_dir(std::env::var("OTHER_DIR").unwrap()).unwrap();
+    assert_eq!(double(4), 8);
+    println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+    println!("ROOT {}", file_cache::cache_dir().display());
+}
+
+#[test]
+fn a_relative_root_is_made_absolute_once_and_a_chdir_does_not_move_it() {
+    if child_role().is_some() {
+        return;
+    }
+    let start = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_changes_directory", "--nocapture"])
+        .current_dir(start.path())
+        .env(common::CHILD_VAR, "chdir")
+        .env("FILE_CACHE_DIR", "rel")
+        .env("FILE_CACHE_MEMORY", "0")
+        .env("OTHER_DIR", other.path())
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        runs(&output),
+        1,
+        "the second call hits the first's entry:\n{stdout}"
+    );
+    let root = start.path().join("rel");
+    assert_eq!(marked_lines(&output, "ROOT "), [root.display().to_string()]);
+    assert_eq!(entries(&root).len(), 1);
+    assert!(!other.path().join("rel").exists());
+    assert!(!stdout.contains("LOG WARN"), "{stdout}");
+}

@@ -95,6 +95,25 @@ fn parse_size(value: &str) -> Option<usize> {
     n.checked_mul(1 << shift)
 }
 
+/// `path` against the working directory of the moment; as it is when that cannot be read
+/// (a deleted working directory), where it then resolves on each use.
+fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    match std::path::absolute(&path) {
+        Ok(absolute) => absolute,
+        Err(error) => {
+            log::warn!(
+                "file_cache: cannot make {DIR_VAR}={} absolute ({error}); it stays relative \
+                 to the working directory",
+                path.display()
+            );
+            path
+        }
+    }
+}
+
 /// Environment variable that accepts a root shared with other users.
 pub(crate) const SHARED_VAR: &str = "FILE_CACHE_SHARED";
 /// Hidden, for tests: seconds after which leftover temporary and lock files are stale.
@@ -108,7 +127,8 @@ impl Config {
     /// Builds the configuration from a variable lookup (the environment, or a map in tests).
     fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Config {
         let root = match var(DIR_VAR) {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            // Made absolute now: a later `chdir` must not move the root.
+            Some(dir) if !dir.is_empty() => absolute(PathBuf::from(dir)),
             _ => default_root(),
         };
         let mode = match var(MODE_VAR) {

@@ -89,7 +89,9 @@ pub use manage::{is_cached, is_cached_async};
 pub use stats::{stats, FunctionStats};
 
 /// The root directory entries are stored under: `FILE_CACHE_DIR` if set, else
-/// `std::env::temp_dir()/file_cache`. Read once, on first use.
+/// `std::env::temp_dir()/file_cache`. Read once, on first use; a relative `FILE_CACHE_DIR`
+/// is resolved against the working directory of that moment, so a later change of
+/// directory does not move the root.
 ///
 /// Deleting this directory resets every cached function.
 ///
