@@ -15,8 +15,12 @@ fn runs(counter: &AtomicUsize) -> usize {
 /// Rewrites the creation time in an entry's header (and its checksum), as if it had been
 /// written `age` ago.
 fn age_entry(path: &std::path::Path, age: Duration) {
+    stamp_entry(path, SystemTime::now() - age);
+}
+
+/// Rewrites the creation time in an entry's header (and its checksum) to `created`.
+fn stamp_entry(path: &std::path::Path, created: SystemTime) {
     let mut bytes = std::fs::read(path).unwrap();
-    let created = SystemTime::now() - age;
     let ms = created.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     bytes[92..100].copy_from_slice(&ms.to_le_bytes());
     let name_len = u16::from_le_bytes([bytes[148], bytes[149]]) as usize;
@@ -62,6 +66,47 @@ fn an_entry_older_than_its_ttl_is_a_miss_and_is_replaced() {
     );
     assert_eq!(fresh(1), 2);
     assert_eq!(runs(&FRESH_RUNS), 2, "the replacement hits");
+}
+
+static SKEWED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache(ttl = "1h", memory = false)]
+fn skewed(x: u64) -> u64 {
+    SKEWED_RUNS.fetch_add(1, Ordering::SeqCst);
+    x + 2
+}
+
+fn misses_of(function: &str) -> u64 {
+    file_cache::stats()
+        .into_iter()
+        .find(|s| s.function.ends_with(function))
+        .map_or(0, |s| s.misses)
+}
+
+#[test]
+fn an_entry_created_in_the_future_is_expired_not_fresh() {
+    let root = init();
+    assert_eq!(skewed(1), 3);
+    let files = entry_files(&function_dir(root, module_path!(), "skewed"));
+    assert_eq!(files.len(), 1);
+    // A clock a second ahead (within the tolerance): still fresh.
+    stamp_entry(&files[0], SystemTime::now() + Duration::from_secs(1));
+    assert_eq!(skewed(1), 3);
+    assert_eq!(runs(&SKEWED_RUNS), 1, "a second ahead: a hit");
+    // Written by a machine whose clock is 50 minutes ahead: with a 1h ttl, its own reading
+    // of the age would keep it fresh for 1h50.
+    stamp_entry(&files[0], SystemTime::now() + Duration::from_secs(50 * 60));
+    assert!(!file_cache::is_cached(|| skewed(1)));
+    let misses = misses_of("::skewed");
+    assert_eq!(skewed(1), 3);
+    assert_eq!(
+        runs(&SKEWED_RUNS),
+        2,
+        "created in the future: expired, a miss"
+    );
+    assert_eq!(misses_of("::skewed"), misses + 1, "counted as a miss");
+    assert_eq!(skewed(1), 3);
+    assert_eq!(runs(&SKEWED_RUNS), 2, "the replacement, stamped now, hits");
 }
 
 static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);

@@ -823,8 +823,18 @@ pub(crate) fn is_expired(site: &Site, bytes: &[u8]) -> bool {
         return false;
     };
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-    unix_millis().saturating_sub(created_ms) >= ttl_ms
+    let now = unix_millis();
+    if created_ms > now.saturating_add(FUTURE_TOLERANCE_MS) {
+        // Written by a clock that is ahead: its age cannot be known, and reading it as zero
+        // would keep the entry fresh past its ttl by however far that clock was ahead.
+        return true;
+    }
+    now.saturating_sub(created_ms) >= ttl_ms
 }
+
+/// How far in the future an entry's creation time may be (clocks of machines sharing a
+/// remote tier, or a clock stepped back) before the entry counts as expired.
+const FUTURE_TOLERANCE_MS: u64 = 2_000;
 
 /// Runs the whole decoder on untrusted bytes: [`entry::parse`], then the codec, as a few
 /// value types of every shape, on the parsed payload and on the raw bytes (which, unlike a
