@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{entry_files, function_dir, init, logged};
+use common::{child_role, entry_files, function_dir, init, logged, marked_lines, run_child};
 use file_cache::file_cache;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -157,4 +157,61 @@ fn every_flat_element_type_reads_back_exactly() {
         assert_eq!(with_memory(n), value);
         assert_eq!(with_memory(n), value);
     }
+}
+
+/// 100 MB of doubles.
+const BIG: usize = 12_500_000;
+
+#[file_cache]
+fn big_doubles(x: u64) -> Vec<f64> {
+    vec![x as f64 + 0.5; BIG]
+}
+
+/// This process's peak resident memory, in bytes.
+fn max_rss() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+    usage.ru_maxrss as u64 * 1024
+}
+
+/// The child's part: one call of `big_doubles`, and the peak memory it took.
+#[test]
+fn child_reads_big() {
+    if child_role().is_none() {
+        return;
+    }
+    init();
+    let before = max_rss();
+    let values = big_doubles(3);
+    let peak = max_rss() - before;
+    assert!(values.iter().all(|v| *v == 3.5) && values.len() == BIG);
+    println!("PEAK {peak}");
+}
+
+#[test]
+fn a_large_vectors_first_hit_in_a_fresh_process_reads_straight_into_it() {
+    if child_role().is_some() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let envs = [("FILE_CACHE_DIR", root.path().to_str().unwrap())];
+    let peak = |output: &std::process::Output| -> u64 {
+        marked_lines(output, "PEAK ")[0].parse().unwrap()
+    };
+    let computed = run_child("child_reads_big", "store", &envs);
+    let read = run_child("child_reads_big", "hit", &envs);
+    let stdout = String::from_utf8_lossy(&read.stdout);
+    assert!(stdout.contains("read straight into"), "{stdout}");
+    let value_size = (BIG * 8) as f64;
+    println!(
+        "peak: computing {}, first hit {}",
+        peak(&computed),
+        peak(&read)
+    );
+    assert!(
+        peak(&read) as f64 <= 1.2 * value_size,
+        "the first hit took {} bytes for a {value_size}-byte value",
+        peak(&read)
+    );
 }

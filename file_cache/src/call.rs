@@ -563,8 +563,10 @@ fn lookup<T: DeserializeOwned>(
         return None;
     }
     let guess = site.state.entry_len.load(Ordering::Relaxed);
+    // A fresh process knows no size yet (0): the entry may be large, so a vector of numbers
+    // takes the path whose first read is a `stat` too.
     #[cfg(unix)]
-    if guess > store::SMALL_READ {
+    if guess == 0 || guess > store::SMALL_READ {
         if let Some(kind) = flat::kind::<T>() {
             // A large vector of numbers, read straight into its memory.
             let layout = layout::of::<T>(site);
