@@ -60,6 +60,12 @@ pub(crate) fn round_trips<T: Serialize + DeserializeOwned>(
     value: &T,
     payload: &[u8],
 ) -> Result<(), String> {
+    if flat::kind::<T>().is_some() {
+        // A vector of numbers is its elements' bytes both ways (see `flat`): nothing to
+        // check, and a large one would be decoded and encoded again for nothing (twice
+        // its size in memory, briefly).
+        return Ok(());
+    }
     let decoded: T = decode(payload).map_err(|e| format!("it does not decode: {e}"))?;
     let again = encode(&decoded).map_err(|e| format!("it does not encode again: {e}"))?;
     if again == payload || same_value(value, &decoded) {
