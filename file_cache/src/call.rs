@@ -341,6 +341,18 @@ impl<T: DeserializeOwned> Pending<T> {
                 Err(error) if error.kind() == io::ErrorKind::Unsupported => {
                     root.locks_failed(&error)
                 }
+                // Something keeps replacing the lock file: compute without the cache rather
+                // than wait for it.
+                Err(error) if lock::gave_up(&error) => {
+                    self.site.warn_once(Problem::Lock, || {
+                        format!(
+                            "{}: cannot lock {} ({error}); calling without the cache",
+                            self.site.display_name(),
+                            self.path.display()
+                        )
+                    });
+                    return Step::Ready(Lookup::Bypass);
+                }
                 // The directory cannot be written: the store will say so.
                 Err(error) => log::debug!(
                     "file_cache: {}: cannot lock {} ({error})",

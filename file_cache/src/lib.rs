@@ -43,6 +43,7 @@ mod flight;
 pub mod inspect;
 mod key;
 mod layout;
+mod links;
 mod lock;
 mod manage;
 mod memory;

@@ -18,6 +18,7 @@
 //! (see `store::sweep`), through the same protocol (lock, check, remove).
 
 use crate::config::Faults;
+use crate::links;
 use crate::store;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
@@ -52,15 +53,29 @@ pub(crate) fn is_lock_file(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".lock")
 }
 
+/// How many times [`acquire`] opens the lock file anew before it gives up: each retry means
+/// the file changed under it (a holder removed it, or a link was planted in its place), which
+/// a few tries outlast unless something keeps changing it on purpose.
+const MAX_TRIES: usize = 16;
+
 /// Takes the lock of `entry`: `Ok(None)` when `block` is false and another process holds
-/// it. Errors mean locking does not work here (or the directory cannot be written).
+/// it. Errors mean locking does not work here (or the directory cannot be written), or,
+/// when [`gave_up`] says so, that the lock file kept changing under every try.
 pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<Option<EntryLock>> {
     let path = lock_path(entry);
     if let Some(dir) = path.parent() {
         store::create_dir_all(dir)?;
     }
-    loop {
-        let file = open(&path)?;
+    for _ in 0..MAX_TRIES {
+        let file = match open(&path) {
+            Ok(file) => file,
+            // Never lock (or create) a link's target: remove the link and try again.
+            Err(error) if links::is_link(&error, &path) => {
+                links::remove_planted(&path);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         if !try_lock(&file, faults)? {
             if !block {
                 return Ok(None);
@@ -76,12 +91,38 @@ pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<O
         }
         // The previous holder removed the file we waited on: start over with a new one.
     }
+    Err(io::Error::other(GaveUp))
+}
+
+/// Why [`acquire`] failed after [`MAX_TRIES`] tries.
+#[derive(Debug)]
+struct GaveUp;
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the lock file changed under each of {MAX_TRIES} tries")
+    }
+}
+
+impl std::error::Error for GaveUp {}
+
+/// Whether `error`, from [`acquire`], says the lock file kept changing under every try.
+pub(crate) fn gave_up(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<GaveUp>())
 }
 
 /// Removes a lock file left behind by a dead holder, if nobody holds it.
 pub(crate) fn remove_if_unheld(path: &Path, faults: Faults) {
-    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
-        return;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    let file = match links::open(&mut options, path) {
+        Ok(file) => file,
+        Err(error) => {
+            if links::is_link(&error, path) {
+                links::remove_planted(path);
+            }
+            return;
+        }
     };
     if let Ok(true) = try_lock(&file, faults) {
         if let Ok(true) = still_linked(&file, path) {
@@ -95,7 +136,7 @@ fn open(path: &Path) -> io::Result<File> {
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, store::file_mode());
-    options.open(path)
+    links::open(&mut options, path)
 }
 
 fn lock(file: &File, faults: Faults) -> io::Result<()> {
@@ -201,6 +242,27 @@ mod tests {
         fs::write(lock_path(&entry), b"").unwrap();
         remove_if_unheld(&lock_path(&entry), Faults::default());
         assert!(!lock_path(&entry).exists(), "an unheld leftover goes");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_removed_never_followed_and_never_spins() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        let target = outside.path().join("created-through-the-link");
+        std::os::unix::fs::symlink(&target, lock_path(&entry)).unwrap();
+        let lock = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+        assert!(!target.exists(), "the link's target was created");
+        let linked = fs::symlink_metadata(lock_path(&entry)).unwrap();
+        assert!(linked.is_file(), "a real lock file replaced the link");
+        drop(lock);
+        // A leftover that is a link: swept as a link, its target untouched.
+        fs::write(&target, b"x").unwrap();
+        std::os::unix::fs::symlink(&target, lock_path(&entry)).unwrap();
+        remove_if_unheld(&lock_path(&entry), Faults::default());
+        assert!(fs::symlink_metadata(lock_path(&entry)).is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"x");
     }
 
     #[test]

@@ -142,6 +142,8 @@ pub(crate) enum Problem {
     Value = 8,
     /// One value's `Serialize` impl failed: that call's result is not stored.
     Encode = 16,
+    /// The entry's lock file kept changing under every try to take it.
+    Lock = 32,
 }
 
 #[cfg(test)]

@@ -1,0 +1,88 @@
+//! Files inside a root are never reached through a planted symbolic link.
+//!
+//! Anyone who can write to a shared root (`FILE_CACHE_SHARED=1`) can replace one of the
+//! runtime's own files with a link to a file of the victim's choosing. So every file the
+//! runtime opens inside a root is opened without following a final link (`O_NOFOLLOW`: the
+//! open fails with `ELOOP` on a link), and a link found where one of our files should be is
+//! removed (the link itself, never its target) with one warning per process.
+//!
+//! On Windows, creating a symbolic link takes a privilege ordinary users lack, and std opens
+//! a reparse point's target: there the checks of this module are not made.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Opens `path` with `options`, refusing a symbolic link at the path: the error is then one
+/// that [`is_link`] recognises.
+pub(crate) fn open(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // `bits()` are the platform's `O_NOFOLLOW`; it fits an `i32` (std's flag type).
+        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+        options.custom_flags(nofollow);
+    }
+    options.open(path)
+}
+
+/// Whether `error`, from [`open`] of `path`, means a symbolic link stands at `path`.
+pub(crate) fn is_link(error: &io::Error, path: &Path) -> bool {
+    // `ELOOP` on Linux and macOS, `EMLINK` on FreeBSD: both only after the open failed, so
+    // the `lstat` below costs nothing on the usual paths.
+    error.kind() != io::ErrorKind::NotFound
+        && std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink())
+}
+
+/// Removes the symbolic link at `path` (not what it points to), saying so once per process.
+/// Returns whether the path is now free of it.
+pub(crate) fn remove_planted(path: &Path) -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let message = format!(
+        "file_cache: {} is a symbolic link where the cache keeps its own file; removing the \
+         link (its target is not touched)",
+        path.display()
+    );
+    if WARNED.swap(true, Ordering::Relaxed) {
+        log::debug!("{message}");
+    } else {
+        log::warn!("{message}");
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => true,
+        Err(error) => error.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_is_refused_recognised_and_removed_without_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        let error = open(&mut options, &link).unwrap_err();
+        assert!(is_link(&error, &link), "{error}");
+        assert!(remove_planted(&link));
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        // A dangling link is refused too, and its target never created.
+        let missing = dir.path().join("missing");
+        std::os::unix::fs::symlink(&missing, &link).unwrap();
+        let error = open(&mut options, &link).unwrap_err();
+        assert!(is_link(&error, &link));
+        assert!(!missing.exists());
+        // A plain file opens as usual; an absent one is not a link.
+        let plain = dir.path().join("plain");
+        assert!(open(&mut options, &plain).is_ok());
+        let absent = std::fs::File::open(dir.path().join("absent")).unwrap_err();
+        assert!(!is_link(&absent, &dir.path().join("absent")));
+    }
+}
