@@ -73,7 +73,7 @@ fn panicky(x: u64) -> u64 {
 }
 
 #[test]
-fn a_panic_wakes_the_waiters_and_one_of_them_computes() {
+fn a_panic_wakes_the_waiters_and_each_computes_at_once() {
     init();
     let results = from_threads(THREADS, || panicky(1));
     let panicked = results.iter().filter(|r| r.is_err()).count();
@@ -83,9 +83,12 @@ fn a_panic_wakes_the_waiters_and_one_of_them_computes() {
     }
     assert_eq!(
         PANICKY_RUNS.load(Ordering::SeqCst),
-        2,
-        "the panicked run, and one more for all the waiters"
+        THREADS,
+        "the panicked run, then each waiter's own (a failed leader shares nothing)"
     );
+    // They stored their value: the next call hits it.
+    assert_eq!(panicky(1), 2);
+    assert_eq!(PANICKY_RUNS.load(Ordering::SeqCst), THREADS);
 }
 
 static GATE: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>> = std::sync::Mutex::new(None);
@@ -313,4 +316,115 @@ fn an_async_call_that_reenters_its_own_key_runs_uncached_and_the_outer_call_stor
     let second = pollster::block_on(again.fetch_async("https://b"));
     assert_eq!(second, "https://b after 3 tries");
     assert_eq!(again.tries, 0);
+}
+
+/// Bodies of `failing` and `failing_async` running right now, and the most at once.
+static FAILING_NOW: AtomicUsize = AtomicUsize::new(0);
+static FAILING_MOST: AtomicUsize = AtomicUsize::new(0);
+static FAILING_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A rate-limited API: 300 ms, then an error. The first run waits until the others wait
+/// for it, so that all of them follow one leader.
+fn rate_limited(name: &str) -> Result<u64, String> {
+    if FAILING_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+        until_waiting(name, THREADS - 1);
+    }
+    let now = FAILING_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+    FAILING_MOST.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    FAILING_NOW.fetch_sub(1, Ordering::SeqCst);
+    Err("429 Too Many Requests".to_owned())
+}
+
+#[file_cache]
+fn failing(x: u64) -> Result<u64, String> {
+    let _ = x;
+    rate_limited("failing")
+}
+
+#[file_cache]
+async fn failing_async(x: u64) -> Result<u64, String> {
+    let _ = x;
+    rate_limited("failing_async")
+}
+
+/// Serialises the tests that share the counters above.
+static FAILING_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn assert_waiters_ran_at_once(call: impl Fn() -> Result<u64, String> + Send + Sync + 'static) {
+    let _one_at_a_time = FAILING_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    FAILING_RUNS.store(0, Ordering::SeqCst);
+    FAILING_MOST.store(0, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let results = from_threads(THREADS, call);
+    let took = started.elapsed();
+    for result in results {
+        assert_eq!(result.unwrap(), Err("429 Too Many Requests".to_owned()));
+    }
+    assert_eq!(FAILING_RUNS.load(Ordering::SeqCst), THREADS);
+    // After the leader failed, its seven waiters ran together, not one after another
+    // (which took 8 x 300 ms).
+    assert_eq!(
+        FAILING_MOST.load(Ordering::SeqCst),
+        THREADS - 1,
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn waiters_of_a_failed_call_run_at_once_instead_of_queueing() {
+    init();
+    assert_waiters_ran_at_once(|| failing(1));
+}
+
+#[test]
+fn async_waiters_of_a_failed_call_run_at_once_instead_of_queueing() {
+    init();
+    assert_waiters_ran_at_once(|| pollster::block_on(failing_async(1)));
+}
+
+/// postcard cannot hold a flattened map: values of this type are never stored.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Unstorable {
+    id: u64,
+    #[serde(flatten)]
+    extra: std::collections::BTreeMap<String, u64>,
+}
+
+static UNSTORABLE_NOW: AtomicUsize = AtomicUsize::new(0);
+static UNSTORABLE_MOST: AtomicUsize = AtomicUsize::new(0);
+static UNSTORABLE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn unstorable(id: u64) -> Unstorable {
+    if UNSTORABLE_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+        until_waiting("unstorable", THREADS - 1);
+    }
+    let now = UNSTORABLE_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+    UNSTORABLE_MOST.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    UNSTORABLE_NOW.fetch_sub(1, Ordering::SeqCst);
+    Unstorable {
+        id,
+        extra: [("a".to_owned(), 1)].into(),
+    }
+}
+
+#[test]
+fn waiters_of_a_value_that_cannot_be_stored_run_at_once() {
+    init();
+    let results = from_threads(THREADS, || unstorable(5));
+    for result in results {
+        assert_eq!(result.unwrap().id, 5);
+    }
+    assert_eq!(UNSTORABLE_RUNS.load(Ordering::SeqCst), THREADS);
+    assert_eq!(UNSTORABLE_MOST.load(Ordering::SeqCst), THREADS - 1);
+    // Marked uncacheable: later callers bypass the cache, and never wait for each other.
+    let waits = logged(log::Level::Debug, "waiting for single_flight::unstorable").len();
+    UNSTORABLE_MOST.store(0, Ordering::SeqCst);
+    let results = from_threads(THREADS, || unstorable(5));
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|v| v.id == 5)));
+    assert_eq!(UNSTORABLE_MOST.load(Ordering::SeqCst), THREADS);
+    let after = logged(log::Level::Debug, "waiting for single_flight::unstorable").len();
+    assert_eq!(after, waits, "nobody waited once it was marked");
 }

@@ -176,8 +176,9 @@ where
                 let _here = miss.computing();
                 body()
             };
-            if let Ok(value) = &result {
-                miss.store(value);
+            match &result {
+                Ok(value) => miss.store(value),
+                Err(_) => miss.fail(),
             }
             result
         }
@@ -221,7 +222,8 @@ pub(crate) struct Miss {
     started: Instant,
     // Field order is drop order: the flight ends after the lock is released.
     lock: Option<EntryLock>,
-    leader: Leader,
+    /// `None` for a caller whose leader failed: it computes alongside the other waiters.
+    leader: Option<Leader>,
 }
 
 impl<T: DeserializeOwned> Lookup<T> {
@@ -234,8 +236,8 @@ impl<T: DeserializeOwned> Lookup<T> {
             match pending.step(true) {
                 Step::Ready(lookup) => return lookup,
                 Step::Follow(follower) => {
-                    if let Some(value) = pending.followed(follower.wait()) {
-                        return Lookup::Hit(value);
+                    if let Some(lookup) = pending.followed(follower.wait()) {
+                        return lookup;
                     }
                 }
                 // Only a non-blocking step finds the lock busy.
@@ -384,20 +386,39 @@ impl<T: DeserializeOwned> Pending<T> {
             path: std::mem::take(&mut self.path),
             started: Instant::now(),
             lock,
-            leader,
+            leader: Some(leader),
         }))
     }
 
-    /// The value a followed caller computed, or `None`: then step again (the entry may be
-    /// there, or this caller may lead the next flight).
-    pub(crate) fn followed(&mut self, outcome: Outcome) -> Option<T> {
+    /// What the followed caller's outcome makes of this call: its value, a miss this call
+    /// computes alongside the other waiters (the leader failed), or `None`: then step again
+    /// (the entry may be there, or this caller may lead the next flight).
+    pub(crate) fn followed(&mut self, outcome: Outcome) -> Option<Lookup<T>> {
         match outcome {
             Outcome::Value { type_name, payload } if type_name == std::any::type_name::<T>() => {
                 log::debug!(
                     "file_cache: hit {} (from another caller)",
                     self.site.display_name()
                 );
-                codec::decode(&payload).ok()
+                codec::decode(&payload).ok().map(Lookup::Hit)
+            }
+            Outcome::Failed => {
+                log::debug!(
+                    "file_cache: {}: the caller computing it failed; computing this call at \
+                     once, alongside the other waiters",
+                    self.site.display_name()
+                );
+                let key = self.key.take()?;
+                stats::record_miss(self.site);
+                Some(Lookup::Miss(Miss {
+                    site: self.site,
+                    root: self.root,
+                    key,
+                    path: std::mem::take(&mut self.path),
+                    started: Instant::now(),
+                    lock: None,
+                    leader: None,
+                }))
             }
             _ => None,
         }
@@ -429,11 +450,24 @@ impl Miss {
         );
         // Remove the lock file while holding the lock, then wake this process's followers.
         drop(self.lock);
-        if let Some(payload) = payload {
-            self.leader.finish(|| Outcome::Value {
+        let Some(leader) = self.leader else {
+            return;
+        };
+        match payload {
+            Some(payload) => leader.finish(|| Outcome::Value {
                 type_name: std::any::type_name::<T>(),
                 payload: payload.into(),
-            });
+            }),
+            None => leader.fail(),
+        }
+    }
+
+    /// Ends a miss whose body failed (an `Err`): its waiters compute at once, for
+    /// themselves, instead of queueing behind one another (see [`Outcome::Failed`]).
+    pub(crate) fn fail(self) {
+        drop(self.lock);
+        if let Some(leader) = self.leader {
+            leader.fail();
         }
     }
 }
@@ -475,8 +509,8 @@ impl<T: DeserializeOwned> Future for BeginFuture<T> {
                     return Poll::Pending;
                 };
                 this.following = None;
-                if let Some(value) = pending.followed(outcome) {
-                    return Poll::Ready(Lookup::Hit(value));
+                if let Some(lookup) = pending.followed(outcome) {
+                    return Poll::Ready(lookup);
                 }
             }
             match pending.step(false) {

@@ -54,8 +54,9 @@ where
         Lookup::Hit(value) => Ok(value),
         Lookup::Miss(miss) => {
             let result = computing(*miss.key(), body).await;
-            if let Ok(value) = &result {
-                miss.store(value);
+            match &result {
+                Ok(value) => miss.store(value),
+                Err(_) => miss.fail(),
             }
             result
         }

@@ -38,8 +38,14 @@ pub(crate) enum Outcome {
         type_name: &'static str,
         payload: Arc<[u8]>,
     },
-    /// The leader stored nothing: look again (and maybe compute).
+    /// The leader went away before its body finished (a dropped future): look again, and
+    /// one waiter computes for the others.
     Abandoned,
+    /// The leader's body failed (an `Err`, a panic) or its value cannot be stored: nothing
+    /// can be shared, and a waiter that led the next try could fail as slowly, with the
+    /// others queued behind it. Each waiter computes for itself, at once, as it would with
+    /// the cache off, and stores what it can.
+    Failed,
 }
 
 /// One key being computed.
@@ -126,10 +132,25 @@ impl Leader {
     }
 }
 
+impl Leader {
+    /// Ends the flight with nothing to share: see [`Outcome::Failed`].
+    pub(crate) fn fail(mut self) {
+        if let Some(flight) = self.close() {
+            wake(&flight, Outcome::Failed);
+        }
+    }
+}
+
 impl Drop for Leader {
     fn drop(&mut self) {
         if let Some(flight) = self.close() {
-            wake(&flight, Outcome::Abandoned);
+            // Dropped while unwinding: the body panicked, which is a failure.
+            let outcome = if std::thread::panicking() {
+                Outcome::Failed
+            } else {
+                Outcome::Abandoned
+            };
+            wake(&flight, outcome);
         }
     }
 }
@@ -238,8 +259,52 @@ mod tests {
     fn payload(outcome: Outcome) -> Option<Vec<u8>> {
         match outcome {
             Outcome::Value { payload, .. } => Some(payload.to_vec()),
-            Outcome::Abandoned => None,
+            Outcome::Abandoned | Outcome::Failed => None,
         }
+    }
+
+    #[test]
+    fn a_failed_or_panicking_leader_tells_its_followers_it_failed() {
+        let key = Key([6; 32]);
+        let Joined::Leader(leader) = join(&key) else {
+            panic!()
+        };
+        let Joined::Follower(follower) = join(&key) else {
+            panic!()
+        };
+        leader.fail();
+        assert!(matches!(follower.wait(), Outcome::Failed));
+        let Joined::Leader(leader) = join(&key) else {
+            panic!("the key is free again")
+        };
+        let Joined::Follower(follower) = join(&key) else {
+            panic!()
+        };
+        let panicked = std::thread::spawn(move || {
+            let _leader = leader;
+            panic!("the body panics");
+        });
+        assert!(panicked.join().is_err());
+        assert!(matches!(follower.wait(), Outcome::Failed));
+    }
+
+    #[test]
+    fn computing_marks_nest_and_end_with_their_guard() {
+        let (a, b) = (Key([7; 32]), Key([8; 32]));
+        assert!(!computing_here(&a));
+        let outer = Computing::enter(&a);
+        {
+            let _inner = Computing::enter(&b);
+            assert!(computing_here(&a) && computing_here(&b));
+        }
+        assert!(computing_here(&a) && !computing_here(&b));
+        drop(outer);
+        assert!(!computing_here(&a));
+        // Another thread computes nothing.
+        let _here = Computing::enter(&a);
+        assert!(!std::thread::spawn(move || computing_here(&a))
+            .join()
+            .unwrap());
     }
 
     #[test]
