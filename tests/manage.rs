@@ -290,3 +290,30 @@ fn is_cached_asks_methods_trait_impls_and_async_fns_alike() {
     // After all that, calls run normally.
     assert_eq!(square.area(), 9.0);
 }
+
+static HELD_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn held(x: u64) -> u64 {
+    HELD_RUNS.fetch_add(1, Ordering::SeqCst);
+    x * 3
+}
+
+#[test]
+fn is_cached_answers_what_the_next_call_does_memory_tier_included() {
+    let root = init();
+    assert!(!file_cache::is_cached(|| held(2)));
+    assert_eq!(held(2), 6);
+    // Another process clears the function: its files go, this process's memory keeps the
+    // value, and the next call here is answered from memory.
+    for file in entry_files(&function_dir(root, module_path!(), "held")) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let answer = file_cache::is_cached(|| held(2));
+    assert_eq!(held(2), 6);
+    let ran = runs(&HELD_RUNS) > 1;
+    assert_eq!(
+        answer, !ran,
+        "is_cached said {answer}, and the body ran: {ran}"
+    );
+}

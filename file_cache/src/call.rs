@@ -884,6 +884,26 @@ pub(crate) fn is_expired(site: &Site, bytes: &[u8]) -> bool {
 /// remote tier, or a clock stepped back) before the entry counts as expired.
 const FUTURE_TOLERANCE_MS: u64 = 2_000;
 
+/// Whether the next call with `key` would be answered without running the body: the tiers
+/// in the order a call reads them, memory then the entry file, read without being counted
+/// or kept. For [`crate::is_cached`].
+pub(crate) fn would_hit<T: DeserializeOwned>(site: &'static Site, key: &CallKey) -> bool {
+    if config().mode == Mode::Refresh || !root_of(site).usable() {
+        return false;
+    }
+    if let Some(memory) = memory_of(site) {
+        let held = memory.get(key.key.as_bytes());
+        if held.is_some_and(|(payload, _)| codec::decode::<T>(&payload).is_ok()) {
+            return true;
+        }
+    }
+    let path = entry_path(site, key);
+    let Ok(Some(bytes)) = store::read(&path, 0) else {
+        return false;
+    };
+    !is_expired(site, &bytes) && decode_entry::<T>(&bytes, key, &layout::of::<T>(site)).is_ok()
+}
+
 /// Runs the whole decoder on untrusted bytes: [`entry::parse`], then the codec, as a few
 /// value types of every shape, on the parsed payload and on the raw bytes (which, unlike a
 /// mutated entry, reach the codec without a valid checksum). Returns how many decodes

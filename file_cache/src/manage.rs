@@ -2,7 +2,7 @@
 //! and keeping the record of each function's current version.
 
 use crate::call::{self, CallKey};
-use crate::config::{config, Mode};
+use crate::config::config;
 use crate::inspect;
 use crate::site::Site;
 use crate::store;
@@ -13,9 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-/// Removes every stored entry of one function, in every process's view: the next call
-/// with any arguments runs the body. Returns how many entries were removed (zero for a
-/// function with none, or a path that names no cached function).
+/// Removes every stored entry of one function: the next call with any arguments runs the
+/// body, in this process and in every process started after. Returns how many entries were
+/// removed (zero for a function with none, or a path that names no cached function).
+///
+/// It also empties this process's memory tier. Other processes already running keep the
+/// values their own memory tier holds until they evict them or end (see the README's
+/// memory-tier section); [`is_cached`] in such a process says so, since it asks the tiers
+/// in the order a call does.
 ///
 /// `function` is the path of the function as [`stats()`](crate::stats) and the `file-cache`
 /// tool spell it: `my_crate::module::name`, or `my_crate::module::Type::method` for a
@@ -87,8 +92,9 @@ pub fn clear_all() -> io::Result<u64> {
 /// `call` is a closure that makes the call, arguments and all, exactly as the program would:
 /// `file_cache::is_cached(|| render(&page, 2))`, `is_cached(|| client.ask(&question))`. The
 /// first cached function it calls does not run: it builds its key as usual, looks the entry
-/// up (present, intact, of the right type, not expired, and decodable), and returns the
-/// answer straight to `is_cached`. Nothing is stored or counted. A closure that calls no
+/// up through the tiers a call reads, in the same order (this process's memory tier, then
+/// the entry file: present, intact, of the right type, not expired, and decodable), and
+/// returns the answer straight to `is_cached`. Nothing is stored or counted. A closure that calls no
 /// cached function runs to the end, and the answer is `false`.
 ///
 /// Why a closure: the key of a call is made by the function's own generated code from its
@@ -188,17 +194,7 @@ pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option
     {
         return;
     }
-    let cached = key.is_some_and(|key| {
-        if config().mode == Mode::Refresh {
-            return false;
-        }
-        let path = call::entry_path(site, key);
-        let Ok(Some(bytes)) = store::read(&path, 0) else {
-            return false;
-        };
-        !call::is_expired(site, &bytes)
-            && call::decode_entry::<T>(&bytes, key, &crate::layout::of::<T>(site)).is_ok()
-    });
+    let cached = key.is_some_and(|key| call::would_hit::<T>(site, key));
     std::panic::resume_unwind(Box::new(ProbeAnswer(cached)));
 }
 
