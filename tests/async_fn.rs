@@ -191,3 +191,73 @@ struct NoopWake;
 impl Wake for NoopWake {
     fn wake(self: Arc<Self>) {}
 }
+
+/// Per run: whether the leader's body started, and whether its gate is open.
+static GATED_STARTED: [std::sync::atomic::AtomicBool; 2] =
+    [const { std::sync::atomic::AtomicBool::new(false) }; 2];
+static GATE_OPEN: [std::sync::atomic::AtomicBool; 2] =
+    [const { std::sync::atomic::AtomicBool::new(false) }; 2];
+
+#[file_cache]
+async fn gated(run: usize, key: u32) -> u32 {
+    GATED_STARTED[run].store(true, Ordering::SeqCst);
+    // Pending until a timer thread opens the gate.
+    std::future::poll_fn(|cx| {
+        if GATE_OPEN[run].load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+    key
+}
+
+/// On a current-thread runtime, a task computes `gated(run, 1)` while another task's
+/// synchronous helper blocks the thread on `gated(run, key)`; the gate opens 300 ms in.
+/// Returns the sum, or `None` when it has not finished after 3 s.
+fn block_inside_the_runtime(run: usize, key: u32) -> Option<u32> {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let value = runtime.block_on(async move {
+            let leader = tokio::spawn(gated(run, 1));
+            while !GATED_STARTED[run].load(Ordering::SeqCst) {
+                tokio::task::yield_now().await;
+            }
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                GATE_OPEN[run].store(true, Ordering::SeqCst);
+            });
+            let blocked = tokio::spawn(async move { pollster::block_on(gated(run, key)) });
+            leader.await.unwrap() + blocked.await.unwrap()
+        });
+        let _ = done.send(value);
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(3))
+        .ok()
+}
+
+/// What the README's async section warns about, shown: on a current-thread runtime, a task
+/// that blocks its thread on a cached future (a synchronous helper calling `block_on`) while
+/// another task of the same runtime computes the same key never finishes: the computing
+/// task needs the thread the waiter blocks, as with any shared future. Another key, which
+/// it computes itself, finishes.
+#[test]
+fn blocking_on_a_key_that_the_same_current_thread_runtime_computes_deadlocks() {
+    common::init();
+    assert_eq!(
+        block_inside_the_runtime(0, 2),
+        Some(3),
+        "another key finishes"
+    );
+    assert_eq!(
+        block_inside_the_runtime(1, 1),
+        None,
+        "the same key finished: the README's warning would no longer be true"
+    );
+}
