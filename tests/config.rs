@@ -205,3 +205,25 @@ fn a_relative_root_is_made_absolute_once_and_a_chdir_does_not_move_it() {
     assert!(!other.path().join("rel").exists());
     assert!(!stdout.contains("LOG WARN"), "{stdout}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_root_whose_name_is_not_utf8_is_the_root_used() {
+    use std::os::unix::ffi::OsStringExt;
+    if child_role().is_some() {
+        return;
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsString::from_vec(b"caf\xe9".to_vec());
+    let dir = parent.path().join(&name);
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture"])
+        .env(common::CHILD_VAR, "latin1")
+        .env("FILE_CACHE_DIR", &dir)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(runs(&output), 1);
+    assert_eq!(entries(&dir).len(), 1, "the entry is under the root named");
+}

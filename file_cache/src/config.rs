@@ -1,6 +1,7 @@
 //! Configuration read from the environment, once per process.
 
 use crate::size_limit;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -95,6 +96,21 @@ fn parse_size(value: &str) -> Option<usize> {
     n.checked_mul(1 << shift)
 }
 
+/// A setting's text; a value that is not UTF-8 cannot be one of ours, and is ignored with a
+/// warning rather than taken as unset in silence.
+fn text(name: &str, value: Option<OsString>) -> Option<String> {
+    match value?.into_string() {
+        Ok(text) => Some(text),
+        Err(raw) => {
+            log::warn!(
+                "file_cache: ignoring {name}={}: not UTF-8; using its default",
+                raw.to_string_lossy()
+            );
+            None
+        }
+    }
+}
+
 /// `path` against the working directory of the moment; as it is when that cannot be read
 /// (a deleted working directory), where it then resolves on each use.
 fn absolute(path: PathBuf) -> PathBuf {
@@ -125,12 +141,15 @@ const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 
 impl Config {
     /// Builds the configuration from a variable lookup (the environment, or a map in tests).
-    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Config {
-        let root = match var(DIR_VAR) {
+    fn from_lookup(var_os: impl Fn(&str) -> Option<OsString>) -> Config {
+        // The root is a path, any bytes the platform allows: never swapped for another
+        // directory because it is not UTF-8.
+        let root = match var_os(DIR_VAR) {
             // Made absolute now: a later `chdir` must not move the root.
             Some(dir) if !dir.is_empty() => absolute(PathBuf::from(dir)),
             _ => default_root(),
         };
+        let var = |name: &str| text(name, var_os(name));
         let mode = match var(MODE_VAR) {
             None => Mode::On,
             Some(value) => Mode::parse(&value).unwrap_or_else(|| {
@@ -194,16 +213,11 @@ pub(crate) fn config() -> &'static Config {
     // Unit tests never touch the user's real cache.
     #[cfg(test)]
     let var = |name: &str| match name {
-        DIR_VAR => Some(
-            std::env::temp_dir()
-                .join("file_cache_unit_tests")
-                .display()
-                .to_string(),
-        ),
-        _ => std::env::var(name).ok(),
+        DIR_VAR => Some(std::env::temp_dir().join("file_cache_unit_tests").into()),
+        _ => std::env::var_os(name),
     };
     #[cfg(not(test))]
-    let var = |name: &str| std::env::var(name).ok();
+    let var = |name: &str| std::env::var_os(name);
     CONFIG.get_or_init(|| Config::from_lookup(var))
 }
 
@@ -213,11 +227,46 @@ mod tests {
     use std::collections::HashMap;
 
     fn config_with(vars: &[(&str, &str)]) -> Config {
-        let vars: HashMap<String, String> = vars
+        let vars: HashMap<String, OsString> = vars
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_root_that_is_not_utf8_is_kept_and_other_settings_that_are_not_are_ignored() {
+        use std::os::unix::ffi::OsStringExt;
+        let raw = OsString::from_vec(b"/tmp/caf\xe9/cache".to_vec());
+        let config = Config::from_lookup(|name| match name {
+            DIR_VAR | MODE_VAR | MEMORY_VAR => Some(raw.clone()),
+            _ => None,
+        });
+        assert_eq!(config.root, PathBuf::from(raw));
+        assert_eq!(config.mode, Mode::On);
+        assert_eq!(config.memory, DEFAULT_MEMORY);
+    }
+
+    #[test]
+    fn numeric_settings_out_of_range_take_their_default() {
+        for bad in ["18446744073709551616", "1e19", "-1", "NaN", "", " "] {
+            assert_eq!(
+                config_with(&[(MEMORY_VAR, bad)]).memory,
+                DEFAULT_MEMORY,
+                "{bad}"
+            );
+            let stale = config_with(&[(STALE_VAR, bad)]).stale_after;
+            assert_eq!(stale, DEFAULT_STALE_AFTER, "{bad}");
+            let var = size_limit::MAX_SIZE_VAR;
+            assert_eq!(config_with(&[(var, bad)]).max_size, None, "{bad}");
+        }
+        let huge = u64::MAX.to_string();
+        assert_eq!(
+            config_with(&[(STALE_VAR, &huge)]).stale_after,
+            Duration::from_secs(u64::MAX)
+        );
+        assert_eq!(config_with(&[(MEMORY_VAR, &huge)]).memory as u64, u64::MAX);
     }
 
     #[test]
