@@ -87,3 +87,42 @@ fn damaged_entries_give_right_values_and_are_rewritten() {
     assert_eq!(runs(&output), 0, "every entry hits now");
     assert!(marked_lines(&output, "LOG WARN ").is_empty());
 }
+
+static LINKED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache(memory = false)]
+fn linked(k: u64) -> u64 {
+    LINKED_RUNS.fetch_add(1, Ordering::SeqCst);
+    k + 100
+}
+
+/// An entry replaced by a symbolic link, even to a file holding that very entry, is never
+/// read through: a miss, and the store puts a real file in its place.
+#[cfg(unix)]
+#[test]
+fn an_entry_that_is_a_link_is_a_miss_and_is_replaced_by_a_file() {
+    let root = init();
+    assert_eq!(linked(1), 101);
+    let files = entry_files(&function_dir(root, module_path!(), "linked"));
+    let entry = files[0].clone();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("entry");
+    std::fs::rename(&entry, &target).unwrap();
+    let before = std::fs::read(&target).unwrap();
+    std::os::unix::fs::symlink(&target, &entry).unwrap();
+    assert_eq!(linked(1), 101);
+    assert_eq!(
+        LINKED_RUNS.load(Ordering::SeqCst),
+        2,
+        "the link was not read"
+    );
+    let now = std::fs::symlink_metadata(&entry).unwrap();
+    assert!(now.is_file(), "a real entry replaced the link");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        before,
+        "the target is untouched"
+    );
+    assert_eq!(linked(1), 101);
+    assert_eq!(LINKED_RUNS.load(Ordering::SeqCst), 2, "and it hits");
+}

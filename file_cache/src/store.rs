@@ -8,6 +8,7 @@ use crate::codec::flat;
 use crate::config::{config, Faults};
 use crate::entry;
 use crate::key::Key;
+use crate::links;
 use crate::lock;
 use crate::verified::{self, FileId};
 use std::collections::HashSet;
@@ -109,10 +110,8 @@ pub(crate) fn read_with_id(
     path: &Path,
     guess: usize,
 ) -> io::Result<Option<(Vec<u8>, Option<FileId>)>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if is_absent(&e) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(file) = open_entry(path)? else {
+        return Ok(None);
     };
     if guess < verified::MIN_LEN {
         // Small, or the first read in this process (then the next read knows the size).
@@ -151,10 +150,8 @@ pub(crate) fn read_flat<E: flat::Element>(
     header_len: usize,
 ) -> io::Result<Option<FlatRead<E>>> {
     use std::io::{Seek, SeekFrom};
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if is_absent(&e) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(mut file) = open_entry(path)? else {
+        return Ok(None);
     };
     let meta = file.metadata()?;
     let id = if meta.len() >= verified::MIN_LEN as u64 {
@@ -180,6 +177,21 @@ pub(crate) fn read_flat<E: flat::Element>(
     }
     let bytes = read_entry(file, usize::try_from(meta.len()).unwrap_or(usize::MAX))?;
     Ok(Some(FlatRead::Whole(bytes, id)))
+}
+
+/// Opens an entry to read it; `None` when there is none. A symbolic link where an entry
+/// should be is never read through: it is removed (with one warning) and counts as absent,
+/// so the miss that follows stores a real entry in its place.
+fn open_entry(path: &Path) -> io::Result<Option<File>> {
+    match links::open(OpenOptions::new().read(true), path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) if links::is_link(&e, path) => {
+            links::remove_planted(path);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn is_absent(error: &io::Error) -> bool {
@@ -302,7 +314,7 @@ pub(crate) fn write_new(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
 /// [`write_new`] in 64 KiB pieces, pausing after each (a test hook, see `Faults`).
 fn write_new_slowly(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     write_new(path, &[])?;
-    let mut file = OpenOptions::new().append(true).open(path)?;
+    let mut file = links::open(OpenOptions::new().append(true), path)?;
     for piece in parts.iter().flat_map(|part| part.chunks(64 << 10)) {
         file.write_all(piece)?;
         std::thread::sleep(Duration::from_millis(10));
