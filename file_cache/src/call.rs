@@ -93,8 +93,14 @@ impl KeyBuilder {
         self.site
     }
 
-    /// Adds the concrete type of a generic type parameter.
-    pub fn type_param(&mut self, name: &'static str, type_name: &'static str) {
+    /// Adds the concrete type `T` of a generic type parameter: its name, and its `TypeId`,
+    /// since names can print alike (every closure's is `path::{{closure}}`).
+    pub fn type_arg<T: ?Sized>(&mut self, name: &'static str) {
+        self.write_type::<T>(name);
+    }
+
+    /// Adds a type's name alone, under `name` (where the function is: see `place`).
+    pub(crate) fn type_param(&mut self, name: &'static str, type_name: &'static str) {
         self.hasher.write_label(name);
         self.hasher.write_label(type_name);
     }
@@ -104,10 +110,39 @@ impl KeyBuilder {
         self.arg(name, value);
     }
 
-    /// Adds the concrete type behind an `impl Trait` argument.
-    pub fn arg_type(&mut self, name: &'static str, type_name: &'static str) {
+    /// Adds the concrete type behind an `impl Trait` argument, as [`Self::type_arg`] does.
+    pub fn arg_type<T: ?Sized>(&mut self, name: &'static str, _value: &T) {
+        self.write_type::<T>(name);
+    }
+
+    fn write_type<T: ?Sized>(&mut self, name: &'static str) {
+        /// Collects the bytes `TypeId`'s `Hash` impl writes (64 of its bits today).
+        struct TypeIdBytes {
+            bytes: [u8; 16],
+            len: usize,
+        }
+        impl std::hash::Hasher for TypeIdBytes {
+            fn write(&mut self, bytes: &[u8]) {
+                for &byte in bytes {
+                    // Folded, should a later std write more than 16 bytes.
+                    self.bytes[self.len % 16] ^= byte;
+                    self.len += 1;
+                }
+            }
+            fn finish(&self) -> u64 {
+                0
+            }
+        }
+        // `typeid::of`, unlike `TypeId::of`, accepts types that are not `'static`, such as
+        // a closure that borrows.
+        let mut id = TypeIdBytes {
+            bytes: [0; 16],
+            len: 0,
+        };
+        std::hash::Hash::hash(&typeid::of::<T>(), &mut id);
         self.hasher.write_label(name);
-        self.hasher.write_label(type_name);
+        self.hasher.write_label(std::any::type_name::<T>());
+        self.hasher.write_raw(&id.bytes[..id.len.min(16)]);
     }
 
     /// Adds one argument by name.

@@ -141,7 +141,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             Generic::Type(ident) => {
                 let name = ident.unraw().to_string();
                 feed.push(quote! {
-                    __fc_k.type_param(#name, ::core::any::type_name::<#ident>());
+                    __fc_k.type_arg::<#ident>(#name);
                 });
             }
             Generic::Const(ident) => {
@@ -169,12 +169,18 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             None => Some((param, format!("#{}", param.index), pattern_name(param))),
         })
         .collect();
-    for (param, name, binding) in &keyed {
+    // The concrete type of every `impl Trait` argument, ignored ones included: like a named
+    // type parameter's, it is part of the key even when the value is not.
+    for param in &function.params {
         if param.has_impl_trait {
+            let (name, binding) = match param.ident() {
+                Some(ident) => (ident.unraw().to_string(), ident.clone()),
+                None => (format!("#{}", param.index), pattern_name(param)),
+            };
             let cfg = &param.cfg_attrs;
             feed.push(quote! {
                 #(#cfg)*
-                __fc_k.arg_type(#name, ::core::any::type_name_of_val(&#binding));
+                __fc_k.arg_type(#name, &#binding);
             });
         }
     }
