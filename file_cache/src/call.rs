@@ -48,14 +48,21 @@ impl KeyBuilder {
             return None;
         }
         // What every key of the function starts with (the key format's label, which
-        // `KeyHasher::new` writes, the code hash and the names), hashed once; each call's
-        // stream starts from its digest. That keeps a small call's stream within one
-        // blake3 block, where the whole prefix took a second one.
+        // `KeyHasher::new` writes, the code hash, the names and how the function was
+        // compiled), hashed once; each call's stream starts from its digest. That keeps a
+        // small call's stream within one blake3 block, where the whole prefix took a second
+        // one.
         let prefix = site.state.key_prefix.get_or_init(|| {
             let mut hasher = KeyHasher::new();
             hasher.write_raw(&site.info.code_hash);
             hasher.write_label(site.info.module_path);
             hasher.write_label(site.info.name);
+            // Absent from sites written by hand, whose keys stay as they were.
+            if !site.info.cfg.is_empty() {
+                let cfg: Vec<u8> = site.info.cfg.iter().map(|&value| u8::from(value)).collect();
+                hasher.write_label("cfg");
+                hasher.write_raw(&cfg);
+            }
             *hasher.finish().as_bytes()
         });
         let hasher = KeyHasher::continuing(prefix);

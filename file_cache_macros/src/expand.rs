@@ -11,6 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 use crate::attr::Options;
+use crate::cfg;
 use crate::code_hash::code_hash;
 use crate::deps;
 use crate::model::{is_array, Function, Generic, ItemFn, Output, Param};
@@ -103,6 +104,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         quote!(ttl: ::core::option::Option::Some(::core::time::Duration::from_secs(#seconds)),)
     });
     let lock = options.lock.as_ref().map(|lock| quote!(lock: #lock,));
+    let cfg = cfg::values(&cfg::predicates(quote!(#(#attrs)* #sig #body)));
     let site = quote! {
         // `..DEFAULT` stays when every field is given, so new fields need no macro change.
         #[allow(clippy::needless_update)]
@@ -115,6 +117,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
                 #ttl
                 #memory
                 #lock
+                cfg: #cfg,
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });
     };

@@ -5,14 +5,15 @@
 //! so this crate alone is not enough.
 //!
 //! The crate is laid out as the macro works: `attr` parses the attribute's options,
-//! `model` takes the function apart, `valid` checks it, `code_hash` hashes its tokens, and
-//! `expand` writes the new body.
+//! `model` takes the function apart, `valid` checks it, `code_hash` hashes its tokens, `cfg`
+//! finds the `cfg` predicates they test, and `expand` writes the new body.
 //!
 //! [`file_cache`]: https://docs.rs/file_cache
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod attr;
+mod cfg;
 mod code_hash;
 mod deps;
 mod expand;
@@ -35,10 +36,15 @@ use proc_macro::TokenStream;
 /// - every parameter that is not ignored, by name and value; each must implement
 ///   `serde::Serialize` (references, `&str`, `&[T]`, `&Path`, `Option<&T>` all do when
 ///   what they point to does). A parameter that does not is a compile error on it;
-/// - the concrete type name of every generic type parameter, including one used only in the
-///   return type (`parse::<u32>("7")` and `parse::<String>("7")` are separate entries), the
-///   value of every const generic parameter, and the concrete type of every `impl Trait`
-///   argument;
+/// - the concrete type of every generic type parameter (its name and its `TypeId`, so two
+///   closures are two types though their names print alike), including one used only in
+///   the return type (`parse::<u32>("7")` and `parse::<String>("7")` are separate entries),
+///   the value of every const generic parameter, and the concrete type of every
+///   `impl Trait` argument, ignored or not;
+/// - how the function was compiled: `cfg!(debug_assertions)`, and the value of every `cfg`
+///   predicate in its tokens (`cfg!(..)`, `#[cfg(..)]`, `#[cfg_attr(..)]`), evaluated in the
+///   crate that defines it, so debug and release builds, or builds with different features,
+///   never share entries;
 /// - the *code hash*: a hash of the function's tokens computed at compile time. Editing the
 ///   signature, the body, or the attribute's options changes it and so invalidates every
 ///   entry of the function; reformatting, comments and doc comments do not. Code the
