@@ -113,9 +113,9 @@ pub fn file_cache(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::file_cache(args.into(), item.into()).into()
 }
 
-/// Publishes the code hash of a function, method, struct or enum at compile time, so that
-/// cached functions (and other tracked items) can name it in `deps = [...]` and be
-/// invalidated when it is edited.
+/// Publishes the code hash of a function, method, struct, enum, `const` or `static` at
+/// compile time, so that cached functions (and other tracked items) can name it in
+/// `deps = [...]` and be invalidated when it is edited.
 ///
 /// `#[file_cache::track(deps = [other, ...])]` folds the named items' hashes into this one's,
 /// transitively; a cycle of `deps` is a compile error. The item is left unchanged.
@@ -131,6 +131,11 @@ pub fn file_cache(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   types they use instead.
 /// - On a struct or enum, the type implements the hidden `Tracked` trait: list it in `deps`
 ///   when its serde attributes or `Default`s matter beyond what the layout check sees.
+/// - On a `const` or `static` (`const SCALE: u64 = 2;`), its type and value expression are
+///   hashed, and it is published as a free function is: name it as `SCALE`,
+///   `crate::config::SCALE`, or import it. An associated const is published beside it only
+///   when it mentions `Self` (then name it as `Self::SCALE` or `Type::SCALE`), for the
+///   same reason as an associated function.
 #[proc_macro_attribute]
 pub fn track(args: TokenStream, item: TokenStream) -> TokenStream {
     track::track(args.into(), item.into()).into()
