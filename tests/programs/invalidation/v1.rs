@@ -270,6 +270,12 @@ fn bonus() -> u64 {
     Weights::BONUS
 }
 
+#[file_cache(ignore = [f])]
+fn apply<F: Fn(u64) -> u64>(f: F, x: u64) -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    f(x)
+}
+
 fn report<T: std::fmt::Debug>(name: &str, call: impl FnOnce() -> T) {
     let before = RUNS.load(SeqCst);
     let value = call();
@@ -296,4 +302,5 @@ fn main() {
     report("greeted", || greeted("you".to_owned()));
     report("steady", steady);
     report("bonus", bonus);
+    report("closure", || apply(|x| x + 1, 5));
 }
