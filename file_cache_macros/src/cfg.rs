@@ -36,8 +36,12 @@ struct Found {
 
 impl Found {
     fn add(&mut self, predicate: TokenStream) {
+        // In a `macro_rules!` of the body, `cfg!($x)` is a template, not a predicate.
+        if predicate.is_empty() || has_metavariable(predicate.clone()) {
+            return;
+        }
         let text = predicate.to_string();
-        if !predicate.is_empty() && !self.seen.contains(&text) {
+        if !self.seen.contains(&text) {
             self.seen.push(text);
             self.list.push(predicate);
         }
@@ -112,6 +116,14 @@ impl Found {
     }
 }
 
+fn has_metavariable(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Punct(punct) => punct.as_char() == '$',
+        TokenTree::Group(group) => has_metavariable(group.stream()),
+        _ => false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +177,11 @@ mod tests {
                 let w = cfg.x;
                 #[derive(Debug)]
                 struct S;
+                macro_rules! on {
+                    ($name:ident) => {
+                        cfg!(all($name))
+                    };
+                }
                 0
             }
         };
