@@ -36,10 +36,17 @@ struct Found {
 
 impl Found {
     fn add(&mut self, predicate: TokenStream) {
-        // In a `macro_rules!` of the body, `cfg!($x)` is a template, not a predicate.
-        if predicate.is_empty() || has_metavariable(predicate.clone()) {
+        // Only what `cfg!` accepts: in a `macro_rules!` of the body, `cfg!($x)` is a
+        // template, and so is `#[cfg(#x)]` in a `quote!`.
+        if !is_predicate(predicate.clone()) {
             return;
         }
+        // `#[cfg(unix,)]`: the comma is not part of the predicate.
+        let mut tokens: Vec<TokenTree> = predicate.into_iter().collect();
+        if matches!(tokens.last(), Some(TokenTree::Punct(comma)) if comma.as_char() == ',') {
+            tokens.pop();
+        }
+        let predicate: TokenStream = tokens.into_iter().collect();
         let text = predicate.to_string();
         if !self.seen.contains(&text) {
             self.seen.push(text);
@@ -116,11 +123,54 @@ impl Found {
     }
 }
 
-fn has_metavariable(tokens: TokenStream) -> bool {
-    tokens.into_iter().any(|token| match token {
-        TokenTree::Punct(punct) => punct.as_char() == '$',
-        TokenTree::Group(group) => has_metavariable(group.stream()),
-        _ => false,
+/// `name`, `name = "value"` or `name(predicate, ...)` (a literal allowed in the list, as in
+/// `version("1.80")`), with an optional trailing comma.
+fn is_predicate(tokens: TokenStream) -> bool {
+    let mut tokens = tokens.into_iter().peekable();
+    if !matches!(tokens.next(), Some(TokenTree::Ident(_))) {
+        return false;
+    }
+    let valid = match tokens.next() {
+        None => true,
+        Some(TokenTree::Punct(eq)) if eq.as_char() == '=' => {
+            matches!(tokens.next(), Some(TokenTree::Literal(_)))
+        }
+        Some(TokenTree::Group(list)) if list.delimiter() == Delimiter::Parenthesis => {
+            is_list(list.stream())
+        }
+        Some(TokenTree::Punct(comma)) if comma.as_char() == ',' => return tokens.next().is_none(),
+        Some(_) => false,
+    };
+    let trailing = match tokens.next() {
+        None => true,
+        Some(TokenTree::Punct(comma)) => comma.as_char() == ',' && tokens.next().is_none(),
+        Some(_) => false,
+    };
+    valid && trailing
+}
+
+/// The inside of `all(..)`, `any(..)`, `not(..)`: predicates or literals, comma-separated.
+fn is_list(tokens: TokenStream) -> bool {
+    let mut item = TokenStream::new();
+    let mut items = Vec::new();
+    for token in tokens {
+        match &token {
+            TokenTree::Punct(comma) if comma.as_char() == ',' => {
+                items.push(std::mem::take(&mut item));
+            }
+            _ => item.extend([token]),
+        }
+    }
+    if !item.is_empty() {
+        items.push(item);
+    }
+    items.into_iter().all(|item| {
+        let mut tokens = item.clone().into_iter();
+        let literal = matches!(
+            (tokens.next(), tokens.next()),
+            (Some(TokenTree::Literal(_)), None)
+        );
+        literal || is_predicate(item)
     })
 }
 
@@ -147,7 +197,7 @@ mod tests {
                 fn g() {}
                 let s = format!("{}", ::core::cfg!(target_pointer_width = "64"));
                 { { if std::cfg!(feature = "extra") {} } }
-                #[cfg(unix)]
+                #[cfg(unix,)]
                 let y = 2;
                 "x"
             }
@@ -186,6 +236,36 @@ mod tests {
             }
         };
         assert!(found(tokens).is_empty());
+        // A `quote!` in the body, as in a function that generates code.
+        let tokens = "fn f() -> T { quote! { #[cfg(#name)] fn g() {} } }".parse();
+        assert!(found(tokens.expect("tokens")).is_empty());
+    }
+
+    #[test]
+    fn only_what_cfg_accepts_is_a_predicate() {
+        let valid = [
+            quote!(unix),
+            quote!(feature = "x"),
+            quote!(all(unix, not(feature = "x"), any()),),
+            quote!(version("1.80")),
+            quote!(all(unix,)),
+        ];
+        for tokens in valid {
+            assert!(is_predicate(tokens.clone()), "{tokens}");
+        }
+        let invalid = [
+            quote!(),
+            quote!($x),
+            quote!(all($x)),
+            "#name".parse().expect("tokens"),
+            quote!(feature = x),
+            quote!(a b),
+            quote!(a, b),
+            quote!(all[unix]),
+        ];
+        for tokens in invalid {
+            assert!(!is_predicate(tokens.clone()), "{tokens}");
+        }
     }
 
     #[test]
