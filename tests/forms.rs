@@ -224,6 +224,79 @@ fn impl_trait_argument() {
     assert_eq!(runs(&IMPL_TRAIT), 3);
 }
 
+// Closures: every closure's type name prints alike (`forms::test::{{closure}}`); each is
+// still its own type, and its own entries.
+
+static APPLY: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache(ignore = [f])]
+fn apply<F: Fn(u32) -> u32>(f: F, x: u32) -> u32 {
+    APPLY.fetch_add(1, Ordering::SeqCst);
+    f(x)
+}
+
+static APPLY_IMPL: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache(ignore = [f])]
+fn apply_impl(f: impl Fn(u32) -> u32, x: u32) -> u32 {
+    APPLY_IMPL.fetch_add(1, Ordering::SeqCst);
+    f(x)
+}
+
+#[test]
+fn two_closures_are_two_keys() {
+    init();
+    let plus_one = |x| x + 1;
+    let times_hundred = |x| x * 100;
+    assert_eq!(apply(plus_one, 5), 6);
+    assert_eq!(apply(times_hundred, 5), 500);
+    assert_eq!(runs(&APPLY), 2, "each closure ran its body");
+    assert_eq!(apply(plus_one, 5), 6);
+    assert_eq!(apply(times_hundred, 5), 500);
+    assert_eq!(runs(&APPLY), 2, "and each hit its own entry");
+
+    // The same for an ignored `impl Fn` argument.
+    assert_eq!(apply_impl(plus_one, 5), 6);
+    assert_eq!(apply_impl(times_hundred, 5), 500);
+    assert_eq!(runs(&APPLY_IMPL), 2);
+    assert_eq!(apply_impl(plus_one, 5), 6);
+    assert_eq!(runs(&APPLY_IMPL), 2);
+
+    // A closure that borrows (not `'static`) is keyed the same way.
+    let offset = 7;
+    let borrowing = |x| x + offset;
+    assert_eq!(apply(borrowing, 5), 12);
+    assert_eq!(apply(borrowing, 5), 12);
+    assert_eq!(runs(&APPLY), 3);
+}
+
+static NAMED: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn type_name_of<T: Default + std::fmt::Debug>() -> String {
+    NAMED.fetch_add(1, Ordering::SeqCst);
+    format!("{:?}", T::default())
+}
+
+#[test]
+fn types_whose_names_print_alike_are_two_keys() {
+    init();
+    // Two types named `forms::types_whose_names_print_alike_are_two_keys::Unit`.
+    let first = {
+        #[derive(Default, Debug)]
+        struct Unit;
+        type_name_of::<Unit>()
+    };
+    let second = {
+        #[derive(Default, Debug)]
+        struct Unit(#[allow(dead_code)] u8);
+        type_name_of::<Unit>()
+    };
+    assert_eq!(first, "Unit");
+    assert_eq!(second, "Unit(0)");
+    assert_eq!(runs(&NAMED), 2);
+}
+
 // A type parameter used only in the return type.
 
 static PARSE: AtomicUsize = AtomicUsize::new(0);

@@ -1,51 +1,30 @@
 //! What invalidates an entry across two builds of one program: `tests/programs/invalidation/`
 //! holds version 1 and version 2 of a program and of a library crate it uses (v2 is v1 after
 //! everyday edits, each marked `EDIT`). Both are built with cargo as the same crates, run one
-//! after the other against one cache directory, and what each cached call did is compared.
-//!
-//! The build shares a target directory under `CARGO_TARGET_TMPDIR` between runs of this test,
-//! so only the first run compiles the dependencies; it builds offline, from the dependencies
-//! this workspace already fetched, with this workspace's lock file.
+//! after the other against one cache directory, and what each cached call did is compared
+//! (see `tests/programs/program.rs` for how they are built).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "programs/program.rs"]
+mod program;
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
+use program::{file_cache_path, run, Program};
 
-/// `name -> (ran, value)` from each line `name ran=<n> value=<debug>`.
-type Report = BTreeMap<String, (u32, String)>;
-
-struct Program {
-    dir: PathBuf,
-    target: PathBuf,
+/// The program, with the library crate beside it, at `version` (`v1`, `v2`).
+fn build(program: &Program, version: &str) -> std::path::PathBuf {
+    program.copy(&format!("invalidation/{version}.rs"), "src/main.rs");
+    program.copy(
+        &format!("invalidation/helpers_{version}.rs"),
+        "helpers/src/lib.rs",
+    );
+    program.build(&[], version)
 }
 
-impl Program {
-    fn new(name: &str) -> Program {
-        let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-        let dir = work.join("crate");
-        std::fs::create_dir_all(dir.join("src")).expect("program dir");
-        std::fs::create_dir_all(dir.join("helpers/src")).expect("library dir");
-        let repo = Path::new(REPO);
-        let manifest = format!(
-            r#"[package]
-name = "program"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-file_cache = {{ path = {:?} }}
-helpers = {{ path = "helpers" }}
-serde = {{ version = "1", features = ["derive"] }}
-
-[workspace]
-"#,
-            repo.join("file_cache")
-        );
-        std::fs::write(dir.join("Cargo.toml"), manifest).expect("manifest");
-        let library = format!(
+#[test]
+fn edits_between_two_builds_invalidate_exactly_what_they_should() {
+    let program = Program::new("program", "helpers = { path = \"helpers\" }\n");
+    program.write(
+        "helpers/Cargo.toml",
+        &format!(
             r#"[package]
 name = "helpers"
 version = "0.0.0"
@@ -55,74 +34,11 @@ publish = false
 [dependencies]
 file_cache = {{ path = {:?} }}
 "#,
-            repo.join("file_cache")
-        );
-        std::fs::write(dir.join("helpers/Cargo.toml"), library).expect("library manifest");
-        std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock file");
-        Program {
-            dir,
-            target: work.join("target"),
-        }
-    }
-
-    /// Builds version `version` (`v1`, `v2`) and returns the binary's path.
-    fn build(&self, version: &str) -> PathBuf {
-        let sources = Path::new(REPO).join("tests/programs/invalidation");
-        for (source, to) in [
-            (format!("{version}.rs"), "src/main.rs"),
-            (format!("helpers_{version}.rs"), "helpers/src/lib.rs"),
-        ] {
-            let text = std::fs::read_to_string(sources.join(source)).expect("source");
-            std::fs::write(self.dir.join(to), text).expect("write source");
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let output = Command::new(cargo)
-            .args(["build", "--offline", "--quiet"])
-            .current_dir(&self.dir)
-            .env("CARGO_TARGET_DIR", &self.target)
-            .output()
-            .expect("run cargo");
-        assert!(
-            output.status.success(),
-            "building {version} failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let built = self.target.join("debug").join("program");
-        let copy = self.target.join(format!("program-{version}"));
-        std::fs::copy(built, &copy).expect("copy the binary");
-        copy
-    }
-}
-
-fn run(binary: &Path, cache: &Path) -> Report {
-    let output = Command::new(binary)
-        .env("FILE_CACHE_DIR", cache)
-        .env_remove("FILE_CACHE")
-        .output()
-        .expect("run the program");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+            file_cache_path()
+        ),
     );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let (name, rest) = line.split_once(" ran=").expect("a report line");
-            let (ran, value) = rest.split_once(" value=").expect("a value");
-            (
-                name.to_owned(),
-                (ran.parse().expect("runs"), value.to_owned()),
-            )
-        })
-        .collect()
-}
-
-#[test]
-fn edits_between_two_builds_invalidate_exactly_what_they_should() {
-    let program = Program::new("invalidation");
-    let v1 = program.build("v1");
-    let v2 = program.build("v2");
+    let v1 = build(&program, "v1");
+    let v2 = build(&program, "v2");
     let cache = tempfile::tempdir().expect("cache dir");
 
     let first = run(&v1, cache.path());
@@ -167,6 +83,15 @@ fn edits_between_two_builds_invalidate_exactly_what_they_should() {
         ("normalized", 1, "\"MIXED\""),
         // `version = "1"` became `"2"`.
         ("versioned", 1, "5"),
+        // Tracked consts and statics changed value: their dependents miss; those naming
+        // only unchanged ones (one in another crate) hit.
+        ("scaled", 1, "15"),
+        ("greeted", 1, "\"hi, you\""),
+        ("steady", 0, "11"),
+        ("bonus", 1, "20"),
+        // An ignored closure edited in place is the same type: the stored value stays, as
+        // the README says; it was keyed the same in every run and both builds.
+        ("closure", 0, "6"),
     ];
     for (name, ran, value) in expected {
         assert_eq!(

@@ -48,14 +48,21 @@ impl KeyBuilder {
             return None;
         }
         // What every key of the function starts with (the key format's label, which
-        // `KeyHasher::new` writes, the code hash and the names), hashed once; each call's
-        // stream starts from its digest. That keeps a small call's stream within one
-        // blake3 block, where the whole prefix took a second one.
+        // `KeyHasher::new` writes, the code hash, the names and how the function was
+        // compiled), hashed once; each call's stream starts from its digest. That keeps a
+        // small call's stream within one blake3 block, where the whole prefix took a second
+        // one.
         let prefix = site.state.key_prefix.get_or_init(|| {
             let mut hasher = KeyHasher::new();
             hasher.write_raw(&site.info.code_hash);
             hasher.write_label(site.info.module_path);
             hasher.write_label(site.info.name);
+            // Absent from sites written by hand, whose keys stay as they were.
+            if !site.info.cfg.is_empty() {
+                let cfg: Vec<u8> = site.info.cfg.iter().map(|&value| u8::from(value)).collect();
+                hasher.write_label("cfg");
+                hasher.write_raw(&cfg);
+            }
             *hasher.finish().as_bytes()
         });
         let hasher = KeyHasher::continuing(prefix);
@@ -93,8 +100,14 @@ impl KeyBuilder {
         self.site
     }
 
-    /// Adds the concrete type of a generic type parameter.
-    pub fn type_param(&mut self, name: &'static str, type_name: &'static str) {
+    /// Adds the concrete type `T` of a generic type parameter: its name, and its `TypeId`,
+    /// since names can print alike (every closure's is `path::{{closure}}`).
+    pub fn type_arg<T: ?Sized>(&mut self, name: &'static str) {
+        self.write_type::<T>(name);
+    }
+
+    /// Adds a type's name alone, under `name` (where the function is: see `place`).
+    pub(crate) fn type_param(&mut self, name: &'static str, type_name: &'static str) {
         self.hasher.write_label(name);
         self.hasher.write_label(type_name);
     }
@@ -104,10 +117,39 @@ impl KeyBuilder {
         self.arg(name, value);
     }
 
-    /// Adds the concrete type behind an `impl Trait` argument.
-    pub fn arg_type(&mut self, name: &'static str, type_name: &'static str) {
+    /// Adds the concrete type behind an `impl Trait` argument, as [`Self::type_arg`] does.
+    pub fn arg_type<T: ?Sized>(&mut self, name: &'static str, _value: &T) {
+        self.write_type::<T>(name);
+    }
+
+    fn write_type<T: ?Sized>(&mut self, name: &'static str) {
+        /// Collects the bytes `TypeId`'s `Hash` impl writes (64 of its bits today).
+        struct TypeIdBytes {
+            bytes: [u8; 16],
+            len: usize,
+        }
+        impl std::hash::Hasher for TypeIdBytes {
+            fn write(&mut self, bytes: &[u8]) {
+                for &byte in bytes {
+                    // Folded, should a later std write more than 16 bytes.
+                    self.bytes[self.len % 16] ^= byte;
+                    self.len += 1;
+                }
+            }
+            fn finish(&self) -> u64 {
+                0
+            }
+        }
+        // `typeid::of`, unlike `TypeId::of`, accepts types that are not `'static`, such as
+        // a closure that borrows.
+        let mut id = TypeIdBytes {
+            bytes: [0; 16],
+            len: 0,
+        };
+        std::hash::Hash::hash(&typeid::of::<T>(), &mut id);
         self.hasher.write_label(name);
-        self.hasher.write_label(type_name);
+        self.hasher.write_label(std::any::type_name::<T>());
+        self.hasher.write_raw(&id.bytes[..id.len.min(16)]);
     }
 
     /// Adds one argument by name.

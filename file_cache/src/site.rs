@@ -28,6 +28,11 @@ pub struct SiteInfo {
     /// `lock = true|false`: whether a miss takes the cross-process lock of its entry, so
     /// that concurrent processes compute one cold key once.
     pub lock: bool,
+    /// How the function was compiled: `cfg!(debug_assertions)`, then the value of every
+    /// `cfg` predicate in its tokens, as evaluated in the crate that defines it. Part of
+    /// every key, so a debug and a release build, or builds with different features,
+    /// never share entries.
+    pub cfg: &'static [bool],
 }
 
 impl SiteInfo {
@@ -41,6 +46,7 @@ impl SiteInfo {
         ttl: None,
         memory: true,
         lock: true,
+        cfg: &[],
     };
 }
 

@@ -11,6 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 use crate::attr::Options;
+use crate::cfg;
 use crate::code_hash::code_hash;
 use crate::deps;
 use crate::model::{is_array, Function, Generic, ItemFn, Output, Param};
@@ -103,6 +104,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         quote!(ttl: ::core::option::Option::Some(::core::time::Duration::from_secs(#seconds)),)
     });
     let lock = options.lock.as_ref().map(|lock| quote!(lock: #lock,));
+    let cfg = cfg::values(&cfg::predicates(quote!(#(#attrs)* #sig #body)));
     let site = quote! {
         // `..DEFAULT` stays when every field is given, so new fields need no macro change.
         #[allow(clippy::needless_update)]
@@ -115,6 +117,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
                 #ttl
                 #memory
                 #lock
+                cfg: #cfg,
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });
     };
@@ -141,7 +144,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             Generic::Type(ident) => {
                 let name = ident.unraw().to_string();
                 feed.push(quote! {
-                    __fc_k.type_param(#name, ::core::any::type_name::<#ident>());
+                    __fc_k.type_arg::<#ident>(#name);
                 });
             }
             Generic::Const(ident) => {
@@ -169,12 +172,18 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             None => Some((param, format!("#{}", param.index), pattern_name(param))),
         })
         .collect();
-    for (param, name, binding) in &keyed {
+    // The concrete type of every `impl Trait` argument, ignored ones included: like a named
+    // type parameter's, it is part of the key even when the value is not.
+    for param in &function.params {
         if param.has_impl_trait {
+            let (name, binding) = match param.ident() {
+                Some(ident) => (ident.unraw().to_string(), ident.clone()),
+                None => (format!("#{}", param.index), pattern_name(param)),
+            };
             let cfg = &param.cfg_attrs;
             feed.push(quote! {
                 #(#cfg)*
-                __fc_k.arg_type(#name, ::core::any::type_name_of_val(&#binding));
+                __fc_k.arg_type(#name, &#binding);
             });
         }
     }

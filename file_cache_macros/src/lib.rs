@@ -5,14 +5,15 @@
 //! so this crate alone is not enough.
 //!
 //! The crate is laid out as the macro works: `attr` parses the attribute's options,
-//! `model` takes the function apart, `valid` checks it, `code_hash` hashes its tokens, and
-//! `expand` writes the new body.
+//! `model` takes the function apart, `valid` checks it, `code_hash` hashes its tokens, `cfg`
+//! finds the `cfg` predicates they test, and `expand` writes the new body.
 //!
 //! [`file_cache`]: https://docs.rs/file_cache
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod attr;
+mod cfg;
 mod code_hash;
 mod deps;
 mod expand;
@@ -35,10 +36,15 @@ use proc_macro::TokenStream;
 /// - every parameter that is not ignored, by name and value; each must implement
 ///   `serde::Serialize` (references, `&str`, `&[T]`, `&Path`, `Option<&T>` all do when
 ///   what they point to does). A parameter that does not is a compile error on it;
-/// - the concrete type name of every generic type parameter, including one used only in the
-///   return type (`parse::<u32>("7")` and `parse::<String>("7")` are separate entries), the
-///   value of every const generic parameter, and the concrete type of every `impl Trait`
-///   argument;
+/// - the concrete type of every generic type parameter (its name and its `TypeId`, so two
+///   closures are two types though their names print alike), including one used only in
+///   the return type (`parse::<u32>("7")` and `parse::<String>("7")` are separate entries),
+///   the value of every const generic parameter, and the concrete type of every
+///   `impl Trait` argument, ignored or not;
+/// - how the function was compiled: `cfg!(debug_assertions)`, and the value of every `cfg`
+///   predicate in its tokens (`cfg!(..)`, `#[cfg(..)]`, `#[cfg_attr(..)]`), evaluated in the
+///   crate that defines it, so debug and release builds, or builds with different features,
+///   never share entries;
 /// - the *code hash*: a hash of the function's tokens computed at compile time. Editing the
 ///   signature, the body, or the attribute's options changes it and so invalidates every
 ///   entry of the function; reformatting, comments and doc comments do not. Code the
@@ -107,9 +113,9 @@ pub fn file_cache(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::file_cache(args.into(), item.into()).into()
 }
 
-/// Publishes the code hash of a function, method, struct or enum at compile time, so that
-/// cached functions (and other tracked items) can name it in `deps = [...]` and be
-/// invalidated when it is edited.
+/// Publishes the code hash of a function, method, struct, enum, `const` or `static` at
+/// compile time, so that cached functions (and other tracked items) can name it in
+/// `deps = [...]` and be invalidated when it is edited.
 ///
 /// `#[file_cache::track(deps = [other, ...])]` folds the named items' hashes into this one's,
 /// transitively; a cycle of `deps` is a compile error. The item is left unchanged.
@@ -125,6 +131,11 @@ pub fn file_cache(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   types they use instead.
 /// - On a struct or enum, the type implements the hidden `Tracked` trait: list it in `deps`
 ///   when its serde attributes or `Default`s matter beyond what the layout check sees.
+/// - On a `const` or `static` (`const SCALE: u64 = 2;`), its type and value expression are
+///   hashed, and it is published as a free function is: name it as `SCALE`,
+///   `crate::config::SCALE`, or import it. An associated const is published beside it only
+///   when it mentions `Self` (then name it as `Self::SCALE` or `Type::SCALE`), for the
+///   same reason as an associated function.
 #[proc_macro_attribute]
 pub fn track(args: TokenStream, item: TokenStream) -> TokenStream {
     track::track(args.into(), item.into()).into()

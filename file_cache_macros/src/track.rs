@@ -26,6 +26,8 @@ pub(crate) fn track(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(_) => match syn::parse2::<syn::Item>(item.clone()) {
             Ok(syn::Item::Struct(s)) => Ok(track_type(&args, &s.ident, &s.generics, &item, &deps)),
             Ok(syn::Item::Enum(e)) => Ok(track_type(&args, &e.ident, &e.generics, &item, &deps)),
+            Ok(syn::Item::Const(c)) => Ok(track_value(&args, &c.vis, &c.ident, &item, &deps)),
+            Ok(syn::Item::Static(s)) => Ok(track_value(&args, &s.vis, &s.ident, &item, &deps)),
             Ok(syn::Item::Impl(i)) => Err(syn::Error::new(
                 i.impl_token.span(),
                 "`#[file_cache::track]` is not supported on `impl` blocks; put it on the \
@@ -34,7 +36,8 @@ pub(crate) fn track(args: TokenStream, item: TokenStream) -> TokenStream {
             )),
             _ => Err(syn::Error::new_spanned(
                 &item,
-                "`#[file_cache::track]` applies to a function, a method, a struct or an enum",
+                "`#[file_cache::track]` applies to a function, a method, a struct, an enum, a \
+                 `const` or a `static`",
             )),
         },
     };
@@ -61,6 +64,26 @@ fn track_fn(args: &TokenStream, function: &ItemFn, deps: &[syn::Path]) -> TokenS
     let in_impl = function.sig.receiver().is_some()
         || mentions_self(function.sig.to_token_stream())
         || mentions_self(function.body.stream());
+    publish(vis, name, in_impl, hash)
+}
+
+/// A `const` or `static`: its hash covers its type and its value's expression, published
+/// as a function's is (a marker type in the type namespace, or an associated const beside
+/// an associated const that mentions `Self`).
+fn track_value(
+    args: &TokenStream,
+    vis: &syn::Visibility,
+    name: &Ident,
+    item: &TokenStream,
+    deps: &[syn::Path],
+) -> TokenStream {
+    let hash = deps::combined(item_hash(args, item.clone()), deps);
+    publish(vis, name, mentions_self(item.clone()), hash)
+}
+
+/// The hash of the item `name` where `deps` finds it: an associated const inside an impl
+/// (`Self::name`, `Type::name`), a marker type named `name` anywhere else.
+fn publish(vis: &syn::Visibility, name: &Ident, in_impl: bool, hash: TokenStream) -> TokenStream {
     if in_impl {
         let constant = deps::method_const(name);
         quote! {
@@ -69,7 +92,7 @@ fn track_fn(args: &TokenStream, function: &ItemFn, deps: &[syn::Path]) -> TokenS
             #vis const #constant: [u8; 32] = #hash;
         }
     } else {
-        // Named like the function, in the type namespace: a `use` of the function imports it.
+        // Named like the item, in the type namespace: a `use` of the item imports it.
         let marker = name;
         quote! {
             #[doc(hidden)]
@@ -217,6 +240,74 @@ mod tests {
     }
 
     #[test]
+    fn consts_and_statics_get_a_marker_type() {
+        let out = expand(
+            quote!(),
+            quote!(
+                pub const SCALE: u64 = 2;
+            ),
+        );
+        assert!(out.starts_with("pubconstSCALE:u64=2;"), "{out}");
+        assert!(out.contains("pubstructSCALE{}"), "{out}");
+        assert!(out.contains("TrackedforSCALE"), "{out}");
+        let out = expand(
+            quote!(deps = [SCALE]),
+            quote!(
+                static LIMIT: u32 = 10;
+            ),
+        );
+        assert!(out.contains("structLIMIT{}"), "{out}");
+        assert!(out.contains("combine"), "{out}");
+        // An associated const that names `Self` is in an impl.
+        let out = expand(
+            quote!(),
+            quote!(
+                const TWICE: u64 = Self::ONCE * 2;
+            ),
+        );
+        assert!(
+            out.contains("const__file_cache_track_TWICE:[u8;32]"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_const_hashes_its_type_and_value() {
+        let hash = |item: TokenStream| {
+            let out = expand(quote!(), item);
+            let start = out.find("CODE_HASH:[u8;32]=").expect("a hash");
+            out[start..].to_owned()
+        };
+        let two = hash(quote!(
+            const SCALE: u64 = 2;
+        ));
+        assert_eq!(
+            two,
+            hash(quote!(
+                const SCALE: u64 = /* same */ 2;
+            ))
+        );
+        assert_ne!(
+            two,
+            hash(quote!(
+                const SCALE: u64 = 3;
+            ))
+        );
+        assert_ne!(
+            two,
+            hash(quote!(
+                const SCALE: u32 = 2;
+            ))
+        );
+        assert_ne!(
+            two,
+            hash(quote!(
+                static SCALE: u64 = 2;
+            ))
+        );
+    }
+
+    #[test]
     fn mistakes_are_errors_beside_the_unchanged_item() {
         for (args, item) in [
             (
@@ -236,6 +327,12 @@ mod tests {
                 quote!(),
                 quote!(
                     mod m {}
+                ),
+            ),
+            (
+                quote!(),
+                quote!(
+                    type Alias = u8;
                 ),
             ),
         ] {

@@ -7,3 +7,7 @@
 pub fn normalize(text: &str) -> String {
     text.to_lowercase()
 }
+
+/// What joins the parts of a label; tracked, and the same in both versions.
+#[file_cache::track]
+pub static SEPARATOR: &str = ", ";

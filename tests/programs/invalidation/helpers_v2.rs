@@ -8,3 +8,7 @@ pub fn normalize(text: &str) -> String {
     // EDIT: a tracked function in another crate.
     text.to_uppercase()
 }
+
+/// What joins the parts of a label; tracked, and the same in both versions.
+#[file_cache::track]
+pub static SEPARATOR: &str = ", ";

@@ -223,6 +223,59 @@ fn versioned() -> u64 {
     5
 }
 
+// Tracked constants and statics: editing a value invalidates the functions that name it.
+
+#[file_cache::track]
+const SCALE: u64 = 2;
+
+#[file_cache(deps = [SCALE])]
+fn scaled(x: u64) -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    x * SCALE
+}
+
+#[file_cache::track]
+static GREETING: &str = "hello";
+
+#[file_cache(deps = [GREETING, helpers::SEPARATOR])]
+fn greeted(name: String) -> String {
+    RUNS.fetch_add(1, SeqCst);
+    format!("{GREETING}{}{name}", helpers::SEPARATOR)
+}
+
+mod limits {
+    /// Tracked, in a module, and unchanged.
+    #[file_cache::track]
+    pub const STEADY: u32 = 9;
+}
+
+#[file_cache(deps = [limits::STEADY, helpers::SEPARATOR])]
+fn steady() -> u32 {
+    RUNS.fetch_add(1, SeqCst);
+    limits::STEADY + helpers::SEPARATOR.len() as u32
+}
+
+struct Weights;
+
+impl Weights {
+    const BASE: u64 = 1;
+
+    #[file_cache::track]
+    const BONUS: u64 = Self::BASE * 10;
+}
+
+#[file_cache(deps = [Weights::BONUS])]
+fn bonus() -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    Weights::BONUS
+}
+
+#[file_cache(ignore = [f])]
+fn apply<F: Fn(u64) -> u64>(f: F, x: u64) -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    f(x)
+}
+
 fn report<T: std::fmt::Debug>(name: &str, call: impl FnOnce() -> T) {
     let before = RUNS.load(SeqCst);
     let value = call();
@@ -245,4 +298,9 @@ fn main() {
     report("configured", configured);
     report("normalized", || normalized("MiXed".to_owned()));
     report("versioned", versioned);
+    report("scaled", || scaled(5));
+    report("greeted", || greeted("you".to_owned()));
+    report("steady", steady);
+    report("bonus", bonus);
+    report("closure", || apply(|x| x + 1, 5));
 }

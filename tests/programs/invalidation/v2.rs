@@ -235,6 +235,62 @@ fn versioned() -> u64 {
     5
 }
 
+// Tracked constants and statics: editing a value invalidates the functions that name it.
+
+// EDIT: a tracked const's value.
+#[file_cache::track]
+const SCALE: u64 = 3;
+
+#[file_cache(deps = [SCALE])]
+fn scaled(x: u64) -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    x * SCALE
+}
+
+// EDIT: a tracked static's value.
+#[file_cache::track]
+static GREETING: &str = "hi";
+
+#[file_cache(deps = [GREETING, helpers::SEPARATOR])]
+fn greeted(name: String) -> String {
+    RUNS.fetch_add(1, SeqCst);
+    format!("{GREETING}{}{name}", helpers::SEPARATOR)
+}
+
+mod limits {
+    /// Tracked, in a module, and unchanged.
+    #[file_cache::track]
+    pub const STEADY: u32 = 9;
+}
+
+#[file_cache(deps = [limits::STEADY, helpers::SEPARATOR])]
+fn steady() -> u32 {
+    RUNS.fetch_add(1, SeqCst);
+    limits::STEADY + helpers::SEPARATOR.len() as u32
+}
+
+struct Weights;
+
+impl Weights {
+    const BASE: u64 = 1;
+
+    // EDIT: an associated const's value (it names `Self`, so it can be tracked).
+    #[file_cache::track]
+    const BONUS: u64 = Self::BASE * 20;
+}
+
+#[file_cache(deps = [Weights::BONUS])]
+fn bonus() -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    Weights::BONUS
+}
+
+#[file_cache(ignore = [f])]
+fn apply<F: Fn(u64) -> u64>(f: F, x: u64) -> u64 {
+    RUNS.fetch_add(1, SeqCst);
+    f(x)
+}
+
 fn report<T: std::fmt::Debug>(name: &str, call: impl FnOnce() -> T) {
     let before = RUNS.load(SeqCst);
     let value = call();
@@ -257,4 +313,11 @@ fn main() {
     report("configured", configured);
     report("normalized", || normalized("MiXed".to_owned()));
     report("versioned", versioned);
+    report("scaled", || scaled(5));
+    report("greeted", || greeted("you".to_owned()));
+    report("steady", steady);
+    report("bonus", bonus);
+    // EDIT: an ignored closure's body, in place: its type is the same, so the old value
+    // stays (the README says so).
+    report("closure", || apply(|x| x + 2, 5));
 }

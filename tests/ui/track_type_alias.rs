@@ -1,0 +1,6 @@
+#[file_cache::track]
+type Score = u64;
+
+fn main() {
+    let _: Score = 1;
+}
