@@ -116,6 +116,11 @@ pub mod __private {
     pub use crate::tracked::{combine, Tracked};
     pub use crate::verified::payload_hashes;
 
+    /// How many times this process has written a hit log; for the tests (a hit writes none).
+    pub fn hit_log_writes() -> u64 {
+        crate::stats::log_writes()
+    }
+
     /// Traces `T`'s layout fingerprint, as a cached function does once; for the benches.
     pub fn trace_layout<T: serde::de::DeserializeOwned>() -> Option<[u8; 16]> {
         crate::layout::trace::<T>().ok()
