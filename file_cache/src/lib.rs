@@ -121,6 +121,17 @@ pub mod __private {
         crate::stats::log_writes()
     }
 
+    /// Pruning passes this process has made under `FILE_CACHE_MAX_SIZE`; for the tests.
+    pub fn prune_passes() -> u64 {
+        crate::size_limit::passes()
+    }
+
+    /// Holds (`true`) or releases the background pruning thread, as a scheduler that does
+    /// not run it would; for the tests.
+    pub fn hold_pruner(held: bool) {
+        crate::size_limit::hold_pruner(held)
+    }
+
     /// Traces `T`'s layout fingerprint, as a cached function does once; for the benches.
     pub fn trace_layout<T: serde::de::DeserializeOwned>() -> Option<[u8; 16]> {
         crate::layout::trace::<T>().ok()
