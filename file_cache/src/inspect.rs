@@ -13,6 +13,9 @@
 //!   Entries whose header names another code hash were written by an older (or other)
 //!   version of the function: they can never be hit by this one.
 //!
+//! Under `FILE_CACHE_MAX_SIZE`, the root itself also holds `.size`, where the processes
+//! keep the size of its entries (bookkeeping files are not counted, and never pruned).
+//!
 //! Names starting with `.` are never entries (temporary files are `.<name>.<pid>-<n>.tmp`).
 //!
 //! ```
