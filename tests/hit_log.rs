@@ -150,3 +150,46 @@ fn threads_that_end_before_the_last_write_nothing() {
         .len();
     assert_eq!(log_len, 16);
 }
+
+#[test]
+fn processes_compacting_together_leave_a_whole_log() {
+    match child_role().as_deref() {
+        Some("store") => {
+            assert_eq!(slow(3), 3);
+            return;
+        }
+        Some("hit") => {
+            for _ in 0..10 {
+                assert_eq!(slow(3), 3);
+            }
+            return;
+        }
+        _ => {}
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().to_str().unwrap();
+    let envs = [("FILE_CACHE_DIR", dir)];
+    let test = "processes_compacting_together_leave_a_whole_log";
+    run_child(test, "store", &envs);
+    // One record short of compaction: every process's append compacts.
+    let log = function_dir(root.path(), "hit_log", "slow").join(".hits");
+    let record = [1u64.to_le_bytes(), 1u64.to_le_bytes()].concat();
+    std::fs::write(&log, record.repeat(4096 / 16)).unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|_| common::spawn_child(test, "hit", &envs))
+        .collect();
+    for child in children {
+        child.finish();
+    }
+    let bytes = std::fs::read(&log).unwrap();
+    assert_eq!(bytes.len() % 16, 0, "torn log of {} bytes", bytes.len());
+    assert!(bytes.len() <= 4096 + 8 * 16, "{} bytes", bytes.len());
+    // Records appended during another process's compaction may be lost; the rest add up.
+    let totals = logged(root.path(), "::slow");
+    assert!(
+        (256..=256 + 80).contains(&totals.hits),
+        "{} hits logged",
+        totals.hits
+    );
+    assert!(common::temp_files(root.path()).is_empty());
+}
