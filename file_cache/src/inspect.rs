@@ -5,12 +5,16 @@
 //! (`my_crate.module.name`), with entries in two-hex-digit shards and two small files of
 //! bookkeeping:
 //!
-//! - `.hits`: an append-only log of hits, 16-byte records (hit count, then saved
-//!   microseconds, both `u64` little-endian), appended in batches by the runtime;
+//! - `.hits`: a log of hits, 16-byte records (hit count, then saved microseconds, both
+//!   `u64` little-endian), one appended by each process that hit the function, when it is
+//!   done; past a few kilobytes it is rewritten as one record holding the sum;
 //! - `.current`: the code hash (64 hex digits) of the version of the function that ran last,
 //!   written by the runtime the first time a version looks an entry up in a process.
 //!   Entries whose header names another code hash were written by an older (or other)
 //!   version of the function: they can never be hit by this one.
+//!
+//! Under `FILE_CACHE_MAX_SIZE`, the root itself also holds `.size`, where the processes
+//! keep the size of its entries (bookkeeping files are not counted, and never pruned).
 //!
 //! Names starting with `.` are never entries (temporary files are `.<name>.<pid>-<n>.tmp`).
 //!
@@ -172,15 +176,11 @@ impl FunctionDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mut totals = HitTotals::default();
-        for chunk in bytes.chunks_exact(16) {
-            let record = HitRecord::from_bytes(chunk);
-            totals.hits = totals.hits.saturating_add(record.hits);
-            totals.time_saved = totals
-                .time_saved
-                .saturating_add(Duration::from_micros(record.saved_us));
-        }
-        Ok(totals)
+        let sum = HitRecord::sum(&bytes);
+        Ok(HitTotals {
+            hits: sum.hits,
+            time_saved: Duration::from_micros(sum.saved_us),
+        })
     }
 
     /// The code hash of the version of the function that ran last, if it was recorded.
@@ -241,6 +241,20 @@ impl HitRecord {
         out[..8].copy_from_slice(&self.hits.to_le_bytes());
         out[8..].copy_from_slice(&self.saved_us.to_le_bytes());
         out
+    }
+
+    /// The sum of the whole records in a log's `bytes` (a torn last record is ignored).
+    pub(crate) fn sum(bytes: &[u8]) -> HitRecord {
+        bytes.chunks_exact(16).map(HitRecord::from_bytes).fold(
+            HitRecord {
+                hits: 0,
+                saved_us: 0,
+            },
+            |sum, record| HitRecord {
+                hits: sum.hits.saturating_add(record.hits),
+                saved_us: sum.saved_us.saturating_add(record.saved_us),
+            },
+        )
     }
 
     fn from_bytes(bytes: &[u8]) -> HitRecord {

@@ -119,6 +119,22 @@ pub mod __private {
     pub use crate::tracked::{combine, Tracked};
     pub use crate::verified::payload_hashes;
 
+    /// How many times this process has written a hit log; for the tests (a hit writes none).
+    pub fn hit_log_writes() -> u64 {
+        crate::stats::log_writes()
+    }
+
+    /// Pruning passes this process has made under `FILE_CACHE_MAX_SIZE`; for the tests.
+    pub fn prune_passes() -> u64 {
+        crate::size_limit::passes()
+    }
+
+    /// Holds (`true`) or releases the background pruning thread, as a scheduler that does
+    /// not run it would; for the tests.
+    pub fn hold_pruner(held: bool) {
+        crate::size_limit::hold_pruner(held)
+    }
+
     /// Traces `T`'s layout fingerprint, as a cached function does once; for the benches.
     pub fn trace_layout<T: serde::de::DeserializeOwned>() -> Option<[u8; 16]> {
         crate::layout::trace::<T>().ok()

@@ -1,24 +1,39 @@
 //! `FILE_CACHE_MAX_SIZE`: keeping the root under a bound, least recently used entries first.
 //!
+//! - **What counts.** Entries only. The runtime's own small files (hit logs, which stay a
+//!   few kilobytes, version records, locks, temporary files) are neither counted nor
+//!   removed, so they can never make the pruner remove every entry to reach a bound they
+//!   alone exceed.
 //! - **Recency without atime.** A hit sets its entry's mtime to now (one `utimensat`), at
 //!   most once a minute per entry and process, so the mtime is the time of the last write
 //!   or hit, to the minute, whatever the mount options. Without a bound nothing is touched.
-//! - **Pruning off the call path.** Each process keeps an estimate of the root's size: a
-//!   scan's total plus the bytes it has written since. A store that takes the estimate past
-//!   90% of the bound wakes a background thread, which scans the root and deletes the
-//!   entries with the oldest mtimes until the root is at 75% of it, then corrects the
-//!   estimate. A call only does atomic additions and, past 90%, one condition-variable
-//!   notify.
-//! - **A hard cap instead of waiting.** When a store would take the estimate more than 5%
-//!   over the bound (the pruner has not caught up with a burst of writes), the storing call
-//!   removes, itself, as many of the least recently used entries the last pass queued as it
-//!   needs room for: a stat and an unlink each, no scan. With none left, the store is
-//!   skipped: the call returns its value uncached rather than wait or grow the root.
+//! - **One size for every process.** The size of the root's entries is kept in a small file
+//!   at the root (`.size`), read and updated under a file lock by each store of every
+//!   process with a bound: a process's writes are seen by all the others at once. Each
+//!   pruning pass sets it from what its scan found (plus what was stored meanwhile), which
+//!   corrects what no store counted (entries removed by hand, or written by a process
+//!   without a bound).
+//! - **Pruning off the call path.** A store that takes the size past 90% of the bound wakes
+//!   a background thread, which scans the root and deletes the entries with the oldest
+//!   mtimes until the root is at 75% of it. A pass that cannot get below 90% (files that
+//!   cannot be removed) is followed by another no sooner than a second later: the pruner
+//!   never spins.
+//! - **A hard cap instead of waiting.** When a store would take the size more than 5% over
+//!   the bound (the pruner has not caught up with a burst of writes, or has not been
+//!   scheduled), the storing call removes, itself, as many of the least recently used
+//!   entries the last pass queued as it needs room for: a stat and an unlink each, no scan.
+//!   With none left, it runs a pass itself (a scan, once per quarter of the bound written,
+//!   at most), which queues the next ones. A store is skipped only when its value alone is
+//!   larger than the bound, or when a pass less than a second ago could not make room.
 
 use crate::config::config;
 use crate::inspect::{self, EntryFile};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::fs::File;
+#[cfg(not(unix))]
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -94,15 +109,36 @@ impl fmt::Display for ParseSizeError {
 
 impl std::error::Error for ParseSizeError {}
 
+/// Name, at the root, of the file holding the size of the root's entries.
+pub(crate) const SIZE_RECORD: &str = ".size";
+
+/// A pass that could not reach its target is followed by another no sooner than this.
+const BACK_OFF: Duration = Duration::from_secs(1);
+
+/// Pruning passes made by this process.
+static PASSES: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the background pruner is held (tests: a scheduler that does not run it).
+static HELD: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn passes() -> u64 {
+    PASSES.load(Ordering::Relaxed)
+}
+
+pub(crate) fn hold_pruner(held: bool) {
+    HELD.store(held, Ordering::Relaxed);
+    if let (false, Some(bound)) = (held, bound()) {
+        bound.wake_pruner();
+    }
+}
+
 /// The size bound of this process's root, and what it knows about the root's size.
 struct Bound {
     root: PathBuf,
     max: u64,
-    /// Bytes believed to be under the root: the last scan, plus what was written since.
+    /// The entries' size as this process last read or set it.
     estimate: AtomicU64,
-    /// Bytes this process has written under the root, ever.
-    written: AtomicU64,
-    /// Whether a scan has replaced the initial guess (zero).
+    /// Whether this process has scanned the root once.
     scanned: AtomicBool,
     wake: Mutex<bool>,
     signal: Condvar,
@@ -110,6 +146,21 @@ struct Bound {
     /// The least recently used entries the last pass kept, oldest first: what a store at
     /// the hard cap removes itself to make room, instead of waiting for the next pass.
     victims: Mutex<VecDeque<EntryFile>>,
+    /// The open size record. The mutex keeps this process's threads out of each other's
+    /// way (they share the file, so its lock does not exclude them); `None` until opened,
+    /// and after a pass (which reopens it, in case the root was removed and recreated).
+    /// What stands in for it when it cannot be opened comes with it.
+    record: Mutex<(Option<File>, Record)>,
+    /// One pass at a time in this process.
+    passes: Mutex<PassLog>,
+}
+
+/// What the passes of this process have done.
+#[derive(Default)]
+struct PassLog {
+    done: u64,
+    /// When the last pass that could not get the root under its trigger ended.
+    fell_short: Option<Instant>,
 }
 
 /// Whether a size bound is in force (a hit then keeps its file recent).
@@ -122,22 +173,29 @@ fn bound() -> Option<&'static Bound> {
     BOUND
         .get_or_init(|| {
             let config = config();
-            config.max_size.map(|max| Bound {
-                root: config.root.clone(),
-                max,
-                estimate: AtomicU64::new(0),
-                written: AtomicU64::new(0),
-                scanned: AtomicBool::new(false),
-                wake: Mutex::new(false),
-                signal: Condvar::new(),
-                pruner: OnceLock::new(),
-                victims: Mutex::new(VecDeque::new()),
-            })
+            config
+                .max_size
+                .map(|max| Bound::new(config.root.clone(), max))
         })
         .as_ref()
 }
 
 impl Bound {
+    fn new(root: PathBuf, max: u64) -> Bound {
+        Bound {
+            root,
+            max,
+            estimate: AtomicU64::new(0),
+            scanned: AtomicBool::new(false),
+            wake: Mutex::new(false),
+            signal: Condvar::new(),
+            pruner: OnceLock::new(),
+            victims: Mutex::new(VecDeque::new()),
+            record: Mutex::new((None, Record::default())),
+            passes: Mutex::new(PassLog::default()),
+        }
+    }
+
     fn hard_cap(&self) -> u64 {
         self.max.saturating_add(self.max / 20)
     }
@@ -152,25 +210,105 @@ impl Bound {
         self.max / 4 * 3
     }
 
-    /// Removes queued victims until `len` more bytes fit under the hard cap: a few unlinks,
-    /// each after a stat that skips an entry hit since the pass that queued it.
-    fn make_room(&self, len: u64) -> bool {
-        let mut victims = self.victims.lock().unwrap_or_else(|e| e.into_inner());
-        while self.estimate.load(Ordering::Relaxed).saturating_add(len) > self.hard_cap() {
-            let Some(victim) = victims.pop_front() else {
-                return false;
-            };
-            let unchanged = std::fs::metadata(&victim.path)
-                .and_then(|meta| meta.modified())
-                .is_ok_and(|modified| modified == victim.modified);
-            if unchanged && std::fs::remove_file(&victim.path).is_ok() {
-                let _ = self
-                    .estimate
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
-                        Some(e.saturating_sub(victim.len))
-                    });
+    /// Runs `update` on the size of the root's entries, as every process sees it, under
+    /// the size record's lock; writes back what it leaves. Without a record (it cannot be
+    /// opened or locked), this process's own count stands in.
+    fn with_record<R>(&self, update: impl FnOnce(&mut Record) -> R) -> R {
+        let mut guard = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        let (file, local) = &mut *guard;
+        if file.is_none() {
+            *file = open_record(&self.root);
+        }
+        let locked = file.as_mut().filter(|file| file.lock().is_ok());
+        let Some(file) = locked else {
+            let out = update(local);
+            self.estimate.store(local.size, Ordering::Relaxed);
+            return out;
+        };
+        let before = read_record(file).unwrap_or(*local);
+        let mut record = before;
+        let out = update(&mut record);
+        if record != before {
+            if let Err(error) = write_record(file, record) {
+                log::debug!("file_cache: cannot update {SIZE_RECORD} ({error})");
             }
         }
+        let _ = file.unlock();
+        *local = record;
+        self.estimate.store(record.size, Ordering::Relaxed);
+        out
+    }
+
+    /// Counts `len` more bytes, removing queued victims first until they fit under the hard
+    /// cap: a few unlinks, each after a stat that skips an entry hit since the pass that
+    /// queued it. Returns the record's pass count then; `None` when the queue ran out first.
+    fn reserve(&self, len: u64) -> Option<u64> {
+        self.with_record(|record| {
+            if record.size.saturating_add(len) > self.hard_cap() {
+                let mut victims = self.victims.lock().unwrap_or_else(|e| e.into_inner());
+                while record.size.saturating_add(len) > self.hard_cap() {
+                    let victim = victims.pop_front()?;
+                    let unchanged = std::fs::metadata(&victim.path)
+                        .and_then(|meta| meta.modified())
+                        .is_ok_and(|modified| modified == victim.modified);
+                    if unchanged && std::fs::remove_file(&victim.path).is_ok() {
+                        record.size = record.size.saturating_sub(victim.len);
+                    }
+                }
+            }
+            record.size = record.size.saturating_add(len);
+            Some(record.passes)
+        })
+    }
+
+    /// Counts a store of `len` bytes, making room first if needed: from the queued victims,
+    /// then by a pass of its own (or two, if the first one's victims were taken by other
+    /// stores). Returns the record's pass count; `None` when no room could be made.
+    fn admit(&self, len: u64) -> Option<u64> {
+        for attempt in 0..3 {
+            let seen = self.passes.lock().unwrap_or_else(|e| e.into_inner()).done;
+            if let Some(passes) = self.reserve(len) {
+                return Some(passes);
+            }
+            if attempt == 2 || !self.pass_for_store(seen) {
+                break;
+            }
+        }
+        None
+    }
+
+    /// Whether the record still counts `passes` passes: read without its lock (a store
+    /// asks after every write; the count only changes when a pass starts, and a torn read
+    /// would only count a store again).
+    fn passes_unchanged(&self, passes: u64) -> bool {
+        let mut guard = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        let (file, local) = &mut *guard;
+        match file {
+            Some(file) => read_record(file).is_some_and(|record| record.passes == passes),
+            None => local.passes == passes,
+        }
+    }
+
+    /// Wakes the pruner when `size` is past the trigger, or this process has not scanned
+    /// the root yet.
+    fn wake_if_near(&'static self, size: u64) {
+        if size > self.trigger() || !self.scanned.load(Ordering::Relaxed) {
+            self.wake_pruner();
+        }
+    }
+
+    /// Runs a pass from a store that found no room, unless one ended since `seen` passes
+    /// (it queued new victims: try those first) or the last one fell short less than
+    /// [`BACK_OFF`] ago. Returns whether trying again can help.
+    fn pass_for_store(&self, seen: u64) -> bool {
+        let mut log = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        if log.done != seen {
+            return true;
+        }
+        if log.fell_short.is_some_and(|at| at.elapsed() < BACK_OFF) {
+            return false;
+        }
+        self.prune(&mut log);
         true
     }
 
@@ -181,7 +319,7 @@ impl Bound {
                 .name("file_cache-pruner".into())
                 .spawn(move || self.run_pruner())
                 .map_err(|error| {
-                    log::warn!("file_cache: cannot start the pruning thread ({error}); the size bound is not enforced")
+                    log::warn!("file_cache: cannot start the pruning thread ({error}); stores prune themselves")
                 })
                 .is_ok()
         });
@@ -198,42 +336,137 @@ impl Bound {
                 while !*woken {
                     woken = self.signal.wait(woken).unwrap_or_else(|e| e.into_inner());
                 }
+                *woken = false;
+            }
+            if HELD.load(Ordering::Relaxed) {
+                continue;
             }
             // Wakes that arrive during a pass are folded into it: the pass ends by looking
-            // at the estimate again, so a burst costs as many passes as it needs, no more.
+            // at the size again, so a burst costs as many passes as it needs, no more. A
+            // pass that removed nothing, or could not reach its target, is not repeated
+            // within a second.
             loop {
-                self.prune();
-                if self.estimate.load(Ordering::Relaxed) <= self.trigger() {
+                let started = Instant::now();
+                let productive = {
+                    let mut log = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+                    self.prune(&mut log)
+                };
+                if self.estimate.load(Ordering::Relaxed) <= self.trigger()
+                    || HELD.load(Ordering::Relaxed)
+                {
                     break;
                 }
+                if !productive {
+                    std::thread::sleep(BACK_OFF.saturating_sub(started.elapsed()));
+                }
             }
-            *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = false;
         }
     }
 
-    /// Scans the root and, when it is over the bound, evicts the least recently used
-    /// entries down to the target.
-    fn prune(&self) {
+    /// Scans the root and, when it is over the trigger, evicts the least recently used
+    /// entries down to the target; sets the shared size from what it found. Returns whether
+    /// it removed something and reached its target.
+    fn prune(&self, log: &mut PassLog) -> bool {
         let started = Instant::now();
-        let written_before = self.written.load(Ordering::Relaxed);
+        PASSES.fetch_add(1, Ordering::Relaxed);
+        log.done += 1;
+        // Reopened: the root may have been removed and recreated since it was opened.
+        self.record.lock().unwrap_or_else(|e| e.into_inner()).0 = None;
+        let before = self.with_record(|record| {
+            record.passes = record.passes.wrapping_add(1);
+            record.size
+        });
         match prune_root(&self.root, self.trigger(), self.target()) {
             Ok(mut outcome) => {
                 *self.victims.lock().unwrap_or_else(|e| e.into_inner()) =
                     std::mem::take(&mut outcome.next_victims);
-                let since = self.written.load(Ordering::Relaxed) - written_before;
-                self.estimate.store(outcome.kept + since, Ordering::Relaxed);
+                // Stores counted during the scan may or may not be in it: counting them
+                // again can only make the next pass come early. (Stores counted before it
+                // and written after it add themselves again: see `stored`.)
+                let size = self.with_record(|record| {
+                    let since = record.size.saturating_sub(before);
+                    record.size = outcome.kept.saturating_add(since);
+                    record.size
+                });
                 self.scanned.store(true, Ordering::Relaxed);
+                let short = outcome.kept > self.trigger();
+                log.fell_short = short.then(Instant::now);
                 log::debug!(
-                    "file_cache: pruned {} of {} entries ({} of {} bytes) in {:?}",
+                    "file_cache: pruned {} of {} entries ({} of {} bytes) in {:?}; {size} bytes now",
                     outcome.removed,
                     outcome.entries,
                     outcome.removed_bytes,
                     outcome.kept + outcome.removed_bytes,
                     started.elapsed()
                 );
+                !short && (outcome.removed > 0 || size <= self.trigger())
             }
-            Err(error) => log::warn!("file_cache: cannot prune {} ({error})", self.root.display()),
+            Err(error) => {
+                log.fell_short = Some(Instant::now());
+                log::warn!("file_cache: cannot prune {} ({error})", self.root.display());
+                false
+            }
         }
+    }
+}
+
+/// What the size record holds: the size of the root's entries, and how many passes (of
+/// any process) have started, which tells a store whether one may have missed it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Record {
+    size: u64,
+    passes: u64,
+}
+
+fn open_record(root: &Path) -> Option<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(root.join(SIZE_RECORD)) {
+        Ok(file) => Some(file),
+        Err(error) => {
+            log::debug!(
+                "file_cache: cannot open {} in {} ({error}); this process counts its own writes only",
+                SIZE_RECORD,
+                root.display()
+            );
+            None
+        }
+    }
+}
+
+/// What a record holds; `None` for a new (empty) or damaged one.
+fn read_record(file: &mut File) -> Option<Record> {
+    let mut bytes = [0; 16];
+    #[cfg(unix)]
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0).ok()?;
+    #[cfg(not(unix))]
+    {
+        file.seek(SeekFrom::Start(0)).ok()?;
+        file.read_exact(&mut bytes).ok()?;
+    }
+    let word = |at: usize| {
+        let mut out = [0; 8];
+        out.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(out)
+    };
+    Some(Record {
+        size: word(0),
+        passes: word(8),
+    })
+}
+
+fn write_record(file: &mut File, record: Record) -> std::io::Result<()> {
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&record.size.to_le_bytes());
+    bytes[8..].copy_from_slice(&record.passes.to_le_bytes());
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::write_all_at(file, &bytes, 0);
+    #[cfg(not(unix))]
+    {
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&bytes)
     }
 }
 
@@ -255,7 +488,7 @@ pub(crate) fn prune_root(root: &Path, max: u64, target: u64) -> std::io::Result<
     let mut entries = Vec::new();
     let mut total = 0u64;
     for function in inspect::functions(root)? {
-        total += function.bookkeeping_len();
+        // Bookkeeping files are not counted: pruning cannot remove them.
         for entry in function.entries()? {
             total += entry.len;
             entries.push(entry);
@@ -296,7 +529,10 @@ pub(crate) fn prune_root(root: &Path, max: u64, target: u64) -> std::io::Result<
     Ok(outcome)
 }
 
-/// Whether a new entry of `len` bytes may be written at `path` (always, without a bound).
+/// Whether a new entry of `len` bytes may be written at `path` (always, without a bound),
+/// counting it in the root's size if so. Under a bound, it makes room itself when the
+/// pruner is behind: the value is not stored only when it is larger than the bound, or
+/// when no room could be made.
 pub(crate) fn admit(path: &Path, len: u64) -> bool {
     let Some(bound) = bound() else {
         return true;
@@ -304,22 +540,32 @@ pub(crate) fn admit(path: &Path, len: u64) -> bool {
     if !path.starts_with(&bound.root) {
         return true;
     }
-    let estimate = bound.estimate.load(Ordering::Relaxed);
-    if estimate.saturating_add(len) <= bound.hard_cap() {
-        return true;
+    if len > bound.max {
+        log::debug!(
+            "file_cache: not storing {} ({len} bytes): larger than {MAX_SIZE_VAR}",
+            path.display()
+        );
+        return false;
     }
-    bound.wake_pruner();
-    if bound.make_room(len) {
+    if let Some(passes) = bound.admit(len) {
+        ADMITTED.with(|admitted| admitted.set(Some(passes)));
         return true;
     }
     log::debug!(
-        "file_cache: not storing {} ({len} bytes): the root is over {MAX_SIZE_VAR} until the pruner catches up",
+        "file_cache: not storing {} ({len} bytes): no room can be made under {MAX_SIZE_VAR}",
         path.display()
     );
     false
 }
 
-/// Counts a written entry; wakes the pruner when the root may be over the bound.
+thread_local! {
+    /// The record's pass count when this thread's last store was admitted.
+    static ADMITTED: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// After an entry admitted by [`admit`] is written: counts it again if a pass started in
+/// between (its scan may have missed the file, and set the size without it); wakes the
+/// pruner when the root is near the bound (or this process has not scanned it yet).
 pub(crate) fn stored(path: &Path, len: u64) {
     let Some(bound) = bound() else {
         return;
@@ -327,11 +573,16 @@ pub(crate) fn stored(path: &Path, len: u64) {
     if !path.starts_with(&bound.root) {
         return;
     }
-    bound.written.fetch_add(len, Ordering::Relaxed);
-    let estimate = bound.estimate.fetch_add(len, Ordering::Relaxed) + len;
-    if estimate > bound.trigger() || !bound.scanned.load(Ordering::Relaxed) {
-        bound.wake_pruner();
+    if let Some(admitted) = ADMITTED.with(Cell::take) {
+        if !bound.passes_unchanged(admitted) {
+            bound.with_record(|record| {
+                if record.passes != admitted {
+                    record.size = record.size.saturating_add(len);
+                }
+            });
+        }
     }
+    bound.wake_if_near(bound.estimate.load(Ordering::Relaxed));
 }
 
 /// Marks the entry at `path` as just used, when a bound is set and this process has not
@@ -427,6 +678,8 @@ mod tests {
             let file = std::fs::File::options().write(true).open(&path).unwrap();
             file.set_modified(old + Duration::from_secs(i)).unwrap();
         }
+        // A hit log larger than the bound is not counted: pruning cannot remove it.
+        std::fs::write(root.path().join("app.f/.hits"), [1u8; 5000]).unwrap();
         // Under the bound: nothing goes.
         let outcome = prune_root(root.path(), 1000, 800).unwrap();
         assert_eq!((outcome.removed, outcome.kept), (0, 1000));
@@ -449,6 +702,45 @@ mod tests {
         for i in 0..10u64 {
             assert_eq!(shard.join(format!("{i:064}")).exists(), i >= 5, "entry {i}");
         }
+    }
+
+    #[test]
+    fn a_store_makes_room_itself_when_no_pass_has_run() {
+        let root = tempfile::tempdir().unwrap();
+        let shard = root.path().join("app.f/ab");
+        std::fs::create_dir_all(&shard).unwrap();
+        let bound = Bound::new(root.path().to_path_buf(), 1000);
+        for i in 0..10u64 {
+            // Each store is counted, then written, as `store` does.
+            assert!(bound.admit(100).is_some(), "store {i}");
+            std::fs::write(shard.join(format!("{i:064}")), [0u8; 100]).unwrap();
+        }
+        // 1000 bytes: the next 100 go over the hard cap, and nothing is queued: the store
+        // scans, removes the oldest entries down to 750 bytes (700), and fits.
+        assert!(bound.admit(100).is_some());
+        assert_eq!(bound.passes.lock().unwrap().done, 1);
+        assert_eq!(bound.estimate.load(Ordering::Relaxed), 800);
+        let left = std::fs::read_dir(&shard).unwrap().count();
+        assert_eq!(left, 7);
+        // The size is kept at the root, for every process.
+        let record = read_record(&mut File::open(root.path().join(SIZE_RECORD)).unwrap());
+        assert_eq!(record.map(|r| r.size), Some(800));
+    }
+
+    #[test]
+    fn a_pass_that_cannot_make_room_is_not_repeated_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        // A root that cannot be scanned: a pass fails.
+        let root = dir.path().join("file");
+        std::fs::write(&root, "").unwrap();
+        let bound = Bound::new(root, 1000);
+        assert!(bound.admit(900).is_some());
+        assert!(bound.admit(900).is_none(), "no room, and none can be made");
+        assert_eq!(bound.passes.lock().unwrap().done, 1);
+        for _ in 0..100 {
+            assert!(bound.admit(900).is_none());
+        }
+        assert_eq!(bound.passes.lock().unwrap().done, 1, "backed off");
     }
 
     #[test]

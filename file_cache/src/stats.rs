@@ -1,10 +1,20 @@
 //! Per-function counters of this process, and the hit log that lets saved time outlive it.
 //!
-//! Counting is a few relaxed atomic adds on the call path, to counters striped by thread. What the `file-cache` tool shows
-//! as "time saved" must survive the process, so hits are also appended, in batches, to a
-//! small log in the function's directory (see [`crate::inspect`]): a batch is written once it
-//! holds a second of saved time or a thousand hits, and whatever is left when a thread ends
-//! (the main thread included, on the platforms that run its thread-local destructors).
+//! Counting is a few relaxed atomic adds on the call path, to counters striped by thread; a
+//! hit, from memory or from its file, writes no file. What the `file-cache` tool shows as
+//! "time saved" must survive the process, so the hits not yet logged are appended to a small
+//! log in the function's directory (see [`crate::inspect`]) once, when the process is done
+//! with them: when the last thread that called a cached function ends, or the main thread
+//! (whose thread-local destructors `exit` runs on the platforms that have them, Linux among
+//! them). A thread that ends while others still run writes nothing: its counts are in the
+//! shared counters, and the last one out writes them. Hits counted only on threads that
+//! outlive the main thread's end (a pool that never joins, when the main thread itself never
+//! called a cached function) are not logged.
+//!
+//! The log stays small: an append that finds it past [`COMPACT_AFTER`] bytes rewrites it as
+//! one record holding the sum (written to a temporary file and renamed over it, so a reader
+//! sees the old log or the new one). A record another process appends to the old file while
+//! it is being compacted is lost from the totals; the log is never left damaged.
 
 use crate::inspect::{HitRecord, HIT_LOG};
 use crate::site::Site;
@@ -15,10 +25,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-/// Unlogged saved time that triggers a write to the hit log.
-const LOG_AFTER_SAVED_US: u64 = 1_000_000;
-/// Unlogged hits that trigger a write to the hit log.
-const LOG_AFTER_HITS: u64 = 1_000;
+/// Size past which an append compacts the hit log into one record (256 records).
+pub(crate) const COMPACT_AFTER: u64 = 4096;
+
+/// Writes to hit logs by this process (appends and compactions), for tests to check that
+/// hits write nothing.
+static LOG_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process has written a hit log.
+pub(crate) fn log_writes() -> u64 {
+    LOG_WRITES.load(Ordering::Relaxed)
+}
 
 /// The counters of one site, kept in its per-process state.
 ///
@@ -112,19 +129,14 @@ pub(crate) fn record_hit(site: &'static Site, path: &Path, bytes: u64, saved_us:
     stats.hits.fetch_add(1, Ordering::Relaxed);
     stats.bytes_read.fetch_add(bytes, Ordering::Relaxed);
     stats.saved_us.fetch_add(saved_us, Ordering::Relaxed);
-    // Per stripe: a batch is logged once one thread's stripe holds a second of saved
-    // time or a thousand hits (with the other stripes' unlogged hits).
-    let hits = stats.unlogged_hits.fetch_add(1, Ordering::Relaxed) + 1;
-    let saved = stats
+    stats.unlogged_hits.fetch_add(1, Ordering::Relaxed);
+    stats
         .unlogged_saved_us
-        .fetch_add(saved_us, Ordering::Relaxed)
-        + saved_us;
+        .fetch_add(saved_us, Ordering::Relaxed);
     note_dir(site, path);
-    // `try_with`: a call from another thread-local's destructor must not panic.
+    // Arms this thread's exit flush. `try_with`: a call from another thread-local's
+    // destructor must not panic (its hits are then logged by another thread, or not).
     let _ = EXIT_FLUSH.try_with(|_| {});
-    if saved >= LOG_AFTER_SAVED_US || hits >= LOG_AFTER_HITS {
-        flush_site(site);
-    }
 }
 
 /// Remembers the directory of the entry at `path` as the site's, if it has none yet
@@ -141,6 +153,8 @@ pub(crate) fn note_dir(site: &'static Site, path: &Path) {
 /// A call that found nothing usable and runs the body.
 pub(crate) fn record_miss(site: &'static Site) {
     register(site);
+    // A thread that computes is likely to hit later, or to outlive threads that hit.
+    let _ = EXIT_FLUSH.try_with(|_| {});
     site.state.stats.misses.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -153,8 +167,9 @@ pub(crate) fn record_store(site: &'static Site, bytes: u64) {
         .fetch_add(bytes, Ordering::Relaxed);
 }
 
-/// Appends the site's unlogged hits to its hit log. Best effort: a log that cannot be
-/// written loses those hits from the tool's totals, and nothing else.
+/// Appends the site's unlogged hits to its hit log, and compacts the log when it has grown
+/// past [`COMPACT_AFTER`]. Best effort: a log that cannot be written loses those hits from
+/// the tool's totals, and nothing else.
 fn flush_site(site: &Site) {
     let stats = &site.state.stats;
     let Some(dir) = stats.dir.get() else {
@@ -173,20 +188,49 @@ fn flush_site(site: &Site) {
     options.append(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let log = dir.join(HIT_LOG);
+    LOG_WRITES.fetch_add(1, Ordering::Relaxed);
     // One `write` of 16 bytes with O_APPEND: records of concurrent processes never interleave.
-    let result = options
-        .open(dir.join(HIT_LOG))
-        .and_then(|mut file| file.write_all(&record));
-    if let Err(error) = result {
-        log::debug!(
+    let result = options.open(&log).and_then(|mut file| {
+        file.write_all(&record)?;
+        file.metadata()
+    });
+    match result {
+        Ok(meta) if meta.len() > COMPACT_AFTER => compact(&log),
+        Ok(_) => {}
+        Err(error) => log::debug!(
             "file_cache: {}: cannot append to the hit log in {} ({error})",
             site.display_name(),
             dir.display()
+        ),
+    }
+}
+
+/// Rewrites the hit log at `log` as one record, the sum of its records. Appends that land
+/// on the old file between the read and the rename are lost (a few hits of the tool's
+/// totals); the rename replaces the log whole, so no reader ever sees a damaged one.
+fn compact(log: &Path) {
+    let bytes = match std::fs::read(log) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            log::debug!(
+                "file_cache: cannot read the hit log {} ({error})",
+                log.display()
+            );
+            return;
+        }
+    };
+    let sum = HitRecord::sum(&bytes).to_bytes();
+    LOG_WRITES.fetch_add(1, Ordering::Relaxed);
+    if let Err(error) = crate::store::write_atomic(log, &[&sum]) {
+        log::debug!(
+            "file_cache: cannot compact the hit log {} ({error})",
+            log.display()
         );
     }
 }
 
-/// Writes every site's unlogged hits; run when a thread that hit ends.
+/// Writes every site's unlogged hits.
 fn flush_all() {
     let sites = SITES.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for site in sites {
@@ -194,16 +238,35 @@ fn flush_all() {
     }
 }
 
-struct ExitFlush;
+/// Threads that have called a cached function and not ended yet.
+static HITTING_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's part in writing the hit logs: the last thread that called a cached function
+/// to end, or the main thread at exit, writes them.
+struct ExitFlush {
+    main: bool,
+}
+
+impl ExitFlush {
+    fn arm() -> ExitFlush {
+        HITTING_THREADS.fetch_add(1, Ordering::Relaxed);
+        ExitFlush {
+            main: std::thread::current().name() == Some("main"),
+        }
+    }
+}
 
 impl Drop for ExitFlush {
     fn drop(&mut self) {
-        flush_all();
+        let last = HITTING_THREADS.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last || self.main {
+            flush_all();
+        }
     }
 }
 
 thread_local! {
-    static EXIT_FLUSH: ExitFlush = const { ExitFlush };
+    static EXIT_FLUSH: ExitFlush = ExitFlush::arm();
 }
 
 /// What one cached function did in this process, from [`stats()`].
@@ -286,27 +349,65 @@ mod tests {
     });
 
     #[test]
-    fn counts_and_logs_hits_in_batches() {
+    fn hits_are_counted_in_memory_and_logged_when_flushed() {
         let root = tempfile::tempdir().unwrap();
         let entry = root.path().join("stats_test.f/ab/abcd");
         record_miss(&SITE);
         record_store(&SITE, 100);
-        record_hit(&SITE, &entry, 100, 400_000);
+        let writes = log_writes();
+        for _ in 0..1000 {
+            record_hit(&SITE, &entry, 100, 1_000_000);
+        }
         let log = root.path().join("stats_test.f").join(HIT_LOG);
-        assert!(!log.exists(), "0.4 s saved: not logged yet");
+        assert!(!log.exists(), "a hit writes nothing");
+        assert_eq!(log_writes(), writes);
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-        record_hit(&SITE, &entry, 100, 700_000);
+        flush_site(&SITE);
+        let totals = |log: &Path| HitRecord::sum(&std::fs::read(log).unwrap());
+        assert_eq!(std::fs::read(&log).unwrap().len(), 16, "one record");
         assert_eq!(
-            std::fs::read(&log).unwrap().len(),
-            16,
-            "1.1 s saved: one record"
+            totals(&log),
+            HitRecord {
+                hits: 1000,
+                saved_us: 1_000_000_000
+            }
         );
+        flush_site(&SITE);
+        assert_eq!(std::fs::read(&log).unwrap().len(), 16, "nothing new to log");
         let found = stats()
             .into_iter()
             .find(|s| s.function == "stats_test::f")
             .unwrap();
-        assert_eq!((found.hits, found.misses), (2, 1));
-        assert_eq!((found.bytes_read, found.bytes_written), (200, 100));
-        assert_eq!(found.time_saved, Duration::from_millis(1100));
+        assert_eq!((found.hits, found.misses), (1000, 1));
+        assert_eq!((found.bytes_read, found.bytes_written), (100_000, 100));
+        assert_eq!(found.time_saved, Duration::from_secs(1000));
+    }
+
+    #[test]
+    fn a_long_log_is_compacted_into_its_sum() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(HIT_LOG);
+        let record = HitRecord {
+            hits: 3,
+            saved_us: 7,
+        }
+        .to_bytes();
+        let records = COMPACT_AFTER as usize / 16;
+        std::fs::write(&log, record.repeat(records)).unwrap();
+        compact(&log);
+        let bytes = std::fs::read(&log).unwrap();
+        assert_eq!(bytes.len(), 16);
+        assert_eq!(
+            HitRecord::sum(&bytes),
+            HitRecord {
+                hits: 3 * records as u64,
+                saved_us: 7 * records as u64
+            }
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [HIT_LOG], "no temporary file left");
     }
 }
