@@ -27,6 +27,30 @@ pub(crate) fn open(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
+/// [`open`] for one of the runtime's own files (a hit log, a size record): a link found at
+/// `path` is removed (with one warning) and the open tried once more, which then creates
+/// the file in its place.
+pub(crate) fn open_own(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    match open(options, path) {
+        Err(error) if is_link(&error, path) => {
+            remove_planted(path);
+            open(options, path)
+        }
+        result => result,
+    }
+}
+
+/// Reads at most `limit` bytes of the file at `path`, without following a link there (a
+/// link reads as an error that [`is_link`] recognises): a planted link to a device that
+/// never ends, or to a huge file, costs nothing.
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open(OpenOptions::new().read(true), path)?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Whether `error`, from [`open`] of `path`, means a symbolic link stands at `path`.
 pub(crate) fn is_link(error: &io::Error, path: &Path) -> bool {
     // `ELOOP` on Linux and macOS, `EMLINK` on FreeBSD: both only after the open failed, so

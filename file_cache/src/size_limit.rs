@@ -423,7 +423,7 @@ fn open_record(root: &Path) -> Option<File> {
     options.read(true).write(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(root.join(SIZE_RECORD)) {
+    match crate::links::open_own(&mut options, &root.join(SIZE_RECORD)) {
         Ok(file) => Some(file),
         Err(error) => {
             log::debug!(
@@ -629,8 +629,9 @@ fn set_mtime_now(path: &Path) -> std::io::Result<()> {
             tv_nsec: UTIME_NOW,
         },
     };
-    // One system call, by path: no open, no close.
-    utimensat(CWD, path, &times, AtFlags::empty()).map_err(std::io::Error::from)
+    // One system call, by path: no open, no close. A link there is not followed: its own
+    // time moves, never its target's.
+    utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(std::io::Error::from)
 }
 
 #[cfg(not(unix))]
@@ -741,6 +742,22 @@ mod tests {
             assert!(bound.admit(900).is_none());
         }
         assert_eq!(bound.passes.lock().unwrap().done, 1, "backed off");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn touching_a_link_never_moves_its_targets_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"x").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let file = std::fs::File::options().write(true).open(&target).unwrap();
+        file.set_modified(old).unwrap();
+        let link = dir.path().join("entry");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let _ = set_mtime_now(&link);
+        let after = std::fs::metadata(&target).unwrap().modified().unwrap();
+        assert_eq!(after, old);
     }
 
     #[test]

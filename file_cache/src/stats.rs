@@ -191,7 +191,7 @@ fn flush_site(site: &Site) {
     let log = dir.join(HIT_LOG);
     LOG_WRITES.fetch_add(1, Ordering::Relaxed);
     // One `write` of 16 bytes with O_APPEND: records of concurrent processes never interleave.
-    let result = options.open(&log).and_then(|mut file| {
+    let result = crate::links::open_own(&mut options, &log).and_then(|mut file| {
         file.write_all(&record)?;
         file.metadata()
     });
@@ -210,7 +210,8 @@ fn flush_site(site: &Site) {
 /// on the old file between the read and the rename are lost (a few hits of the tool's
 /// totals); the rename replaces the log whole, so no reader ever sees a damaged one.
 fn compact(log: &Path) {
-    let bytes = match std::fs::read(log) {
+    // Bounded: what is there now may not be what was appended to (a link is refused).
+    let bytes = match crate::links::read_bounded(log, 4 * COMPACT_AFTER) {
         Ok(bytes) => bytes,
         Err(error) => {
             log::debug!(
@@ -381,6 +382,37 @@ mod tests {
         assert_eq!((found.hits, found.misses), (1000, 1));
         assert_eq!((found.bytes_read, found.bytes_written), (100_000, 100));
         assert_eq!(found.time_saved, Duration::from_secs(1000));
+    }
+
+    static LINKED: Site = Site::new(SiteInfo {
+        module_path: "stats_test",
+        name: "linked",
+        ..SiteInfo::DEFAULT
+    });
+
+    #[cfg(unix)]
+    #[test]
+    fn a_hit_log_that_is_a_link_is_replaced_never_written_through() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("bashrc");
+        std::fs::write(&target, b"precious").unwrap();
+        let dir = root.path().join("stats_test.linked");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join(HIT_LOG)).unwrap();
+        for _ in 0..5 {
+            record_hit(&LINKED, &dir.join("ab/abcd"), 10, 5);
+        }
+        flush_site(&LINKED);
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        let log = dir.join(HIT_LOG);
+        assert!(std::fs::symlink_metadata(&log).unwrap().is_file());
+        assert_eq!(HitRecord::sum(&std::fs::read(&log).unwrap()).hits, 5);
+        // A link planted for the compaction's read is refused, not read.
+        std::fs::remove_file(&log).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+        compact(&log);
+        assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
     }
 
     #[test]
