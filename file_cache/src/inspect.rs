@@ -85,14 +85,29 @@ fn collect_functions(
         Err(e) => return Err(e),
     };
     for item in read {
-        let item = item?;
+        // A directory removed while it is listed (a concurrent clear) is skipped.
+        let item = match item {
+            Ok(item) => item,
+            Err(e) if is_gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
         let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !item.file_type()?.is_dir() {
+        let is_dir = match item.file_type() {
+            Ok(kind) => kind.is_dir(),
+            Err(e) if is_gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        if name.starts_with('.') || !is_dir {
             continue;
         }
         let path = item.path();
         let named = format!("{prefix}{name}");
-        if is_function_dir(&path)? {
+        let is_function = match is_function_dir(&path) {
+            Ok(is_function) => is_function,
+            Err(e) if is_gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        if is_function {
             out.push(FunctionDir { name: named, path });
         } else if depth < MAX_NESTING {
             collect_functions(&path, &format!("{named}/"), depth + 1, out)?;
@@ -189,18 +204,13 @@ impl FunctionDir {
     }
 
     /// Removes the whole directory (entries, hit log, version record); returns how many
-    /// entries it held. A directory that is already gone held none.
+    /// entries it removed. A directory that is already gone held none.
+    ///
+    /// Other processes may store into the function while it is removed: what the removal
+    /// found is removed, files written meanwhile may stay (or be removed too), and neither
+    /// makes it fail. Only a file it cannot remove (permissions) is an error.
     pub fn remove(&self) -> io::Result<u64> {
-        let entries = match self.entries() {
-            Ok(entries) => entries.len() as u64,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e),
-        };
-        match fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(entries),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(entries),
-            Err(e) => Err(e),
-        }
+        remove_tree(&self.path, Level::Function)
     }
 
     /// The function's path as users write it: the directory name with `::` for `.`.
@@ -217,6 +227,75 @@ impl FunctionDir {
             .map(|meta| meta.len())
             .sum()
     }
+}
+
+/// What a directory being removed is, to count the entries among its files.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Function,
+    Shard,
+    Other,
+}
+
+/// How many times a directory that keeps being written to is emptied before its removal
+/// leaves it be.
+const REMOVE_ATTEMPTS: usize = 4;
+
+/// Removes `dir` and everything in it, tolerating files that appear or vanish meanwhile
+/// (concurrent writers, hit logs, another removal); returns the entries removed.
+fn remove_tree(dir: &Path, level: Level) -> io::Result<u64> {
+    let mut removed = 0;
+    for _ in 0..REMOVE_ATTEMPTS {
+        let items = match fs::read_dir(dir) {
+            Ok(items) => items,
+            Err(e) if is_gone(&e) => return Ok(removed),
+            Err(e) => return Err(e),
+        };
+        for item in items {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let is_dir = match item.file_type() {
+                Ok(kind) => kind.is_dir(),
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let hidden = item.file_name().to_string_lossy().starts_with('.');
+            if is_dir {
+                let inner = match level {
+                    Level::Function if !hidden => Level::Shard,
+                    _ => Level::Other,
+                };
+                removed += remove_tree(&item.path(), inner)?;
+                continue;
+            }
+            match fs::remove_file(item.path()) {
+                Ok(()) => removed += u64::from(level == Level::Shard && !hidden),
+                Err(e) if is_gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(removed),
+            Err(e) if is_gone(&e) => return Ok(removed),
+            // Written to since it was listed: list it again.
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Still being written to: everything it held when it was looked at is gone.
+    log::debug!(
+        "file_cache: {} is being written to; leaving what was written during its removal",
+        dir.display()
+    );
+    Ok(removed)
+}
+
+/// A file or directory that vanished while it was being looked at.
+fn is_gone(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::NotFound
 }
 
 /// Totals of a function's hit log.
