@@ -791,6 +791,26 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_gives_up_only_the_uploads_it_queued() {
+        let (memory, tier) = memory_tier_waiting(Writes::Background, Duration::from_millis(50));
+        let gate = memory.gate.lock().unwrap();
+        // This thread's two uploads: one held at the gate, one queued.
+        for i in 0..2 {
+            tier.uploads
+                .push(tier, job(&format!("mine/{i}"), vec![i; 10]));
+        }
+        std::thread::spawn(move || tier.uploads.push(tier, job("other/0", vec![0; 10])))
+            .join()
+            .unwrap();
+        assert_eq!(tier.uploads.dropped_count(), 1, "the ended thread's own");
+        drop(gate);
+        assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
+        let mut names: Vec<String> = memory.objects.lock().unwrap().keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["mine/0", "mine/1"]);
+    }
+
+    #[test]
     fn background_uploads_arrive_and_flush_waits_for_them() {
         let (memory, tier) = memory_tier(Writes::Background);
         for i in 0..20 {

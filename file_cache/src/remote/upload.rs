@@ -2,11 +2,12 @@
 //! to the remote in order. The queue is bounded (entries and bytes): when it is full an
 //! upload is dropped, never waited for.
 //!
-//! A thread that queued uploads waits for the queue to drain when it ends, for at most the
-//! tier's exit wait (`FILE_CACHE_REMOTE_EXIT_WAIT`). The main thread's thread-locals are
+//! A thread that queued uploads waits for them when it ends, for at most the tier's exit
+//! wait (`FILE_CACHE_REMOTE_EXIT_WAIT`). The main thread's thread-locals are
 //! destroyed when `main` returns and when the program calls `std::process::exit` (on the
 //! platforms whose `exit` runs them, glibc's among them), so a short-lived program uploads
-//! what it computed before it ends. What is still queued at the deadline is given up.
+//! what it computed before it ends. What that thread queued and is still not sent at the
+//! deadline is given up; other threads' uploads are theirs to wait for.
 //! Every upload dropped or given up is counted in the statistics of its function, and the
 //! first one of the process is a warning; the local tier has the values either way.
 
@@ -31,18 +32,30 @@ pub(super) struct Job {
     pub(super) function_dir: PathBuf,
 }
 
+/// A queued job, and the thread that queued it.
+struct Queued {
+    job: Job,
+    thread: u64,
+}
+
 #[derive(Default)]
 struct State {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Queued>,
     /// Bytes of the queued jobs and of the one being uploaded.
     bytes: usize,
-    /// The function directory of the job being uploaded, if one is.
-    uploading: Option<PathBuf>,
+    /// The function directory of the job being uploaded, and the thread that queued it.
+    uploading: Option<(PathBuf, u64)>,
 }
 
 impl State {
     fn is_empty(&self) -> bool {
         self.jobs.is_empty() && self.uploading.is_none()
+    }
+
+    /// Whether an upload queued by `thread` is waiting or under way.
+    fn holds(&self, thread: u64) -> bool {
+        self.uploading.as_ref().is_some_and(|(_, t)| *t == thread)
+            || self.jobs.iter().any(|queued| queued.thread == thread)
     }
 }
 
@@ -53,8 +66,8 @@ pub(super) struct Queue {
     state: Mutex<State>,
     /// Signalled when a job is queued (the upload thread waits on it).
     work: Condvar,
-    /// Signalled when the queue becomes empty.
-    idle: Condvar,
+    /// Signalled after every upload.
+    progress: Condvar,
     /// Uploads dropped or given up by this process.
     dropped: AtomicU64,
 }
@@ -85,14 +98,19 @@ impl Queue {
                 return;
             }
             state.bytes += size;
-            state.jobs.push_back(job);
-        }
-        self.work.notify_one();
-        if !tier.exit_wait.is_zero() {
             // `try_with`: a store from another thread-local's destructor has nothing to
             // register with; its upload is tried, or lost at exit, as before.
-            let _ = EXIT_WAIT.try_with(|wait| wait.0.set(Some(tier)));
+            let thread = EXIT_WAIT
+                .try_with(|wait| {
+                    if !tier.exit_wait.is_zero() {
+                        wait.tier.set(Some(tier));
+                    }
+                    wait.thread
+                })
+                .unwrap_or(0);
+            state.jobs.push_back(Queued { job, thread });
         }
+        self.work.notify_one();
     }
 
     /// The upload thread's loop: one job at a time, in order.
@@ -101,8 +119,8 @@ impl Queue {
             let job = {
                 let mut state = self.lock();
                 loop {
-                    if let Some(job) = state.jobs.pop_front() {
-                        state.uploading = Some(job.function_dir.clone());
+                    if let Some(Queued { job, thread }) = state.jobs.pop_front() {
+                        state.uploading = Some((job.function_dir.clone(), thread));
                         break job;
                     }
                     state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -112,23 +130,27 @@ impl Queue {
             let mut state = self.lock();
             state.uploading = None;
             state.bytes = state.bytes.saturating_sub(job.object.len());
-            if state.is_empty() {
-                self.idle.notify_all();
-            }
+            drop(state);
+            self.progress.notify_all();
         }
     }
 
     /// Waits until nothing is queued or being uploaded, for at most `timeout`.
     pub(super) fn wait_empty(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, State::is_empty)
+    }
+
+    /// Waits until `done` holds, for at most `timeout`; returns whether it does.
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
-        while !state.is_empty() {
+        while !done(&state) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
             state = self
-                .idle
+                .progress
                 .wait_timeout(state, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
@@ -136,22 +158,27 @@ impl Queue {
         true
     }
 
-    /// Waits for the queue as a thread that queued uploads ends, for at most `wait`; gives
-    /// up what is left then (the upload under way included: the process may be exiting).
-    pub(super) fn finish(&self, wait: Duration) {
-        if self.wait_empty(wait) {
+    /// Waits for the uploads `thread` queued, as it ends, for at most `wait`; gives up
+    /// those left then (the one under way included: the process may be exiting).
+    fn finish(&self, thread: u64, wait: Duration) {
+        if self.wait_until(wait, |state| !state.holds(thread)) {
             return;
         }
         let given_up: Vec<PathBuf> = {
             let mut state = self.lock();
-            let queued = std::mem::take(&mut state.jobs);
-            for job in &queued {
-                state.bytes = state.bytes.saturating_sub(job.object.len());
-            }
-            let uploading = state.uploading.clone();
-            queued
+            let (mine, others) = std::mem::take(&mut state.jobs)
                 .into_iter()
-                .map(|job| job.function_dir)
+                .partition::<VecDeque<Queued>, _>(|queued| queued.thread == thread);
+            state.jobs = others;
+            for queued in &mine {
+                state.bytes = state.bytes.saturating_sub(queued.job.object.len());
+            }
+            let uploading = match &state.uploading {
+                Some((dir, t)) if *t == thread => Some(dir.clone()),
+                _ => None,
+            };
+            mine.into_iter()
+                .map(|queued| queued.job.function_dir)
                 .chain(uploading)
                 .collect()
         };
@@ -201,19 +228,29 @@ impl Queue {
     }
 }
 
-/// Set by a thread that queued an upload: its destructor waits for the queue.
-struct ExitWait(Cell<Option<&'static Tier>>);
+/// A thread's number among those that queued uploads, and the tier it queued to: its
+/// destructor waits for them.
+struct ExitWait {
+    thread: u64,
+    tier: Cell<Option<&'static Tier>>,
+}
 
 impl Drop for ExitWait {
     fn drop(&mut self) {
-        if let Some(tier) = self.0.get() {
-            tier.uploads.finish(tier.exit_wait);
+        if let Some(tier) = self.tier.get() {
+            tier.uploads.finish(self.thread, tier.exit_wait);
         }
     }
 }
 
 thread_local! {
-    static EXIT_WAIT: ExitWait = const { ExitWait(Cell::new(None)) };
+    static EXIT_WAIT: ExitWait = {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ExitWait {
+            thread: NEXT.fetch_add(1, Ordering::Relaxed),
+            tier: Cell::new(None),
+        }
+    };
 }
 
 fn spawn(tier: &'static Tier) -> bool {
