@@ -58,6 +58,28 @@ pub struct FunctionDir {
     pub path: PathBuf,
 }
 
+/// The name of the directory of the function at `function`, a path as
+/// [`clear`](crate::clear) takes it: `my_crate::module::name`, or for a method
+/// `my_crate::module::Type::method` with the type as `std::any::type_name` spells it
+/// (`my_crate::Wrapper<u8>::get`).
+///
+/// A path of plain ASCII identifiers is its own name, with `.` for `::`; any other keeps a
+/// readable part and ends with a hash of the whole path, so that two functions never
+/// share a directory:
+///
+/// ```
+/// use file_cache::inspect::function_dir_name;
+/// assert_eq!(function_dir_name("app::text::summarize"), "app.text.summarize");
+/// let (u8s, u64s) = (function_dir_name("app::Wrapper<u8>::get"), function_dir_name("app::Wrapper<u64>::get"));
+/// assert!(u8s.starts_with("app.Wrapper.get-") && u64s.starts_with("app.Wrapper.get-"));
+/// assert_ne!(u8s, u64s);
+/// assert_ne!(function_dir_name("app::café"), function_dir_name("app::cafè"));
+/// ```
+pub fn function_dir_name(function: &str) -> String {
+    let (module, name) = function.rsplit_once("::").unwrap_or(("", function));
+    crate::store::function_dir_name(module, None, name)
+}
+
 /// The function directories under `root`, sorted by name. A root that does not exist is
 /// empty, not an error.
 ///
@@ -148,9 +170,17 @@ impl FunctionDir {
     pub fn entries(&self) -> io::Result<Vec<EntryFile>> {
         let mut out = Vec::new();
         for shard in fs::read_dir(&self.path)? {
-            let shard = shard?;
-            if shard.file_name().to_string_lossy().starts_with('.') || !shard.file_type()?.is_dir()
-            {
+            let shard = match shard {
+                Ok(shard) => shard,
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let is_dir = match shard.file_type() {
+                Ok(kind) => kind.is_dir(),
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            if shard.file_name().to_string_lossy().starts_with('.') || !is_dir {
                 continue;
             }
             let files = match fs::read_dir(shard.path()) {
@@ -159,7 +189,11 @@ impl FunctionDir {
                 Err(e) => return Err(e),
             };
             for file in files {
-                let file = file?;
+                let file = match file {
+                    Ok(file) => file,
+                    Err(e) if is_gone(&e) => continue,
+                    Err(e) => return Err(e),
+                };
                 if file.file_name().to_string_lossy().starts_with('.') {
                     continue;
                 }
@@ -215,8 +249,18 @@ impl FunctionDir {
 
     /// The function's path as users write it: the directory name with `::` for `.`.
     pub fn function(&self) -> String {
-        let own = self.name.rsplit('/').next().unwrap_or(&self.name);
-        own.replace('.', "::")
+        self.own_name().replace('.', "::")
+    }
+
+    /// Whether this is the directory of `function`: a path as [`function`](Self::function)
+    /// spells it, or as [`function_dir_name`] takes it.
+    pub fn is_function(&self, function: &str) -> bool {
+        self.function() == function || self.own_name() == function_dir_name(function)
+    }
+
+    /// The directory's own name, without the relative `dir` it lives in.
+    fn own_name(&self) -> &str {
+        self.name.rsplit('/').next().unwrap_or(&self.name)
     }
 
     /// Total size in bytes of the bookkeeping files (hit log, version), which are not entries.

@@ -49,17 +49,12 @@ use std::sync::Mutex;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear(function: &str) -> io::Result<u64> {
-    let (module, name) = function.rsplit_once("::").unwrap_or(("", function));
-    let dir_name = store::function_dir_name(module, None, name);
     forget_noted_versions();
     // The memory tier does not know which function a key belongs to: it is emptied whole.
     crate::memory::clear_global();
     let chosen = inspect::functions(&config().root)?
         .into_iter()
-        .filter(|found| {
-            let own = found.name.rsplit('/').next().unwrap_or(&found.name);
-            found.function() == function || own == dir_name
-        });
+        .filter(|found| found.is_function(function));
     remove_all(chosen)
 }
 

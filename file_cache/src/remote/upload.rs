@@ -198,6 +198,7 @@ impl Queue {
     }
 
     /// Uploads dropped or given up so far.
+    #[cfg(test)]
     pub(super) fn dropped_count(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
