@@ -2,7 +2,8 @@
 //! command-line tool is built on, for anyone who wants to script the same.
 //!
 //! A root holds one directory per cached function, named after its path
-//! (`my_crate.module.name`), with entries in two-hex-digit shards and two small files of
+//! (`my_crate.module.name`; see [`function_dir_name`] for paths that are not plain ASCII
+//! identifiers), with entries in two-hex-digit shards and two small files of
 //! bookkeeping:
 //!
 //! - `.hits`: an append-only log of hits, 16-byte records (hit count, then saved

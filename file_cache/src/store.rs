@@ -1,8 +1,10 @@
 //! Where entries live, and the file operations on them.
 //!
 //! `<root>/<crate>.<module path>.<fn>/<first two hex digits of the key>/<key hex>`.
-//! Directory names keep only characters portable to every common file system; the
-//! shard level keeps any one directory to a few thousand entries at a million.
+//! Directory names keep only characters portable to every common file system, and are
+//! each function's own (a name that is not plain ASCII identifiers ends with a hash of the
+//! whole path, see [`function_dir_name`]); the shard level keeps any one directory to a
+//! few thousand entries at a million.
 
 use crate::codec::flat;
 use crate::config::{config, Faults};
