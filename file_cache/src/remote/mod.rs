@@ -811,6 +811,16 @@ mod tests {
     }
 
     #[test]
+    fn an_endless_exit_wait_or_flush_waits_without_overflowing() {
+        let (memory, tier) = memory_tier_waiting(Writes::Background, Duration::MAX);
+        std::thread::spawn(move || tier.uploads.push(tier, job("f/endless", vec![1; 10])))
+            .join()
+            .unwrap();
+        assert!(tier.uploads.wait_empty(Duration::MAX));
+        assert_eq!(memory.objects.lock().unwrap().len(), 1);
+    }
+
+    #[test]
     fn background_uploads_arrive_and_flush_waits_for_them() {
         let (memory, tier) = memory_tier(Writes::Background);
         for i in 0..20 {

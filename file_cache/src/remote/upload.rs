@@ -142,18 +142,23 @@ impl Queue {
 
     /// Waits until `done` holds, for at most `timeout`; returns whether it does.
     fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
+        // No deadline when it is past what an `Instant` holds: wait as long as it takes.
+        let deadline = Instant::now().checked_add(timeout);
         let mut state = self.lock();
         while !done(&state) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            state = self
-                .progress
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.progress
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.progress.wait(state).unwrap_or_else(|e| e.into_inner()),
+            };
         }
         true
     }
