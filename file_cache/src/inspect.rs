@@ -71,7 +71,8 @@ pub struct FunctionDir {
 /// ```
 /// use file_cache::inspect::function_dir_name;
 /// assert_eq!(function_dir_name("app::text::summarize"), "app.text.summarize");
-/// let (u8s, u64s) = (function_dir_name("app::Wrapper<u8>::get"), function_dir_name("app::Wrapper<u64>::get"));
+/// let u8s = function_dir_name("app::Wrapper<u8>::get");
+/// let u64s = function_dir_name("app::Wrapper<u64>::get");
 /// assert!(u8s.starts_with("app.Wrapper.get-") && u64s.starts_with("app.Wrapper.get-"));
 /// assert_ne!(u8s, u64s);
 /// assert_ne!(function_dir_name("app::café"), function_dir_name("app::cafè"));
@@ -553,6 +554,31 @@ mod tests {
                 ("app.g".to_owned(), "app::g".to_owned()),
                 ("embeddings/app.embed".to_owned(), "app::embed".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn removing_a_function_counts_its_entries_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = FunctionDir {
+            name: "app.f".into(),
+            path: root.path().join("app.f"),
+        };
+        for shard in ["ab", "cd"] {
+            fs::create_dir_all(dir.path.join(shard)).unwrap();
+            fs::write(dir.path.join(shard).join(format!("{shard}01")), "e").unwrap();
+            fs::write(dir.path.join(shard).join(".x.1-0.tmp"), "t").unwrap();
+            fs::write(dir.path.join(shard).join(".x.lock"), "").unwrap();
+        }
+        fs::write(dir.path.join(HIT_LOG), [0; 16]).unwrap();
+        fs::write(dir.path.join(CURRENT_VERSION), "v").unwrap();
+        assert_eq!(dir.entries().unwrap().len(), 2);
+        assert_eq!(dir.remove().unwrap(), 2);
+        assert!(!dir.path.exists());
+        assert_eq!(dir.remove().unwrap(), 0, "already gone");
+        assert_eq!(
+            dir.entries().map_err(|e| e.kind()),
+            Err(io::ErrorKind::NotFound)
         );
     }
 
