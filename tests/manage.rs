@@ -317,3 +317,80 @@ fn is_cached_answers_what_the_next_call_does_memory_tier_included() {
         "is_cached said {answer}, and the body ran: {ran}"
     );
 }
+
+static STORED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn stored(x: u64) -> Vec<u64> {
+    STORED_RUNS.fetch_add(1, Ordering::SeqCst);
+    vec![x; 64]
+}
+
+/// Env var: a file whose existence tells the writing child to stop.
+const STOP_VAR: &str = "TEST_STOP_FILE";
+
+#[test]
+fn clearing_while_another_process_stores() {
+    match common::child_role().as_deref() {
+        // The test: a clearing child on a root of its own (clearing the test binary's root
+        // would race the other tests), which starts a writing child on the same root.
+        None => {
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().to_str().unwrap();
+            let output = common::run_child(
+                "clearing_while_another_process_stores",
+                "clearer",
+                &[("FILE_CACHE_DIR", dir)],
+            );
+            assert_eq!(common::marked_lines(&output, "DONE").len(), 1);
+        }
+        Some("clearer") => {
+            init();
+            let stop = tempfile::tempdir().unwrap().keep().join("stop");
+            let mut writer = common::spawn_child(
+                "clearing_while_another_process_stores",
+                "writer",
+                &[(STOP_VAR, stop.to_str().unwrap())],
+            );
+            assert!(writer.wait_for("WRITING"));
+            // Clears until a hundred entries were removed from under the writer.
+            let (mut clears, mut removed) = (0, 0);
+            for round in 0.. {
+                if removed >= 100 {
+                    break;
+                }
+                let cleared = if round % 2 == 0 {
+                    file_cache::clear_all()
+                } else {
+                    file_cache::clear(&format!("{}::stored", module_path!()))
+                };
+                match cleared {
+                    Ok(n) => removed += n,
+                    Err(error) => panic!("clear {round} failed: {error}"),
+                }
+                clears += 1;
+            }
+            std::fs::write(&stop, b"").unwrap();
+            let lines = writer.finish();
+            let warnings = common::marked(&lines, "LOG WARN ");
+            assert!(warnings.is_empty(), "the writer warned: {warnings:?}");
+            let writes: u64 = common::marked(&lines, "WRITES ")[0].parse().unwrap();
+            assert!(writes >= removed, "{removed} removed, {writes} written");
+            println!("DONE {clears} clears removed {removed} of {writes} writes");
+        }
+        Some("writer") => {
+            init();
+            let stop = std::path::PathBuf::from(std::env::var(STOP_VAR).unwrap());
+            let mut x = 0;
+            while !stop.exists() {
+                assert_eq!(stored(x), vec![x; 64]);
+                if x == 0 {
+                    println!("WRITING");
+                }
+                x += 1;
+            }
+            println!("WRITES {}", runs(&STORED_RUNS));
+        }
+        Some(other) => panic!("unknown role {other}"),
+    }
+}

@@ -280,3 +280,95 @@ fn async_methods() {
     assert_eq!(pollster::block_on(model.predict(3)), 21);
     assert_eq!(runs(&ASYNC), 1);
 }
+
+// Functions whose directory names once met: two impls of one generic type, each with its
+// own `get`, and two functions whose names differ only in an accent.
+
+struct Holder<T>(std::marker::PhantomData<T>);
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+impl Holder<u8> {
+    #[file_cache]
+    fn get() -> u64 {
+        HELD.fetch_add(1, Ordering::SeqCst);
+        8
+    }
+}
+
+impl Holder<u64> {
+    #[file_cache]
+    fn get() -> u64 {
+        HELD.fetch_add(1, Ordering::SeqCst);
+        64
+    }
+}
+
+#[file_cache]
+fn café(x: u64) -> u64 {
+    HELD.fetch_add(1, Ordering::SeqCst);
+    x + 1
+}
+
+#[file_cache]
+fn cafè(x: u64) -> u64 {
+    HELD.fetch_add(1, Ordering::SeqCst);
+    x + 2
+}
+
+#[test]
+fn functions_whose_names_sanitise_alike_keep_apart() {
+    let root = common::init();
+    let before = runs(&HELD);
+    for _ in 0..2 {
+        assert_eq!(Holder::<u8>::get(), 8);
+        assert_eq!(Holder::<u64>::get(), 64);
+        assert_eq!(café(1), 2);
+        assert_eq!(cafè(1), 3);
+    }
+    assert_eq!(runs(&HELD), before + 4);
+
+    // Four directories, each recording its own function's version: none of their
+    // entries looks stale (what `file-cache prune --stale` removes).
+    let mine =
+        |name: &str| name.starts_with("methods.Holder.get") || name.starts_with("methods.caf");
+    let dirs: Vec<_> = file_cache::inspect::functions(root)
+        .unwrap()
+        .into_iter()
+        .filter(|dir| mine(&dir.name))
+        .collect();
+    assert_eq!(dirs.len(), 4, "{dirs:?}");
+    for dir in &dirs {
+        let entries = dir.entries().unwrap();
+        assert_eq!(entries.len(), 1, "{}", dir.name);
+        let entry = entries[0].read().unwrap().unwrap();
+        assert_eq!(dir.current_version(), Some(entry.code_hash), "{}", dir.name);
+    }
+
+    // Four functions in the statistics, each with its own hit and miss, named as `clear`
+    // and the tool name them.
+    let stats: Vec<_> = file_cache::stats()
+        .into_iter()
+        .filter(|s| mine(&s.function.replace("::", ".")))
+        .collect();
+    assert_eq!(stats.len(), 4, "{stats:?}");
+    for function in &stats {
+        assert_eq!((function.hits, function.misses), (1, 1), "{function:?}");
+        assert!(dirs.iter().any(|dir| dir.function() == function.function));
+    }
+
+    // Clearing one clears it alone, by its path or by the name `stats()` gives it.
+    assert_eq!(file_cache::clear("methods::café").unwrap(), 1);
+    assert!(!file_cache::is_cached(|| café(1)));
+    assert!(file_cache::is_cached(|| cafè(1)));
+    assert_eq!(file_cache::clear("methods::Holder<u8>::get").unwrap(), 1);
+    assert!(!file_cache::is_cached(Holder::<u8>::get));
+    assert!(file_cache::is_cached(Holder::<u64>::get));
+    for function in &stats {
+        if let Err(e) = file_cache::clear(&function.function) {
+            panic!("{function:?}: {e:?}");
+        }
+    }
+    assert!(!file_cache::is_cached(|| cafè(1)));
+    assert!(!file_cache::is_cached(Holder::<u64>::get));
+}

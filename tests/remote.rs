@@ -13,7 +13,7 @@ use remote_servers::{fake_server, free_port, s3_env, Fake, Kind, Server};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -64,6 +64,15 @@ fn child() {
             });
             assert_eq!(values, vec![441; 8]);
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+        }
+        Some("exit") => {
+            // Computes, then ends the process at once: no flush, no return from the test.
+            for x in env(XS).split(',') {
+                let x: u64 = x.parse().expect("a number");
+                assert_eq!(square(x), x * x);
+            }
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+            std::process::exit(0);
         }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
@@ -536,4 +545,89 @@ fn concurrent_callers_ask_the_remote_once() {
     assert_eq!(runs(&output), 0);
     // The flight's leader asks the remote; the others get its value or its local copy.
     assert_eq!(log_lines(&output, "DEBUG", "remote hit").len(), 1);
+}
+
+/// Runs the `shared_caller` binary, which computes one value and returns from `main` at
+/// once, on its own local root; returns what it printed.
+fn caller_returning_from_main(root: &Path, server: &Server) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shared_caller"));
+    command
+        .arg("12")
+        .env_remove("FILE_CACHE")
+        .env("FILE_CACHE_DIR", root);
+    for (name, value) in server.env() {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run shared_caller");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn uploads_queued_at_exit_are_sent(kind: Kind) {
+    init();
+    let server = Server::start(kind);
+    // Default settings: background writes, no flush. Machine A returns from `main` right
+    // after computing; machine B, on another local root, hits what A uploaded.
+    assert_eq!(
+        caller_returning_from_main(&fresh_root(), &server),
+        "value=144 runs=1"
+    );
+    assert_eq!(
+        caller_returning_from_main(&fresh_root(), &server),
+        "value=144 runs=0",
+        "the value was uploaded before the first machine ended"
+    );
+    // The same with `std::process::exit` right after the call.
+    let mut envs = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), fresh_root().display().to_string()));
+    envs.push((XS.into(), "13".into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(runs(&run_child(CHILD, "exit", &envs)), 1);
+    let b = machine(&fresh_root(), &server, "13", &[]);
+    assert_eq!(runs(&b), 0, "a remote hit");
+    assert!(log_lines(&b, "WARN", "").is_empty());
+}
+
+#[test]
+fn redis_uploads_queued_at_exit_are_sent() {
+    uploads_queued_at_exit_are_sent(Kind::Redis);
+}
+
+#[test]
+fn s3_uploads_queued_at_exit_are_sent() {
+    uploads_queued_at_exit_are_sent(Kind::S3);
+}
+
+#[test]
+fn a_silent_remote_delays_exit_by_the_exit_wait_at_most() {
+    init();
+    // Reads requests and never answers; each request would wait out a 60 s timeout.
+    let port = fake_server(Kind::Redis, Fake::Silent);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let root = fresh_root();
+    let started = Instant::now();
+    let output = run_child(
+        CHILD,
+        "exit",
+        &[
+            ("FILE_CACHE_REMOTE", &url),
+            ("FILE_CACHE_REMOTE_TIMEOUT_MS", "60000"),
+            ("FILE_CACHE_REMOTE_EXIT_WAIT", "1"),
+            // No remote lookup before computing: only the upload meets the silence.
+            ("FILE_CACHE", "refresh"),
+            ("FILE_CACHE_DIR", root.to_str().unwrap()),
+            (XS, "2,3"),
+        ],
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(runs(&output), 2);
+    // Far below the remote's timeout: the exit waited for the exit wait, not the remote.
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+    let warnings = log_lines(&output, "WARN", "");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("2 remote upload(s) not sent after waiting 1.0 s"),
+        "{warnings:?}"
+    );
+    assert_eq!(entry_files(&root).len(), 2, "the local tier has both");
 }

@@ -2,7 +2,8 @@
 //! command-line tool is built on, for anyone who wants to script the same.
 //!
 //! A root holds one directory per cached function, named after its path
-//! (`my_crate.module.name`), with entries in two-hex-digit shards and two small files of
+//! (`my_crate.module.name`; see [`function_dir_name`] for paths that are not plain ASCII
+//! identifiers), with entries in two-hex-digit shards and two small files of
 //! bookkeeping:
 //!
 //! - `.hits`: a log of hits, 16-byte records (hit count, then saved microseconds, both
@@ -62,6 +63,29 @@ pub struct FunctionDir {
     pub path: PathBuf,
 }
 
+/// The name of the directory of the function at `function`, a path as
+/// [`clear`](crate::clear) takes it: `my_crate::module::name`, or for a method
+/// `my_crate::module::Type::method` with the type as `std::any::type_name` spells it
+/// (`my_crate::Wrapper<u8>::get`).
+///
+/// A path of plain ASCII identifiers is its own name, with `.` for `::`; any other keeps a
+/// readable part and ends with a hash of the whole path, so that two functions never
+/// share a directory:
+///
+/// ```
+/// use file_cache::inspect::function_dir_name;
+/// assert_eq!(function_dir_name("app::text::summarize"), "app.text.summarize");
+/// let u8s = function_dir_name("app::Wrapper<u8>::get");
+/// let u64s = function_dir_name("app::Wrapper<u64>::get");
+/// assert!(u8s.starts_with("app.Wrapper.get-") && u64s.starts_with("app.Wrapper.get-"));
+/// assert_ne!(u8s, u64s);
+/// assert_ne!(function_dir_name("app::café"), function_dir_name("app::cafè"));
+/// ```
+pub fn function_dir_name(function: &str) -> String {
+    let (module, name) = function.rsplit_once("::").unwrap_or(("", function));
+    crate::store::function_dir_name(module, None, name)
+}
+
 /// The function directories under `root`, sorted by name. A root that does not exist is
 /// empty, not an error.
 ///
@@ -89,14 +113,29 @@ fn collect_functions(
         Err(e) => return Err(e),
     };
     for item in read {
-        let item = item?;
+        // A directory removed while it is listed (a concurrent clear) is skipped.
+        let item = match item {
+            Ok(item) => item,
+            Err(e) if is_gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
         let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !item.file_type()?.is_dir() {
+        let is_dir = match item.file_type() {
+            Ok(kind) => kind.is_dir(),
+            Err(e) if is_gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        if name.starts_with('.') || !is_dir {
             continue;
         }
         let path = item.path();
         let named = format!("{prefix}{name}");
-        if is_function_dir(&path)? {
+        let is_function = match is_function_dir(&path) {
+            Ok(is_function) => is_function,
+            Err(e) if is_gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        if is_function {
             out.push(FunctionDir { name: named, path });
         } else if depth < MAX_NESTING {
             collect_functions(&path, &format!("{named}/"), depth + 1, out)?;
@@ -137,9 +176,17 @@ impl FunctionDir {
     pub fn entries(&self) -> io::Result<Vec<EntryFile>> {
         let mut out = Vec::new();
         for shard in fs::read_dir(&self.path)? {
-            let shard = shard?;
-            if shard.file_name().to_string_lossy().starts_with('.') || !shard.file_type()?.is_dir()
-            {
+            let shard = match shard {
+                Ok(shard) => shard,
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let is_dir = match shard.file_type() {
+                Ok(kind) => kind.is_dir(),
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            if shard.file_name().to_string_lossy().starts_with('.') || !is_dir {
                 continue;
             }
             let files = match fs::read_dir(shard.path()) {
@@ -148,7 +195,11 @@ impl FunctionDir {
                 Err(e) => return Err(e),
             };
             for file in files {
-                let file = file?;
+                let file = match file {
+                    Ok(file) => file,
+                    Err(e) if is_gone(&e) => continue,
+                    Err(e) => return Err(e),
+                };
                 if file.file_name().to_string_lossy().starts_with('.') {
                     continue;
                 }
@@ -189,24 +240,29 @@ impl FunctionDir {
     }
 
     /// Removes the whole directory (entries, hit log, version record); returns how many
-    /// entries it held. A directory that is already gone held none.
+    /// entries it removed. A directory that is already gone held none.
+    ///
+    /// Other processes may store into the function while it is removed: what the removal
+    /// found is removed, files written meanwhile may stay (or be removed too), and neither
+    /// makes it fail. Only a file it cannot remove (permissions) is an error.
     pub fn remove(&self) -> io::Result<u64> {
-        let entries = match self.entries() {
-            Ok(entries) => entries.len() as u64,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e),
-        };
-        match fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(entries),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(entries),
-            Err(e) => Err(e),
-        }
+        remove_tree(&self.path, Level::Function)
     }
 
     /// The function's path as users write it: the directory name with `::` for `.`.
     pub fn function(&self) -> String {
-        let own = self.name.rsplit('/').next().unwrap_or(&self.name);
-        own.replace('.', "::")
+        self.own_name().replace('.', "::")
+    }
+
+    /// Whether this is the directory of `function`: a path as [`function`](Self::function)
+    /// spells it, or as [`function_dir_name`] takes it.
+    pub fn is_function(&self, function: &str) -> bool {
+        self.function() == function || self.own_name() == function_dir_name(function)
+    }
+
+    /// The directory's own name, without the relative `dir` it lives in.
+    fn own_name(&self) -> &str {
+        self.name.rsplit('/').next().unwrap_or(&self.name)
     }
 
     /// Total size in bytes of the bookkeeping files (hit log, version), which are not entries.
@@ -217,6 +273,75 @@ impl FunctionDir {
             .map(|meta| meta.len())
             .sum()
     }
+}
+
+/// What a directory being removed is, to count the entries among its files.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Function,
+    Shard,
+    Other,
+}
+
+/// How many times a directory that keeps being written to is emptied before its removal
+/// leaves it be.
+const REMOVE_ATTEMPTS: usize = 4;
+
+/// Removes `dir` and everything in it, tolerating files that appear or vanish meanwhile
+/// (concurrent writers, hit logs, another removal); returns the entries removed.
+fn remove_tree(dir: &Path, level: Level) -> io::Result<u64> {
+    let mut removed = 0;
+    for _ in 0..REMOVE_ATTEMPTS {
+        let items = match fs::read_dir(dir) {
+            Ok(items) => items,
+            Err(e) if is_gone(&e) => return Ok(removed),
+            Err(e) => return Err(e),
+        };
+        for item in items {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let is_dir = match item.file_type() {
+                Ok(kind) => kind.is_dir(),
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let hidden = item.file_name().to_string_lossy().starts_with('.');
+            if is_dir {
+                let inner = match level {
+                    Level::Function if !hidden => Level::Shard,
+                    _ => Level::Other,
+                };
+                removed += remove_tree(&item.path(), inner)?;
+                continue;
+            }
+            match fs::remove_file(item.path()) {
+                Ok(()) => removed += u64::from(level == Level::Shard && !hidden),
+                Err(e) if is_gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(removed),
+            Err(e) if is_gone(&e) => return Ok(removed),
+            // Written to since it was listed: list it again.
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Still being written to: everything it held when it was looked at is gone.
+    log::debug!(
+        "file_cache: {} is being written to; leaving what was written during its removal",
+        dir.display()
+    );
+    Ok(removed)
+}
+
+/// A file or directory that vanished while it was being looked at.
+fn is_gone(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::NotFound
 }
 
 /// Totals of a function's hit log.
@@ -443,6 +568,31 @@ mod tests {
                 ("app.g".to_owned(), "app::g".to_owned()),
                 ("embeddings/app.embed".to_owned(), "app::embed".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn removing_a_function_counts_its_entries_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = FunctionDir {
+            name: "app.f".into(),
+            path: root.path().join("app.f"),
+        };
+        for shard in ["ab", "cd"] {
+            fs::create_dir_all(dir.path.join(shard)).unwrap();
+            fs::write(dir.path.join(shard).join(format!("{shard}01")), "e").unwrap();
+            fs::write(dir.path.join(shard).join(".x.1-0.tmp"), "t").unwrap();
+            fs::write(dir.path.join(shard).join(".x.lock"), "").unwrap();
+        }
+        fs::write(dir.path.join(HIT_LOG), [0; 16]).unwrap();
+        fs::write(dir.path.join(CURRENT_VERSION), "v").unwrap();
+        assert_eq!(dir.entries().unwrap().len(), 2);
+        assert_eq!(dir.remove().unwrap(), 2);
+        assert!(!dir.path.exists());
+        assert_eq!(dir.remove().unwrap(), 0, "already gone");
+        assert_eq!(
+            dir.entries().map_err(|e| e.kind()),
+            Err(io::ErrorKind::NotFound)
         );
     }
 

@@ -24,9 +24,16 @@ use std::sync::Mutex;
 ///
 /// `function` is the path of the function as [`stats()`](crate::stats) and the `file-cache`
 /// tool spell it: `my_crate::module::name`, or `my_crate::module::Type::method` for a
-/// method. A function with a relative `dir = "..."` is found in it; one with an absolute
-/// `dir` lives outside the root and is not. The function's hit log and version record go
-/// with its entries.
+/// method. A path that is not plain ASCII identifiers (`my_crate::café`, a method of
+/// `Wrapper<u8>`) has a hash of the whole path in its name (`my_crate::caf_-<16 hex
+/// digits>`): pass that name, or the path itself as `std::any::type_name` spells its type
+/// (`my_crate::café`, `my_crate::Wrapper<u8>::get`). Either names one function only. A
+/// function with a relative `dir = "..."` is found in it; one with an absolute `dir`
+/// lives outside the root and is not. The function's hit log and version record go with
+/// its entries.
+///
+/// Other processes may keep storing while it clears: entries they write meanwhile may
+/// survive, everything that was there when it looked is removed, and the clear succeeds.
 ///
 /// ```
 /// use file_cache::file_cache;
@@ -47,23 +54,42 @@ use std::sync::Mutex;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear(function: &str) -> io::Result<u64> {
-    let (module, name) = function.rsplit_once("::").unwrap_or(("", function));
-    let dir_name = store::function_dir_name(module, None, name);
     forget_noted_versions();
     // The memory tier does not know which function a key belongs to: it is emptied whole.
     crate::memory::clear_global();
+    let chosen = inspect::functions(&config().root)?
+        .into_iter()
+        .filter(|found| found.is_function(function));
+    remove_all(chosen)
+}
+
+/// Removes each function's directory; a failure does not stop the others, and the first
+/// is returned once all were tried.
+fn remove_all(functions: impl IntoIterator<Item = inspect::FunctionDir>) -> io::Result<u64> {
     let mut removed = 0;
-    for found in inspect::functions(&config().root)? {
-        let own = found.name.rsplit('/').next().unwrap_or(&found.name);
-        if found.function() == function || own == dir_name {
-            removed += found.remove()?;
+    let mut failure = None;
+    for function in functions {
+        match function.remove() {
+            Ok(n) => removed += n,
+            Err(error) => {
+                log::debug!(
+                    "file_cache: cannot remove {} ({error})",
+                    function.path.display()
+                );
+                failure.get_or_insert(error);
+            }
         }
     }
-    Ok(removed)
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(removed),
+    }
 }
 
 /// Removes every entry of every function under the root ([`cache_dir()`](crate::cache_dir)),
 /// and returns how many. The root itself stays. A root that does not exist holds nothing.
+/// As with [`clear`], other processes may store meanwhile: what they write during the
+/// clear may survive it, and the clear still succeeds.
 ///
 /// ```
 /// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_clear_all"));
@@ -80,11 +106,7 @@ pub fn clear(function: &str) -> io::Result<u64> {
 pub fn clear_all() -> io::Result<u64> {
     forget_noted_versions();
     crate::memory::clear_global();
-    let mut removed = 0;
-    for function in inspect::functions(&config().root)? {
-        removed += function.remove()?;
-    }
-    Ok(removed)
+    remove_all(inspect::functions(&config().root)?)
 }
 
 /// Whether a call would be answered from the cache, asked without running the function.

@@ -48,6 +48,7 @@ pub(crate) struct SiteStats {
     registered: AtomicBool,
     misses: AtomicU64,
     bytes_written: AtomicU64,
+    uploads_dropped: AtomicU64,
     stripes: [HitStripe; STRIPES],
     /// The function's directory, from its first lookup: where its hit log is, and what
     /// names it in [`FunctionStats`] (for a method, the directory of its first `Self` type).
@@ -97,6 +98,7 @@ impl SiteStats {
             registered: AtomicBool::new(false),
             misses: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            uploads_dropped: AtomicU64::new(0),
             stripes: [const { HitStripe::new() }; STRIPES],
             dir: OnceLock::new(),
             version_noted: AtomicBool::new(false),
@@ -165,6 +167,30 @@ pub(crate) fn record_store(site: &'static Site, bytes: u64) {
         .stats
         .bytes_written
         .fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// A remote upload of an entry in `function_dir` that was dropped or given up; counted for
+/// the function whose directory that is (a method's first `Self` type's, see
+/// [`FunctionStats::function`]).
+#[cfg_attr(
+    not(any(feature = "remote-redis", feature = "remote-s3")),
+    allow(dead_code)
+)]
+pub(crate) fn record_upload_dropped(function_dir: &Path) {
+    let sites = SITES.lock().unwrap_or_else(|e| e.into_inner());
+    let site = sites.iter().find(|site| {
+        site.state
+            .stats
+            .dir
+            .get()
+            .is_some_and(|dir| dir == function_dir)
+    });
+    if let Some(site) = site {
+        site.state
+            .stats
+            .uploads_dropped
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Appends the site's unlogged hits to its hit log, and compacts the log when it has grown
@@ -289,6 +315,10 @@ pub struct FunctionStats {
     /// Time the hits did not spend computing: the sum of the compute times their entries
     /// recorded when they were stored.
     pub time_saved: Duration,
+    /// Stored values not uploaded to the remote tier in the background: dropped because
+    /// the upload queue was full, or given up at exit after the exit wait
+    /// (`FILE_CACHE_REMOTE_EXIT_WAIT`). They are in the local cache all the same.
+    pub uploads_dropped: u64,
 }
 
 /// The counters of every cached function called in this process so far, sorted by path.
@@ -331,6 +361,7 @@ pub fn stats() -> Vec<FunctionStats> {
                 bytes_read: stats.sum(|s| &s.bytes_read),
                 bytes_written: stats.bytes_written.load(Ordering::Relaxed),
                 time_saved: Duration::from_micros(stats.sum(|s| &s.saved_us)),
+                uploads_dropped: stats.uploads_dropped.load(Ordering::Relaxed),
             }
         })
         .collect();

@@ -1,8 +1,10 @@
 //! Where entries live, and the file operations on them.
 //!
 //! `<root>/<crate>.<module path>.<fn>/<first two hex digits of the key>/<key hex>`.
-//! Directory names keep only characters portable to every common file system; the
-//! shard level keeps any one directory to a few thousand entries at a million.
+//! Directory names keep only characters portable to every common file system, and are
+//! each function's own (a name that is not plain ASCII identifiers ends with a hash of the
+//! whole path, see [`function_dir_name`]); the shard level keeps any one directory to a
+//! few thousand entries at a million.
 
 use crate::codec::flat;
 use crate::config::{config, Faults};
@@ -22,17 +24,24 @@ use std::time::{Duration, SystemTime};
 
 /// Longest directory name we produce; longer names are cut and suffixed with a hash.
 const MAX_DIR_NAME: usize = 120;
+/// Hex digits of the identity's hash appended to a name that does not spell it exactly.
+const HASH_DIGITS: usize = 16;
 
-/// The directory name of one function: its path with `::` turned into `.`, and every
-/// character that is not portable replaced.
+/// The directory name of one function: its path with `::` turned into `.`.
 ///
-/// `self_ty` is the `Self` type of a method (from `std::any::type_name`); its generic
-/// arguments are dropped (they are part of the key), and so is its module when that is
-/// the function's own module.
+/// `self_ty` is the `Self` type of a method (from `std::any::type_name`), less its module
+/// when that is the function's own module. The name is readable, and it is the function's
+/// alone: a path of plain ASCII identifiers is spelled as it is (`app.text.summarize`);
+/// any other (non-ASCII or raw identifiers, a `Self` type with generic arguments or
+/// punctuation, a name Windows reserves, one over [`MAX_DIR_NAME`] bytes) keeps its
+/// readable part, generic arguments dropped and every non-portable character replaced,
+/// followed by `-` and a hash of the whole path: `app.Wrapper.get-<16 hex digits>` for
+/// `app::Wrapper<u8>::get`, another for `app::Wrapper<u64>::get`, and `app.caf_-<...>` for
+/// `app::café`, another for `app::cafè`. A plain name never holds a `-`, so the two forms
+/// never meet.
 pub(crate) fn function_dir_name(module_path: &str, self_ty: Option<&str>, name: &str) -> String {
     let mut path = module_path.to_owned();
     if let Some(ty) = self_ty {
-        let ty = ty.split('<').next().unwrap_or(ty);
         let ty = ty
             .strip_prefix(module_path)
             .and_then(|rest| rest.strip_prefix("::"))
@@ -42,24 +51,48 @@ pub(crate) fn function_dir_name(module_path: &str, self_ty: Option<&str>, name: 
     }
     path.push_str("::");
     path.push_str(name);
-    let mut out: String = path
+    let mut out: String = without_generics(&path)
         .replace("::", ".")
         .chars()
         .map(|c| match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' | '.' => c,
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' => c,
             _ => '_',
         })
         .collect();
-    if is_reserved_on_windows(&out) {
+    let reserved = is_reserved_on_windows(&out);
+    if reserved {
         out.insert(0, '_');
     }
-    if out.len() > MAX_DIR_NAME {
+    if reserved || !is_plain_path(&path) || out.len() > MAX_DIR_NAME {
         let digest = blake3::hash(path.as_bytes()).to_hex();
-        out.truncate(MAX_DIR_NAME - 17);
+        out.truncate(MAX_DIR_NAME - HASH_DIGITS - 1);
         out.push('-');
-        out.push_str(&digest[..16]);
+        out.push_str(&digest[..HASH_DIGITS]);
     }
     out
+}
+
+/// `path` without its generic arguments (`a::B<c::D<E>>::f` is `a::B::f`).
+fn without_generics(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0usize;
+    for c in path.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether `path` is ASCII identifiers joined by `::`: then its directory name, with `.`
+/// for `::`, spells it exactly.
+fn is_plain_path(path: &str) -> bool {
+    path.split("::").all(|part| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
 }
 
 /// Windows refuses `CON`, `NUL`, `COM1`... as a name or as the part before a dot.
@@ -246,14 +279,63 @@ fn fill(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(len)
 }
 
+/// How many times a write whose directory vanished under it (a concurrent clear) is tried.
+const WRITE_ATTEMPTS: usize = 4;
+
 /// Writes `parts` as the new content of `path`, atomically: a reader sees the old file,
 /// the new one, or none, never a part. Creates missing directories (private to the user),
 /// and removes what killed writers left in the directory once it is stale.
+///
+/// Another process may remove the directory at any moment (`clear`, `file-cache clear`):
+/// a write that finds it gone creates it again and starts over. When it keeps vanishing,
+/// something is clearing it as fast as it is written: the write counts as done and
+/// cleared at once (what a reader could have seen anyway), not as a failure.
 pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "entry path has no parent"))?;
-    create_dir_all(dir)?;
+    for _ in 0..WRITE_ATTEMPTS {
+        match write_atomic_once(dir, path, parts) {
+            Err(Vanished(error)) => {
+                log::debug!(
+                    "file_cache: {} vanished while writing {} ({error}); writing again",
+                    dir.display(),
+                    path.display()
+                );
+            }
+            Ok(result) => return result,
+        }
+    }
+    log::debug!(
+        "file_cache: {} keeps being removed while {} is written; taking it as written and cleared",
+        dir.display(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// A write whose directory, which it had created or found, was removed under it.
+struct Vanished(io::Error);
+
+/// One try of [`write_atomic`]: `Err` when the directory vanished after it was created.
+fn write_atomic_once(dir: &Path, path: &Path, parts: &[&[u8]]) -> Result<io::Result<()>, Vanished> {
+    if let Err(error) = create_dir_all(dir) {
+        // `create_dir_all` makes each missing level in turn: a level removed meanwhile fails
+        // it with "not found", or with "exists" when it was there at `mkdir` and gone when
+        // looked at again. (A file where a directory should be is "exists" and stays.)
+        let gone = match error.kind() {
+            io::ErrorKind::NotFound => true,
+            io::ErrorKind::AlreadyExists => {
+                fs::metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            }
+            _ => false,
+        };
+        return if gone {
+            Err(Vanished(error))
+        } else {
+            Ok(Err(error))
+        };
+    }
     let config = config();
     sweep_once(dir, config.stale_after, config.faults);
     let temp = temp_path(path);
@@ -263,11 +345,19 @@ pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
         write_new
     };
     let result = write(&temp, parts).and_then(|()| rename_over(&temp, path, config.faults));
-    if result.is_err() {
-        // Best effort: the temporary file may not exist, and a failure here changes nothing.
-        let _ = fs::remove_file(&temp);
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(error) => {
+            // Best effort: the temporary file may not exist, and a failure here changes
+            // nothing.
+            let _ = fs::remove_file(&temp);
+            if error.kind() == io::ErrorKind::NotFound {
+                Err(Vanished(error))
+            } else {
+                Ok(Err(error))
+            }
+        }
     }
-    result
 }
 
 /// Renames `from` onto `to`. Where the file system refuses to rename onto an existing file,
@@ -424,19 +514,52 @@ mod tests {
             "app.text.summarize"
         );
         assert_eq!(
-            function_dir_name("app::text", Some("app::text::Client<u32>"), "ask"),
+            function_dir_name("app::text", Some("app::text::Client"), "ask"),
             "app.text.Client.ask"
         );
         assert_eq!(
             function_dir_name("app", Some("other::Client"), "ask"),
             "app.other.Client.ask"
         );
-        assert_eq!(function_dir_name("con", None, "f"), "_con.f");
-        assert_eq!(function_dir_name("app", Some("&str"), "f"), "app._str.f");
+        let hashed = |name: &str, readable: &str| {
+            let (head, hash) = name.rsplit_once('-').unwrap();
+            assert_eq!(head, readable, "{name}");
+            assert_eq!(hash.len(), HASH_DIGITS, "{name}");
+            assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+        };
+        hashed(
+            &function_dir_name("app::text", Some("app::text::Client<u32>"), "ask"),
+            "app.text.Client.ask",
+        );
+        hashed(&function_dir_name("con", None, "f"), "_con.f");
+        hashed(&function_dir_name("app", Some("&str"), "f"), "app._str.f");
+        hashed(&function_dir_name("app", None, "café"), "app.caf_");
         let long = "m".repeat(300);
         let name = function_dir_name(&long, None, "f");
         assert_eq!(name.len(), MAX_DIR_NAME);
         assert_ne!(name, function_dir_name(&format!("{long}x"), None, "f"));
+    }
+
+    #[test]
+    fn every_function_has_a_directory_of_its_own() {
+        let names = [
+            function_dir_name("app", Some("app::Wrapper<u8>"), "get"),
+            function_dir_name("app", Some("app::Wrapper<u64>"), "get"),
+            function_dir_name("app", Some("app::Wrapper"), "get"),
+            function_dir_name("app", None, "café"),
+            function_dir_name("app", None, "cafè"),
+            function_dir_name("app", None, "caf_"),
+            function_dir_name("app", Some("(u8, u16)"), "f"),
+            function_dir_name("app", Some("(u8,u16)"), "f"),
+            function_dir_name("app", Some("app::A"), "f"),
+            function_dir_name("app::A", None, "f"),
+        ];
+        let distinct: HashSet<&String> = names.iter().collect();
+        // The last two are one function, spelled as a method and as `clear` spells it.
+        assert_eq!(distinct.len(), names.len() - 1, "{names:?}");
+        assert_eq!(names[8], names[9]);
+        // `clear` spells a generic method's path as `stats()` and `type_name` do.
+        assert_eq!(names[0], function_dir_name("app::Wrapper<u8>", None, "get"));
     }
 
     #[test]

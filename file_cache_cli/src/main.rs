@@ -48,7 +48,9 @@ enum Command {
     },
     /// Remove every entry, or those of the named functions (`my_crate::module::name`)
     Clear {
-        /// Functions to clear, as `list` shows them; none clears everything
+        /// Functions to clear, as `list` shows them (or their paths, a method's type as
+        /// `std::any::type_name` spells it: `my_crate::Wrapper<u8>::get`); none clears
+        /// everything
         #[arg(value_name = "FUNCTION")]
         functions: Vec<String>,
     },
@@ -271,7 +273,7 @@ fn clear(root: &Path, names: &[String]) -> Result<(), Failed> {
         for name in names {
             match functions
                 .iter()
-                .find(|f| f.function() == *name || f.name == *name)
+                .find(|f| f.is_function(name) || f.name == *name)
             {
                 Some(function) => chosen.push(function),
                 None => {

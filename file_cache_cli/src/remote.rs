@@ -37,9 +37,17 @@ pub(crate) fn run(command: RemoteCommand) -> Result<(), Failed> {
     }
 }
 
-/// `a::b::c` as the directory name the runtime gives it (`a.b.c`); a directory name as is.
-fn dir_name(function: &str) -> String {
-    function.replace("::", ".")
+/// The directory names `function` may stand for: as `list` shows it, with `.` for `::`
+/// (`a::b::c`, `a::caf_-<hash>`), and as the runtime names the function at that path
+/// (`a::café`, `a::Wrapper<u8>::get`); one name when they agree.
+fn dir_names(function: &str) -> Vec<String> {
+    let listed = function.replace("::", ".");
+    let named = file_cache::inspect::function_dir_name(function);
+    if named == listed {
+        vec![listed]
+    } else {
+        vec![listed, named]
+    }
 }
 
 fn list(shown: &str, json: bool) -> Result<(), Failed> {
@@ -95,7 +103,11 @@ fn clear(shown: &str, functions: &[String]) -> Result<(), Failed> {
     }
     let mut failed = false;
     for function in functions {
-        match remote::clear(Some(&dir_name(function))) {
+        let cleared = dir_names(function)
+            .iter()
+            .map(|dir| remote::clear(Some(dir)))
+            .sum::<Result<usize, _>>();
+        match cleared {
             Ok(0) => {
                 eprintln!("file-cache: error: {function}: no entries on the remote");
                 failed = true;

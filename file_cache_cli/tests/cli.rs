@@ -43,13 +43,60 @@ fn fill_child() {
     embed("hello");
 }
 
+/// Set in the child that fills a root with functions whose directory names once met.
+const COLLIDE_VAR: &str = "FILE_CACHE_CLI_TEST_COLLIDE";
+
+struct Holder<T>(std::marker::PhantomData<T>);
+
+impl Holder<u8> {
+    #[file_cache]
+    fn get() -> u64 {
+        8
+    }
+}
+
+impl Holder<u64> {
+    #[file_cache]
+    fn get() -> u64 {
+        64
+    }
+}
+
+#[file_cache]
+fn café(x: u64) -> u64 {
+    x + 1
+}
+
+#[file_cache]
+fn cafè(x: u64) -> u64 {
+    x + 2
+}
+
+/// Not a test of its own: the body of the child that fills a root with functions that
+/// sanitise to the same name (two impls' `get`, `café` and `cafè`).
+#[test]
+fn collide_child() {
+    if std::env::var_os(COLLIDE_VAR).is_none() {
+        return;
+    }
+    assert_eq!(Holder::<u8>::get(), 8);
+    assert_eq!(Holder::<u64>::get(), 64);
+    assert_eq!(café(1), 2);
+    assert_eq!(cafè(1), 3);
+}
+
 /// A new root filled by the child: 5 entries of `render` (hit once each), 3 of `score`,
 /// 1 of `embed` (in `<root>/embeddings`).
 fn filled_root() -> tempfile::TempDir {
+    root_filled_by("fill_child", FILL_VAR)
+}
+
+/// A new root filled by the child test `child`, which runs when `var` is set.
+fn root_filled_by(child: &str, var: &str) -> tempfile::TempDir {
     let root = tempfile::tempdir().expect("temp dir");
     let output = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "fill_child", "--nocapture", "--test-threads=1"])
-        .env(FILL_VAR, "1")
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .env(var, "1")
         .env("FILE_CACHE_DIR", root.path())
         .env_remove("FILE_CACHE")
         .env_remove("FILE_CACHE_MAX_SIZE")
@@ -342,4 +389,54 @@ fn usage_mistakes_exit_with_2() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(!output.stderr.is_empty());
     }
+}
+
+#[test]
+fn functions_whose_names_sanitise_alike_are_listed_pruned_and_cleared_apart() {
+    let root = root_filled_by("collide_child", COLLIDE_VAR);
+    let json = listing(root.path());
+    let functions = json["functions"].as_array().expect("functions");
+    assert_eq!(functions.len(), 4, "{json:#}");
+    for function in functions {
+        assert_eq!(function["entries"], 1, "{function}");
+        assert_eq!(function["stale_entries"], 0, "{function}");
+    }
+    // Each function's version record is its own: nothing is stale.
+    let text = succeeds(file_cache_cmd(root.path(), &["prune", "--stale"]));
+    assert!(text.contains("removed 0 entries"), "{text}");
+    assert_eq!(listing(root.path())["functions"], json["functions"]);
+
+    // Clearing one by its path leaves the function whose name sanitises alike.
+    let text = succeeds(file_cache_cmd(root.path(), &["clear", "cli::café"]));
+    assert_eq!(text.trim(), "removed 1 entries");
+    let text = succeeds(file_cache_cmd(
+        root.path(),
+        &["clear", "cli::Holder<u64>::get"],
+    ));
+    assert_eq!(text.trim(), "removed 1 entries");
+    let left: Vec<String> = listing(root.path())["functions"]
+        .as_array()
+        .expect("functions")
+        .iter()
+        .map(|f| f["dir"].as_str().expect("dir").to_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(
+        left.iter().filter(|d| d.starts_with("cli.caf_-")).count(),
+        1,
+        "{left:?}"
+    );
+    assert_eq!(
+        left.iter()
+            .filter(|d| d.starts_with("cli.Holder.get-"))
+            .count(),
+        1,
+        "{left:?}"
+    );
+    // The two left are cafè and Holder<u8>::get.
+    for other in ["cli::cafè", "cli::Holder<u8>::get"] {
+        let text = succeeds(file_cache_cmd(root.path(), &["clear", other]));
+        assert_eq!(text.trim(), "removed 1 entries", "{other}");
+    }
+    assert_eq!(listing(root.path())["functions"], serde_json::json!([]));
 }

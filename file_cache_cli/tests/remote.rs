@@ -63,6 +63,31 @@ fn lists_and_clears_the_remote_tier() {
     assert_eq!(cleared.trim(), "removed 2 remote entries of app::render");
     let unknown = file_cache(Some(&server), &["remote", "clear", "app::nothing"]);
     assert_eq!(unknown.status.code(), Some(1));
+
+    // Two functions whose names sanitise alike: each is cleared alone, by its path or by
+    // the directory name `list` shows.
+    let (acute, grave) = (
+        file_cache::inspect::function_dir_name("app::café"),
+        file_cache::inspect::function_dir_name("app::cafè"),
+    );
+    for dir in [&acute, &grave] {
+        server.put(&format!("{dir}/{}", "04".repeat(32)), &[0; 10]);
+    }
+    let cleared = stdout(&file_cache(
+        Some(&server),
+        &["remote", "clear", "app::café"],
+    ));
+    assert_eq!(cleared.trim(), "removed 1 remote entries of app::café");
+    assert!(server
+        .get(&format!("{grave}/{}", "04".repeat(32)))
+        .is_some());
+    let listed = grave.replace('.', "::");
+    let cleared = stdout(&file_cache(Some(&server), &["remote", "clear", &listed]));
+    assert_eq!(
+        cleared.trim(),
+        format!("removed 1 remote entries of {listed}")
+    );
+
     let all = stdout(&file_cache(Some(&server), &["remote", "clear"]));
     assert!(all.starts_with("removed 1 remote entries"), "{all}");
     assert!(server

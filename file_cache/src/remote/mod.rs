@@ -20,6 +20,16 @@
 //! | `FILE_CACHE_REMOTE_TIMEOUT_MS` | longest wait to connect or for the next bytes (default 200) |
 //! | `FILE_CACHE_REMOTE_RETRY_S` | how long a failing remote is skipped (default 30) |
 //! | `FILE_CACHE_REMOTE_WRITE` | `background` (default), `sync` or `off` (read only) |
+//! | `FILE_CACHE_REMOTE_EXIT_WAIT` | seconds a thread that queued background uploads waits for them as it ends, the main thread at exit (default 5; 0: no wait) |
+//!
+//! Background uploads still queued when the program ends (`main` returns, or it calls
+//! `std::process::exit`) are sent first, for at most `FILE_CACHE_REMOTE_EXIT_WAIT`: a
+//! silent remote delays exit by that much at most. Uploads dropped because the queue was
+//! full, or given up at that deadline, are counted in
+//! [`FunctionStats::uploads_dropped`](crate::FunctionStats::uploads_dropped), and the first
+//! of the process is a warning. The wait is made by the thread that queued the uploads
+//! (a thread-local's destructor): a program whose cached calls ran on other threads, such
+//! as a pool's that outlive `main`, calls [`flush`] before it ends.
 
 mod breaker;
 mod mac;
@@ -50,17 +60,22 @@ pub const TIMEOUT_VAR: &str = "FILE_CACHE_REMOTE_TIMEOUT_MS";
 pub const RETRY_VAR: &str = "FILE_CACHE_REMOTE_RETRY_S";
 /// Environment variable: how values are written to the remote ([`Writes`]).
 pub const WRITE_VAR: &str = "FILE_CACHE_REMOTE_WRITE";
+/// Environment variable: seconds a thread that queued background uploads waits for them
+/// as it ends (the main thread: as the program exits); `0` does not wait.
+pub const EXIT_WAIT_VAR: &str = "FILE_CACHE_REMOTE_EXIT_WAIT";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+const DEFAULT_EXIT_WAIT: Duration = Duration::from_secs(5);
 /// Listing and clearing are not on a call's path: they may wait this long per step.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How computed values reach the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Writes {
-    /// Queued and uploaded by a background thread: the call does not wait. Uploads still
-    /// queued when the process exits are lost unless it calls [`flush`] first.
+    /// Queued and uploaded by a background thread: the call does not wait. A thread that
+    /// queued uploads waits for them as it ends, the main thread as the program exits, for
+    /// at most the exit wait ([`Remote::exit_wait`], `FILE_CACHE_REMOTE_EXIT_WAIT`).
     Background,
     /// Uploaded before the call returns (bounded by the timeout while the remote answers).
     Sync,
@@ -96,6 +111,7 @@ pub struct Remote {
     timeout: Duration,
     retry_after: Duration,
     writes: Writes,
+    exit_wait: Duration,
 }
 
 impl fmt::Debug for Remote {
@@ -106,13 +122,15 @@ impl fmt::Debug for Remote {
             .field("timeout", &self.timeout)
             .field("retry_after", &self.retry_after)
             .field("writes", &self.writes)
+            .field("exit_wait", &self.exit_wait)
             .finish()
     }
 }
 
 impl Remote {
     /// A remote at `url` (`redis://host:port/db` or `s3://bucket/prefix`), unsigned, with
-    /// the default timeout (200 ms), retry period (30 s) and background writes.
+    /// the default timeout (200 ms), retry period (30 s), background writes and exit wait
+    /// (5 s).
     pub fn new(url: impl Into<String>) -> Remote {
         Remote {
             url: url.into(),
@@ -120,6 +138,7 @@ impl Remote {
             timeout: DEFAULT_TIMEOUT,
             retry_after: DEFAULT_RETRY_AFTER,
             writes: Writes::Background,
+            exit_wait: DEFAULT_EXIT_WAIT,
         }
     }
 
@@ -144,6 +163,14 @@ impl Remote {
     /// How computed values are written to the remote.
     pub fn writes(mut self, writes: Writes) -> Remote {
         self.writes = writes;
+        self
+    }
+
+    /// The longest a thread that queued background uploads waits for them as it ends (the
+    /// main thread: as the program exits); what is left then is given up. Zero does not
+    /// wait: uploads still queued at exit are lost.
+    pub fn exit_wait(mut self, exit_wait: Duration) -> Remote {
+        self.exit_wait = exit_wait;
         self
     }
 
@@ -175,6 +202,9 @@ impl Remote {
         }
         if let Some(s) = number(RETRY_VAR) {
             remote.retry_after = Duration::from_secs(s);
+        }
+        if let Some(s) = number(EXIT_WAIT_VAR) {
+            remote.exit_wait = Duration::from_secs(s);
         }
         if let Some(value) = var(WRITE_VAR) {
             match Writes::parse(&value) {
@@ -238,6 +268,8 @@ struct Tier {
     breaker: Breaker,
     writes: Writes,
     uploads: upload::Queue,
+    /// How long a thread that queued uploads waits for them as it ends.
+    exit_wait: Duration,
     /// The same store with [`ADMIN_TIMEOUT`], for [`list`] and [`clear`]; opened on use.
     admin: OnceLock<Result<Box<dyn Backend>, RemoteError>>,
     url: String,
@@ -283,6 +315,7 @@ fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
         breaker: Breaker::new(remote.retry_after),
         writes: remote.writes,
         uploads: upload::Queue::default(),
+        exit_wait: remote.exit_wait,
         admin: OnceLock::new(),
         url: remote.url.clone(),
     })
@@ -477,14 +510,27 @@ pub(crate) fn store(path: &Path, parts: &[&[u8]]) {
     };
     match tier.writes {
         Writes::Sync => tier.put(&name, &object),
-        Writes::Background => tier.uploads.push(tier, name, object),
+        Writes::Background => {
+            let function_dir = path
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let job = upload::Job {
+                name,
+                object,
+                function_dir,
+            };
+            tier.uploads.push(tier, job);
+        }
         Writes::Off => {}
     }
 }
 
 /// Waits until every queued background upload has been tried, for at most `timeout`;
-/// returns whether the queue is empty. Call it before a short-lived process exits, or
-/// uploads still queued then are lost (the local tier has the values regardless).
+/// returns whether the queue is empty. The thread that queued uploads waits for them
+/// anyway as it ends (see [`Remote::exit_wait`]); call this where the uploads were queued
+/// by other threads that outlive the program's end (a pool's), or to wait longer.
 pub fn flush(timeout: Duration) -> bool {
     match tier() {
         Some(tier) => tier.uploads.wait_empty(timeout),
@@ -566,6 +612,7 @@ mod tests {
         assert_eq!(remote.timeout, DEFAULT_TIMEOUT);
         assert_eq!(remote.retry_after, DEFAULT_RETRY_AFTER);
         assert_eq!(remote.writes, Writes::Background);
+        assert_eq!(remote.exit_wait, DEFAULT_EXIT_WAIT);
         assert!(remote.secret.is_none());
         let remote = from(&[
             (REMOTE_VAR, "s3://bucket/prefix"),
@@ -573,8 +620,10 @@ mod tests {
             (TIMEOUT_VAR, "50"),
             (RETRY_VAR, "5"),
             (WRITE_VAR, "sync"),
+            (EXIT_WAIT_VAR, "0"),
         ])
         .unwrap();
+        assert_eq!(remote.exit_wait, Duration::ZERO);
         assert_eq!(remote.secret.as_deref(), Some(&b"s3cret"[..]));
         assert_eq!(remote.timeout, Duration::from_millis(50));
         assert_eq!(remote.retry_after, Duration::from_secs(5));
@@ -646,6 +695,13 @@ mod tests {
     }
 
     fn memory_tier(writes: Writes) -> (&'static Memory, &'static Tier) {
+        memory_tier_waiting(writes, Duration::from_secs(60))
+    }
+
+    fn memory_tier_waiting(
+        writes: Writes,
+        exit_wait: Duration,
+    ) -> (&'static Memory, &'static Tier) {
         let memory: &'static Memory = Box::leak(Box::default());
         let tier = Box::leak(Box::new(Tier {
             backend: Box::new(memory),
@@ -653,17 +709,122 @@ mod tests {
             breaker: Breaker::new(Duration::from_secs(3600)),
             writes,
             uploads: upload::Queue::default(),
+            exit_wait,
             admin: OnceLock::new(),
             url: "memory://".into(),
         }));
         (memory, tier)
     }
 
+    fn job(name: &str, object: Vec<u8>) -> upload::Job {
+        upload::Job {
+            name: name.to_owned(),
+            object,
+            function_dir: std::path::PathBuf::from("/nowhere/f"),
+        }
+    }
+
+    /// A site whose statistics name the function directory `dir`.
+    fn site_in(dir: &Path) -> &'static crate::site::Site {
+        let site: &'static crate::site::Site =
+            Box::leak(Box::new(crate::site::Site::new(crate::site::SiteInfo {
+                module_path: "remote_test",
+                name: "f",
+                ..crate::site::SiteInfo::DEFAULT
+            })));
+        crate::stats::record_miss(site);
+        crate::stats::note_dir(site, &dir.join("ab").join("abcd"));
+        site
+    }
+
+    fn uploads_dropped(dir: &Path) -> u64 {
+        let name = dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace('.', "::");
+        crate::stats()
+            .into_iter()
+            .find(|s| s.function == name)
+            .map_or(0, |s| s.uploads_dropped)
+    }
+
+    #[test]
+    fn a_thread_waits_for_the_uploads_it_queued_as_it_ends() {
+        let (memory, tier) = memory_tier(Writes::Background);
+        std::thread::spawn(move || {
+            for i in 0..20 {
+                tier.uploads.push(tier, job(&format!("f/{i}"), vec![i; 10]));
+            }
+        })
+        .join()
+        .unwrap();
+        // No flush: the thread's end waited for the queue.
+        assert_eq!(memory.objects.lock().unwrap().len(), 20);
+        assert_eq!(tier.uploads.dropped_count(), 0);
+    }
+
+    #[test]
+    fn uploads_left_at_the_exit_wait_are_given_up_and_counted() {
+        let (memory, tier) = memory_tier_waiting(Writes::Background, Duration::from_millis(50));
+        let dir = Path::new("/nowhere/remote_test.given_up");
+        site_in(dir);
+        let gate = memory.gate.lock().unwrap();
+        std::thread::spawn(move || {
+            for i in 0..3 {
+                let mut job = job(&format!("g/{i}"), vec![i; 10]);
+                job.function_dir = dir.to_path_buf();
+                tier.uploads.push(tier, job);
+            }
+        })
+        .join()
+        .unwrap();
+        // One held at the gate, two queued: all three given up when the wait ended.
+        assert_eq!(tier.uploads.dropped_count(), 3);
+        assert_eq!(uploads_dropped(dir), 3);
+        drop(gate);
+        assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
+        assert!(
+            memory.objects.lock().unwrap().len() <= 1,
+            "the queue was emptied"
+        );
+    }
+
+    #[test]
+    fn a_thread_gives_up_only_the_uploads_it_queued() {
+        let (memory, tier) = memory_tier_waiting(Writes::Background, Duration::from_millis(50));
+        let gate = memory.gate.lock().unwrap();
+        // This thread's two uploads: one held at the gate, one queued.
+        for i in 0..2 {
+            tier.uploads
+                .push(tier, job(&format!("mine/{i}"), vec![i; 10]));
+        }
+        std::thread::spawn(move || tier.uploads.push(tier, job("other/0", vec![0; 10])))
+            .join()
+            .unwrap();
+        assert_eq!(tier.uploads.dropped_count(), 1, "the ended thread's own");
+        drop(gate);
+        assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
+        let mut names: Vec<String> = memory.objects.lock().unwrap().keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["mine/0", "mine/1"]);
+    }
+
+    #[test]
+    fn an_endless_exit_wait_or_flush_waits_without_overflowing() {
+        let (memory, tier) = memory_tier_waiting(Writes::Background, Duration::MAX);
+        std::thread::spawn(move || tier.uploads.push(tier, job("f/endless", vec![1; 10])))
+            .join()
+            .unwrap();
+        assert!(tier.uploads.wait_empty(Duration::MAX));
+        assert_eq!(memory.objects.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn background_uploads_arrive_and_flush_waits_for_them() {
         let (memory, tier) = memory_tier(Writes::Background);
         for i in 0..20 {
-            tier.uploads.push(tier, format!("f/{i}"), vec![i; 10]);
+            tier.uploads.push(tier, job(&format!("f/{i}"), vec![i; 10]));
         }
         assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
         assert_eq!(memory.objects.lock().unwrap().len(), 20);
@@ -673,10 +834,17 @@ mod tests {
     fn a_full_upload_queue_drops_instead_of_blocking_the_call() {
         let (memory, tier) = memory_tier(Writes::Background);
         let gate = memory.gate.lock().unwrap();
+        let dir = Path::new("/nowhere/remote_test.full");
+        site_in(dir);
         // The upload thread holds one job at the gate; the queue fills, the rest drop.
         for i in 0..upload::MAX_QUEUED + 50 {
-            tier.uploads.push(tier, format!("f/{i}"), vec![0; 4]);
+            let mut job = job(&format!("f/{i}"), vec![0; 4]);
+            job.function_dir = dir.to_path_buf();
+            tier.uploads.push(tier, job);
         }
+        let dropped = tier.uploads.dropped_count();
+        assert!((49..=50).contains(&dropped), "{dropped}");
+        assert_eq!(uploads_dropped(dir), dropped, "counted for the function");
         assert!(!tier.uploads.wait_empty(Duration::from_millis(1)));
         drop(gate);
         assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
