@@ -400,7 +400,12 @@ impl EntryFile {
     /// that is not a valid entry (damaged, truncated, another format), `Err(_)` when it
     /// cannot be read at all.
     pub fn read(&self) -> io::Result<Result<EntryInfo, InvalidEntry>> {
-        Ok(parse_entry(&fs::read(&self.path)?))
+        use std::io::Read;
+        // Never through a link planted where an entry was listed.
+        let mut bytes = Vec::new();
+        crate::links::open(fs::OpenOptions::new().read(true), &self.path)?
+            .read_to_end(&mut bytes)?;
+        Ok(parse_entry(&bytes))
     }
 
     /// Reads and checks only the header (its checksum, and the payload length against the
@@ -408,7 +413,7 @@ impl EntryFile {
     pub fn read_header(&self) -> io::Result<Result<EntryInfo, InvalidEntry>> {
         use std::io::Read;
         let mut bytes = Vec::new();
-        let file = fs::File::open(&self.path)?;
+        let file = crate::links::open(fs::OpenOptions::new().read(true), &self.path)?;
         let size = file.metadata()?.len();
         file.take(entry::MAX_HEADER_LEN as u64)
             .read_to_end(&mut bytes)?;
@@ -501,7 +506,7 @@ fn parse_hex32(text: &str) -> Option<[u8; 32]> {
 /// place) and ends with its only newline, so the read stops there.
 fn recorded_version(path: &Path) -> Option<[u8; 32]> {
     use std::io::Read;
-    let mut file = fs::File::open(path).ok()?;
+    let mut file = crate::links::open(fs::OpenOptions::new().read(true), path).ok()?;
     // Room for the record ("<64 hex digits>\n") and a byte more, to see a longer file.
     let mut buf = [0u8; 66];
     let mut len = 0;

@@ -5,7 +5,6 @@ use crate::call::{self, CallKey};
 use crate::config::config;
 use crate::inspect;
 use crate::site::Site;
-use crate::store;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 use std::io;
