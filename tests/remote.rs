@@ -289,6 +289,62 @@ fn signed_entries(kind: Kind) {
     );
 }
 
+/// [`machine`] with a secret of raw bytes, which no `&str` can hold.
+#[cfg(unix)]
+fn machine_with_secret(root: &Path, server: &Server, xs: &str, secret: &[u8]) -> Output {
+    use std::os::unix::ffi::OsStrExt;
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", CHILD, "--nocapture", "--test-threads=1"])
+        .env(common::CHILD_VAR, "compute")
+        .env_remove("FILE_CACHE")
+        .env("RUST_LOG", "debug")
+        .env("FILE_CACHE_DIR", root)
+        .env(XS, xs)
+        .env(
+            "FILE_CACHE_REMOTE_SECRET",
+            std::ffi::OsStr::from_bytes(secret),
+        );
+    for (name, value) in server.env() {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    output
+}
+
+/// A secret of random bytes (what `head -c 32 /dev/urandom` gives) signs and checks like any
+/// other: it is never dropped for not being text.
+#[cfg(unix)]
+#[test]
+fn a_secret_of_random_bytes_signs_and_refuses_unsigned_entries() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let secret = [0xff, 0x01, 0xc3, 0x28, 0x80, 0x9f, 0x7f, 0xfe];
+    // Planted by a process with no secret: unsigned.
+    let planter = machine(&fresh_root(), &server, "12", &[]);
+    assert_eq!(runs(&planter), 1);
+    let holder = machine_with_secret(&fresh_root(), &server, "12", &secret);
+    assert_eq!(
+        runs(&holder),
+        1,
+        "an unsigned entry is a miss for a secret holder"
+    );
+    assert_eq!(log_lines(&holder, "WARN", "it is not signed").len(), 1);
+    // The holder's own entry is signed: a reader without the secret refuses it.
+    let reader = machine(&fresh_root(), &server, "12", &[]);
+    assert_eq!(runs(&reader), 1);
+    assert_eq!(
+        log_lines(&reader, "WARN", "FILE_CACHE_REMOTE_SECRET is not set").len(),
+        1
+    );
+    // The reader re-stored it unsigned; the holder refuses that again, then hits its own.
+    let again = machine_with_secret(&fresh_root(), &server, "12", &secret);
+    assert_eq!(runs(&again), 1);
+    let hit = machine_with_secret(&fresh_root(), &server, "12", &secret);
+    assert_eq!(runs(&hit), 0, "the same bytes read it");
+}
+
 #[test]
 fn redis_wrong_secret_is_a_miss() {
     signed_entries(Kind::Redis);

@@ -23,6 +23,18 @@ struct State {
     open_until: Option<Instant>,
 }
 
+/// `now + wait`, or as far as an `Instant` reaches: a wait too long to add is as good as
+/// forever, never a panic.
+fn until_after(now: Instant, wait: Duration) -> Instant {
+    let mut wait = wait;
+    loop {
+        if let Some(until) = now.checked_add(wait) {
+            return until;
+        }
+        wait /= 2;
+    }
+}
+
 /// Consecutive-failure breaker; time is passed in so tests need no clock.
 #[derive(Debug)]
 pub(crate) struct Breaker {
@@ -46,7 +58,7 @@ impl Breaker {
             None => true,
             Some(until) if now < until => false,
             Some(_) => {
-                state.open_until = Some(now + self.retry_after);
+                state.open_until = Some(until_after(now, self.retry_after));
                 true
             }
         }
@@ -66,7 +78,7 @@ impl Breaker {
         state.failures = state.failures.saturating_add(1);
         if state.failures >= THRESHOLD {
             let was_open = state.open_until.is_some();
-            state.open_until = Some(now + self.retry_after);
+            state.open_until = Some(until_after(now, self.retry_after));
             if !was_open {
                 return Tripped::Now;
             }

@@ -44,6 +44,7 @@ use crate::site::{Problem, Site};
 use breaker::{Breaker, Tripped};
 use mac::Mac;
 use serde::de::DeserializeOwned;
+use std::ffi::OsString;
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +69,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 const DEFAULT_EXIT_WAIT: Duration = Duration::from_secs(5);
 /// Listing and clearing are not on a call's path: they may wait this long per step.
+/// The longest timeout, retry period or exit wait a setting may ask for (a day): longer ones
+/// are clamped to it, so no arithmetic on them can overflow.
+const MAX_SETTING: Duration = Duration::from_secs(24 * 3600);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How computed values reach the remote.
@@ -178,32 +182,51 @@ impl Remote {
     /// `FILE_CACHE_REMOTE` is unset or empty. Unusable values are warnings and keep the
     /// default.
     pub fn from_env() -> Option<Remote> {
-        Remote::from_lookup(|name| std::env::var(name).ok())
+        Remote::from_lookup(|name| std::env::var_os(name))
     }
 
-    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Option<Remote> {
+    fn from_lookup(var_os: impl Fn(&str) -> Option<OsString>) -> Option<Remote> {
+        let var = |name: &str| -> Option<String> {
+            match var_os(name)?.into_string() {
+                Ok(text) => Some(text),
+                Err(raw) => {
+                    log::warn!(
+                        "file_cache: ignoring {name}={}: not UTF-8",
+                        raw.to_string_lossy()
+                    );
+                    None
+                }
+            }
+        };
         let url = var(REMOTE_VAR).filter(|url| !url.trim().is_empty())?;
         let mut remote = Remote::new(url.trim());
-        if let Some(secret) = var(SECRET_VAR).filter(|s| !s.is_empty()) {
-            remote = remote.secret(secret);
+        // A secret is bytes, whatever they are (`head -c 32 /dev/urandom`); one that is set
+        // but cannot be used is refused when the tier starts, which then stays off: never
+        // on and unsigned.
+        if let Some(secret) = var_os(SECRET_VAR) {
+            remote = remote.secret(secret.into_encoded_bytes());
         }
-        let number = |name: &str| -> Option<u64> {
+        let number = |name: &str, most: u64| -> Option<u64> {
             let value = var(name)?;
-            match value.trim().parse() {
-                Ok(n) => Some(n),
+            match value.trim().parse::<u64>() {
+                Ok(n) if n <= most => Some(n),
+                Ok(_) => {
+                    log::warn!("file_cache: {name}={value:?} is more than {most}; using {most}");
+                    Some(most)
+                }
                 Err(_) => {
                     log::warn!("file_cache: ignoring {name}={value:?}: not a whole number");
                     None
                 }
             }
         };
-        if let Some(ms) = number(TIMEOUT_VAR) {
+        if let Some(ms) = number(TIMEOUT_VAR, MAX_SETTING.as_millis() as u64) {
             remote.timeout = Duration::from_millis(ms.max(1));
         }
-        if let Some(s) = number(RETRY_VAR) {
+        if let Some(s) = number(RETRY_VAR, MAX_SETTING.as_secs()) {
             remote.retry_after = Duration::from_secs(s);
         }
-        if let Some(s) = number(EXIT_WAIT_VAR) {
+        if let Some(s) = number(EXIT_WAIT_VAR, MAX_SETTING.as_secs()) {
             remote.exit_wait = Duration::from_secs(s);
         }
         if let Some(value) = var(WRITE_VAR) {
@@ -230,6 +253,8 @@ pub enum RemoteError {
     BadUrl(String),
     /// The store answered with an error, or did not answer.
     Backend(String),
+    /// A setting cannot be used (an empty secret, say): the tier stays off.
+    BadSetting(String),
 }
 
 impl fmt::Display for RemoteError {
@@ -241,6 +266,7 @@ impl fmt::Display for RemoteError {
             }
             RemoteError::BadUrl(reason) => write!(f, "unusable remote URL: {reason}"),
             RemoteError::Backend(reason) => write!(f, "remote error: {reason}"),
+            RemoteError::BadSetting(reason) => f.write_str(reason),
         }
     }
 }
@@ -309,10 +335,15 @@ fn tier() -> Option<&'static Tier> {
 }
 
 fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
+    if remote.secret.as_ref().is_some_and(Vec::is_empty) {
+        return Err(RemoteError::BadSetting(format!(
+            "{SECRET_VAR} is set but empty: the remote tier stays off rather than run unsigned"
+        )));
+    }
     Ok(Tier {
-        backend: open_backend(&remote.url, remote.timeout)?,
+        backend: open_backend(&remote.url, remote.timeout.min(MAX_SETTING))?,
         mac: remote.secret.as_deref().map(Mac::new),
-        breaker: Breaker::new(remote.retry_after),
+        breaker: Breaker::new(remote.retry_after.min(MAX_SETTING)),
         writes: remote.writes,
         uploads: upload::Queue::default(),
         exit_wait: remote.exit_wait,
@@ -596,11 +627,70 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Option<Remote> {
-        let vars: HashMap<String, String> = vars
+        let vars: HashMap<String, OsString> = vars
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         Remote::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_is_bytes_and_an_empty_one_keeps_the_tier_off() {
+        use std::os::unix::ffi::OsStringExt;
+        let random = vec![0xff, 0x00, 0xc3, 0x28, 0x80, 0x9f];
+        let raw = OsString::from_vec(random.clone());
+        let remote = Remote::from_lookup(|name| match name {
+            REMOTE_VAR => Some("redis://127.0.0.1:1/0".into()),
+            SECRET_VAR => Some(raw.clone()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(remote.secret.as_deref(), Some(&random[..]));
+        let empty = from(&[(REMOTE_VAR, "redis://127.0.0.1:1/0"), (SECRET_VAR, "")]).unwrap();
+        assert!(matches!(connect(&empty), Err(RemoteError::BadSetting(_))));
+        let programmatic = Remote::new("redis://127.0.0.1:1/0").secret(b"");
+        assert!(matches!(
+            connect(&programmatic),
+            Err(RemoteError::BadSetting(_))
+        ));
+    }
+
+    #[test]
+    fn numeric_settings_are_bounded() {
+        let url = (REMOTE_VAR, "redis://127.0.0.1:1/0");
+        for bad in ["1e19", "-1", "NaN", "", "18446744073709551616"] {
+            let remote = from(&[
+                url,
+                (RETRY_VAR, bad),
+                (TIMEOUT_VAR, bad),
+                (EXIT_WAIT_VAR, bad),
+            ])
+            .unwrap();
+            assert_eq!(remote.retry_after, DEFAULT_RETRY_AFTER, "{bad}");
+            assert_eq!(remote.timeout, DEFAULT_TIMEOUT, "{bad}");
+            assert_eq!(remote.exit_wait, DEFAULT_EXIT_WAIT, "{bad}");
+        }
+        let most = u64::MAX.to_string();
+        let remote = from(&[
+            url,
+            (RETRY_VAR, &most),
+            (TIMEOUT_VAR, &most),
+            (EXIT_WAIT_VAR, &most),
+        ])
+        .unwrap();
+        assert_eq!(remote.retry_after, MAX_SETTING);
+        assert_eq!(remote.timeout, MAX_SETTING);
+        assert_eq!(remote.exit_wait, MAX_SETTING);
+        // A programmatic Duration::MAX is clamped where it is used: tripping the breaker
+        // cannot overflow an Instant.
+        let tier =
+            connect(&Remote::new("redis://127.0.0.1:1/0").retry_after(Duration::MAX)).unwrap();
+        let now = Instant::now();
+        for _ in 0..breaker::THRESHOLD + 1 {
+            tier.breaker.failure(now);
+        }
+        assert!(!tier.breaker.allow(now));
     }
 
     #[test]
