@@ -74,6 +74,14 @@ fn child() {
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
             std::process::exit(0);
         }
+        Some("probe") => {
+            // Asks first, then calls: the answer must be what the call then does.
+            let x: u64 = env(XS).parse().expect("a number");
+            let cached = file_cache::is_cached(|| square(x));
+            assert_eq!(square(x), x * x);
+            println!("CACHED {cached}");
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+        }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
@@ -343,6 +351,34 @@ fn a_secret_of_random_bytes_signs_and_refuses_unsigned_entries() {
     assert_eq!(runs(&again), 1);
     let hit = machine_with_secret(&fresh_root(), &server, "12", &secret);
     assert_eq!(runs(&hit), 0, "the same bytes read it");
+}
+
+fn is_cached_asks_the_remote(kind: Kind) {
+    init();
+    let server = Server::start(kind);
+    assert_eq!(runs(&machine(&fresh_root(), &server, "14", &[])), 1);
+    // Another machine, its local root empty: the remote has the value.
+    let mut envs: Vec<(String, String)> = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), fresh_root().display().to_string()));
+    envs.push((XS.into(), "14".into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let probe = run_child(CHILD, "probe", &envs);
+    assert_eq!(runs(&probe), 0, "the call hit the remote");
+    assert_eq!(
+        marked_lines(&probe, "CACHED "),
+        ["true"],
+        "and is_cached said so"
+    );
+}
+
+#[test]
+fn redis_is_cached_asks_the_remote() {
+    is_cached_asks_the_remote(Kind::Redis);
+}
+
+#[test]
+fn s3_is_cached_asks_the_remote() {
+    is_cached_asks_the_remote(Kind::S3);
 }
 
 #[test]

@@ -927,8 +927,8 @@ pub(crate) fn is_expired(site: &Site, bytes: &[u8]) -> bool {
 const FUTURE_TOLERANCE_MS: u64 = 2_000;
 
 /// Whether the next call with `key` would be answered without running the body: the tiers
-/// in the order a call reads them, memory then the entry file, read without being counted
-/// or kept. For [`crate::is_cached`].
+/// in the order a call reads them, memory, the entry file, then the remote, read without
+/// being counted or kept. For [`crate::is_cached`].
 pub(crate) fn would_hit<T: DeserializeOwned>(site: &'static Site, key: &CallKey) -> bool {
     if config().mode == Mode::Refresh || !root_of(site).usable() {
         return false;
@@ -940,10 +940,14 @@ pub(crate) fn would_hit<T: DeserializeOwned>(site: &'static Site, key: &CallKey)
         }
     }
     let path = entry_path(site, key);
-    let Ok(Some(bytes)) = store::read(&path, 0) else {
-        return false;
-    };
-    !is_expired(site, &bytes) && decode_entry::<T>(&bytes, key, &layout::of::<T>(site)).is_ok()
+    if let Ok(Some(bytes)) = store::read(&path, 0) {
+        let usable = !is_expired(site, &bytes)
+            && decode_entry::<T>(&bytes, key, &layout::of::<T>(site)).is_ok();
+        if usable {
+            return true;
+        }
+    }
+    crate::remote::would_hit::<T>(site, key, &path)
 }
 
 /// Runs the whole decoder on untrusted bytes: [`entry::parse`], then the codec, as a few

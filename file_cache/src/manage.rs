@@ -113,9 +113,10 @@ pub fn clear_all() -> io::Result<u64> {
 /// `call` is a closure that makes the call, arguments and all, exactly as the program would:
 /// `file_cache::is_cached(|| render(&page, 2))`, `is_cached(|| client.ask(&question))`. The
 /// first cached function it calls does not run: it builds its key as usual, looks the entry
-/// up through the tiers a call reads, in the same order (this process's memory tier, then
-/// the entry file: present, intact, of the right type, not expired, and decodable), and
-/// returns the answer straight to `is_cached`. Nothing is stored or counted. A closure that calls no
+/// up through the tiers a call reads, in the same order (this process's memory tier, the
+/// entry file, then the remote tier when one is set: present, intact, of the right type,
+/// not expired, and decodable), and returns the answer straight to `is_cached`. Nothing is
+/// stored or counted. A closure that calls no
 /// cached function runs to the end, and the answer is `false`.
 ///
 /// Why a closure: the key of a call is made by the function's own generated code from its

@@ -476,6 +476,29 @@ pub(crate) fn lookup<T: DeserializeOwned>(
     key: &CallKey,
     path: &Path,
 ) -> Option<T> {
+    let (value, entry) = fetch(site, key, path)?;
+    log::debug!("file_cache: remote hit {}", site.display_name());
+    keep_locally(site, path, &entry);
+    Some(value)
+}
+
+/// Whether [`lookup`] would find a usable entry: the same fetch and checks, nothing kept or
+/// counted. For [`crate::is_cached`].
+pub(crate) fn would_hit<T: DeserializeOwned>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+) -> bool {
+    fetch::<T>(site, key, path).is_some()
+}
+
+/// The remote's entry for `path`, checked (signature, expiry, header) and decoded, with
+/// its bytes; `None` (logged) for a miss of any kind.
+fn fetch<T: DeserializeOwned>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+) -> Option<(T, Vec<u8>)> {
     let tier = tier()?;
     let name = remote_name(path)?;
     let object = tier.guarded("read", || tier.backend.get(&name))??;
@@ -499,11 +522,7 @@ pub(crate) fn lookup<T: DeserializeOwned>(
         return None;
     }
     match decode_entry::<T>(&entry, key, &crate::layout::of::<T>(site)) {
-        Ok(value) => {
-            log::debug!("file_cache: remote hit {}", site.display_name());
-            keep_locally(site, path, &entry);
-            Some(value)
-        }
+        Ok(value) => Some((value, entry)),
         Err(reason) => {
             refuse(reason);
             None

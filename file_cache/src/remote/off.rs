@@ -10,4 +10,9 @@ pub(crate) fn lookup<T>(_: &'static Site, _: &CallKey, _: &Path) -> Option<T> {
 }
 
 #[inline(always)]
+pub(crate) fn would_hit<T>(_: &'static Site, _: &CallKey, _: &Path) -> bool {
+    false
+}
+
+#[inline(always)]
 pub(crate) fn store(_: &Path, _: &[&[u8]]) {}
