@@ -171,8 +171,10 @@ pub struct EntryFile {
 }
 
 impl FunctionDir {
-    /// The entry files of this function, in no particular order. Files that vanish while
-    /// they are listed (a concurrent prune) are skipped.
+    /// The entry files of this function, in no particular order. Files and shards that
+    /// vanish while they are listed (a concurrent prune) are skipped; a directory that is
+    /// gone (a concurrent clear removed it since [`functions`] listed it) is an error of kind
+    /// [`NotFound`](io::ErrorKind::NotFound): the function holds nothing any more.
     pub fn entries(&self) -> io::Result<Vec<EntryFile>> {
         let mut out = Vec::new();
         for shard in fs::read_dir(&self.path)? {
@@ -191,7 +193,7 @@ impl FunctionDir {
             }
             let files = match fs::read_dir(shard.path()) {
                 Ok(files) => files,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if is_gone(&e) => continue,
                 Err(e) => return Err(e),
             };
             for file in files {
@@ -205,7 +207,7 @@ impl FunctionDir {
                 }
                 let meta = match file.metadata() {
                     Ok(meta) => meta,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) if is_gone(&e) => continue,
                     Err(e) => return Err(e),
                 };
                 if meta.is_file() {

@@ -388,8 +388,9 @@ fn verify(root: &Path) -> Result<(), Failed> {
         .map_err(|e| error(format!("cannot read {}: {e}", root.display())))?;
     let mut files = Vec::new();
     for function in &functions {
-        match function.entries() {
-            Ok(entries) => files.extend(entries),
+        // A function cleared since the root was listed holds nothing to verify.
+        match scan::entry_files(function) {
+            Ok(entries) => files.extend(entries.into_iter().flatten()),
             Err(e) => {
                 return Err(error(format!(
                     "cannot read {}: {e}",

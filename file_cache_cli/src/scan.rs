@@ -43,10 +43,16 @@ pub fn progress(len: u64, message: &'static str) -> ProgressBar {
 }
 
 /// Every function under `root` with its entries' headers (a missing root is empty).
+///
+/// Another process may clear or prune the root meanwhile: a function whose directory
+/// vanishes after it was listed is gone, and so is an entry that vanishes before its header
+/// is read; neither is an error.
 pub fn scan(root: &Path, message: &'static str) -> io::Result<Vec<Function>> {
     let mut listed = Vec::new();
     for dir in inspect::functions(root)? {
-        let files = dir.entries()?;
+        let Some(files) = entry_files(&dir)? else {
+            continue;
+        };
         listed.push((dir, files));
     }
     let total = listed.iter().map(|(_, files)| files.len() as u64).sum();
@@ -81,4 +87,14 @@ pub fn scan(root: &Path, message: &'static str) -> io::Result<Vec<Function>> {
     }
     bar.finish_and_clear();
     Ok(out)
+}
+
+/// The entry files of a function, or `None` when its directory is gone (removed since the
+/// root was listed).
+pub fn entry_files(dir: &FunctionDir) -> io::Result<Option<Vec<EntryFile>>> {
+    match dir.entries() {
+        Ok(files) => Ok(Some(files)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
