@@ -9,7 +9,10 @@ use std::path::Path;
 pub struct Function {
     pub dir: FunctionDir,
     pub entries: Vec<Entry>,
+    /// The hits its log counts (none when the log is damaged).
     pub hits: HitTotals,
+    /// Why its hit log cannot be counted: a log no process could have written.
+    pub damaged_hit_log: Option<String>,
     /// The code hash of the function's current version: recorded by the runtime in the
     /// directory, or else that of the newest entry.
     pub current: Option<[u8; 32]>,
@@ -78,8 +81,16 @@ pub fn scan(root: &Path, message: &'static str) -> io::Result<Vec<Function>> {
                 .max_by_key(|info| info.created)
                 .map(|info| info.code_hash)
         });
+        let (hits, damaged_hit_log) = match dir.hits() {
+            Ok(hits) => (hits, None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                (HitTotals::default(), Some(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
         out.push(Function {
-            hits: dir.hits()?,
+            hits,
+            damaged_hit_log,
             dir,
             entries,
             current,
