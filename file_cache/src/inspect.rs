@@ -8,7 +8,8 @@
 //!
 //! - `.hits`: a log of hits, 16-byte records (hit count, then saved microseconds, both
 //!   `u64` little-endian), one appended by each process that hit the function, when it is
-//!   done; past a few kilobytes it is rewritten as one record holding the sum;
+//!   done; past a few kilobytes it is rewritten as one record holding the sum (a log that
+//!   holds anything else was damaged from outside: see [`DamagedHitLog`]);
 //! - `.current`: the code hash (64 hex digits) of the version of the function that ran last,
 //!   written by the runtime the first time a version looks an entry up in a process.
 //!   Entries whose header names another code hash were written by an older (or other)
@@ -171,8 +172,10 @@ pub struct EntryFile {
 }
 
 impl FunctionDir {
-    /// The entry files of this function, in no particular order. Files that vanish while
-    /// they are listed (a concurrent prune) are skipped.
+    /// The entry files of this function, in no particular order. Files and shards that
+    /// vanish while they are listed (a concurrent prune) are skipped; a directory that is
+    /// gone (a concurrent clear removed it since [`functions`] listed it) is an error of kind
+    /// [`NotFound`](io::ErrorKind::NotFound): the function holds nothing any more.
     pub fn entries(&self) -> io::Result<Vec<EntryFile>> {
         let mut out = Vec::new();
         for shard in fs::read_dir(&self.path)? {
@@ -191,7 +194,7 @@ impl FunctionDir {
             }
             let files = match fs::read_dir(shard.path()) {
                 Ok(files) => files,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if is_gone(&e) => continue,
                 Err(e) => return Err(e),
             };
             for file in files {
@@ -205,7 +208,7 @@ impl FunctionDir {
                 }
                 let meta = match file.metadata() {
                     Ok(meta) => meta,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) if is_gone(&e) => continue,
                     Err(e) => return Err(e),
                 };
                 if meta.is_file() {
@@ -220,14 +223,20 @@ impl FunctionDir {
         Ok(out)
     }
 
-    /// Hits logged for this function by every process so far, and the time they saved.
+    /// Hits logged for this function by every process so far, and the time they saved. No
+    /// log (none yet, or the directory is gone) is no hits.
+    ///
+    /// A log that no process could have written (see [`DamagedHitLog`]) is an error of kind
+    /// [`InvalidData`](io::ErrorKind::InvalidData) holding the [`DamagedHitLog`]: its totals
+    /// are unknown, and summing its records would only add garbage.
     pub fn hits(&self) -> io::Result<HitTotals> {
         let bytes = match fs::read(self.path.join(HIT_LOG)) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if is_gone(&e) => Vec::new(),
             Err(e) => return Err(e),
         };
-        let sum = HitRecord::sum(&bytes);
+        let sum = HitRecord::parse_log(&bytes)
+            .map_err(|damage| io::Error::new(io::ErrorKind::InvalidData, damage))?;
         Ok(HitTotals {
             hits: sum.hits,
             time_saved: Duration::from_micros(sum.saved_us),
@@ -353,6 +362,68 @@ pub struct HitTotals {
     pub time_saved: Duration,
 }
 
+/// Bytes of one record of a hit log.
+const RECORD_LEN: usize = 16;
+
+/// More hits than any log counts, in one record or in all: 2^53, the largest count a JSON
+/// number holds exactly. Even at one hit every 100 ns (a hit hashes its arguments, looks
+/// them up and decodes the value: it takes longer), that is 28 years of a core doing
+/// nothing but hitting one function; a million hits a second would take 285 years. A
+/// record of random bytes counts less only once in 2,048.
+const MAX_LOGGED_HITS: u64 = 1 << 53;
+
+/// Longer than any computation has run, in microseconds: 100 years. Each hit saves the
+/// compute time its entry recorded, so a record cannot save more than this per hit.
+pub(crate) const MAX_COMPUTE_US: u64 = 36_525 * 86_400 * 1_000_000;
+
+/// Why a hit log is not one the runtime wrote: its length is not a whole number of
+/// records, or a record holds what no process appends: no hits at all, more than 2^53 hits
+/// (in a record or in all), more saved time per hit than 100 years. A log is written
+/// only by whole 16-byte appends and whole-file renames, so such a log was damaged from
+/// outside (a crash of the file system, a bad disk, another program).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedHitLog {
+    /// The first implausible record, counted from 0; `None` for the log as a whole.
+    record: Option<usize>,
+    problem: HitLogProblem,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HitLogProblem {
+    Length(u64),
+    NoHits,
+    TooManyHits(u64),
+    TooMuchSaved(HitRecord),
+}
+
+impl fmt::Display for DamagedHitLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = self.record {
+            write!(f, "record {at}: ")?;
+        }
+        match &self.problem {
+            HitLogProblem::Length(len) => {
+                write!(
+                    f,
+                    "{len} bytes is not a whole number of {RECORD_LEN}-byte records"
+                )
+            }
+            HitLogProblem::NoHits => f.write_str("a record of no hits"),
+            HitLogProblem::TooManyHits(hits) => write!(
+                f,
+                "{hits} hits, more than any function is hit ({MAX_LOGGED_HITS})"
+            ),
+            HitLogProblem::TooMuchSaved(record) => write!(
+                f,
+                "{} µs saved by {} hits, longer per hit than any computation runs",
+                record.saved_us, record.hits
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DamagedHitLog {}
+
 /// One record of a hit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct HitRecord {
@@ -361,25 +432,51 @@ pub(crate) struct HitRecord {
 }
 
 impl HitRecord {
-    pub(crate) fn to_bytes(self) -> [u8; 16] {
-        let mut out = [0; 16];
+    pub(crate) fn to_bytes(self) -> [u8; RECORD_LEN] {
+        let mut out = [0; RECORD_LEN];
         out[..8].copy_from_slice(&self.hits.to_le_bytes());
         out[8..].copy_from_slice(&self.saved_us.to_le_bytes());
         out
     }
 
-    /// The sum of the whole records in a log's `bytes` (a torn last record is ignored).
-    pub(crate) fn sum(bytes: &[u8]) -> HitRecord {
-        bytes.chunks_exact(16).map(HitRecord::from_bytes).fold(
-            HitRecord {
-                hits: 0,
-                saved_us: 0,
-            },
-            |sum, record| HitRecord {
-                hits: sum.hits.saturating_add(record.hits),
-                saved_us: sum.saved_us.saturating_add(record.saved_us),
-            },
-        )
+    /// The sum of the records of a log's `bytes`, or why they are not a log the runtime
+    /// wrote.
+    pub(crate) fn parse_log(bytes: &[u8]) -> Result<HitRecord, DamagedHitLog> {
+        let damaged = |at: Option<usize>, problem| {
+            Err(DamagedHitLog {
+                record: at,
+                problem,
+            })
+        };
+        if !bytes.len().is_multiple_of(RECORD_LEN) {
+            return damaged(None, HitLogProblem::Length(bytes.len() as u64));
+        }
+        let mut sum = HitRecord {
+            hits: 0,
+            saved_us: 0,
+        };
+        for (at, record) in bytes
+            .chunks_exact(RECORD_LEN)
+            .map(HitRecord::from_bytes)
+            .enumerate()
+        {
+            if record.hits == 0 {
+                return damaged(Some(at), HitLogProblem::NoHits);
+            }
+            if record.hits > MAX_LOGGED_HITS {
+                return damaged(Some(at), HitLogProblem::TooManyHits(record.hits));
+            }
+            if u128::from(record.saved_us) > u128::from(record.hits) * u128::from(MAX_COMPUTE_US) {
+                return damaged(Some(at), HitLogProblem::TooMuchSaved(record));
+            }
+            // Cannot overflow: both are at most 2^53.
+            sum.hits += record.hits;
+            sum.saved_us = sum.saved_us.saturating_add(record.saved_us);
+            if sum.hits > MAX_LOGGED_HITS {
+                return damaged(None, HitLogProblem::TooManyHits(sum.hits));
+            }
+        }
+        Ok(sum)
     }
 
     fn from_bytes(bytes: &[u8]) -> HitRecord {
@@ -601,35 +698,118 @@ mod tests {
         );
     }
 
+    fn log_of(records: &[(u64, u64)]) -> Vec<u8> {
+        records
+            .iter()
+            .flat_map(|&(hits, saved_us)| HitRecord { hits, saved_us }.to_bytes())
+            .collect()
+    }
+
     #[test]
-    fn hit_logs_sum_whole_records() {
+    fn hit_logs_sum_their_records() {
         let root = tempfile::tempdir().unwrap();
         let dir = FunctionDir {
             name: "f".into(),
             path: root.path().to_path_buf(),
         };
-        let mut log = HitRecord {
-            hits: 2,
-            saved_us: 1_500_000,
-        }
-        .to_bytes()
-        .to_vec();
-        log.extend_from_slice(
-            &HitRecord {
-                hits: 1,
-                saved_us: 500_000,
-            }
-            .to_bytes(),
-        );
-        log.extend_from_slice(&[1, 2, 3]); // a torn record is ignored
-        fs::write(root.path().join(HIT_LOG), log).unwrap();
+        assert_eq!(dir.hits().unwrap(), HitTotals::default(), "no log yet");
+        fs::write(
+            root.path().join(HIT_LOG),
+            log_of(&[(2, 1_500_000), (1, 500_000), (7, 0)]),
+        )
+        .unwrap();
         assert_eq!(
             dir.hits().unwrap(),
             HitTotals {
-                hits: 3,
+                hits: 10,
                 time_saved: Duration::from_secs(2)
             }
         );
+        let gone = FunctionDir {
+            name: "g".into(),
+            path: root.path().join("gone"),
+        };
+        assert_eq!(gone.hits().unwrap(), HitTotals::default());
+    }
+
+    #[test]
+    fn hit_logs_no_process_wrote_are_damaged() {
+        let parse = |records: &[(u64, u64)]| HitRecord::parse_log(&log_of(records));
+        // At the bounds: plausible.
+        assert_eq!(
+            parse(&[(MAX_LOGGED_HITS - 1, 0), (1, MAX_COMPUTE_US)]),
+            Ok(HitRecord {
+                hits: MAX_LOGGED_HITS,
+                saved_us: MAX_COMPUTE_US
+            })
+        );
+        assert_eq!(parse(&[]).map(|sum| sum.hits), Ok(0), "an empty log");
+        let problem = |result: Result<HitRecord, DamagedHitLog>| {
+            let damage = result.expect_err("damaged");
+            (damage.record, damage.problem)
+        };
+        let mut torn = log_of(&[(1, 5)]);
+        torn.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(
+            problem(HitRecord::parse_log(&torn)),
+            (None, HitLogProblem::Length(19))
+        );
+        assert_eq!(
+            problem(parse(&[(1, 5), (0, 0)])),
+            (Some(1), HitLogProblem::NoHits)
+        );
+        assert_eq!(
+            problem(parse(&[(MAX_LOGGED_HITS + 1, 0)])),
+            (Some(0), HitLogProblem::TooManyHits(MAX_LOGGED_HITS + 1))
+        );
+        assert_eq!(
+            problem(parse(&[(u64::MAX, u64::MAX)])),
+            (Some(0), HitLogProblem::TooManyHits(u64::MAX))
+        );
+        assert_eq!(
+            problem(parse(&[(MAX_LOGGED_HITS, 0), (1, 0)])),
+            (None, HitLogProblem::TooManyHits(MAX_LOGGED_HITS + 1)),
+            "a total past the bound"
+        );
+        let greedy = HitRecord {
+            hits: 2,
+            saved_us: 2 * MAX_COMPUTE_US + 1,
+        };
+        assert_eq!(
+            problem(parse(&[(greedy.hits, greedy.saved_us)])),
+            (Some(0), HitLogProblem::TooMuchSaved(greedy))
+        );
+        // Random bytes, as `head -c 160 /dev/urandom` leaves: ten records, each of them
+        // plausible once in 2,048 at most.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..1000 {
+            let random: Vec<u8> = (0..160)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            assert!(HitRecord::parse_log(&random).is_err());
+        }
+    }
+
+    #[test]
+    fn a_damaged_hit_log_is_invalid_data_that_says_why() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = FunctionDir {
+            name: "f".into(),
+            path: root.path().to_path_buf(),
+        };
+        fs::write(root.path().join(HIT_LOG), log_of(&[(3, 1), (0, 9)])).unwrap();
+        let error = dir.hits().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let damage = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<DamagedHitLog>())
+            .expect("the damage");
+        assert_eq!(damage.to_string(), "record 1: a record of no hits");
     }
 
     #[test]

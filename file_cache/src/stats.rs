@@ -209,7 +209,11 @@ fn flush_site(site: &Site) {
     if hits == 0 {
         return;
     }
-    let record = HitRecord { hits, saved_us }.to_bytes();
+    // An entry whose header claims a longer compute than any ran (written by hand, or
+    // damaged under a matching checksum) must not make this record look damaged.
+    let saved_us = saved_us.min(hits.saturating_mul(crate::inspect::MAX_COMPUTE_US));
+    let appended = HitRecord { hits, saved_us };
+    let record = appended.to_bytes();
     let mut options = OpenOptions::new();
     options.append(true).create(true);
     #[cfg(unix)]
@@ -222,7 +226,12 @@ fn flush_site(site: &Site) {
         file.metadata()
     });
     match result {
-        Ok(meta) if meta.len() > COMPACT_AFTER => compact(&log),
+        // A length that is not a whole number of records is a damaged log: replaced now.
+        Ok(meta)
+            if meta.len() > COMPACT_AFTER || !meta.len().is_multiple_of(record.len() as u64) =>
+        {
+            compact(&log, appended)
+        }
         Ok(_) => {}
         Err(error) => log::debug!(
             "file_cache: {}: cannot append to the hit log in {} ({error})",
@@ -235,7 +244,11 @@ fn flush_site(site: &Site) {
 /// Rewrites the hit log at `log` as one record, the sum of its records. Appends that land
 /// on the old file between the read and the rename are lost (a few hits of the tool's
 /// totals); the rename replaces the log whole, so no reader ever sees a damaged one.
-fn compact(log: &Path) {
+///
+/// A damaged log (records no process wrote, see [`crate::inspect::DamagedHitLog`]) has no
+/// sum worth keeping: it is replaced by the record this process `appended`, and the totals
+/// start over from there.
+fn compact(log: &Path, appended: HitRecord) {
     // Bounded: what is there now may not be what was appended to (a link is refused).
     let bytes = match crate::links::read_bounded(log, 4 * COMPACT_AFTER) {
         Ok(bytes) => bytes,
@@ -247,9 +260,19 @@ fn compact(log: &Path) {
             return;
         }
     };
-    let sum = HitRecord::sum(&bytes).to_bytes();
+    let sum = match HitRecord::parse_log(&bytes) {
+        Ok(sum) => sum,
+        Err(damage) => {
+            log::warn!(
+                "file_cache: the hit log {} is damaged ({damage}); replacing it with this \
+                 process's hits",
+                log.display()
+            );
+            appended
+        }
+    };
     LOG_WRITES.fetch_add(1, Ordering::Relaxed);
-    if let Err(error) = crate::store::write_atomic(log, &[&sum]) {
+    if let Err(error) = crate::store::write_atomic(log, &[&sum.to_bytes()]) {
         log::debug!(
             "file_cache: cannot compact the hit log {} ({error})",
             log.display()
@@ -395,7 +418,7 @@ mod tests {
         assert_eq!(log_writes(), writes);
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
         flush_site(&SITE);
-        let totals = |log: &Path| HitRecord::sum(&std::fs::read(log).unwrap());
+        let totals = |log: &Path| HitRecord::parse_log(&std::fs::read(log).unwrap()).unwrap();
         assert_eq!(std::fs::read(&log).unwrap().len(), 16, "one record");
         assert_eq!(
             totals(&log),
@@ -438,12 +461,97 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
         let log = dir.join(HIT_LOG);
         assert!(std::fs::symlink_metadata(&log).unwrap().is_file());
-        assert_eq!(HitRecord::sum(&std::fs::read(&log).unwrap()).hits, 5);
+        assert_eq!(
+            HitRecord::parse_log(&std::fs::read(&log).unwrap())
+                .unwrap()
+                .hits,
+            5
+        );
         // A link planted for the compaction's read is refused, not read.
         std::fs::remove_file(&log).unwrap();
         std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
-        compact(&log);
+        compact(
+            &log,
+            HitRecord {
+                hits: 1,
+                saved_us: 0,
+            },
+        );
         assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn a_damaged_log_is_replaced_not_summed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(HIT_LOG);
+        let ours = HitRecord {
+            hits: 2,
+            saved_us: 40,
+        };
+        // Past the compaction threshold, records of no hits and absurd counts.
+        let mut garbage: Vec<u8> = (0..COMPACT_AFTER + 16)
+            .map(|i| (i * 37 % 251) as u8)
+            .collect();
+        garbage.extend_from_slice(&ours.to_bytes());
+        std::fs::write(&log, &garbage).unwrap();
+        assert!(HitRecord::parse_log(&garbage).is_err());
+        compact(&log, ours);
+        let bytes = std::fs::read(&log).unwrap();
+        assert_eq!(HitRecord::parse_log(&bytes), Ok(ours));
+    }
+
+    static TORN: Site = Site::new(SiteInfo {
+        module_path: "stats_test",
+        name: "torn",
+        ..SiteInfo::DEFAULT
+    });
+
+    #[test]
+    fn a_log_of_torn_records_is_replaced_by_the_next_append() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("stats_test.torn");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(HIT_LOG);
+        // A record cut short, as a full disk leaves one: every later record is misaligned.
+        std::fs::write(
+            &log,
+            &HitRecord {
+                hits: 9,
+                saved_us: 9,
+            }
+            .to_bytes()[..7],
+        )
+        .unwrap();
+        for _ in 0..3 {
+            record_hit(&TORN, &dir.join("ab/abcd"), 10, 5);
+        }
+        flush_site(&TORN);
+        let bytes = std::fs::read(&log).unwrap();
+        assert_eq!(
+            HitRecord::parse_log(&bytes),
+            Ok(HitRecord {
+                hits: 3,
+                saved_us: 15
+            })
+        );
+    }
+
+    static FORGED: Site = Site::new(SiteInfo {
+        module_path: "stats_test",
+        name: "forged",
+        ..SiteInfo::DEFAULT
+    });
+
+    #[test]
+    fn a_hit_on_an_entry_claiming_an_endless_compute_logs_a_plausible_record() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("stats_test.forged");
+        std::fs::create_dir_all(&dir).unwrap();
+        record_hit(&FORGED, &dir.join("ab/abcd"), 10, u64::MAX);
+        flush_site(&FORGED);
+        let bytes = std::fs::read(dir.join(HIT_LOG)).unwrap();
+        let logged = HitRecord::parse_log(&bytes).expect("a plausible record");
+        assert_eq!(logged.hits, 1);
     }
 
     #[test]
@@ -457,11 +565,17 @@ mod tests {
         .to_bytes();
         let records = COMPACT_AFTER as usize / 16;
         std::fs::write(&log, record.repeat(records)).unwrap();
-        compact(&log);
+        compact(
+            &log,
+            HitRecord {
+                hits: 3,
+                saved_us: 7,
+            },
+        );
         let bytes = std::fs::read(&log).unwrap();
         assert_eq!(bytes.len(), 16);
         assert_eq!(
-            HitRecord::sum(&bytes),
+            HitRecord::parse_log(&bytes).unwrap(),
             HitRecord {
                 hits: 3 * records as u64,
                 saved_us: 7 * records as u64

@@ -132,6 +132,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Something the user should know that does not fail the command.
+fn warn(message: impl std::fmt::Display) {
+    eprintln!("file-cache: warning: {message}");
+}
+
 fn error(message: impl std::fmt::Display) -> Failed {
     eprintln!("file-cache: error: {message}");
     Failed
@@ -153,12 +158,23 @@ struct Row {
     newest: Option<u64>,
     hits: u64,
     time_saved_secs: f64,
+    /// The same, for the table: no float ever turns back into a `Duration`.
+    #[serde(skip)]
+    time_saved: Duration,
     stale_entries: u64,
     invalid_entries: u64,
 }
 
 fn list(root: &Path, json: bool) -> Result<(), Failed> {
     let functions = scan_root(root, "reading")?;
+    for function in &functions {
+        if let Some(damage) = &function.damaged_hit_log {
+            warn(format!(
+                "the hit log of {} is damaged ({damage}); its hits are not counted",
+                function.dir.function()
+            ));
+        }
+    }
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut rows: Vec<Row> = functions
         .iter()
@@ -173,6 +189,7 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
                 newest: created.map(|i| i.created).max().map(secs),
                 hits: f.hits.hits,
                 time_saved_secs: f.hits.time_saved.as_secs_f64(),
+                time_saved: f.hits.time_saved,
                 stale_entries: f.entries.iter().filter(|e| e.is_stale(f.current)).count() as u64,
                 invalid_entries: f.entries.iter().filter(|e| e.header.is_err()).count() as u64,
             }
@@ -227,13 +244,17 @@ fn print_table(root: &Path, rows: &[Row]) {
             when(row.oldest),
             when(row.newest),
             row.hits.to_string(),
-            human::duration(Duration::from_secs_f64(row.time_saved_secs)),
+            human::duration(row.time_saved),
         ]);
     }
-    let total_entries: u64 = rows.iter().map(|r| r.entries).sum();
-    let total_bytes: u64 = rows.iter().map(|r| r.bytes).sum();
-    let total_saved: f64 = rows.iter().map(|r| r.time_saved_secs).sum();
-    let total_hits: u64 = rows.iter().map(|r| r.hits).sum();
+    let total_entries = rows
+        .iter()
+        .fold(0u64, |sum, r| sum.saturating_add(r.entries));
+    let total_bytes = rows.iter().fold(0u64, |sum, r| sum.saturating_add(r.bytes));
+    let total_saved = rows
+        .iter()
+        .fold(Duration::ZERO, |sum, r| sum.saturating_add(r.time_saved));
+    let total_hits = rows.iter().fold(0u64, |sum, r| sum.saturating_add(r.hits));
     table.push([
         format!("total ({} functions)", rows.len()),
         total_entries.to_string(),
@@ -241,7 +262,7 @@ fn print_table(root: &Path, rows: &[Row]) {
         String::new(),
         String::new(),
         total_hits.to_string(),
-        human::duration(Duration::from_secs_f64(total_saved)),
+        human::duration(total_saved),
     ]);
     let widths: Vec<usize> = (0..7)
         .map(|c| {
@@ -388,8 +409,9 @@ fn verify(root: &Path) -> Result<(), Failed> {
         .map_err(|e| error(format!("cannot read {}: {e}", root.display())))?;
     let mut files = Vec::new();
     for function in &functions {
-        match function.entries() {
-            Ok(entries) => files.extend(entries),
+        // A function cleared since the root was listed holds nothing to verify.
+        match scan::entry_files(function) {
+            Ok(entries) => files.extend(entries.into_iter().flatten()),
             Err(e) => {
                 return Err(error(format!(
                     "cannot read {}: {e}",

@@ -9,7 +9,10 @@ use std::path::Path;
 pub struct Function {
     pub dir: FunctionDir,
     pub entries: Vec<Entry>,
+    /// The hits its log counts (none when the log is damaged).
     pub hits: HitTotals,
+    /// Why its hit log cannot be counted: a log no process could have written.
+    pub damaged_hit_log: Option<String>,
     /// The code hash of the function's current version: recorded by the runtime in the
     /// directory, or else that of the newest entry.
     pub current: Option<[u8; 32]>,
@@ -43,10 +46,16 @@ pub fn progress(len: u64, message: &'static str) -> ProgressBar {
 }
 
 /// Every function under `root` with its entries' headers (a missing root is empty).
+///
+/// Another process may clear or prune the root meanwhile: a function whose directory
+/// vanishes after it was listed is gone, and so is an entry that vanishes before its header
+/// is read; neither is an error.
 pub fn scan(root: &Path, message: &'static str) -> io::Result<Vec<Function>> {
     let mut listed = Vec::new();
     for dir in inspect::functions(root)? {
-        let files = dir.entries()?;
+        let Some(files) = entry_files(&dir)? else {
+            continue;
+        };
         listed.push((dir, files));
     }
     let total = listed.iter().map(|(_, files)| files.len() as u64).sum();
@@ -72,8 +81,16 @@ pub fn scan(root: &Path, message: &'static str) -> io::Result<Vec<Function>> {
                 .max_by_key(|info| info.created)
                 .map(|info| info.code_hash)
         });
+        let (hits, damaged_hit_log) = match dir.hits() {
+            Ok(hits) => (hits, None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                (HitTotals::default(), Some(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
         out.push(Function {
-            hits: dir.hits()?,
+            hits,
+            damaged_hit_log,
             dir,
             entries,
             current,
@@ -81,4 +98,14 @@ pub fn scan(root: &Path, message: &'static str) -> io::Result<Vec<Function>> {
     }
     bar.finish_and_clear();
     Ok(out)
+}
+
+/// The entry files of a function, or `None` when its directory is gone (removed since the
+/// root was listed).
+pub fn entry_files(dir: &FunctionDir) -> io::Result<Option<Vec<EntryFile>>> {
+    match dir.entries() {
+        Ok(files) => Ok(Some(files)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }

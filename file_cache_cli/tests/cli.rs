@@ -440,3 +440,77 @@ fn functions_whose_names_sanitise_alike_are_listed_pruned_and_cleared_apart() {
     }
     assert_eq!(listing(root.path())["functions"], serde_json::json!([]));
 }
+
+#[test]
+fn a_damaged_hit_log_is_skipped_with_one_warning() {
+    let root = filled_root();
+    let log = root.path().join("cli.render").join(".hits");
+    assert!(log.exists(), "render was hit");
+    // As `head -c 160 /dev/urandom > .hits` leaves it.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let garbage: Vec<u8> = (0..160)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&log, &garbage).unwrap();
+    for args in [&["list"][..], &["list", "--json"]] {
+        let output = file_cache_cmd(root.path(), args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let warnings: Vec<&str> = stderr.lines().collect();
+        assert_eq!(warnings.len(), 1, "{args:?}: {stderr}");
+        assert!(
+            warnings[0].starts_with("file-cache: warning: the hit log of cli::render is damaged"),
+            "{stderr}"
+        );
+        assert!(
+            warnings[0].ends_with("its hits are not counted"),
+            "{stderr}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&file_cache_cmd(root.path(), &["list", "--json"]).stdout).unwrap();
+    let render = function(&json, "cli::render").expect("render listed");
+    assert_eq!(
+        (render["hits"].as_u64(), render["entries"].as_u64()),
+        (Some(0), Some(5))
+    );
+    assert_eq!(render["time_saved_secs"].as_f64(), Some(0.0));
+    let text = stdout(&file_cache_cmd(root.path(), &["list"]));
+    let total: Vec<&str> = text.lines().last().unwrap().split_whitespace().collect();
+    assert_eq!(total[total.len() - 2], "0", "no hits counted:\n{text}");
+    // Commands that do not show hits say nothing of it.
+    succeeds(file_cache_cmd(root.path(), &["verify"]));
+    succeeds(file_cache_cmd(root.path(), &["prune", "--stale"]));
+
+    // Each damage alone, in a log the runtime compacted to its largest plausible record.
+    let record = |hits: u64, saved_us: u64| {
+        let mut bytes = hits.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&saved_us.to_le_bytes());
+        bytes
+    };
+    let century_us = 36_525 * 86_400 * 1_000_000u64;
+    std::fs::write(&log, record(1 << 53, century_us)).unwrap();
+    let json = listing(root.path());
+    assert_eq!(function(&json, "cli::render").unwrap()["hits"], 1u64 << 53);
+    for damaged in [
+        record(0, 0),
+        record((1 << 53) + 1, 0),
+        record(1, century_us + 1),
+        record(u64::MAX, u64::MAX),
+        record(3, 5)[..15].to_vec(),
+    ] {
+        std::fs::write(&log, &damaged).unwrap();
+        let output = file_cache_cmd(root.path(), &["list"]);
+        assert_eq!(output.status.code(), Some(0), "{damaged:?}: {output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr).lines().count(),
+            1,
+            "{damaged:?}: {output:?}"
+        );
+    }
+}
