@@ -53,6 +53,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) const HIT_LOG: &str = ".hits";
 /// Name of the file recording a function's current code hash.
 pub(crate) const CURRENT_VERSION: &str = ".current";
+/// Most bytes of a hit log read: logs are compacted past a few kilobytes (older versions
+/// of the runtime let them grow by 16 bytes a hit, a few megabytes at most in practice).
+const MAX_HIT_LOG: u64 = 64 << 20;
 
 /// One function's directory under a root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,9 +233,17 @@ impl FunctionDir {
     /// [`InvalidData`](io::ErrorKind::InvalidData) holding the [`DamagedHitLog`]: its totals
     /// are unknown, and summing its records would only add garbage.
     pub fn hits(&self) -> io::Result<HitTotals> {
-        let bytes = match fs::read(self.path.join(HIT_LOG)) {
+        let log = self.path.join(HIT_LOG);
+        // Bounded and never through a link: what is there may have been planted.
+        let bytes = match crate::links::read_bounded(&log, MAX_HIT_LOG) {
             Ok(bytes) => bytes,
             Err(e) if is_gone(&e) => Vec::new(),
+            Err(e) if crate::links::is_link(&e, &log) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "it is a symbolic link, not a hit log",
+                ))
+            }
             Err(e) => return Err(e),
         };
         let sum = HitRecord::parse_log(&bytes)
