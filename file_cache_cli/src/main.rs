@@ -353,8 +353,8 @@ fn prune(
         }
     }
     if let Some(max) = max_size {
-        let bookkeeping: u64 = functions.iter().map(|f| f.dir.bookkeeping_len()).sum();
-        let mut total = bookkeeping + kept.iter().map(|e| e.file.len).sum::<u64>();
+        // Entries only, as `list` shows them and as FILE_CACHE_MAX_SIZE counts them.
+        let mut total = kept.iter().map(|e| e.file.len).sum::<u64>();
         kept.sort_by_key(|e| e.file.modified);
         let mut rest = kept.into_iter();
         for entry in rest.by_ref() {
