@@ -40,7 +40,8 @@ fn main() {
             times.sort();
             let stored: u64 = file_cache::stats().iter().map(|s| s.bytes_written).sum();
             println!(
-                "stores: {} calls ({} stored, the rest skipped at the hard cap) in {total:?}; \
+                "stores: {} calls ({} stored; a store under a bound is skipped only when no room \
+                 can be made) in {total:?}; \
                  p50 {:?}, p99 {:?}, max {:?}",
                 times.len(),
                 stored / 10_250,
