@@ -225,6 +225,10 @@ pub struct FunctionStats {
     /// Time the hits did not spend computing: the sum of the compute times their entries
     /// recorded when they were stored.
     pub time_saved: Duration,
+    /// Why the function's values are not being cached in this process, when they are not:
+    /// its return type's `Serialize` and `Deserialize` disagree in every codec, so every
+    /// call runs the body. `None` for a function that caches.
+    pub not_cached: Option<String>,
 }
 
 /// The counters of every cached function called in this process so far, sorted by path.
@@ -267,6 +271,7 @@ pub fn stats() -> Vec<FunctionStats> {
                 bytes_read: stats.sum(|s| &s.bytes_read),
                 bytes_written: stats.bytes_written.load(Ordering::Relaxed),
                 time_saved: Duration::from_micros(stats.sum(|s| &s.saved_us)),
+                not_cached: site.uncacheable_reason().map(str::to_owned),
             }
         })
         .collect();
