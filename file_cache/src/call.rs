@@ -1218,6 +1218,48 @@ mod tests {
         );
     }
 
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Reply {
+        id: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<u32>,
+    }
+
+    #[test]
+    fn a_messagepack_entry_decodes_with_the_codec_its_header_names() {
+        let value = Reply { id: 3, usage: None };
+        let payload = codec::encode_with(Codec::MessagePack, &value).unwrap();
+        let type_name = std::any::type_name::<Reply>();
+        let file = entry_file(1, codec::MSGPACK, type_name, &payload);
+        assert_eq!(decode_entry::<Reply>(&file, &key(1), &LAYOUT), Ok(value));
+        // The same bytes under postcard's id do not decode.
+        let file = entry_file(1, codec::POSTCARD, type_name, &payload);
+        assert!(decode_entry::<Reply>(&file, &key(1), &LAYOUT).is_err());
+    }
+
+    #[test]
+    fn a_messagepack_entry_keeps_every_check() {
+        let payload =
+            codec::encode_with(Codec::MessagePack, &Reply { id: 3, usage: None }).unwrap();
+        let type_name = std::any::type_name::<Reply>();
+        let mut file = entry_file(1, codec::MSGPACK, type_name, &payload);
+        let last = file.len() - 1;
+        file[last] ^= 1;
+        assert_eq!(
+            decode_entry::<Reply>(&file, &key(1), &LAYOUT),
+            Err("payload checksum mismatch".to_owned())
+        );
+        let file = entry_with_layout(1, codec::MSGPACK, type_name, &payload, [6; 16]);
+        assert_eq!(
+            decode_entry::<Reply>(&file, &key(1), &LAYOUT),
+            Err(format!(
+                "the layout of `{type_name}` changed since it was written"
+            ))
+        );
+        let file = entry_file(2, codec::MSGPACK, type_name, &payload);
+        assert!(decode_entry::<Reply>(&file, &key(1), &LAYOUT).is_err());
+    }
+
     struct Woken(std::sync::atomic::AtomicUsize);
 
     impl std::task::Wake for Woken {
