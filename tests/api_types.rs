@@ -4,6 +4,7 @@
 //! and hit within the process, from memory and from the file, and in another process.
 
 mod common;
+mod remote_servers;
 
 use common::{child_role, entry_files, function_dir, init, logged, marked_lines, run_child};
 use file_cache::file_cache;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ChatResponse {
@@ -297,4 +299,46 @@ fn messagepack_entries_hit_from_memory_and_answer_is_cached() {
         assert!(file_cache::is_cached(|| summary(5)));
         assert_eq!(SUMMARY_RUNS.load(Ordering::SeqCst), 1);
     }
+}
+
+#[test]
+fn api_types_come_back_from_the_remote_tier() {
+    let root = init();
+    if child_role().is_some() {
+        call_all();
+        let flushed = file_cache::remote::flush(Duration::from_secs(30));
+        println!("FLUSHED {flushed}");
+        return;
+    }
+    let server = remote_servers::Server::start(remote_servers::Kind::Redis);
+    let machine = |name: &str| {
+        let mut envs = server.env();
+        let dir = root.join(name);
+        envs.push(("FILE_CACHE_DIR".into(), dir.display().to_string()));
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_child("api_types_come_back_from_the_remote_tier", name, &envs)
+    };
+    let a = machine("machine_a");
+    assert_eq!(marked_lines(&a, "RUNS "), ["1 1 2 1 1 2"]);
+    assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    // Another machine, its local root empty: every value comes from the remote.
+    let b = machine("machine_b");
+    assert_eq!(marked_lines(&b, "RUNS "), ["0 0 0 0 0 0"]);
+    let remote_hits = marked_lines(&b, "LOG DEBUG ")
+        .into_iter()
+        .filter(|line| line.contains("remote hit api_types::"))
+        .count();
+    assert_eq!(remote_hits, 8);
+    assert_eq!(marked_lines(&a, "CHAT "), marked_lines(&b, "CHAT "));
+}
+
+#[test]
+fn a_type_whose_layout_cannot_be_traced_is_checked_by_its_name() {
+    use file_cache::__private::trace_layout;
+    // Read through `deserialize_any`: no layout to trace; its entries are checked by the
+    // type's name, as they always were.
+    assert_eq!(trace_layout::<Value>(), None);
+    assert_eq!(trace_layout::<ToolCall>(), None);
+    // The others keep their fingerprint, whichever codec their entries use.
+    assert!(trace_layout::<ChatResponse>().is_some());
 }
