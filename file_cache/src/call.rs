@@ -1043,40 +1043,46 @@ where
     Some((codec.id(), payload))
 }
 
-/// Encodes a value with the site's codec, and checks that it round-trips. A value postcard
-/// cannot hold is encoded with MessagePack, and the site stores with it from then on. `None`
-/// when this value cannot be stored (its own `Serialize` failed: logged) or no codec holds
-/// it (the site is then marked uncacheable).
+/// Encodes a value with the site's codec, and checks that it round-trips; a value that
+/// does not is encoded with the other codec. A value postcard cannot hold is so stored as
+/// MessagePack, and the site stores with MessagePack from then on. `None` when this value
+/// cannot be stored (its own `Serialize` failed: logged) or no codec holds it (the site is
+/// then marked uncacheable).
 fn encode_value<T>(site: &'static Site, value: &T) -> Option<(Codec, Vec<u8>)>
 where
     T: Serialize + DeserializeOwned,
 {
-    let codec = site.codec();
-    let postcard_failed = match encode_checked(site, codec, value)? {
-        Ok(payload) => return Some((codec, payload)),
-        Err(reason) if codec == Codec::Postcard => reason,
-        Err(reason) => {
-            refuse::<T>(site, format!("{}: {reason}", codec.name()));
-            return None;
-        }
+    let first = site.codec();
+    let first_failed = match encode_checked(site, first, value)? {
+        Ok(payload) => return Some((first, payload)),
+        Err(reason) => reason,
     };
-    let fallback = Codec::MessagePack;
-    match encode_checked(site, fallback, value)? {
+    let other = match first {
+        Codec::Postcard => Codec::MessagePack,
+        Codec::MessagePack => Codec::Postcard,
+    };
+    match encode_checked(site, other, value)? {
         Ok(payload) => {
-            site.switch_codec(fallback);
-            log::debug!(
-                "file_cache: {}: values of type `{}` do not round-trip through postcard \
-                 ({postcard_failed}); stored as {} from now on",
-                site.display_name(),
-                std::any::type_name::<T>(),
-                fallback.name()
-            );
-            Some((fallback, payload))
+            if other == Codec::MessagePack {
+                site.switch_codec(other);
+                log::debug!(
+                    "file_cache: {}: values of type `{}` do not round-trip through postcard \
+                     ({first_failed}); stored as {} from now on",
+                    site.display_name(),
+                    std::any::type_name::<T>(),
+                    other.name()
+                );
+            }
+            Some((other, payload))
         }
         Err(reason) => {
             refuse::<T>(
                 site,
-                format!("postcard: {postcard_failed}; {}: {reason}", fallback.name()),
+                format!(
+                    "{}: {first_failed}; {}: {reason}",
+                    first.name(),
+                    other.name()
+                ),
             );
             None
         }
