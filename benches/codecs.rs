@@ -99,7 +99,7 @@ fn completion(choices: u32) -> Completion {
             .map(|i| Choice {
                 index: i,
                 message: Message::Assistant {
-                    content: (i % 2 == 0).then(|| {
+                    content: i.is_multiple_of(2).then(|| {
                         format!("Choice {i}: the weather in Paris is mild, 14 °C with light rain in the afternoon.")
                     }),
                     tool_calls: (0..i % 3)
@@ -119,7 +119,7 @@ fn completion(choices: u32) -> Completion {
                         })
                         .collect(),
                 },
-                finish_reason: Some(if i % 3 == 0 { "stop" } else { "tool_calls" }.into()),
+                finish_reason: Some(if i.is_multiple_of(3) { "stop" } else { "tool_calls" }.into()),
                 logprobs: None,
             })
             .collect(),

@@ -114,7 +114,7 @@ fn with_extra(id: u32) -> WithExtra {
 #[file_cache]
 fn either(n: u64) -> Either {
     EITHER_RUNS.fetch_add(1, Ordering::SeqCst);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Either::Number(n)
     } else {
         Either::Text(n.to_string())

@@ -178,7 +178,7 @@ fn events(n: u64) -> Vec<Event> {
         .map(|i| match i % 3 {
             0 => Event::Text {
                 text: "t".repeat(i as usize),
-                usage: (i % 2 == 0).then_some((1, 2)),
+                usage: i.is_multiple_of(2).then_some((1, 2)),
             },
             1 => Event::Call {
                 name: format!("tool{i}"),
