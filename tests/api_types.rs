@@ -342,3 +342,44 @@ fn a_type_whose_layout_cannot_be_traced_is_checked_by_its_name() {
     // The others keep their fingerprint, whichever codec their entries use.
     assert!(trace_layout::<ChatResponse>().is_some());
 }
+
+static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn shared(n: u32) -> ToolCall {
+    if SHARED_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+        // The leader holds on until the other callers wait for it.
+        let needle = "waiting for api_types::shared, computed by another caller";
+        while logged(log::Level::Debug, needle).len() < 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    ToolCall {
+        name: "shared".into(),
+        arguments: json!({ "n": n }),
+    }
+}
+
+#[test]
+fn callers_waiting_for_a_messagepack_value_decode_it() {
+    init();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let start = std::sync::Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                shared(1)
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap().arguments, json!({ "n": 1 }));
+    }
+    assert_eq!(SHARED_RUNS.load(Ordering::SeqCst), 1);
+    let followed = logged(
+        log::Level::Debug,
+        "hit api_types::shared (from another caller)",
+    );
+    assert_eq!(followed.len(), 3);
+}
