@@ -95,6 +95,28 @@ fn a_length_field_alone_reserves_nothing() {
     assert!(ours <= bound(header.len()), "{ours}");
 }
 
+#[test]
+fn a_messagepack_length_field_alone_reserves_nothing() {
+    // A map, an array and a string each declaring 2^32 - 1 elements or bytes, then nothing.
+    for header in [
+        [0xdf, 0xff, 0xff, 0xff, 0xff],
+        [0xdd, 0xff, 0xff, 0xff, 0xff],
+        [0xdb, 0xff, 0xff, 0xff, 0xff],
+    ] {
+        let ours = peak_of(|| {
+            std::hint::black_box(decode_untrusted(&header));
+        });
+        assert!(ours <= bound(header.len()), "{header:?}: {ours}");
+    }
+}
+
+#[test]
+fn deeply_nested_bytes_are_refused_without_exhausting_the_stack() {
+    // Arrays of one element, each holding the next, as deep as the bytes go.
+    let deep = vec![0x91u8; 200_000];
+    check(&deep).unwrap();
+}
+
 fn mutate(mut bytes: Vec<u8>, edits: &[(u8, usize, u8)]) -> Vec<u8> {
     for &(kind, at, value) in edits {
         let len = bytes.len();
@@ -132,7 +154,43 @@ fn record(n: u64) -> (Vec<u64>, BTreeMap<u64, String>, String) {
     )
 }
 
-/// Entry files of the cache itself, for mutating.
+/// A response as API clients model it: only a self-describing codec holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type")]
+enum Event {
+    Text {
+        text: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<(u32, u32)>,
+    },
+    Call {
+        name: String,
+        #[serde(flatten)]
+        rest: BTreeMap<String, String>,
+    },
+    Done,
+}
+
+// Chosen up front: `events(0)`, empty, would round-trip through postcard.
+#[file_cache(codec = "msgpack")]
+fn events(n: u64) -> Vec<Event> {
+    (0..n)
+        .map(|i| match i % 3 {
+            0 => Event::Text {
+                text: "t".repeat(i as usize),
+                usage: i.is_multiple_of(2).then_some((1, 2)),
+            },
+            1 => Event::Call {
+                name: format!("tool{i}"),
+                rest: BTreeMap::from([("arg".to_owned(), i.to_string())]),
+            },
+            _ => Event::Done,
+        })
+        .collect()
+}
+
+/// Entry files of the cache itself, for mutating: five postcard entries, then five
+/// MessagePack ones.
 fn real_entries() -> &'static [Vec<u8>] {
     static ENTRIES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
     ENTRIES.get_or_init(make_entries)
@@ -143,9 +201,22 @@ fn make_entries() -> Vec<Vec<u8>> {
     for n in [0, 1, 5, 40, 300] {
         record(n);
     }
-    let files = entry_files(&common::function_dir(root, "decoder", "record"));
-    assert_eq!(files.len(), 5);
-    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+    for n in [0, 1, 5, 40, 300] {
+        events(n);
+    }
+    let mut files = entry_files(&common::function_dir(root, "decoder", "record"));
+    files.extend(entry_files(&common::function_dir(
+        root, "decoder", "events",
+    )));
+    assert_eq!(files.len(), 10);
+    let entries: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let codecs: Vec<u8> = entries.iter().map(|entry| entry[10]).collect();
+    assert_eq!(
+        codecs,
+        [1, 1, 1, 1, 1, 2, 2, 2, 2, 2],
+        "postcard, then MessagePack"
+    );
+    entries
 }
 
 proptest! {
@@ -170,13 +241,16 @@ proptest! {
             postcard::to_stdvec(&values).unwrap(),
             postcard::to_stdvec(&map).unwrap(),
             postcard::to_stdvec(&(values.clone(), map.clone(), "s")).unwrap(),
+            rmp_serde::to_vec_named(&values).unwrap(),
+            rmp_serde::to_vec_named(&map).unwrap(),
+            rmp_serde::to_vec_named(&(values.clone(), map.clone(), "s")).unwrap(),
         ] {
             check(&mutate(bytes, &edits))?;
         }
     }
 
     #[test]
-    fn mutated_entries(which in 0usize..5, edits in edits()) {
+    fn mutated_entries(which in 0usize..10, edits in edits()) {
         let entry = real_entries()[which].clone();
         prop_assert!(decode_untrusted(&entry) > 0, "the intact entry parses");
         check(&mutate(entry, &edits))?;

@@ -1,12 +1,11 @@
-//! The cache never fails a call: an unusable root, a full disk, or a value the codec
-//! cannot represent all degrade to calling the function, with one warning.
+//! The cache never fails a call: an unusable root, a full disk, or a value no codec can
+//! represent all degrade to calling the function, with one warning.
 
 mod common;
 
 use common::{child_role, entry_files, init, logged, marked_lines, run_child};
 use file_cache::file_cache;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -143,37 +142,82 @@ fn a_write_that_fails_midway_leaves_no_partial_entry() {
     );
 }
 
-/// A value type postcard cannot represent: `flatten` needs a self-describing format.
+/// A value type no codec can round-trip: what it serializes is not what it deserializes
+/// (the field is skipped when deserializing, so it comes back as its default).
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
-struct Flattened {
+struct Lossy {
     id: u32,
-    #[serde(flatten)]
-    extra: BTreeMap<String, u32>,
+    #[serde(skip_deserializing)]
+    secret: u32,
 }
 
-static FLAT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static LOSSY_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[file_cache]
-fn flattened(id: u32) -> Flattened {
-    FLAT_RUNS.fetch_add(1, Ordering::SeqCst);
-    Flattened {
-        id,
-        extra: BTreeMap::from([("a".to_owned(), 1)]),
-    }
+fn lossy(id: u32) -> Lossy {
+    LOSSY_RUNS.fetch_add(1, Ordering::SeqCst);
+    Lossy { id, secret: 7 }
+}
+
+#[file_cache]
+fn lossy_too(id: u32) -> Lossy {
+    Lossy { id, secret: 8 }
 }
 
 #[test]
 fn a_value_that_cannot_round_trip_is_reported_once_and_runs_uncached() {
     let root = init();
     for n in 1..=3 {
-        assert_eq!(flattened(9).id, 9);
-        assert_eq!(FLAT_RUNS.load(Ordering::SeqCst), n);
+        assert_eq!(lossy(9).secret, 7);
+        assert_eq!(LOSSY_RUNS.load(Ordering::SeqCst), n);
     }
-    let warnings = logged(log::Level::Warn, "failures::flattened");
+    let warnings = logged(log::Level::Warn, "failures::lossy");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("failures::Flattened"), "{warnings:?}");
+    assert!(warnings[0].contains("failures::Lossy"), "{warnings:?}");
     assert!(warnings[0].contains("cannot be cached"), "{warnings:?}");
-    assert!(entry_files(&root.join("failures.flattened")).is_empty());
+    assert!(
+        warnings[0].contains("msgpack:"),
+        "both codecs were tried: {warnings:?}"
+    );
+    assert!(entry_files(&root.join("failures.lossy")).is_empty());
+    let stats = file_cache::stats();
+    let found = stats
+        .iter()
+        .find(|s| s.function == "failures::lossy")
+        .unwrap();
+    assert_eq!((found.hits, found.misses), (0, 1), "{found:?}");
+    let reason = found.not_cached.as_deref().unwrap_or_default();
+    assert!(reason.contains("decodes to a different value"), "{reason}");
+    let square = stats.iter().find(|s| s.function == "failures::square");
+    assert!(square.is_none_or(|s| s.not_cached.is_none()));
+}
+
+#[test]
+fn without_a_logger_an_uncacheable_function_says_so_on_stderr_once() {
+    if child_role().is_some() {
+        // No logger in this process: `log::max_level()` is `Off`.
+        assert_eq!(log::max_level(), log::LevelFilter::Off);
+        for _ in 0..3 {
+            lossy(1);
+            lossy_too(1);
+        }
+        return;
+    }
+    let root = init();
+    let dir = root.join("no_logger");
+    let test = "without_a_logger_an_uncacheable_function_says_so_on_stderr_once";
+    let output = run_child(test, "child", &[("FILE_CACHE_DIR", dir.to_str().unwrap())]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("file_cache: "))
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per function: {stderr}");
+    assert!(lines[0].contains("failures::lossy:"), "{stderr}");
+    assert!(lines[1].contains("failures::lossy_too:"), "{stderr}");
+    assert!(lines.iter().all(|line| line.contains("cannot be cached")));
+    // With a logger (this process), nothing goes to stderr: the warning is a log record.
+    assert_eq!(log::max_level(), log::LevelFilter::Debug);
 }
 
 /// A read-only root: a tmpfs remounted read-only (as root), or, where mounting is not

@@ -1,6 +1,6 @@
 //! One cached call: key, lookup, run, store. Nothing here can make the call fail.
 
-use crate::codec::{self, flat};
+use crate::codec::{self, flat, Codec};
 use crate::config::{config, Mode};
 use crate::entry::{self, Header};
 use crate::flight::{self, Follower, Joined, Leader, Outcome};
@@ -437,12 +437,17 @@ impl<T: DeserializeOwned> Pending<T> {
     /// (the entry may be there, or this caller may lead the next flight).
     pub(crate) fn followed(&mut self, outcome: Outcome) -> Option<Lookup<T>> {
         match outcome {
-            Outcome::Value { type_name, payload } if type_name == std::any::type_name::<T>() => {
+            Outcome::Value {
+                type_name,
+                codec,
+                payload,
+            } if type_name == std::any::type_name::<T>() => {
                 log::debug!(
                     "file_cache: hit {} (from another caller)",
                     self.site.display_name()
                 );
-                codec::decode(&payload).ok().map(Lookup::Hit)
+                let codec = Codec::from_id(codec)?;
+                codec::decode_with(codec, &payload).ok().map(Lookup::Hit)
             }
             Outcome::Failed => {
                 log::debug!(
@@ -496,8 +501,9 @@ impl Miss {
             return;
         };
         match payload {
-            Some(payload) => leader.finish(|| Outcome::Value {
+            Some((codec, payload)) => leader.finish(|| Outcome::Value {
                 type_name: std::any::type_name::<T>(),
+                codec,
                 payload: payload.into(),
             }),
             None => leader.fail(),
@@ -617,7 +623,11 @@ fn memory_hit<T: DeserializeOwned>(
         return None;
     }
     let (payload, meta) = memory.get(key.key.as_bytes())?;
-    match codec::decode(&payload) {
+    let decoded = match Codec::from_id(meta.codec) {
+        Some(codec) => codec::decode_with(codec, &payload),
+        None => Err(codec::Error::unknown(meta.codec)),
+    };
+    match decoded {
         Ok(value) => {
             log::debug!("file_cache: memory hit {}", site.display_name());
             // Counted like a file hit; the function's directory was noted when the entry
@@ -653,8 +663,9 @@ fn lookup<T: DeserializeOwned>(
     let guess = site.state.entry_len.load(Ordering::Relaxed);
     // A fresh process knows no size yet (0): the entry may be large, so a vector of numbers
     // takes the path whose first read is a `stat` too.
+    // (Only postcard stores a flat vector as its elements' bytes.)
     #[cfg(unix)]
-    if guess == 0 || guess > store::SMALL_READ {
+    if (guess == 0 || guess > store::SMALL_READ) && site.codec() == Codec::Postcard {
         if let Some(kind) = flat::kind::<T>() {
             // A large vector of numbers, read straight into its memory.
             let layout = layout::of::<T>(site);
@@ -758,6 +769,10 @@ fn lookup_flat<E: flat::Element>(
         }
     };
     let elements = flat::bytes_of(&values);
+    if entry::peek_codec(&head) != Some(codec::POSTCARD) {
+        // Another codec's entry: its payload is not the elements' bytes.
+        return Found::Whole([&head[..], elements].concat(), file_id);
+    }
     note_entry_len(site, head.len() + elements.len());
     if is_expired(site, &head) {
         log::debug!("file_cache: expired {}", site.display_name());
@@ -766,7 +781,7 @@ fn lookup_flat<E: flat::Element>(
     let checked = entry::parse_parts(&head, elements, file_id)
         .map_err(|e| e.to_string())
         .and_then(|header| check_header(&header, key, layout, type_name))
-        .and_then(|()| match flat::take_varint(&head[header_len..]) {
+        .and_then(|_postcard| match flat::take_varint(&head[header_len..]) {
             Some((count, _)) if count == values.len() as u64 => Ok(()),
             _ => Err("its value does not decode: a length that does not fit".to_owned()),
         });
@@ -813,6 +828,7 @@ fn note_hit(
     memory::Meta {
         compute_us: saved_us,
         file_len,
+        codec: entry::peek_codec(head).unwrap_or(0),
     }
 }
 
@@ -870,24 +886,24 @@ fn decode_entry_from<T: DeserializeOwned>(
     layout: &Fingerprint,
 ) -> Result<T, String> {
     let (header, payload) = entry::parse_from(bytes, id).map_err(|e| e.to_string())?;
-    check_header(&header, key, layout, std::any::type_name::<T>())?;
-    codec::decode(payload).map_err(|e| format!("its value does not decode: {e}"))
+    let codec = check_header(&header, key, layout, std::any::type_name::<T>())?;
+    codec::decode_with(codec, payload).map_err(|e| format!("its value does not decode: {e}"))
 }
 
 /// Whether a checked header is the entry of `key` for a value of type `expected` of
-/// layout `layout`, in a codec this version reads.
+/// layout `layout`, in a codec this version reads: that codec.
 fn check_header(
     header: &Header<'_>,
     key: &CallKey,
     layout: &Fingerprint,
     expected: &str,
-) -> Result<(), String> {
+) -> Result<Codec, String> {
     if header.key != *key.key.as_bytes() {
         return Err("it holds another key".to_owned());
     }
-    if header.codec != codec::POSTCARD {
+    let Some(codec) = Codec::from_id(header.codec) else {
         return Err(format!("unknown codec {}", header.codec));
-    }
+    };
     if header.type_name != expected {
         return Err(format!(
             "it holds a `{}`, not a `{expected}`",
@@ -900,7 +916,7 @@ fn check_header(
             "the layout of `{expected}` changed since it was written"
         ));
     }
-    Ok(())
+    Ok(codec)
 }
 
 /// Whether the entry in `bytes` is older than the site's `ttl`. Read from the header before
@@ -935,7 +951,10 @@ pub(crate) fn would_hit<T: DeserializeOwned>(site: &'static Site, key: &CallKey)
     }
     if let Some(memory) = memory_of(site) {
         let held = memory.get(key.key.as_bytes());
-        if held.is_some_and(|(payload, _)| codec::decode::<T>(&payload).is_ok()) {
+        if held.is_some_and(|(payload, meta)| {
+            Codec::from_id(meta.codec)
+                .is_some_and(|codec| codec::decode_with::<T>(codec, &payload).is_ok())
+        }) {
             return true;
         }
     }
@@ -964,7 +983,7 @@ pub fn decode_untrusted(bytes: &[u8]) -> usize {
 }
 
 /// Encodes and writes the entry; problems are logged, never returned. Returns the encoded
-/// value unless it cannot be cached at all.
+/// value and its codec's id unless it cannot be cached at all.
 fn store<T>(
     site: &'static Site,
     root: &Root,
@@ -972,47 +991,15 @@ fn store<T>(
     path: &Path,
     value: &T,
     took: Duration,
-) -> Option<Vec<u8>>
+) -> Option<(u8, Vec<u8>)>
 where
     T: Serialize + DeserializeOwned,
 {
     let type_name = std::any::type_name::<T>();
-    let refuse = |reason: String| -> Option<Vec<u8>> {
-        site.set_uncacheable();
-        site.warn_once(Problem::Value, || {
-            format!(
-                "{}: values of type `{type_name}` cannot be cached ({reason}); serde attributes \
-                 such as `flatten`, `untagged` or `skip_serializing_if` need a self-describing \
-                 format. The function keeps working, uncached",
-                site.display_name()
-            )
-        });
-        None
-    };
-    let payload = match codec::encode(value) {
-        Ok(payload) => payload,
-        Err(error) => match codec::own_error(value) {
-            // This value only: the function's other values may well serialize.
-            Some(own) => {
-                site.warn_once(Problem::Encode, || {
-                    format!(
-                        "{}: a value of type `{type_name}` cannot be serialized ({own}); \
-                         that call's result is not stored, the function's other results \
-                         still are",
-                        site.display_name()
-                    )
-                });
-                return None;
-            }
-            None => return refuse(format!("it does not encode: {error}")),
-        },
-    };
-    if let Err(reason) = codec::round_trips(value, &payload) {
-        return refuse(reason);
-    }
+    let (codec, payload) = encode_value(site, value)?;
     let compute_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     let header = Header {
-        codec: codec::POSTCARD,
+        codec: codec.id(),
         key: *key.key.as_bytes(),
         code_hash: site.info.code_hash,
         layout: layout::of::<T>(site),
@@ -1022,15 +1009,18 @@ where
     };
     let header = match header.encode(&payload) {
         Ok(header) => header,
-        Err(error) => return refuse(error.to_string()),
+        Err(error) => {
+            refuse::<T>(site, error.to_string());
+            return None;
+        }
     };
     if root.access() != Access::ReadWrite {
         // Said once, when the root was checked.
-        return Some(payload);
+        return Some((codec.id(), payload));
     }
     let len = (header.len() + payload.len()) as u64;
     if !size_limit::admit(path, len) {
-        return Some(payload);
+        return Some((codec.id(), payload));
     }
     site.state
         .entry_len
@@ -1046,6 +1036,7 @@ where
                 let meta = memory::Meta {
                     compute_us,
                     file_len: len,
+                    codec: codec.id(),
                 };
                 memory.insert(key.key.as_bytes(), &payload, meta);
             }
@@ -1053,7 +1044,98 @@ where
         Err(error) => warn_write_failure(site, path, &error),
     }
     crate::remote::store(path, &[&header, &payload]);
-    Some(payload)
+    Some((codec.id(), payload))
+}
+
+/// Encodes a value with the site's codec, and checks that it round-trips; a value that
+/// does not is encoded with the other codec. A value postcard cannot hold is so stored as
+/// MessagePack, and the site stores with MessagePack from then on. `None` when this value
+/// cannot be stored (its own `Serialize` failed: logged) or no codec holds it (the site is
+/// then marked uncacheable).
+fn encode_value<T>(site: &'static Site, value: &T) -> Option<(Codec, Vec<u8>)>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let first = site.codec();
+    let first_failed = match encode_checked(site, first, value)? {
+        Ok(payload) => return Some((first, payload)),
+        Err(reason) => reason,
+    };
+    let other = match first {
+        Codec::Postcard => Codec::MessagePack,
+        Codec::MessagePack => Codec::Postcard,
+    };
+    match encode_checked(site, other, value)? {
+        Ok(payload) => {
+            if other == Codec::MessagePack {
+                site.switch_codec(other);
+                log::debug!(
+                    "file_cache: {}: values of type `{}` do not round-trip through postcard \
+                     ({first_failed}); stored as {} from now on",
+                    site.display_name(),
+                    std::any::type_name::<T>(),
+                    other.name()
+                );
+            }
+            Some((other, payload))
+        }
+        Err(reason) => {
+            refuse::<T>(
+                site,
+                format!(
+                    "{}: {first_failed}; {}: {reason}",
+                    first.name(),
+                    other.name()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Encodes `value` with `codec` and checks that it round-trips: `Ok(Ok(payload))`,
+/// `Ok(Err(why))` when `codec` cannot hold it, `None` (logged) when the value's own
+/// `Serialize` impl failed.
+fn encode_checked<T>(
+    site: &'static Site,
+    codec: Codec,
+    value: &T,
+) -> Option<Result<Vec<u8>, String>>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let payload = match codec::encode_with(codec, value) {
+        Ok(payload) => payload,
+        Err(error) => match codec::own_error(value) {
+            // This value only: the function's other values may well serialize.
+            Some(own) => {
+                site.warn_once(Problem::Encode, || {
+                    format!(
+                        "{}: a value of type `{}` cannot be serialized ({own}); that call's \
+                         result is not stored, the function's other results still are",
+                        site.display_name(),
+                        std::any::type_name::<T>()
+                    )
+                });
+                return None;
+            }
+            None => return Some(Err(format!("it does not encode: {error}"))),
+        },
+    };
+    Some(codec::round_trips(codec, value, &payload).map(|()| payload))
+}
+
+/// Marks the site as one whose values of type `T` cannot be cached, for `reason`, and says
+/// so once.
+fn refuse<T: ?Sized>(site: &'static Site, reason: String) {
+    let message = format!(
+        "{}: values of type `{}` cannot be cached ({reason}); no codec gives back the value \
+         that was stored (do its `Serialize` and `Deserialize` agree?). The function keeps \
+         working, uncached",
+        site.display_name(),
+        std::any::type_name::<T>()
+    );
+    site.set_uncacheable(reason, || message);
 }
 
 /// A root that cannot be written usually fails every function alike: warn once per process.
@@ -1144,6 +1226,48 @@ mod tests {
             decode_entry::<u64>(&other_type, &key(1), &LAYOUT),
             Err("it holds a `i64`, not a `u64`".to_owned())
         );
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Reply {
+        id: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        usage: Option<u32>,
+    }
+
+    #[test]
+    fn a_messagepack_entry_decodes_with_the_codec_its_header_names() {
+        let value = Reply { id: 3, usage: None };
+        let payload = codec::encode_with(Codec::MessagePack, &value).unwrap();
+        let type_name = std::any::type_name::<Reply>();
+        let file = entry_file(1, codec::MSGPACK, type_name, &payload);
+        assert_eq!(decode_entry::<Reply>(&file, &key(1), &LAYOUT), Ok(value));
+        // The same bytes under postcard's id do not decode.
+        let file = entry_file(1, codec::POSTCARD, type_name, &payload);
+        assert!(decode_entry::<Reply>(&file, &key(1), &LAYOUT).is_err());
+    }
+
+    #[test]
+    fn a_messagepack_entry_keeps_every_check() {
+        let payload =
+            codec::encode_with(Codec::MessagePack, &Reply { id: 3, usage: None }).unwrap();
+        let type_name = std::any::type_name::<Reply>();
+        let mut file = entry_file(1, codec::MSGPACK, type_name, &payload);
+        let last = file.len() - 1;
+        file[last] ^= 1;
+        assert_eq!(
+            decode_entry::<Reply>(&file, &key(1), &LAYOUT),
+            Err("payload checksum mismatch".to_owned())
+        );
+        let file = entry_with_layout(1, codec::MSGPACK, type_name, &payload, [6; 16]);
+        assert_eq!(
+            decode_entry::<Reply>(&file, &key(1), &LAYOUT),
+            Err(format!(
+                "the layout of `{type_name}` changed since it was written"
+            ))
+        );
+        let file = entry_file(2, codec::MSGPACK, type_name, &payload);
+        assert!(decode_entry::<Reply>(&file, &key(1), &LAYOUT).is_err());
     }
 
     struct Woken(std::sync::atomic::AtomicUsize);

@@ -182,6 +182,12 @@ pub(crate) fn peek_times(bytes: &[u8]) -> Option<(u64, u64)> {
     Some((u64::from_le_bytes(created), u64::from_le_bytes(compute)))
 }
 
+/// The codec id of an entry, read from its fixed offset without checking anything (see
+/// [`peek_times`]).
+pub(crate) fn peek_codec(bytes: &[u8]) -> Option<u8> {
+    bytes.get(10).copied()
+}
+
 /// Parses and checks a whole entry file; returns its header and payload.
 ///
 /// Checks magic, version, the header checksum, the payload length against the bytes

@@ -33,9 +33,11 @@ fn shard(key: &Key) -> MutexGuard<'static, HashMap<Key, Arc<Flight>>> {
 /// How a flight ended.
 #[derive(Clone)]
 pub(crate) enum Outcome {
-    /// The leader's value, encoded exactly as an entry's payload, and its type.
+    /// The leader's value, encoded exactly as an entry's payload, its type, and the id of
+    /// its codec.
     Value {
         type_name: &'static str,
+        codec: u8,
         payload: Arc<[u8]>,
     },
     /// The leader went away before its body finished (a dropped future): look again, and
@@ -252,6 +254,7 @@ mod tests {
     fn value(bytes: &[u8]) -> Outcome {
         Outcome::Value {
             type_name: "t",
+            codec: 1,
             payload: bytes.into(),
         }
     }

@@ -115,6 +115,7 @@ pub mod __private {
     pub use crate::arg::{KeyArg, KeySelf};
     pub use crate::call::{call, call_result, decode_untrusted, write_entry, CallKey, KeyBuilder};
     pub use crate::call_async::{call_async, call_result_async};
+    pub use crate::codec::Codec;
     pub use crate::site::{Site, SiteInfo};
     pub use crate::tracked::{combine, Tracked};
     pub use crate::verified::payload_hashes;

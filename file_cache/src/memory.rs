@@ -27,6 +27,8 @@ pub(crate) struct Meta {
     pub(crate) compute_us: u64,
     /// The size of the entry's file.
     pub(crate) file_len: u64,
+    /// The id of the codec the payload is in, as its entry's header records it.
+    pub(crate) codec: u8,
 }
 
 /// The bytes of one entry's payload, shared with hits in progress.

@@ -1,9 +1,10 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
+use crate::codec::Codec;
 use crate::stats::SiteStats;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -33,6 +34,10 @@ pub struct SiteInfo {
     /// every key, so a debug and a release build, or builds with different features,
     /// never share entries.
     pub cfg: &'static [bool],
+    /// `#[file_cache(codec = "msgpack")]`: the codec the function starts with. From
+    /// postcard (the default), a function whose values postcard cannot hold switches to
+    /// MessagePack at its first such value.
+    pub codec: Codec,
 }
 
 impl SiteInfo {
@@ -47,6 +52,7 @@ impl SiteInfo {
         memory: true,
         lock: true,
         cfg: &[],
+        codec: Codec::Postcard,
     };
 }
 
@@ -63,11 +69,13 @@ pub struct Site {
 impl Site {
     /// Wraps the macro's description; used in a `static` initializer.
     pub const fn new(info: SiteInfo) -> Site {
+        let codec = AtomicU8::new(info.codec.id());
         Site {
             info,
             state: SiteState {
                 warned: AtomicU8::new(0),
-                uncacheable: AtomicBool::new(false),
+                codec,
+                uncacheable: OnceLock::new(),
                 dir: OnceLock::new(),
                 entry_len: AtomicUsize::new(0),
                 layout: OnceLock::new(),
@@ -104,13 +112,39 @@ impl Site {
         }
     }
 
-    /// Marks the function as one whose values cannot be cached in this process.
-    pub(crate) fn set_uncacheable(&self) {
-        self.state.uncacheable.store(true, Ordering::Relaxed);
+    /// Marks the function as one whose values cannot be cached in this process, for
+    /// `reason` (what [`crate::stats()`] reports). `message` is logged at `warn`, and, the
+    /// first time, when no logger is installed at all (`log::max_level()` is `Off`: the
+    /// default of a program that installs none), also written to stderr as one line: a
+    /// function that silently recomputes on every call is the one failure a user must not
+    /// miss. Only the first reason counts.
+    pub(crate) fn set_uncacheable(&self, reason: String, message: impl FnOnce() -> String) {
+        let first = self.state.uncacheable.set(reason).is_ok();
+        let message = message();
+        if first && log::max_level() == log::LevelFilter::Off {
+            eprintln!("file_cache: warning: {message}");
+        }
+        self.warn_once(Problem::Value, || message);
     }
 
     pub(crate) fn is_uncacheable(&self) -> bool {
-        self.state.uncacheable.load(Ordering::Relaxed)
+        self.state.uncacheable.get().is_some()
+    }
+
+    /// Why the function's values are not cached in this process, if they are not.
+    pub(crate) fn uncacheable_reason(&self) -> Option<&str> {
+        self.state.uncacheable.get().map(String::as_str)
+    }
+
+    /// The codec the function's next value is stored with (a hit decodes with the one its
+    /// entry names).
+    pub(crate) fn codec(&self) -> Codec {
+        Codec::from_id(self.state.codec.load(Ordering::Relaxed)).unwrap_or(Codec::Postcard)
+    }
+
+    /// Stores the function's values with `codec` from now on, in this process.
+    pub(crate) fn switch_codec(&self, codec: Codec) {
+        self.state.codec.store(codec.id(), Ordering::Relaxed);
     }
 }
 
@@ -118,7 +152,11 @@ impl Site {
 #[derive(Debug)]
 pub(crate) struct SiteState {
     warned: AtomicU8,
-    uncacheable: AtomicBool,
+    /// The id of the codec new values are stored with: the `codec` option's, until a value
+    /// that postcard cannot hold switches it to MessagePack.
+    codec: AtomicU8,
+    /// Why the function's values cannot be cached, once one could not be.
+    uncacheable: OnceLock<String>,
     /// The function's directory under the root, computed on first use.
     pub(crate) dir: OnceLock<PathBuf>,
     /// Size of the last entry file read or written: the size of the next read's buffer.
@@ -144,7 +182,7 @@ pub(crate) enum Problem {
     Read = 2,
     /// An argument's `Serialize` impl failed, so no key could be made.
     Key = 4,
-    /// The value type does not survive a round trip through the codec.
+    /// The value type does not survive a round trip through any codec.
     Value = 8,
     /// One value's `Serialize` impl failed: that call's result is not stored.
     Encode = 16,
@@ -170,5 +208,32 @@ mod tests {
         SITE.warn_once(Problem::Read, || "other".into());
         assert_eq!(SITE.state.warned.load(Ordering::Relaxed), 3);
         assert_eq!(SITE.display_name(), "my_crate::a::f");
+    }
+
+    static SWITCHING: Site = Site::new(SiteInfo {
+        module_path: "my_crate::a",
+        name: "g",
+        ..SiteInfo::DEFAULT
+    });
+
+    #[test]
+    fn the_codec_starts_as_the_option_says_and_switches() {
+        assert_eq!(SWITCHING.codec(), Codec::Postcard);
+        SWITCHING.switch_codec(Codec::MessagePack);
+        assert_eq!(SWITCHING.codec(), Codec::MessagePack);
+        static CHOSEN: Site = Site::new(SiteInfo {
+            codec: Codec::MessagePack,
+            ..SiteInfo::DEFAULT
+        });
+        assert_eq!(CHOSEN.codec(), Codec::MessagePack);
+    }
+
+    #[test]
+    fn the_first_reason_for_not_caching_is_kept() {
+        assert_eq!(SWITCHING.uncacheable_reason(), None);
+        SWITCHING.set_uncacheable("first".into(), || "message".into());
+        SWITCHING.set_uncacheable("second".into(), || "message".into());
+        assert!(SWITCHING.is_uncacheable());
+        assert_eq!(SWITCHING.uncacheable_reason(), Some("first"));
     }
 }

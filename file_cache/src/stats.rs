@@ -342,6 +342,10 @@ pub struct FunctionStats {
     /// the upload queue was full, or given up at exit after the exit wait
     /// (`FILE_CACHE_REMOTE_EXIT_WAIT`). They are in the local cache all the same.
     pub uploads_dropped: u64,
+    /// Why the function's values are not being cached in this process, when they are not:
+    /// its return type's `Serialize` and `Deserialize` disagree in every codec, so every
+    /// call runs the body. `None` for a function that caches.
+    pub not_cached: Option<String>,
 }
 
 /// The counters of every cached function called in this process so far, sorted by path.
@@ -385,6 +389,7 @@ pub fn stats() -> Vec<FunctionStats> {
                 bytes_written: stats.bytes_written.load(Ordering::Relaxed),
                 time_saved: Duration::from_micros(stats.sum(|s| &s.saved_us)),
                 uploads_dropped: stats.uploads_dropped.load(Ordering::Relaxed),
+                not_cached: site.uncacheable_reason().map(str::to_owned),
             }
         })
         .collect();

@@ -27,6 +27,23 @@ fn embed(text: &str) -> Vec<f32> {
     text.bytes().map(f32::from).collect()
 }
 
+/// Stored as MessagePack, the codec of values postcard cannot hold.
+#[file_cache(codec = "msgpack")]
+fn words(n: u32) -> Vec<String> {
+    (0..n).map(|i| format!("word {i}")).collect()
+}
+
+/// Not a test of its own: the body of the child that fills a root with `words` entries.
+#[test]
+fn fill_msgpack_child() {
+    if std::env::var_os(FILL_VAR).is_none() {
+        return;
+    }
+    for n in 1..=3 {
+        words(n);
+    }
+}
+
 /// Not a test of its own: the body of the child that fills a root.
 #[test]
 fn fill_child() {
@@ -382,6 +399,47 @@ fn verify_removes_broken_entries_and_counts_them() {
     assert!(!render[0].exists() && !render[1].exists() && render[2].exists());
     let text = succeeds(file_cache_cmd(root.path(), &["verify"]));
     assert!(text.contains("checked 7 entries: 7 ok, 0 broken"), "{text}");
+}
+
+#[test]
+fn verify_checks_messagepack_entries_alike() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "fill_msgpack_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FILL_VAR, "1")
+        .env("FILE_CACHE_DIR", root.path())
+        .env_remove("FILE_CACHE")
+        .env_remove("FILE_CACHE_MAX_SIZE")
+        .output()
+        .expect("run the filling child");
+    assert!(output.status.success(), "{output:?}");
+    let words = entries_of(root.path(), "cli::words");
+    assert_eq!(words.len(), 3);
+    for file in &words {
+        assert_eq!(
+            std::fs::read(file).unwrap()[10],
+            2,
+            "the MessagePack codec id"
+        );
+    }
+    let text = succeeds(file_cache_cmd(root.path(), &["verify"]));
+    assert!(text.contains("checked 3 entries: 3 ok, 0 broken"), "{text}");
+    let mut bytes = std::fs::read(&words[0]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&words[0], &bytes).unwrap();
+    let text = succeeds(file_cache_cmd(root.path(), &["verify"]));
+    assert!(
+        text.contains("checked 3 entries: 2 ok, 1 broken and removed"),
+        "{text}"
+    );
+    assert!(text.contains("payload checksum mismatch"), "{text}");
+    assert!(!words[0].exists() && words[1].exists());
 }
 
 #[test]

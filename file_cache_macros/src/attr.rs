@@ -1,5 +1,5 @@
 //! The attribute's own options: `#[file_cache(ignore = [a, b], result = false, dir = "x",
-//! version = "2", deps = [rank], lock = false, memory = false)]`.
+//! version = "2", deps = [rank], lock = false, memory = false, codec = "msgpack")]`.
 //!
 //! Parsing keeps going after a bad option so that every mistake is reported at once, each on
 //! the tokens that caused it.
@@ -34,6 +34,9 @@ pub(crate) struct Options {
     pub ttl: Option<u64>,
     /// `lock = true|false`: whether a miss takes the entry's cross-process lock (default on).
     pub lock: Option<LitBool>,
+    /// `codec = "msgpack"`: the codec the function starts with, as the name of a variant of
+    /// the runtime's `Codec` (default: postcard, which switches when it must).
+    pub codec: Option<Ident>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
     pub errors: Option<syn::Error>,
 }
@@ -100,14 +103,19 @@ impl Options {
                     let value: LitBool = input.parse()?;
                     self.lock.get_or_insert(value);
                 }
+                "codec" => {
+                    input.parse::<Token![=]>()?;
+                    let value = input.parse::<syn::Lit>()?;
+                    self.set_codec(value);
+                }
                 _ => {
                     self.push_error(syn::Error::new(
                         name.span(),
                         format!(
                             "unknown option `{name}`; expected `ignore = [param, ...]`, \
                              `result = true|false`, `dir = \"path\"`, `version = \"...\"`, \
-                             `deps = [path, ...]`, `ttl = \"12h\"`, `lock = true|false` or \
-                             `memory = true|false`"
+                             `deps = [path, ...]`, `ttl = \"12h\"`, `lock = true|false`, \
+                             `memory = true|false` or `codec = \"msgpack\"`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -120,6 +128,34 @@ impl Options {
             input.parse::<Token![,]>()?;
         }
         Ok(())
+    }
+
+    /// `codec = "postcard"` or `codec = "msgpack"`; any other name or literal is an error
+    /// on it.
+    fn set_codec(&mut self, value: syn::Lit) {
+        let syn::Lit::Str(text) = value else {
+            return self.push_error(syn::Error::new(
+                value.span(),
+                "`codec` takes a codec's name as a string: `codec = \"msgpack\"`",
+            ));
+        };
+        let variant = match text.value().as_str() {
+            "postcard" => "Postcard",
+            "msgpack" => "MessagePack",
+            other => {
+                return self.push_error(syn::Error::new(
+                    text.span(),
+                    format!(
+                        "unknown codec \"{other}\"; expected \"postcard\" (the default: \
+                         compact, and a function whose values it cannot hold switches to \
+                         MessagePack) or \"msgpack\" (MessagePack with field names, which \
+                         holds `skip_serializing_if`, `flatten`, tagged and untagged enums \
+                         and `serde_json::Value`)"
+                    ),
+                ))
+            }
+        };
+        self.codec.get_or_insert(Ident::new(variant, text.span()));
     }
 
     /// `ttl = "1h30m"`; any other literal, or a string that is not a duration, is an error
@@ -271,6 +307,21 @@ mod tests {
         assert!(!options.memory.as_ref().unwrap().value);
         assert!(options.lock.is_none());
         assert!(options.errors.is_none());
+    }
+
+    #[test]
+    fn codec() {
+        let options = Options::from_tokens(quote!(codec = "msgpack"));
+        assert_eq!(options.codec.as_ref().unwrap().to_string(), "MessagePack");
+        let options = Options::from_tokens(quote!(codec = "postcard"));
+        assert_eq!(options.codec.as_ref().unwrap().to_string(), "Postcard");
+        let options = Options::from_tokens(quote!(codec = "cbor"));
+        assert!(options.codec.is_none());
+        assert!(messages(&options)[0].contains("unknown codec \"cbor\""));
+        assert!(Options::from_tokens(quote!(codec = msgpack))
+            .errors
+            .is_some());
+        assert!(Options::from_tokens(quote!(codec = 2)).errors.is_some());
     }
 
     #[test]

@@ -104,6 +104,10 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         quote!(ttl: ::core::option::Option::Some(::core::time::Duration::from_secs(#seconds)),)
     });
     let lock = options.lock.as_ref().map(|lock| quote!(lock: #lock,));
+    let codec = options
+        .codec
+        .as_ref()
+        .map(|codec| quote!(codec: ::file_cache::__private::Codec::#codec,));
     let cfg = cfg::values(&cfg::predicates(quote!(#(#attrs)* #sig #body)));
     let site = quote! {
         // `..DEFAULT` stays when every field is given, so new fields need no macro change.
@@ -117,6 +121,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
                 #ttl
                 #memory
                 #lock
+                #codec
                 cfg: #cfg,
                 ..::file_cache::__private::SiteInfo::DEFAULT
             });

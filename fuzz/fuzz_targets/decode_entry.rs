@@ -1,6 +1,6 @@
-//! Arbitrary bytes through the whole entry decoder (`entry::parse`, then the postcard codec
-//! as values of every serde shape, on the payload and on the raw bytes): it must never
-//! panic, overflow or abort, whatever the bytes.
+//! Arbitrary bytes through the whole entry decoder (`entry::parse`, then each codec,
+//! postcard and MessagePack, as values of every serde shape, on the payload and on the raw
+//! bytes): it must never panic, overflow or abort, whatever the bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
