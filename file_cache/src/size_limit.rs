@@ -10,9 +10,11 @@
 //! - **One size for every process.** The size of the root's entries is kept in a small file
 //!   at the root (`.size`), read and updated under a file lock by each store of every
 //!   process with a bound: a process's writes are seen by all the others at once. Each
-//!   pruning pass sets it from what its scan found (plus what was stored meanwhile), which
-//!   corrects what no store counted (entries removed by hand, or written by a process
-//!   without a bound).
+//!   pruning pass sets it from what its scan found, plus what was stored meanwhile (the
+//!   record keeps a running total of the bytes stores counted, for this: entries also go
+//!   during a scan, so how much the size grew would miss stores), which corrects what no
+//!   store counted (entries removed by hand, or written by a process without a bound).
+//!   The size may count a store twice (one written while a scan ran), never miss one.
 //! - **Pruning off the call path.** A store that takes the size past 90% of the bound wakes
 //!   a background thread, which scans the root and deletes the entries with the oldest
 //!   mtimes until the root is at 75% of it. A pass that cannot get below 90% (files that
@@ -256,7 +258,7 @@ impl Bound {
                     }
                 }
             }
-            record.size = record.size.saturating_add(len);
+            record.add(len);
             Some(record.passes)
         })
     }
@@ -283,9 +285,27 @@ impl Bound {
     fn passes_unchanged(&self, passes: u64) -> bool {
         let mut guard = self.record.lock().unwrap_or_else(|e| e.into_inner());
         let (file, local) = &mut *guard;
+        if file.is_none() {
+            // Closed for a pass to reopen: another process's pass may have begun since
+            // this one's count was last read.
+            *file = open_record(&self.root);
+        }
         match file {
             Some(file) => read_record(file).is_some_and(|record| record.passes == passes),
             None => local.passes == passes,
+        }
+    }
+
+    /// After a store admitted when the record counted `admitted` passes has written its
+    /// `len` bytes: counts them again if a pass began in between (its scan may have missed
+    /// the file, and set the size without it).
+    fn recount(&self, admitted: u64, len: u64) {
+        if !self.passes_unchanged(admitted) {
+            self.with_record(|record| {
+                if record.passes != admitted {
+                    record.add(len);
+                }
+            });
         }
     }
 
@@ -367,6 +387,14 @@ impl Bound {
     /// entries down to the target; sets the shared size from what it found. Returns whether
     /// it removed something and reached its target.
     fn prune(&self, log: &mut PassLog) -> bool {
+        let pass = self.begin_pass(log);
+        let scan = prune_root(&self.root, self.trigger(), self.target());
+        self.end_pass(log, pass, scan)
+    }
+
+    /// Starts a pass: counts it in the record (stores admitted before it then know its scan
+    /// may have missed their files) and notes what the record holds before its scan.
+    fn begin_pass(&self, log: &mut PassLog) -> PassStart {
         let started = Instant::now();
         PASSES.fetch_add(1, Ordering::Relaxed);
         log.done += 1;
@@ -374,18 +402,35 @@ impl Bound {
         self.record.lock().unwrap_or_else(|e| e.into_inner()).0 = None;
         let before = self.with_record(|record| {
             record.passes = record.passes.wrapping_add(1);
-            record.size
+            *record
         });
-        match prune_root(&self.root, self.trigger(), self.target()) {
+        PassStart { started, before }
+    }
+
+    /// Ends a pass with what its scan found: queues the next victims and sets the shared
+    /// size to what the scan kept plus what was stored since the pass began.
+    fn end_pass(
+        &self,
+        log: &mut PassLog,
+        pass: PassStart,
+        scan: std::io::Result<PruneOutcome>,
+    ) -> bool {
+        match scan {
             Ok(mut outcome) => {
                 *self.victims.lock().unwrap_or_else(|e| e.into_inner()) =
                     std::mem::take(&mut outcome.next_victims);
-                // Stores counted during the scan may or may not be in it: counting them
-                // again can only make the next pass come early. (Stores counted before it
-                // and written after it add themselves again: see `stored`.)
+                // What was stored since the pass began is what the record counted as added
+                // since, not how much its size grew: the size also shrinks meanwhile (stores
+                // remove victims, other processes' passes set it from their own scans), and
+                // a difference of sizes would lose the stores behind those decreases, whose
+                // files the scan may have missed. Stores counted during the scan may or may
+                // not be in it: counting them again can only make the next pass come early.
+                // (Stores counted before it and written after it add themselves again: see
+                // `stored`.)
                 let size = self.with_record(|record| {
-                    let since = record.size.saturating_sub(before);
-                    record.size = outcome.kept.saturating_add(since);
+                    record.size = outcome
+                        .kept
+                        .saturating_add(pass.before.stored_since(record));
                     record.size
                 });
                 self.scanned.store(true, Ordering::Relaxed);
@@ -397,7 +442,7 @@ impl Bound {
                     outcome.entries,
                     outcome.removed_bytes,
                     outcome.kept + outcome.removed_bytes,
-                    started.elapsed()
+                    pass.started.elapsed()
                 );
                 !short && (outcome.removed > 0 || size <= self.trigger())
             }
@@ -410,12 +455,40 @@ impl Bound {
     }
 }
 
-/// What the size record holds: the size of the root's entries, and how many passes (of
-/// any process) have started, which tells a store whether one may have missed it.
+/// A pass under way: when it began, and the record then.
+struct PassStart {
+    started: Instant,
+    before: Record,
+}
+
+/// What the size record holds: the size of the root's entries; how many passes (of any
+/// process) have started, which tells a store whether one may have missed it; and how many
+/// bytes stores have ever counted, which tells a pass what was stored during its scan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Record {
     size: u64,
     passes: u64,
+    /// Only grows (wrapping): stores add their bytes to it as they do to `size`.
+    added: u64,
+}
+
+impl Record {
+    /// Counts `len` bytes more.
+    fn add(&mut self, len: u64) {
+        self.size = self.size.saturating_add(len);
+        self.added = self.added.wrapping_add(len);
+    }
+
+    /// The bytes stores counted between this record and `now`. A record written by a
+    /// release that kept no `added` count has its stores seen in the size's growth instead:
+    /// the larger of the two is taken, which can only make the next pass come early.
+    fn stored_since(&self, now: &Record) -> u64 {
+        let added = now.added.wrapping_sub(self.added);
+        let grown = now.size.saturating_sub(self.size);
+        // A count that went backwards (the record was recreated meanwhile) tells nothing.
+        let added = if added > u64::MAX / 2 { 0 } else { added };
+        added.max(grown)
+    }
 }
 
 fn open_record(root: &Path) -> Option<File> {
@@ -436,15 +509,30 @@ fn open_record(root: &Path) -> Option<File> {
     }
 }
 
+/// Bytes of a record: its size, its pass count, and what was ever added. A record of only
+/// the first two (as an earlier release wrote it) reads with nothing added.
+const RECORD_LEN: usize = 24;
+
 /// What a record holds; `None` for a new (empty) or damaged one.
 fn read_record(file: &mut File) -> Option<Record> {
-    let mut bytes = [0; 16];
-    #[cfg(unix)]
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0).ok()?;
-    #[cfg(not(unix))]
-    {
-        file.seek(SeekFrom::Start(0)).ok()?;
-        file.read_exact(&mut bytes).ok()?;
+    let mut bytes = [0; RECORD_LEN];
+    let mut read = 0;
+    while read < RECORD_LEN {
+        #[cfg(unix)]
+        let got = std::os::unix::fs::FileExt::read_at(file, &mut bytes[read..], read as u64);
+        #[cfg(not(unix))]
+        let got = file
+            .seek(SeekFrom::Start(read as u64))
+            .and_then(|_| file.read(&mut bytes[read..]));
+        match got {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    if read < 16 {
+        return None;
     }
     let word = |at: usize| {
         let mut out = [0; 8];
@@ -454,13 +542,15 @@ fn read_record(file: &mut File) -> Option<Record> {
     Some(Record {
         size: word(0),
         passes: word(8),
+        added: if read == RECORD_LEN { word(16) } else { 0 },
     })
 }
 
 fn write_record(file: &mut File, record: Record) -> std::io::Result<()> {
-    let mut bytes = [0; 16];
+    let mut bytes = [0; RECORD_LEN];
     bytes[..8].copy_from_slice(&record.size.to_le_bytes());
-    bytes[8..].copy_from_slice(&record.passes.to_le_bytes());
+    bytes[8..16].copy_from_slice(&record.passes.to_le_bytes());
+    bytes[16..].copy_from_slice(&record.added.to_le_bytes());
     #[cfg(unix)]
     return std::os::unix::fs::FileExt::write_all_at(file, &bytes, 0);
     #[cfg(not(unix))]
@@ -574,13 +664,7 @@ pub(crate) fn stored(path: &Path, len: u64) {
         return;
     }
     if let Some(admitted) = ADMITTED.with(Cell::take) {
-        if !bound.passes_unchanged(admitted) {
-            bound.with_record(|record| {
-                if record.passes != admitted {
-                    record.size = record.size.saturating_add(len);
-                }
-            });
-        }
+        bound.recount(admitted, len);
     }
     bound.wake_if_near(bound.estimate.load(Ordering::Relaxed));
 }
@@ -742,6 +826,114 @@ mod tests {
             assert!(bound.admit(900).is_none());
         }
         assert_eq!(bound.passes.lock().unwrap().done, 1, "backed off");
+    }
+
+    /// Entry `i` of 100 bytes under `shard`, `i` seconds newer than an hour ago.
+    fn write_entry(shard: &Path, i: u64) {
+        let path = shard.join(format!("{i:064}"));
+        std::fs::write(&path, [0u8; 100]).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        file.set_modified(old + Duration::from_secs(i)).unwrap();
+    }
+
+    fn entry_bytes(shard: &Path) -> u64 {
+        std::fs::read_dir(shard)
+            .unwrap()
+            .map(|item| item.unwrap().metadata().unwrap().len())
+            .sum()
+    }
+
+    fn recorded(root: &Path) -> Record {
+        read_record(&mut File::open(root.join(SIZE_RECORD)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn stores_during_a_scan_stay_counted_when_another_pass_ends_first() {
+        let root = tempfile::tempdir().unwrap();
+        let shard = root.path().join("app.f/ab");
+        std::fs::create_dir_all(&shard).unwrap();
+        // Two processes with the same bound share the record.
+        let one = Bound::new(root.path().to_path_buf(), 1000);
+        let two = Bound::new(root.path().to_path_buf(), 1000);
+        for i in 0..10 {
+            assert!(one.admit(100).is_some());
+            write_entry(&shard, i);
+        }
+        // The first process's pass scans 1000 bytes...
+        let mut log = PassLog::default();
+        let pass = one.begin_pass(&mut log);
+        let scan = prune_root(&one.root, one.trigger(), one.target());
+        // ...while the second one's pass runs whole (down to 700 bytes), and two stores
+        // follow it, after the first scan.
+        two.prune(&mut PassLog::default());
+        for i in 10..12 {
+            let admitted = two.admit(100).unwrap();
+            write_entry(&shard, i);
+            two.recount(admitted, 100);
+        }
+        // The first pass ends: its scan holds neither store, and the record has shrunk
+        // (to 900) since it began (at 1000), for all it counted them.
+        one.end_pass(&mut log, pass, scan);
+        assert_eq!(entry_bytes(&shard), 900);
+        assert!(
+            recorded(root.path()).size >= 900,
+            "the record says {} bytes; 900 are stored",
+            recorded(root.path()).size
+        );
+    }
+
+    #[test]
+    fn stores_during_a_scan_stay_counted_when_they_remove_victims() {
+        let root = tempfile::tempdir().unwrap();
+        let shard = root.path().join("app.f/ab");
+        std::fs::create_dir_all(&shard).unwrap();
+        let bound = Bound::new(root.path().to_path_buf(), 1000);
+        let other = Bound::new(root.path().to_path_buf(), 1000);
+        for i in 0..9 {
+            assert!(bound.admit(100).is_some());
+            write_entry(&shard, i);
+        }
+        // A pass at the trigger removes nothing, and queues the oldest entries.
+        bound.prune(&mut PassLog::default());
+        assert_eq!(bound.victims.lock().unwrap().len(), 2);
+        let admitted = bound.admit(100).unwrap();
+        write_entry(&shard, 9);
+        bound.recount(admitted, 100);
+        assert_eq!(recorded(root.path()).size, 1000);
+        // A pass of another process begins at 1000 bytes...
+        let mut log = PassLog::default();
+        let pass = other.begin_pass(&mut log);
+        // ...a store at the hard cap removes a victim before its scan (the record goes
+        // down by 100, and up by 100 again)...
+        let admitted = bound.admit(100).unwrap();
+        assert_eq!(entry_bytes(&shard), 900);
+        let scan = prune_root(&other.root, other.trigger(), other.target());
+        // ...and writes its file after it.
+        write_entry(&shard, 10);
+        bound.recount(admitted, 100);
+        other.end_pass(&mut log, pass, scan);
+        assert_eq!(entry_bytes(&shard), 1000);
+        assert!(
+            recorded(root.path()).size >= 1000,
+            "the record says {} bytes; 1000 are stored",
+            recorded(root.path()).size
+        );
+    }
+
+    #[test]
+    fn a_record_of_an_earlier_release_reads_with_nothing_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SIZE_RECORD);
+        let mut bytes = 1234u64.to_le_bytes().to_vec();
+        bytes.extend(7u64.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let mut file = File::options().read(true).write(true).open(&path).unwrap();
+        let record = read_record(&mut file).unwrap();
+        assert_eq!((record.size, record.passes, record.added), (1234, 7, 0));
+        write_record(&mut file, Record { added: 9, ..record }).unwrap();
+        let again = read_record(&mut file).unwrap();
+        assert_eq!((again.size, again.passes, again.added), (1234, 7, 9));
     }
 
     #[cfg(unix)]
