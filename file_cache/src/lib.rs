@@ -47,6 +47,7 @@ mod links;
 mod lock;
 mod manage;
 mod memory;
+mod outputs;
 mod root;
 mod site;
 mod size_limit;
@@ -114,7 +115,10 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::arg::{KeyArg, KeySelf};
     pub use crate::call::{call, call_result, decode_untrusted, write_entry, CallKey, KeyBuilder};
+    pub use crate::call::{call_outputs, call_result_outputs};
     pub use crate::call_async::{call_async, call_result_async};
+    pub use crate::call_async::{call_outputs_async, call_result_outputs_async};
+    pub use crate::outputs::{output, replace, Output, OutputRefs, MAX_OUTPUTS};
     pub use crate::site::{Site, SiteInfo};
     pub use crate::tracked::{combine, Tracked};
     pub use crate::verified::payload_hashes;
