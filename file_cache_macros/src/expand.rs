@@ -277,9 +277,10 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         // from the stored values on a hit.
         let mut refs = Vec::new();
         let mut write_back = Vec::new();
-        let places = mut_self
-            .then(|| function.receiver.as_ref())
-            .flatten()
+        let places = function
+            .receiver
+            .as_ref()
+            .filter(|_| mut_self)
             .map(|r| (r.self_token.span, r.self_token.to_token_stream()))
             .into_iter()
             .chain(output_params.iter().filter_map(|param| {
