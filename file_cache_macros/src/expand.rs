@@ -207,10 +207,16 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         // A type the user can restrict (a type parameter, `impl Trait`) is checked against
         // `serde::Serialize` itself, so rustc's hint to add a bound names that trait.
         let generic = param.has_impl_trait || mentions_any(&param.ty, &type_params);
-        let method = if generic {
-            quote_spanned!(span=> arg)
+        let (method, value) = if param.is_output() {
+            // Checked as what it is: an output, which the key reads on entry.
+            (
+                quote_spanned!(span=> output_param),
+                quote_spanned!(span=> &*#binding),
+            )
+        } else if generic {
+            (quote_spanned!(span=> arg), value)
         } else {
-            quote_spanned!(span=> param)
+            (quote_spanned!(span=> param), value)
         };
         feed.push(quote_spanned! {span=>
             #(#cfg)*
