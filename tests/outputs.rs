@@ -253,3 +253,37 @@ fn an_ignored_mut_is_not_replayed() {
     assert_eq!(log, ["computed 1"]);
     assert_eq!(LOGGED.load(Ordering::SeqCst) - before, 1);
 }
+
+static SHARED: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn shared(n: u32, out: &mut Vec<u32>) {
+    SHARED.fetch_add(1, Ordering::SeqCst);
+    out.extend((0..n).rev());
+}
+
+#[test]
+fn concurrent_callers_and_is_cached_see_the_outputs() {
+    common::init();
+    let mut probe = Vec::new();
+    assert!(!file_cache::is_cached(|| shared(6, &mut probe)));
+    assert!(probe.is_empty(), "a probe runs nothing");
+    // Whether a caller waits for another's value or reads its file, it gets the outputs.
+    let outs: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    shared(6, &mut out);
+                    out
+                })
+            })
+            .collect();
+        callers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for out in outs {
+        assert_eq!(out, [5, 4, 3, 2, 1, 0]);
+    }
+    assert_eq!(SHARED.load(Ordering::SeqCst), 1);
+    assert!(file_cache::is_cached(|| shared(6, &mut Vec::new())));
+}
