@@ -108,6 +108,9 @@ use proc_macro::TokenStream;
 /// - a `&mut` that is not ignored and is not a whole `&mut T` parameter or `&mut self`
 ///   (`Option<&mut T>`, `self: Pin<&mut Self>`, a pattern containing `&mut`, one under
 ///   `#[cfg]`), or more than 12 replayed ones;
+/// - a closure parameter that is not ignored (`impl Fn(..)`, `dyn FnMut(..)`, a type
+///   parameter bounded by a closure trait): no closure implements `Serialize`; ignored, its
+///   type is still keyed;
 /// - a parameter whose type names a `HashSet` or an `IndexSet` (its items serialize in an
 ///   order that differs between equal sets, so the key would differ every time): take a
 ///   `BTreeSet` or a sorted `Vec`, or ignore it;

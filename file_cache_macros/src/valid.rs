@@ -48,6 +48,7 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
         }
     }
 
+    let closure_params = closure_type_params(&sig.generics);
     for param in &function.params {
         let ignored = param.ident().is_some_and(|ident| options.is_ignored(ident));
         // `_` binds nothing, so nothing can be mutated through it: it is hashed like a value.
@@ -73,6 +74,20 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
             errors.push(syn::Error::new_spanned(&param.tokens, message));
         }
         if !ignored {
+            if let Some(closure) = closure_in(&param.ty, &closure_params) {
+                let advice = match param.ident() {
+                    Some(ident) => format!("add `{ident}` to `ignore = [...]`"),
+                    None => "bind it to a name and add that to `ignore = [...]`".to_owned(),
+                };
+                errors.push(syn::Error::new_spanned(
+                    closure,
+                    format!(
+                        "a closure cannot be part of the cache key: it does not implement \
+                         `serde::Serialize`; {advice} (its type stays in the key, so two \
+                         different closures are still two entries)"
+                    ),
+                ));
+            }
             if let Some(set) = hash_set_in(&param.ty) {
                 let advice = match param.ident() {
                     Some(ident) => format!(
@@ -183,6 +198,78 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
 
 /// The most `&mut` parameters a function may have replayed: the runtime's longest tuple.
 const MAX_OUTPUTS: usize = 12;
+
+/// Whether a bound is one of the closure traits (`Fn`, `FnMut`, `FnOnce`, their async forms).
+fn is_closure_bound(bound: &syn::TypeParamBound) -> bool {
+    match bound {
+        syn::TypeParamBound::Trait(bound) => bound.path.segments.last().is_some_and(|last| {
+            [
+                "Fn",
+                "FnMut",
+                "FnOnce",
+                "AsyncFn",
+                "AsyncFnMut",
+                "AsyncFnOnce",
+            ]
+            .iter()
+            .any(|name| last.ident == name)
+        }),
+        _ => false,
+    }
+}
+
+/// The type parameters bounded by a closure trait, in their list or the `where` clause.
+fn closure_type_params(generics: &syn::Generics) -> Vec<syn::Ident> {
+    let mut names: Vec<syn::Ident> = generics
+        .type_params()
+        .filter(|param| param.bounds.iter().any(is_closure_bound))
+        .map(|param| param.ident.clone())
+        .collect();
+    for predicate in generics.where_clause.iter().flat_map(|w| &w.predicates) {
+        if let syn::WherePredicate::Type(predicate) = predicate {
+            if let syn::Type::Path(path) = &predicate.bounded_ty {
+                if let Some(ident) = path.path.get_ident() {
+                    if predicate.bounds.iter().any(is_closure_bound) {
+                        names.push(ident.clone());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The first closure in `ty`: `impl Fn(..)`, `dyn FnMut(..)`, or a type parameter bounded
+/// by a closure trait (`closure_params`). None implements `Serialize`.
+fn closure_in(ty: &syn::Type, closure_params: &[syn::Ident]) -> Option<proc_macro2::TokenStream> {
+    struct Closures<'a, 'ast>(&'a [syn::Ident], Option<&'ast syn::Type>);
+    impl<'ast> Visit<'ast> for Closures<'_, 'ast> {
+        fn visit_type(&mut self, node: &'ast syn::Type) {
+            if self.1.is_some() {
+                return;
+            }
+            let closure = match node {
+                syn::Type::ImplTrait(t) => t.bounds.iter().any(is_closure_bound),
+                syn::Type::TraitObject(t) => t.bounds.iter().any(is_closure_bound),
+                syn::Type::Path(path) => path
+                    .path
+                    .get_ident()
+                    .is_some_and(|ident| self.0.contains(ident)),
+                _ => false,
+            };
+            if closure {
+                self.1 = Some(node);
+            } else {
+                syn::visit::visit_type(self, node);
+            }
+        }
+        // A function pointer's own parameters are not closures passed in.
+        fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+    }
+    let mut closures = Closures(closure_params, None);
+    closures.visit_type(ty);
+    closures.1.map(quote::ToTokens::into_token_stream)
+}
 
 /// The first set type written in `ty` whose items serialize in no stable order: `HashSet`
 /// (by its last path segment, so `std::collections::HashSet` and `FxHashSet` count) or
@@ -516,6 +603,43 @@ mod tests {
         let found = errors(
             quote!(ignore = [o0]),
             quote!(fn f(#(#params: &mut u8),*) {}),
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn closures_must_be_ignored() {
+        for item in [
+            quote!(
+                fn f(x: u32, f: impl Fn(u32) -> u32) {}
+            ),
+            quote!(
+                fn f<F: FnMut()>(x: u32, f: F) {}
+            ),
+            quote!(
+                fn f<F>(x: u32, f: &F)
+                where
+                    F: FnOnce() -> u8,
+                {
+                }
+            ),
+            quote!(
+                fn f(x: u32, f: Box<dyn Fn()>) {}
+            ),
+        ] {
+            let found = errors(quote!(), item.clone());
+            assert_eq!(found.len(), 1, "{item}: {found:?}");
+            assert!(found[0].contains("add `f` to `ignore"), "{found:?}");
+            assert!(
+                errors(quote!(ignore = [f]), item.clone()).is_empty(),
+                "{item}"
+            );
+        }
+        let found = errors(
+            quote!(),
+            quote!(
+                fn f<T: Clone>(x: T, g: fn(u32) -> u32) {}
+            ),
         );
         assert!(found.is_empty(), "{found:?}");
     }
