@@ -8,6 +8,7 @@ use crate::key::{Key, KeyError, KeyHasher};
 use crate::layout::{self, Fingerprint};
 use crate::lock::{self, EntryLock};
 use crate::memory::{self, Memory};
+use crate::outputs::{OutputRefs, Returned};
 use crate::root::{root_of, Access, Root};
 use crate::site::{Problem, Site};
 use crate::store;
@@ -225,6 +226,70 @@ where
             result
         }
         Lookup::Bypass => body(),
+    }
+}
+
+/// Runs a cached function with `&mut` parameters: `body` runs the function's body and hands
+/// back the references, whose values are stored with its result. Returns the result, and on
+/// a hit the stored values, which the caller writes back through the references.
+#[doc(hidden)]
+pub fn call_outputs<T, O, F>(
+    site: &'static Site,
+    key: Option<CallKey>,
+    body: F,
+) -> (T, Option<O::Values>)
+where
+    T: Serialize + DeserializeOwned,
+    O: OutputRefs,
+    F: FnOnce() -> (T, O),
+{
+    match Lookup::<Returned<'_, T, O>>::begin(site, key) {
+        Lookup::Hit(stored) => match stored.into_owned() {
+            Some((value, outputs)) => (value, Some(outputs)),
+            None => (body().0, None),
+        },
+        Lookup::Miss(miss) => {
+            let (value, outputs) = {
+                let _here = miss.computing();
+                body()
+            };
+            miss.store(&Returned::View(&value, &outputs));
+            (value, None)
+        }
+        Lookup::Bypass => (body().0, None),
+    }
+}
+
+/// [`call_outputs`] for a function returning `Result`: only `Ok` values are stored, with
+/// the `&mut` parameters' values.
+#[doc(hidden)]
+pub fn call_result_outputs<T, E, O, F>(
+    site: &'static Site,
+    key: Option<CallKey>,
+    body: F,
+) -> (Result<T, E>, Option<O::Values>)
+where
+    T: Serialize + DeserializeOwned,
+    O: OutputRefs,
+    F: FnOnce() -> (Result<T, E>, O),
+{
+    match Lookup::<Returned<'_, T, O>>::begin(site, key) {
+        Lookup::Hit(stored) => match stored.into_owned() {
+            Some((value, outputs)) => (Ok(value), Some(outputs)),
+            None => (body().0, None),
+        },
+        Lookup::Miss(miss) => {
+            let (result, outputs) = {
+                let _here = miss.computing();
+                body()
+            };
+            match &result {
+                Ok(value) => miss.store(&Returned::View(value, &outputs)),
+                Err(_) => miss.fail(),
+            }
+            (result, None)
+        }
+        Lookup::Bypass => (body().0, None),
     }
 }
 

@@ -14,6 +14,7 @@
 use crate::call::{BeginFuture, CallKey, Lookup};
 use crate::flight::Computing;
 use crate::key::Key;
+use crate::outputs::{OutputRefs, Returned};
 use crate::site::Site;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -61,6 +62,61 @@ where
             result
         }
         Lookup::Bypass => body.await,
+    }
+}
+
+/// Runs a cached `async fn` with `&mut` parameters: see [`call_outputs`](crate::call::call_outputs).
+#[doc(hidden)]
+pub async fn call_outputs_async<T, O, F>(
+    site: &'static Site,
+    key: Option<CallKey>,
+    body: F,
+) -> (T, Option<O::Values>)
+where
+    T: Serialize + DeserializeOwned,
+    O: OutputRefs,
+    F: Future<Output = (T, O)>,
+{
+    match BeginFuture::<Returned<'_, T, O>>::new(site, key).await {
+        Lookup::Hit(stored) => match stored.into_owned() {
+            Some((value, outputs)) => (value, Some(outputs)),
+            None => (body.await.0, None),
+        },
+        Lookup::Miss(miss) => {
+            let (value, outputs) = computing(*miss.key(), body).await;
+            miss.store(&Returned::View(&value, &outputs));
+            (value, None)
+        }
+        Lookup::Bypass => (body.await.0, None),
+    }
+}
+
+/// [`call_outputs_async`] for an `async fn` returning `Result`: only `Ok` values are stored.
+#[doc(hidden)]
+pub async fn call_result_outputs_async<T, E, O, F>(
+    site: &'static Site,
+    key: Option<CallKey>,
+    body: F,
+) -> (Result<T, E>, Option<O::Values>)
+where
+    T: Serialize + DeserializeOwned,
+    O: OutputRefs,
+    F: Future<Output = (Result<T, E>, O)>,
+{
+    match BeginFuture::<Returned<'_, T, O>>::new(site, key).await {
+        Lookup::Hit(stored) => match stored.into_owned() {
+            Some((value, outputs)) => (Ok(value), Some(outputs)),
+            None => (body.await.0, None),
+        },
+        Lookup::Miss(miss) => {
+            let (result, outputs) = computing(*miss.key(), body).await;
+            match &result {
+                Ok(value) => miss.store(&Returned::View(value, &outputs)),
+                Err(_) => miss.fail(),
+            }
+            (result, None)
+        }
+        Lookup::Bypass => (body.await.0, None),
     }
 }
 

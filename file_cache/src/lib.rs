@@ -47,6 +47,7 @@ mod links;
 mod lock;
 mod manage;
 mod memory;
+mod outputs;
 mod root;
 mod site;
 mod size_limit;
@@ -104,6 +105,23 @@ pub fn cache_dir() -> &'static std::path::Path {
     &config::config().root
 }
 
+// What compile errors about a cached function's types name (the traits whose bounds are not
+// met, and the items whose bounds they are), also reachable outside `__private`: rustc names
+// an item by its shortest public path, and a user should never be pointed into `__private`.
+// The generated code still names them through `__private`; none of them is public API.
+#[doc(hidden)]
+pub use arg::{KeyArg, KeySelf};
+#[doc(hidden)]
+pub use call::{call, call_outputs, call_result, call_result_outputs, KeyBuilder};
+#[doc(hidden)]
+pub use call_async::{
+    call_async, call_outputs_async, call_result_async, call_result_outputs_async,
+};
+#[doc(hidden)]
+pub use outputs::{output, replace, Output};
+#[doc(hidden)]
+pub use tracked::Tracked;
+
 /// The README's examples, run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
@@ -114,8 +132,11 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::arg::{KeyArg, KeySelf};
     pub use crate::call::{call, call_result, decode_untrusted, write_entry, CallKey, KeyBuilder};
+    pub use crate::call::{call_outputs, call_result_outputs};
     pub use crate::call_async::{call_async, call_result_async};
+    pub use crate::call_async::{call_outputs_async, call_result_outputs_async};
     pub use crate::codec::Codec;
+    pub use crate::outputs::{output, replace, Output, OutputRefs, MAX_OUTPUTS};
     pub use crate::site::{Site, SiteInfo};
     pub use crate::tracked::{combine, Tracked};
     pub use crate::verified::payload_hashes;

@@ -192,6 +192,14 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             });
         }
     }
+    let type_params: Vec<&syn::Ident> = function
+        .generics
+        .iter()
+        .filter_map(|generic| match generic {
+            Generic::Type(ident) => Some(ident),
+            Generic::Const(_) | Generic::Lifetime(_) => None,
+        })
+        .collect();
     for (param, name, binding) in &keyed {
         let cfg = &param.cfg_attrs;
         // Spanned at the parameter: a type that is not `Serialize` is reported on it.
@@ -201,9 +209,23 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         } else {
             quote_spanned!(span=> &#binding)
         };
+        // A type the user can restrict (a type parameter, `impl Trait`) is checked against
+        // `serde::Serialize` itself, so rustc's hint to add a bound names that trait.
+        let generic = param.has_impl_trait || mentions_any(&param.ty, &type_params);
+        let (method, value) = if param.is_output() {
+            // Checked as what it is: an output, which the key reads on entry.
+            (
+                quote_spanned!(span=> output_param),
+                quote_spanned!(span=> &*#binding),
+            )
+        } else if generic {
+            (quote_spanned!(span=> arg), value)
+        } else {
+            (quote_spanned!(span=> param), value)
+        };
         feed.push(quote_spanned! {span=>
             #(#cfg)*
-            __fc_k.param(#name, #value);
+            __fc_k.#method(#name, #value);
         });
     }
 
@@ -241,44 +263,101 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             ok.as_ref().map_or(ty.span(), Spanned::span),
         ),
     };
-    let is_async = sig.asyncness.is_some();
-    let runtime_call = match (&function.output, is_async) {
-        (Output::Result { .. }, false) => quote_spanned!(ret_span=> call_result),
-        (Output::Result { .. }, true) => quote_spanned!(ret_span=> call_result_async),
-        (_, false) => quote_spanned!(ret_span=> call),
-        (_, true) => quote_spanned!(ret_span=> call_async),
+    // An async block's output type is not inferred from what it is passed to: a typed,
+    // unreachable `return` pins it, so `?` and `return` in the body infer as they did.
+    let infer_async = quote_spanned! {ret_span=>
+        #[allow(
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::let_unit_value,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let __fc_output: #ret = ::core::unreachable!();
+            return __fc_output;
+        }
     };
+    let is_async = sig.asyncness.is_some();
     // Inner attributes of the body (`#![allow(..)]`, `//!`) apply to the function; a
     // closure's block cannot carry them, so they move onto the function, unchanged.
     let (inner_attrs, body) = split_inner_attributes(body);
-    // Spanned at the stored type, so a missing serde impl is reported on it.
-    let call = if is_async {
-        // An async block's output type is not inferred from what it is passed to: a typed,
-        // unreachable `return` pins it, so `?` and `return` in the body infer as they did.
-        quote_spanned! {ret_span=>
-            ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, async move {
-                #[allow(
-                    unreachable_code,
-                    clippy::diverging_sub_expression,
-                    clippy::let_unit_value,
-                    clippy::needless_return,
-                    clippy::unreachable
-                )]
-                if false {
-                    let __fc_output: #ret = ::core::unreachable!();
-                    return __fc_output;
-                }
-                #(#destructure)*
-                #body
-            })
-            .await
+    let (mut_self, output_params) = function.outputs(options);
+    let call = if mut_self || !output_params.is_empty() {
+        // The `&mut` parameters, checked one by one at their own tokens, and written back
+        // from the stored values on a hit.
+        let mut refs = Vec::new();
+        let mut write_back = Vec::new();
+        let places = function
+            .receiver
+            .as_ref()
+            .filter(|_| mut_self)
+            .map(|r| (r.self_token.span, r.self_token.to_token_stream()))
+            .into_iter()
+            .chain(output_params.iter().filter_map(|param| {
+                let ident = param.ident()?;
+                Some((param.ty.span(), ident.to_token_stream()))
+            }));
+        for (index, (span, place)) in places.enumerate() {
+            let index = syn::Index::from(index);
+            refs.push(quote_spanned!(span=> ::file_cache::__private::output(&mut *#place)));
+            write_back.push(quote_spanned! {span=>
+                ::file_cache::__private::replace(&mut *#place, __fc_outputs.#index);
+            });
+        }
+        let runtime_call = match (&function.output, is_async) {
+            (Output::Result { .. }, false) => quote_spanned!(ret_span=> call_result_outputs),
+            (Output::Result { .. }, true) => quote_spanned!(ret_span=> call_result_outputs_async),
+            (_, false) => quote_spanned!(ret_span=> call_outputs),
+            (_, true) => quote_spanned!(ret_span=> call_outputs_async),
+        };
+        // The body borrows the `&mut` parameters (its closure or block does not `move`),
+        // and hands them to the runtime once it is done, to be stored with its value.
+        let computed = if is_async {
+            let body = block_with(quote! { #infer_async #(#destructure)* }, &body);
+            quote_spanned! {ret_span=>
+                ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, async {
+                    let __fc_value = async #body.await;
+                    (__fc_value, (#(#refs,)*))
+                })
+                .await
+            }
+        } else {
+            let body = block_with(quote! { #(#destructure)* }, &body);
+            quote_spanned! {ret_span=>
+                ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, || {
+                    #[allow(clippy::redundant_closure_call)]
+                    let __fc_value = (|| -> #ret #body)();
+                    (__fc_value, (#(#refs,)*))
+                })
+            }
+        };
+        quote! {
+            let (__fc_value, __fc_outputs) = #computed;
+            if let ::core::option::Option::Some(__fc_outputs) = __fc_outputs {
+                #(#write_back)*
+            }
+            __fc_value
         }
     } else {
-        quote_spanned! {ret_span=>
-            ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, move || -> #ret {
-                #(#destructure)*
-                #body
-            })
+        let runtime_call = match (&function.output, is_async) {
+            (Output::Result { .. }, false) => quote_spanned!(ret_span=> call_result),
+            (Output::Result { .. }, true) => quote_spanned!(ret_span=> call_result_async),
+            (_, false) => quote_spanned!(ret_span=> call),
+            (_, true) => quote_spanned!(ret_span=> call_async),
+        };
+        // Spanned at the stored type, so a missing serde impl is reported on it.
+        if is_async {
+            let body = block_with(quote! { #infer_async #(#destructure)* }, &body);
+            quote_spanned! {ret_span=>
+                ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, async move #body)
+                .await
+            }
+        } else {
+            let body = block_with(quote! { #(#destructure)* }, &body);
+            quote_spanned! {ret_span=>
+                ::file_cache::__private::#runtime_call(&__FC_SITE, __fc_key, move || -> #ret #body)
+            }
         }
     };
 
@@ -321,6 +400,31 @@ fn self_value(receiver: &syn::Receiver) -> TokenStream {
     } else {
         quote_spanned!(span=> ::core::ops::Deref::deref(&#self_token))
     }
+}
+
+/// Whether `ty` names one of the type parameters `names`.
+fn mentions_any(ty: &syn::Type, names: &[&syn::Ident]) -> bool {
+    fn walk(tokens: TokenStream, names: &[&syn::Ident]) -> bool {
+        tokens.into_iter().any(|token| match token {
+            TokenTree::Ident(ident) => names.iter().any(|name| **name == ident),
+            TokenTree::Group(group) => walk(group.stream(), names),
+            _ => false,
+        })
+    }
+    !names.is_empty() && walk(ty.to_token_stream(), names)
+}
+
+/// The body with `prelude` before its statements, in one block that keeps the body's
+/// span: no block nested in another, which rustc would call unnecessary braces (and
+/// whose fix it would point at the generated code).
+fn block_with(prelude: TokenStream, body: &Group) -> Group {
+    if prelude.is_empty() {
+        return body.clone();
+    }
+    let stream = body.stream();
+    let mut block = Group::new(body.delimiter(), quote!(#prelude #stream));
+    block.set_span(body.span());
+    block
 }
 
 /// Splits `{ #![a] #![b] rest }` into outer attributes `#[a] #[b]` and `{ rest }`. The body

@@ -87,6 +87,14 @@ use proc_macro::TokenStream;
 /// small-file I/O runs inline in `poll`), methods with any receiver, associated functions,
 /// generic and trait impls, lifetimes and const generics.
 ///
+/// # `&mut` parameters
+///
+/// A `&mut T` parameter (and `&mut self`, and `&mut [T]`) is replayed: `T` must implement
+/// `Serialize` and `DeserializeOwned`; its value on entry is part of the key, its value on
+/// exit is stored with the result, and a hit writes it back, so the caller sees what the
+/// body would have done. With a `Result`, only `Ok` calls store. Ignore a `&mut` handle that
+/// is not data (a logger): what the body does to it then happens on a miss only.
+///
 /// # The return value
 ///
 /// It must implement `serde::Serialize` and `serde::de::DeserializeOwned` (for a result,
@@ -97,8 +105,15 @@ use proc_macro::TokenStream;
 /// # What cannot be cached (compile errors)
 ///
 /// - anything that is not a function with a body;
-/// - a parameter of a `&mut` type, or `&mut self`, that is not ignored: a cached call
-///   cannot replay the mutation; a pattern containing `&mut` (it cannot be ignored);
+/// - a `&mut` that is not ignored and is not a whole `&mut T` parameter or `&mut self`
+///   (`Option<&mut T>`, `self: Pin<&mut Self>`, a pattern containing `&mut`, one under
+///   `#[cfg]`), or more than 12 replayed ones;
+/// - a closure parameter that is not ignored (`impl Fn(..)`, `dyn FnMut(..)`, a type
+///   parameter bounded by a closure trait): no closure implements `Serialize`; ignored, its
+///   type is still keyed;
+/// - a parameter whose type names a `HashSet` or an `IndexSet` (its items serialize in an
+///   order that differs between equal sets, so the key would differ every time): take a
+///   `BTreeSet` or a sorted `Vec`, or ignore it;
 /// - `ignore` naming something that is not a whole parameter (a name bound inside a
 ///   pattern, `_`, `self` of a function without one);
 /// - a function returning a reference or `impl Trait`: a value read back from disk must

@@ -173,6 +173,27 @@ impl Function {
         }
     }
 
+    /// Whether the receiver is `&mut self` (or `self: &mut Self`), which the cache replays
+    /// unless ignored.
+    pub(crate) fn has_mut_self(&self) -> bool {
+        self.receiver
+            .as_ref()
+            .is_some_and(|receiver| is_mut_ref(&receiver.ty))
+    }
+
+    /// The parameters the cache replays (see [`Param::is_output`]), unless `ignore`d, with
+    /// `&mut self` first when there is one: `(receiver?, params)`.
+    pub(crate) fn outputs<'a>(&'a self, options: &'a Options) -> (bool, Vec<&'a Param>) {
+        let mut_self = self.has_mut_self() && !options.ignore.iter().any(|name| name == "self");
+        let params = self
+            .params
+            .iter()
+            .filter(|param| param.is_output())
+            .filter(|param| !param.ident().is_some_and(|ident| options.is_ignored(ident)))
+            .collect();
+        (mut_self, params)
+    }
+
     /// The function's name without any `r#`.
     pub(crate) fn name(&self) -> String {
         self.item.sig.ident.unraw().to_string()
@@ -210,6 +231,12 @@ impl Param {
             Binding::Ident(ident) => Some(ident),
             Binding::Wild | Binding::Pattern(_) => None,
         }
+    }
+
+    /// Whether the cache replays this parameter: a named `&mut T` (not under `#[cfg]`), whose
+    /// value on exit is stored with the result and written back on a hit.
+    pub(crate) fn is_output(&self) -> bool {
+        self.ident().is_some() && self.cfg_attrs.is_empty() && is_mut_ref(&self.ty)
     }
 
     /// The names a pattern parameter binds (`a`, `b` in `(a, b): (u8, u8)`).
@@ -305,6 +332,11 @@ pub(crate) fn is_array(ty: &Type) -> bool {
         Type::Group(inner) => is_array(&inner.elem),
         _ => false,
     }
+}
+
+/// Whether the type is `&mut T` itself (through parentheses).
+pub(crate) fn is_mut_ref(ty: &Type) -> bool {
+    reference_in(ty).is_some_and(|reference| reference.mutability.is_some())
 }
 
 /// Whether the type is a reference (through parentheses), which a stored value cannot be.

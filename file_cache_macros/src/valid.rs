@@ -37,33 +37,87 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
         let mut finder = TypeFinder::default();
         finder.visit_type(&receiver.ty);
         let ignored = options.ignore.iter().any(|name| name == "self");
-        if finder.mut_ref.is_some() && !ignored {
+        if finder.mut_ref.is_some() && !ignored && !function.has_mut_self() {
             errors.push(syn::Error::new_spanned(
                 receiver,
-                "a cached call cannot replay what the method does to `self` through `&mut self`, \
-                 and hashing `self` would key on its state before the call; if the result does \
+                "a cached call can replay `&mut self` (stored with the result, written back on \
+                 a hit), but not `self` behind another type around `&mut`; if the result does \
                  not depend on `self`, add `self` to `ignore = [...]` (the body then runs, and \
                  mutates `self`, only on a miss)",
             ));
         }
     }
 
+    let closure_params = closure_type_params(&sig.generics);
     for param in &function.params {
         let ignored = param.ident().is_some_and(|ident| options.is_ignored(ident));
         // `_` binds nothing, so nothing can be mutated through it: it is hashed like a value.
         let observed = !matches!(param.binding, Binding::Wild);
-        if param.mut_ref.is_some() && observed && !ignored {
-            let advice = match param.ident() {
-                Some(ident) => format!("add `{ident}` to `ignore = [...]`"),
-                None => "a pattern cannot be ignored: bind the parameter to a name \
-                         (`name: Type`), add that to `ignore = [...]` and destructure it in the body"
+        if param.mut_ref.is_some() && observed && !ignored && !param.is_output() {
+            let message = match param.ident() {
+                Some(ident) if !param.cfg_attrs.is_empty() => format!(
+                    "a cached call cannot replay a `&mut` parameter under `#[cfg]`; add \
+                     `{ident}` to `ignore = [...]` if it is a handle rather than data: what the \
+                     body does through it is then lost on a hit"
+                ),
+                Some(ident) => format!(
+                    "a cached call replays a `&mut` parameter only when its type is `&mut T` \
+                     (`T` is stored with the result and written back on a hit), not a `&mut` \
+                     inside another type; add `{ident}` to `ignore = [...]` if it is a handle \
+                     rather than data: what the body does through it is then lost on a hit"
+                ),
+                None => "a cached call cannot replay a mutation through a `&mut` in a pattern, \
+                         and a pattern cannot be ignored: bind the parameter to a name \
+                         (`name: &mut T`) and destructure it in the body"
                     .to_owned(),
             };
-            errors.push(syn::Error::new_spanned(
-                &param.tokens,
-                format!("a cached call cannot replay a mutation through `&mut`; {advice}"),
-            ));
+            errors.push(syn::Error::new_spanned(&param.tokens, message));
         }
+        if !ignored {
+            if let Some(closure) = closure_in(&param.ty, &closure_params) {
+                let advice = match param.ident() {
+                    Some(ident) => format!("add `{ident}` to `ignore = [...]`"),
+                    None => "bind it to a name and add that to `ignore = [...]`".to_owned(),
+                };
+                errors.push(syn::Error::new_spanned(
+                    closure,
+                    format!(
+                        "a closure cannot be part of the cache key: it does not implement \
+                         `serde::Serialize`; {advice} (its type stays in the key, so two \
+                         different closures are still two entries)"
+                    ),
+                ));
+            }
+            if let Some(set) = hash_set_in(&param.ty) {
+                let advice = match param.ident() {
+                    Some(ident) => format!(
+                        "; or, if it does not change the result, add `{ident}` to `ignore = [...]`"
+                    ),
+                    None => String::new(),
+                };
+                errors.push(syn::Error::new_spanned(
+                    set,
+                    format!(
+                        "a set that keeps no sorted order cannot be part of the cache key: its \
+                         items serialize in an order that differs between equal sets (a \
+                         `HashSet`'s changes in every process), so calls would miss every time; \
+                         take a `BTreeSet`, or sort the items into a `Vec`{advice}"
+                    ),
+                ));
+            }
+        }
+    }
+
+    let (mut_self, outputs) = function.outputs(options);
+    let count = outputs.len() + usize::from(mut_self);
+    if count > MAX_OUTPUTS {
+        errors.push(syn::Error::new_spanned(
+            &outputs[MAX_OUTPUTS - usize::from(mut_self)].tokens,
+            format!(
+                "a cached function replays at most {MAX_OUTPUTS} `&mut` parameters; group them \
+                 into one struct, or ignore the ones that are handles rather than data"
+            ),
+        ));
     }
 
     for ignored in &options.ignore {
@@ -140,6 +194,104 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
     }
 
     errors.finish()
+}
+
+/// The most `&mut` parameters a function may have replayed: the runtime's longest tuple.
+const MAX_OUTPUTS: usize = 12;
+
+/// Whether a bound is one of the closure traits (`Fn`, `FnMut`, `FnOnce`, their async forms).
+fn is_closure_bound(bound: &syn::TypeParamBound) -> bool {
+    match bound {
+        syn::TypeParamBound::Trait(bound) => bound.path.segments.last().is_some_and(|last| {
+            [
+                "Fn",
+                "FnMut",
+                "FnOnce",
+                "AsyncFn",
+                "AsyncFnMut",
+                "AsyncFnOnce",
+            ]
+            .iter()
+            .any(|name| last.ident == name)
+        }),
+        _ => false,
+    }
+}
+
+/// The type parameters bounded by a closure trait, in their list or the `where` clause.
+fn closure_type_params(generics: &syn::Generics) -> Vec<syn::Ident> {
+    let mut names: Vec<syn::Ident> = generics
+        .type_params()
+        .filter(|param| param.bounds.iter().any(is_closure_bound))
+        .map(|param| param.ident.clone())
+        .collect();
+    for predicate in generics.where_clause.iter().flat_map(|w| &w.predicates) {
+        if let syn::WherePredicate::Type(predicate) = predicate {
+            if let syn::Type::Path(path) = &predicate.bounded_ty {
+                if let Some(ident) = path.path.get_ident() {
+                    if predicate.bounds.iter().any(is_closure_bound) {
+                        names.push(ident.clone());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The first closure in `ty`: `impl Fn(..)`, `dyn FnMut(..)`, or a type parameter bounded
+/// by a closure trait (`closure_params`). None implements `Serialize`.
+fn closure_in(ty: &syn::Type, closure_params: &[syn::Ident]) -> Option<proc_macro2::TokenStream> {
+    struct Closures<'a, 'ast>(&'a [syn::Ident], Option<&'ast syn::Type>);
+    impl<'ast> Visit<'ast> for Closures<'_, 'ast> {
+        fn visit_type(&mut self, node: &'ast syn::Type) {
+            if self.1.is_some() {
+                return;
+            }
+            let closure = match node {
+                syn::Type::ImplTrait(t) => t.bounds.iter().any(is_closure_bound),
+                syn::Type::TraitObject(t) => t.bounds.iter().any(is_closure_bound),
+                syn::Type::Path(path) => path
+                    .path
+                    .get_ident()
+                    .is_some_and(|ident| self.0.contains(ident)),
+                _ => false,
+            };
+            if closure {
+                self.1 = Some(node);
+            } else {
+                syn::visit::visit_type(self, node);
+            }
+        }
+        // A function pointer's own parameters are not closures passed in.
+        fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+    }
+    let mut closures = Closures(closure_params, None);
+    closures.visit_type(ty);
+    closures.1.map(quote::ToTokens::into_token_stream)
+}
+
+/// The first set type written in `ty` whose items serialize in no stable order: `HashSet`
+/// (by its last path segment, so `std::collections::HashSet` and `FxHashSet` count) or
+/// `IndexSet` (insertion order).
+fn hash_set_in(ty: &syn::Type) -> Option<&syn::TypePath> {
+    #[derive(Default)]
+    struct Sets<'ast>(Option<&'ast syn::TypePath>);
+    impl<'ast> Visit<'ast> for Sets<'ast> {
+        fn visit_type_path(&mut self, node: &'ast syn::TypePath) {
+            let unordered = node.path.segments.last().is_some_and(|last| {
+                let name = last.ident.to_string();
+                name.ends_with("HashSet") || name == "IndexSet"
+            });
+            if unordered && self.0.is_none() {
+                self.0 = Some(node);
+            }
+            syn::visit::visit_type_path(self, node);
+        }
+    }
+    let mut sets = Sets::default();
+    sets.visit_type(ty);
+    sets.0
 }
 
 /// False for types that certainly are not a `Result`: anything but a path, and the
@@ -241,9 +393,10 @@ mod tests {
             quote!(ignore = [nope]),
             quote!(
                 const async extern "C" fn f(
-                    &mut self,
+                    self: Pin<&mut Self>,
                     (a, b): (u8, &mut u8),
-                    v: &mut Vec<u8>,
+                    v: Vec<&mut u8>,
+                    s: &HashSet<u8>,
                     ...
                 ) -> &u8 {
                     unreachable!("only parsed")
@@ -255,7 +408,8 @@ mod tests {
             "C-variadic",
             "`&mut self`",
             "a pattern cannot be ignored",
-            "replay a mutation",
+            "not a `&mut` inside another type",
+            "take a `BTreeSet`",
             "`nope` is not a parameter of `f`",
             "returns a reference",
         ];
@@ -418,7 +572,98 @@ mod tests {
                 }
             ),
         );
-        assert!(found[0].contains("replay a mutation"), "{found:?}");
+        assert!(found[0].contains("inside another type"), "{found:?}");
         assert!(found[1].contains("impl Trait"), "{found:?}");
+    }
+
+    #[test]
+    fn mut_refs_and_mut_self_are_replayed() {
+        let found = errors(
+            quote!(),
+            quote!(
+                fn f(&mut self, n: u32, out: &mut Vec<u32>, buffer: &mut [u8], _: &mut u8) {}
+            ),
+        );
+        assert!(found.is_empty(), "{found:?}");
+        let found = errors(
+            quote!(),
+            quote!(
+                fn f(#[cfg(unix)] out: &mut Vec<u32>) {}
+            ),
+        );
+        assert!(found[0].contains("under `#[cfg]`"), "{found:?}");
+    }
+
+    #[test]
+    fn at_most_twelve_outputs() {
+        let params: Vec<_> = (0..13).map(|i| quote::format_ident!("o{i}")).collect();
+        let found = errors(quote!(), quote!(fn f(#(#params: &mut u8),*) {}));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("at most 12"), "{found:?}");
+        let found = errors(
+            quote!(ignore = [o0]),
+            quote!(fn f(#(#params: &mut u8),*) {}),
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn closures_must_be_ignored() {
+        for item in [
+            quote!(
+                fn f(x: u32, f: impl Fn(u32) -> u32) {}
+            ),
+            quote!(
+                fn f<F: FnMut()>(x: u32, f: F) {}
+            ),
+            quote!(
+                fn f<F>(x: u32, f: &F)
+                where
+                    F: FnOnce() -> u8,
+                {
+                }
+            ),
+            quote!(
+                fn f(x: u32, f: Box<dyn Fn()>) {}
+            ),
+        ] {
+            let found = errors(quote!(), item.clone());
+            assert_eq!(found.len(), 1, "{item}: {found:?}");
+            assert!(found[0].contains("add `f` to `ignore"), "{found:?}");
+            assert!(
+                errors(quote!(ignore = [f]), item.clone()).is_empty(),
+                "{item}"
+            );
+        }
+        let found = errors(
+            quote!(),
+            quote!(
+                fn f<T: Clone>(x: T, g: fn(u32) -> u32) {}
+            ),
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn unordered_sets_are_refused_wherever_they_are_written() {
+        for ty in [
+            quote!(HashSet<String>),
+            quote!(&std::collections::HashSet<u8>),
+            quote!(Option<Vec<indexmap::IndexSet<u8>>>),
+            quote!(FxHashSet<u8>),
+        ] {
+            let found = errors(quote!(), quote!(fn f(s: #ty) {}));
+            assert_eq!(found.len(), 1, "{ty}: {found:?}");
+            assert!(found[0].contains("take a `BTreeSet`, or sort"), "{found:?}");
+            assert!(found[0].contains("add `s` to `ignore"), "{found:?}");
+            assert!(errors(quote!(ignore = [s]), quote!(fn f(s: #ty) {})).is_empty());
+        }
+        let found = errors(
+            quote!(),
+            quote!(
+                fn f(s: BTreeSet<u8>, m: HashMap<u8, u8>) {}
+            ),
+        );
+        assert!(found.is_empty(), "{found:?}");
     }
 }

@@ -100,6 +100,31 @@ serde = {{ version = "1", features = ["derive"] }}
     }
 }
 
+impl Program {
+    /// Runs `cargo <command> --offline` with `args` in the package (`clippy`, `check`) and
+    /// returns whether it succeeded, with what it printed on stderr.
+    pub fn cargo(&self, command: &str, args: &[&str]) -> (bool, String) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let output = Command::new(cargo)
+            .args([command, "--offline"])
+            .args(args)
+            .current_dir(&self.dir)
+            .env("CARGO_TARGET_DIR", &self.target)
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("run cargo");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// Where the programs and their shared target directory live.
+pub fn work_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs")
+}
+
 /// The path of this workspace's `file_cache` crate, for a manifest.
 pub fn file_cache_path() -> PathBuf {
     Path::new(REPO).join("file_cache")
