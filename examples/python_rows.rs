@@ -1,4 +1,4 @@
-//! The rows `../shared/peers/python/bench.py` prints, for file_cache: (a) a hit of
+//! The rows a Python benchmark of the Python memoizers prints, for file_cache: (a) a hit of
 //! `f(x: int, s: str) -> small tuple` in µs, (b) a miss + store of it in µs, (c) a hit
 //! returning 1,000,000 floats in ms, (d) a hit whose argument is 100,000 floats in ms.
 //! Same counts as the Python script (2000 calls for (a) and (b), 15 for (c) and (d)),
