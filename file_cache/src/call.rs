@@ -8,7 +8,7 @@ use crate::key::{Key, KeyError, KeyHasher};
 use crate::layout::{self, Fingerprint};
 use crate::lock::{self, EntryLock};
 use crate::memory::{self, Memory};
-use crate::outputs::{OutputRefs, Returned};
+use crate::outputs::{Output, OutputRefs, Returned};
 use crate::root::{root_of, Access, Root};
 use crate::site::{Problem, Site};
 use crate::store;
@@ -162,6 +162,12 @@ impl KeyBuilder {
         if let Err(error) = self.hasher.write_value(value) {
             self.failure = Some((name, error));
         }
+    }
+
+    /// Adds a `&mut` parameter's value on entry; its bound is the one the parameter must
+    /// meet anyway, so a type that is not serde data is reported once, with what to do.
+    pub fn output_param<T: ?Sized + Output>(&mut self, name: &'static str, value: &T) {
+        self.arg(name, value);
     }
 
     /// The finished key, or `None` (logged) when an argument could not be hashed.

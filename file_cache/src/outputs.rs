@@ -58,14 +58,6 @@ pub fn output<T: ?Sized + Output>(place: &mut T) -> &mut T {
     place
 }
 
-impl crate::call::KeyBuilder {
-    /// Adds a `&mut` parameter's value on entry; its bound is the one the parameter must
-    /// meet anyway, so a type that is not serde data is reported once, with what to do.
-    pub fn output_param<T: ?Sized + Output>(&mut self, name: &'static str, value: &T) {
-        self.arg(name, value);
-    }
-}
-
 /// Writes a stored value back through a `&mut` parameter.
 #[doc(hidden)]
 pub fn replace<T: ?Sized + Output>(place: &mut T, value: T::Value) {
