@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{child_role, function_dir, marked_lines, run_child};
+use common::{child_role, function_dir, marked_lines, root_size, run_child};
 use file_cache::file_cache;
 use std::path::Path;
 use std::time::Duration;
@@ -23,19 +23,6 @@ fn slow_file(n: u32) -> u32 {
 }
 
 const HITS: u64 = 50_000;
-
-fn root_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|read| {
-            read.flatten()
-                .map(|item| match item.file_type() {
-                    Ok(kind) if kind.is_dir() => root_size(&item.path()),
-                    _ => item.metadata().map_or(0, |m| m.len()),
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
 
 /// The hit totals every process logged for `name` under `root`.
 fn logged(root: &Path, name: &str) -> file_cache::inspect::HitTotals {

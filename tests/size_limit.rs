@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{child_role, entry_files, run_child};
+use common::{child_role, entry_files, root_size, run_child};
 use file_cache::file_cache;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,26 +16,6 @@ fn blob(n: u32) -> Vec<u8> {
 }
 
 const BOUND: u64 = 100_000;
-
-fn root_size(root: &Path) -> u64 {
-    fn walk(dir: &Path) -> u64 {
-        std::fs::read_dir(dir)
-            .map(|read| {
-                read.flatten()
-                    .map(|item| {
-                        let path = item.path();
-                        if path.is_dir() {
-                            walk(&path)
-                        } else {
-                            std::fs::metadata(&path).map_or(0, |m| m.len())
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    walk(root)
-}
 
 fn entry_of(n: u32) -> Option<PathBuf> {
     entry_files(file_cache::cache_dir())

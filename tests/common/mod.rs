@@ -248,3 +248,18 @@ pub fn lock_files(dir: &Path) -> Vec<PathBuf> {
 pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
     files_named(dir, &|name| name.starts_with('.') && name.ends_with(".tmp"))
 }
+
+/// Bytes of every file under `dir`, recursively (links counted as themselves; a missing
+/// directory is empty).
+pub fn root_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|read| {
+            read.flatten()
+                .map(|item| match item.file_type() {
+                    Ok(kind) if kind.is_dir() => root_size(&item.path()),
+                    _ => item.metadata().map_or(0, |m| m.len()),
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
