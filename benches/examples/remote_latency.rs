@@ -6,7 +6,7 @@
 //! cargo run --release --example remote_latency -- redis   # or: s3
 //! ```
 
-#[path = "../tests/remote_servers/mod.rs"]
+#[path = "../../tests/remote_servers/mod.rs"]
 mod remote_servers;
 
 use file_cache::file_cache;
