@@ -1,6 +1,8 @@
 //! One cached call: key, lookup, run, store. Nothing here can make the call fail.
 
-use crate::codec::{self, flat, Codec};
+#[cfg(unix)]
+use crate::codec::flat;
+use crate::codec::{self, Codec};
 use crate::config::{config, Mode};
 use crate::entry::{self, Header};
 use crate::flight::{self, Follower, Joined, Leader, Outcome};

@@ -6,6 +6,7 @@
 //! whole path, see [`function_dir_name`]); the shard level keeps any one directory to a
 //! few thousand entries at a million.
 
+#[cfg(unix)]
 use crate::codec::flat;
 use crate::config::{config, Faults};
 use crate::entry;
@@ -413,6 +414,7 @@ fn write_new_slowly(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
 }
 
 /// Mode of new files: private, unless the root is shared on purpose (then the umask rules).
+#[cfg(unix)]
 pub(crate) fn file_mode() -> u32 {
     if config().shared {
         0o666
@@ -422,6 +424,7 @@ pub(crate) fn file_mode() -> u32 {
 }
 
 /// Mode of new directories, as [`file_mode`].
+#[cfg(unix)]
 fn dir_mode() -> u32 {
     if config().shared {
         0o777
