@@ -76,6 +76,12 @@
 //!   cannot hold.
 //! - [Performance](crate::guide::performance): measured against a floor and against the
 //!   crates users would otherwise pick.
+//!
+//! # Cargo features
+//!
+//! None is on by default. `remote` adds the [remote tier](crate::guide::remote) with both
+//! backends; `remote-redis` (the `redis` crate's synchronous client, about 50 more crates to
+//! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one.
 // The one measured hot path that needs it, reading numbers straight into a vector, allows it
 // in its own module (codec/flat.rs), with a `SAFETY` comment per block.
 #![deny(unsafe_code)]
