@@ -3,7 +3,7 @@
 //! loopback port (`redis-server`, or `moto_server` for S3).
 //!
 //! ```sh
-//! cargo run --release --example remote_latency -- redis   # or: s3
+//! cargo run --release -p file_cache_benches --features remote --example remote_latency -- redis   # or: s3
 //! ```
 
 #[path = "../../tests/remote_servers/mod.rs"]
