@@ -40,6 +40,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub use crate::config::{parse_duration, ParseDurationError};
 pub use crate::size_limit::{parse_size, ParseSizeError};
 
 use crate::entry::{self, EntryError};

@@ -57,12 +57,17 @@ enum Command {
     /// Remove entries that are old, stale, or over a total size (least recently used first)
     #[command(group(ArgGroup::new("criteria").required(true).multiple(true)))]
     Prune {
-        /// Then remove the least recently used entries until the root is at most this big
-        /// (e.g. 2GiB, 500MB)
+        /// Then remove the least recently used entries until they take at most this many
+        /// bytes (e.g. 2GiB, 500MB): the entries' total, the SIZE column `list` shows. The
+        /// bookkeeping files (hit logs, version records, the size record, locks and
+        /// temporary files), which `list` shows on a line of their own, are neither counted
+        /// nor removed, as under FILE_CACHE_MAX_SIZE
         #[arg(long, value_name = "SIZE", group = "criteria", value_parser = parse_size)]
         max_size: Option<u64>,
-        /// Remove entries created longer ago than this (e.g. 30d, 12h, 1h30m)
-        #[arg(long, value_name = "AGE", group = "criteria", value_parser = human::parse_age)]
+        /// Remove entries created longer ago than this: units w (weeks), d (days), h, m
+        /// and s, each at most once and largest first (e.g. 30d, 12h, 1h30m, 2w), as
+        /// `#[file_cache(ttl = "...")]` takes them
+        #[arg(long, value_name = "AGE", group = "criteria", value_parser = parse_age)]
         older_than: Option<Duration>,
         /// Remove entries written by another version of their function's code than the
         /// current one: they can never be hit again
@@ -84,6 +89,10 @@ enum Command {
 
 fn parse_size(text: &str) -> Result<u64, String> {
     inspect::parse_size(text).map_err(|e| e.to_string())
+}
+
+fn parse_age(text: &str) -> Result<Duration, String> {
+    inspect::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// `println!` that ends the program quietly when stdout is closed (`file-cache list | head`)
