@@ -63,12 +63,23 @@ const MAX_TRIES: usize = 16;
 /// when [`gave_up`] says so, that the lock file kept changing under every try.
 pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<Option<EntryLock>> {
     let path = lock_path(entry);
-    if let Some(dir) = path.parent() {
+    let dir = path.parent();
+    if let Some(dir) = dir {
         store::create_dir_all(dir)?;
     }
+    let mut recreated = false;
     for _ in 0..MAX_TRIES {
         let file = match open(&path) {
             Ok(file) => file,
+            // The shard was removed since it was created (a prune removes shards it
+            // empties, a clear removes everything): create it again, once.
+            Err(error) if error.kind() == io::ErrorKind::NotFound && !recreated => {
+                recreated = true;
+                if let Some(dir) = dir {
+                    store::create_dir_all(dir)?;
+                }
+                continue;
+            }
             // Never lock (or create) a link's target: remove the link and try again.
             Err(error) if links::is_link(&error, &path) => {
                 links::remove_planted(&path);

@@ -380,9 +380,9 @@ fn prune(
         if dry_run {
             say!("would remove {} ({why})", entry.file.path.display());
         } else {
-            match std::fs::remove_file(&entry.file.path) {
+            // Its shard goes too when that leaves it empty.
+            match entry.file.remove() {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     bar.suspend(|| {
                         error(format!("cannot remove {}: {e}", entry.file.path.display()))
@@ -458,7 +458,7 @@ fn verify(root: &Path) -> Result<(), Failed> {
             continue;
         };
         broken += 1;
-        match std::fs::remove_file(&file.path) {
+        match file.remove() {
             Ok(()) => bar.suspend(|| say!("removed {}: {problem}", file.path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
