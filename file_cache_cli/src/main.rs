@@ -40,7 +40,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// One line per cached function: entries, size, oldest and newest entry, hits and the
-    /// compute time they saved; largest first
+    /// compute time they saved; largest first. The total counts the entries' bytes, which
+    /// `prune --max-size` bounds; a last line counts the bookkeeping files (hit logs, version
+    /// records, the size record, locks, temporary files), so the two add up to every byte
+    /// under the root
     List {
         /// Print JSON instead of a table
         #[arg(long)]
@@ -176,6 +179,8 @@ struct Row {
 
 fn list(root: &Path, json: bool) -> Result<(), Failed> {
     let functions = scan_root(root, "reading")?;
+    let all_bytes = scan::file_bytes(root)
+        .map_err(|e| error(format!("cannot read {}: {e}", root.display())))?;
     for function in &functions {
         if let Some(damage) = &function.damaged_hit_log {
             warn(format!(
@@ -205,15 +210,25 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
         })
         .collect();
     rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.function.cmp(&b.function)));
+    let entry_bytes = rows.iter().fold(0u64, |sum, r| sum.saturating_add(r.bytes));
+    // Everything under the root that is not an entry. (Files written or removed between the
+    // two walks may make it off by those; it never goes below zero.)
+    let bookkeeping_bytes = all_bytes.saturating_sub(entry_bytes);
     if json {
         #[derive(Serialize)]
         struct Listing<'a> {
             root: &'a Path,
             functions: &'a [Row],
+            /// The entries' bytes: what `prune --max-size` counts.
+            entry_bytes: u64,
+            /// Every other file's bytes under the root.
+            bookkeeping_bytes: u64,
         }
         let listing = Listing {
             root,
             functions: &rows,
+            entry_bytes,
+            bookkeeping_bytes,
         };
         match serde_json::to_string_pretty(&listing) {
             Ok(text) => say!("{text}"),
@@ -221,11 +236,11 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
         }
         return Ok(());
     }
-    print_table(root, &rows);
+    print_table(root, &rows, bookkeeping_bytes);
     Ok(())
 }
 
-fn print_table(root: &Path, rows: &[Row]) {
+fn print_table(root: &Path, rows: &[Row], bookkeeping_bytes: u64) {
     let now = SystemTime::now();
     let when = |secs: Option<u64>| {
         secs.map_or("-".to_owned(), |s| {
@@ -273,6 +288,10 @@ fn print_table(root: &Path, rows: &[Row]) {
         total_hits.to_string(),
         human::duration(total_saved),
     ]);
+    let mut bookkeeping = [(); 7].map(|()| String::new());
+    bookkeeping[0] = "bookkeeping (not entries)".to_owned();
+    bookkeeping[2] = human::size(bookkeeping_bytes);
+    table.push(bookkeeping);
     let widths: Vec<usize> = (0..7)
         .map(|c| {
             table
