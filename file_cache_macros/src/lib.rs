@@ -77,9 +77,11 @@ use proc_macro::TokenStream;
 ///   `result = true` treats a return type with another name (an alias) as a result.
 /// - `dir = "path"`: this function's root directory. An absolute path is used as is (it
 ///   wins over `FILE_CACHE_DIR`); a relative one is joined onto the root in force.
-/// - `ttl = "12h"`: entries older than this are a miss, and are replaced. Units `s`, `m`,
-///   `h`, `d`, combined largest first (`"1h30m"`); anything else is a compile error on the
-///   string.
+/// - `ttl = "12h"`: entries older than this are a miss, and are replaced. Units `w`
+///   (weeks), `d`, `h`, `m` and `s`, each at most once and largest first (`"1h30m"`,
+///   `"2w"`), the grammar `file-cache prune --older-than` and
+///   `file_cache::inspect::parse_duration` take; anything else, or zero, is a compile error
+///   on the string.
 ///
 /// # Forms
 ///
