@@ -257,6 +257,12 @@ fn async_callers_on_one_thread_wait_for_each_other_without_blocking_it() {
     });
     assert_eq!(values, vec![15; 8]);
     assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 1);
+    let stats = file_cache::stats();
+    let shared = stats
+        .iter()
+        .find(|s| s.function == "single_flight::shared_async")
+        .expect("stats of shared_async");
+    assert_eq!((shared.misses, shared.hits, shared.waited), (1, 7, 7));
 }
 
 /// A client whose retry calls its own cached method again, with the same key.
