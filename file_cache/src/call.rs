@@ -520,7 +520,9 @@ impl<T: DeserializeOwned> Pending<T> {
                     self.site.display_name()
                 );
                 let codec = Codec::from_id(codec)?;
-                codec::decode_with(codec, &payload).ok().map(Lookup::Hit)
+                let value = codec::decode_with(codec, &payload).ok()?;
+                stats::record_waited(self.site, &self.path);
+                Some(Lookup::Hit(value))
             }
             Outcome::Failed => {
                 log::debug!(

@@ -56,6 +56,20 @@ pub(crate) fn file_cache(args: TokenStream, item: TokenStream) -> TokenStream {
 fn not_a_function(item: &TokenStream) -> syn::Error {
     // Name the kind of item when syn recognises it, and point at its first tokens.
     let message = "`#[file_cache]` can only be applied to a function";
+    // A method declared in a trait (`fn f(&self) -> u32;`) has no body to cache.
+    if let Ok(declared) = syn::parse2::<syn::TraitItemFn>(item.clone()) {
+        if declared.default.is_none() {
+            return syn::Error::new_spanned(
+                item,
+                format!(
+                    "`#[file_cache]` needs a function with a body, and `{}` is only declared: \
+                     put the attribute on the method in each `impl` block, or give the trait \
+                     method a default body and put it there",
+                    declared.sig.ident
+                ),
+            );
+        }
+    }
     match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Verbatim(_)) | Err(_) => syn::Error::new_spanned(item, message),
         Ok(item) => {
