@@ -403,11 +403,11 @@ fn pattern_name(param: &Param) -> syn::Ident {
 fn self_value(receiver: &syn::Receiver) -> TokenStream {
     let self_token = &receiver.self_token;
     let span = self_token.span;
-    let by_value = match &*receiver.ty {
+    let by_value = match crate::model::receiver_type(receiver) {
         syn::Type::Path(path) => path.qself.is_none() && path.path.is_ident("Self"),
         _ => false,
     };
-    if receiver.reference.is_some() {
+    if matches!(receiver.kind, syn::ReceiverKind::Reference(..)) {
         quote_spanned!(span=> &*#self_token)
     } else if by_value {
         quote_spanned!(span=> &#self_token)
