@@ -2,18 +2,19 @@
 
 use crate::codec::{self, flat, Codec};
 use crate::config::{config, Mode};
+use crate::disk::lock::{self, EntryLock};
+use crate::disk::root::{Access, Root};
+use crate::disk::size_limit;
+use crate::disk::{paths, read, versions};
 use crate::entry::{self, Header};
 use crate::flight::{self, Follower, Joined, Leader, Outcome};
 use crate::key::{Key, KeyError, KeyHasher};
 use crate::layout::{self, Fingerprint};
-use crate::lock::{self, EntryLock};
 use crate::memory::{self, Memory};
 use crate::outputs::{Output, OutputRefs, Returned};
-use crate::root::{root_of, Access, Root};
-use crate::site::{Problem, Site};
-use crate::store;
+use crate::site::{root_of, Problem, Site};
 use crate::verified::FileId;
-use crate::{manage, size_limit, stats};
+use crate::{manage, stats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -422,7 +423,7 @@ impl<T: DeserializeOwned> Pending<T> {
             }
             if self.path.as_os_str().is_empty() {
                 self.path = entry_path(self.site, key);
-                manage::note_version(self.site, &self.path, false);
+                note_version(self.site, &self.path, false);
             }
             if let Some(value) = lookup(self.site, key, &self.path, self.memory) {
                 return Step::Ready(Lookup::Hit(value));
@@ -663,14 +664,14 @@ fn wake_after(delay: Duration, waker: Waker) {
 
 pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
     let dir = |self_ty| {
-        let name = store::function_dir_name(site.info.module_path, self_ty, site.info.name);
+        let name = paths::function_dir_name(site.info.module_path, self_ty, site.info.name);
         site.root().join(name)
     };
     match key.self_ty {
         // A method's directory depends on `Self`, which may differ between calls.
-        Some(ty) => store::entry_path(&dir(Some(ty)), &key.key),
+        Some(ty) => paths::entry_path(&dir(Some(ty)), &key.key),
         // Built once; every hit runs this.
-        None => store::entry_path(site.state.dir.get_or_init(|| dir(None)), &key.key),
+        None => paths::entry_path(site.state.dir.get_or_init(|| dir(None)), &key.key),
     }
 }
 
@@ -736,7 +737,7 @@ fn lookup<T: DeserializeOwned>(
     // takes the path whose first read is a `stat` too.
     // (Only postcard stores a flat vector as its elements' bytes.)
     #[cfg(unix)]
-    if (guess == 0 || guess > store::SMALL_READ) && site.codec() == Codec::Postcard {
+    if (guess == 0 || guess > read::SMALL_READ) && site.codec() == Codec::Postcard {
         if let Some(kind) = flat::kind::<T>() {
             // A large vector of numbers, read straight into its memory.
             let layout = layout::of::<T>(site);
@@ -753,7 +754,7 @@ fn lookup<T: DeserializeOwned>(
             };
         }
     }
-    let (bytes, file_id) = match store::read_with_id(path, guess) {
+    let (bytes, file_id) = match read::read_with_id(path, guess) {
         Ok(Some(read)) => read,
         Ok(None) => {
             log::debug!("file_cache: miss {}", site.display_name());
@@ -827,9 +828,9 @@ fn lookup_flat<E: flat::Element>(
     type_name: &str,
 ) -> Found<Vec<E>> {
     let header_len = entry::header_len(type_name);
-    let (head, values, file_id) = match store::read_flat::<E>(path, header_len) {
-        Ok(Some(store::FlatRead::Split { head, values, id })) => (head, values, id),
-        Ok(Some(store::FlatRead::Whole(bytes, id))) => return Found::Whole(bytes, id),
+    let (head, values, file_id) = match read::read_flat::<E>(path, header_len) {
+        Ok(Some(read::FlatRead::Split { head, values, id })) => (head, values, id),
+        Ok(Some(read::FlatRead::Whole(bytes, id))) => return Found::Whole(bytes, id),
         Ok(None) => {
             log::debug!("file_cache: miss {}", site.display_name());
             return Found::Miss;
@@ -1030,7 +1031,7 @@ pub(crate) fn would_hit<T: DeserializeOwned>(site: &'static Site, key: &CallKey)
         }
     }
     let path = entry_path(site, key);
-    if let Ok(Some(bytes)) = store::read(&path, 0) {
+    if let Ok(Some(bytes)) = read::read(&path, 0) {
         let usable = !is_expired(site, &bytes)
             && decode_entry::<T>(&bytes, key, &layout::of::<T>(site)).is_ok();
         if usable {
@@ -1096,12 +1097,12 @@ where
     site.state
         .entry_len
         .store(header.len() + payload.len(), Ordering::Relaxed);
-    match store::write_atomic(path, &[&header, &payload]) {
+    match crate::disk::write::write_atomic(path, &[&header, &payload]) {
         Ok(()) => {
             log::debug!("file_cache: stored {}", site.display_name());
             stats::record_store(site, len);
             size_limit::stored(path, len);
-            manage::note_version(site, path, true);
+            note_version(site, path, true);
             if let Some(memory) = memory_of(site) {
                 stats::note_dir(site, path);
                 let meta = memory::Meta {
@@ -1229,6 +1230,22 @@ fn unix_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// Records the site's code hash as its function's current version in the directory of the
+/// entry at `path`: on a site's first lookup of the process, and on every store into a
+/// directory not seen before (a method has one directory per `Self` type).
+fn note_version(site: &'static Site, path: &Path, storing: bool) {
+    let first_lookup = !site.state.stats.version_noted.swap(true, Ordering::Relaxed);
+    if first_lookup {
+        stats::note_dir(site, path);
+    }
+    if !(first_lookup || storing) {
+        return;
+    }
+    if let Some(dir) = path.parent().and_then(Path::parent) {
+        versions::note(dir, &site.info.code_hash, storing);
+    }
 }
 
 #[cfg(test)]

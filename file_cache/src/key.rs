@@ -60,7 +60,7 @@
 //! `update` per primitive is 8–10x slower). Slices at least as long as the buffer (big
 //! byte strings, long strings) flush it and go to blake3 directly, without a copy.
 
-use crate::codec::flat;
+use crate::pod;
 use serde::ser::{self, Serialize};
 use std::fmt;
 
@@ -1042,7 +1042,7 @@ impl<'a> ser::Serializer for &'a mut Sink {
             self.number_seq(tag, width, data);
             return Ok(Val::Written);
         }
-        if let Some(strings) = flat::elements_of::<I, String>(&iter) {
+        if let Some(strings) = pod::elements_of::<I, String>(&iter) {
             self.string_seq(strings);
             return Ok(Val::Written);
         }
@@ -1538,15 +1538,15 @@ fn range_of(e: u128) -> std::ops::Range<usize> {
 }
 
 /// A sequence serde hands `collect_seq` that is a vector or slice of fixed-width numbers
-/// (see `flat::slice_of`): its element tag, width and bytes, which are its encoding.
+/// (see `pod::slice_of`): its element tag, width and bytes, which are its encoding.
 fn number_slice<I>(seq: &I) -> Option<(u8, usize, &[u8])> {
-    fn found<E: flat::Plain>(tag: u8, values: &[E]) -> Option<(u8, usize, &[u8])> {
-        Some((tag, std::mem::size_of::<E>(), flat::bytes_of(values)))
+    fn found<E: pod::Plain>(tag: u8, values: &[E]) -> Option<(u8, usize, &[u8])> {
+        Some((tag, std::mem::size_of::<E>(), pod::bytes_of(values)))
     }
     macro_rules! try_types {
         ($($ty:ty => $tag:expr),* $(,)?) => {
             $(
-                if let Some(values) = flat::slice_of::<I, $ty>(seq) {
+                if let Some(values) = pod::slice_of::<I, $ty>(seq) {
                     return found($tag, values);
                 }
             )*
@@ -2701,7 +2701,7 @@ mod tests {
         let doubles = vec![1.5f64, -0.0];
         let seq = &doubles;
         let found = number_slice(&seq).expect("a &Vec<f64>");
-        assert_eq!(found, (tag::F64, 8, crate::codec::flat::bytes_of(&doubles)));
+        assert_eq!(found, (tag::F64, 8, crate::pod::bytes_of(&doubles)));
         let shorts: &[u16] = &[1, 2, 3];
         assert_eq!(
             number_slice(&shorts).map(|(t, w, d)| (t, w, d.len())),

@@ -38,21 +38,18 @@ mod call;
 mod call_async;
 mod codec;
 mod config;
+mod disk;
 mod entry;
 mod flight;
 pub mod inspect;
 mod key;
 mod layout;
-mod links;
-mod lock;
 mod manage;
 mod memory;
 mod outputs;
-mod root;
+mod pod;
 mod site;
-mod size_limit;
 mod stats;
-mod store;
 mod tracked;
 mod verified;
 
@@ -148,13 +145,13 @@ pub mod __private {
 
     /// Pruning passes this process has made under `FILE_CACHE_MAX_SIZE`; for the tests.
     pub fn prune_passes() -> u64 {
-        crate::size_limit::passes()
+        crate::disk::size_limit::passes()
     }
 
     /// Holds (`true`) or releases the background pruning thread, as a scheduler that does
     /// not run it would; for the tests.
     pub fn hold_pruner(held: bool) {
-        crate::size_limit::hold_pruner(held)
+        crate::disk::size_limit::hold_pruner(held)
     }
 
     /// Traces `T`'s layout fingerprint, as a cached function does once; for the benches.

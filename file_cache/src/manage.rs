@@ -3,14 +3,10 @@
 
 use crate::call::{self, CallKey};
 use crate::config::config;
-use crate::inspect;
+use crate::disk::{scan, versions};
 use crate::site::Site;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeSet;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::Mutex;
 
 /// Removes every stored entry of one function: the next call with any arguments runs the
 /// body, in this process and in every process started after. Returns how many entries were
@@ -53,10 +49,10 @@ use std::sync::Mutex;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear(function: &str) -> io::Result<u64> {
-    forget_noted_versions();
+    versions::forget();
     // The memory tier does not know which function a key belongs to: it is emptied whole.
     crate::memory::clear_global();
-    let chosen = inspect::functions(&config().root)?
+    let chosen = scan::functions(&config().root)?
         .into_iter()
         .filter(|found| found.is_function(function));
     remove_all(chosen)
@@ -64,7 +60,7 @@ pub fn clear(function: &str) -> io::Result<u64> {
 
 /// Removes each function's directory; a failure does not stop the others, and the first
 /// is returned once all were tried.
-fn remove_all(functions: impl IntoIterator<Item = inspect::FunctionDir>) -> io::Result<u64> {
+fn remove_all(functions: impl IntoIterator<Item = scan::FunctionDir>) -> io::Result<u64> {
     let mut removed = 0;
     let mut failure = None;
     for function in functions {
@@ -103,9 +99,9 @@ fn remove_all(functions: impl IntoIterator<Item = inspect::FunctionDir>) -> io::
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear_all() -> io::Result<u64> {
-    forget_noted_versions();
+    versions::forget();
     crate::memory::clear_global();
-    remove_all(inspect::functions(&config().root)?)
+    remove_all(scan::functions(&config().root)?)
 }
 
 /// Whether a call would be answered from the cache, asked without running the function.
@@ -218,39 +214,4 @@ pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option
     }
     let cached = key.is_some_and(|key| call::would_hit::<T>(site, key));
     std::panic::resume_unwind(Box::new(ProbeAnswer(cached)));
-}
-
-/// Function directories whose version record this process has checked.
-/// (A `BTreeSet`: a `HashSet`'s random keys cost a fresh process a `getrandom` call.)
-static NOTED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
-
-/// Records the site's code hash as its function's current version in the directory of the
-/// entry at `path`: on a site's first lookup of the process, and on every store into a
-/// directory not seen before (a method has one directory per `Self` type).
-pub(crate) fn note_version(site: &'static Site, path: &Path, storing: bool) {
-    let first_lookup = !site.state.stats.version_noted.swap(true, Ordering::Relaxed);
-    if first_lookup {
-        crate::stats::note_dir(site, path);
-    }
-    if !(first_lookup || storing) {
-        return;
-    }
-    let Some(dir) = path.parent().and_then(Path::parent) else {
-        return;
-    };
-    {
-        let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
-        if !noted.insert(dir.to_path_buf()) {
-            return;
-        }
-    }
-    if !inspect::note_current_version(dir, &site.info.code_hash, storing) {
-        // Nothing stored yet: the first store records it, without creating directories for
-        // a lookup.
-        NOTED.lock().unwrap_or_else(|e| e.into_inner()).remove(dir);
-    }
-}
-
-fn forget_noted_versions() {
-    NOTED.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }

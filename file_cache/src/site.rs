@@ -1,6 +1,7 @@
 //! Sites: the static description of one cached function, and its per-process state.
 
 use crate::codec::Codec;
+use crate::disk::root::{self, Root};
 use crate::stats::SiteStats;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -148,6 +149,12 @@ impl Site {
     }
 }
 
+/// The verdict on the root of `site`'s function, checked (and the root created) the first
+/// time any function uses that root.
+pub(crate) fn root_of(site: &Site) -> &'static Root {
+    site.state.root.get_or_init(|| root::verdict(&site.root()))
+}
+
 /// Mutable per-process state of a site; every field works from a `static`.
 #[derive(Debug)]
 pub(crate) struct SiteState {
@@ -166,7 +173,7 @@ pub(crate) struct SiteState {
     /// Counters for [`crate::stats()`], and what they still owe the function's hit log.
     pub(crate) stats: SiteStats,
     /// The verdict on the function's root, looked up on first use.
-    pub(crate) root: OnceLock<&'static crate::root::Root>,
+    pub(crate) root: OnceLock<&'static Root>,
     /// The digest of the constant start of every key of this function (see
     /// `KeyBuilder::begin`), computed on first use.
     pub(crate) key_prefix: OnceLock<[u8; 32]>,

@@ -16,7 +16,9 @@
 //! sees the old log or the new one). A record another process appends to the old file while
 //! it is being compacted is lost from the totals; the log is never left damaged.
 
-use crate::inspect::{HitRecord, HIT_LOG};
+use crate::disk::files;
+use crate::disk::hitlog::{HitRecord, HIT_LOG, MAX_COMPUTE_US};
+use crate::disk::write::write_atomic;
 use crate::site::Site;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -211,7 +213,7 @@ fn flush_site(site: &Site) {
     }
     // An entry whose header claims a longer compute than any ran (written by hand, or
     // damaged under a matching checksum) must not make this record look damaged.
-    let saved_us = saved_us.min(hits.saturating_mul(crate::inspect::MAX_COMPUTE_US));
+    let saved_us = saved_us.min(hits.saturating_mul(MAX_COMPUTE_US));
     let appended = HitRecord { hits, saved_us };
     let record = appended.to_bytes();
     let mut options = OpenOptions::new();
@@ -221,7 +223,7 @@ fn flush_site(site: &Site) {
     let log = dir.join(HIT_LOG);
     LOG_WRITES.fetch_add(1, Ordering::Relaxed);
     // One `write` of 16 bytes with O_APPEND: records of concurrent processes never interleave.
-    let result = crate::links::open_own(&mut options, &log).and_then(|mut file| {
+    let result = files::open_own(&mut options, &log).and_then(|mut file| {
         file.write_all(&record)?;
         file.metadata()
     });
@@ -250,7 +252,7 @@ fn flush_site(site: &Site) {
 /// start over from there.
 fn compact(log: &Path, appended: HitRecord) {
     // Bounded: what is there now may not be what was appended to (a link is refused).
-    let bytes = match crate::links::read_bounded(log, 4 * COMPACT_AFTER) {
+    let bytes = match files::read_bounded(log, 4 * COMPACT_AFTER) {
         Ok(bytes) => bytes,
         Err(error) => {
             log::debug!(
@@ -272,7 +274,7 @@ fn compact(log: &Path, appended: HitRecord) {
         }
     };
     LOG_WRITES.fetch_add(1, Ordering::Relaxed);
-    if let Err(error) = crate::store::write_atomic(log, &[&sum.to_bytes()]) {
+    if let Err(error) = write_atomic(log, &[&sum.to_bytes()]) {
         log::debug!(
             "file_cache: cannot compact the hit log {} ({error})",
             log.display()

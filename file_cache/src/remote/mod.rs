@@ -535,11 +535,11 @@ fn keep_locally(site: &'static Site, path: &Path, entry: &[u8]) {
     let len = entry.len() as u64;
     let saved_us = crate::entry::peek_times(entry).map_or(0, |(_, compute_us)| compute_us);
     crate::stats::record_hit(site, path, len, saved_us);
-    if !crate::size_limit::admit(path, len) {
+    if !crate::disk::size_limit::admit(path, len) {
         return;
     }
-    match crate::store::write_atomic(path, &[entry]) {
-        Ok(()) => crate::size_limit::stored(path, len),
+    match crate::disk::write::write_atomic(path, &[entry]) {
+        Ok(()) => crate::disk::size_limit::stored(path, len),
         Err(error) => crate::call::warn_write_failure(site, path, &error),
     }
 }

@@ -15,11 +15,10 @@
 //!
 //! A holder killed before it removed its file leaves it behind, unlocked: the next holder
 //! of that key removes it, and a writer sweeping its shard removes it once it is stale
-//! (see `store::sweep`), through the same protocol (lock, check, remove).
+//! (see `files::sweep`), through the same protocol (lock, check, remove).
 
 use crate::config::Faults;
-use crate::links;
-use crate::store;
+use crate::disk::files;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -64,14 +63,14 @@ const MAX_TRIES: usize = 16;
 pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<Option<EntryLock>> {
     let path = lock_path(entry);
     if let Some(dir) = path.parent() {
-        store::create_dir_all(dir)?;
+        files::create_dir_all(dir)?;
     }
     for _ in 0..MAX_TRIES {
         let file = match open(&path) {
             Ok(file) => file,
             // Never lock (or create) a link's target: remove the link and try again.
-            Err(error) if links::is_link(&error, &path) => {
-                links::remove_planted(&path);
+            Err(error) if files::is_link(&error, &path) => {
+                files::remove_planted(&path);
                 continue;
             }
             Err(error) => return Err(error),
@@ -115,11 +114,11 @@ pub(crate) fn gave_up(error: &io::Error) -> bool {
 pub(crate) fn remove_if_unheld(path: &Path, faults: Faults) {
     let mut options = OpenOptions::new();
     options.read(true).write(true);
-    let file = match links::open(&mut options, path) {
+    let file = match files::open(&mut options, path) {
         Ok(file) => file,
         Err(error) => {
-            if links::is_link(&error, path) {
-                links::remove_planted(path);
+            if files::is_link(&error, path) {
+                files::remove_planted(path);
             }
             return;
         }
@@ -135,8 +134,8 @@ fn open(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, store::file_mode());
-    links::open(&mut options, path)
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, files::file_mode());
+    files::open(&mut options, path)
 }
 
 fn lock(file: &File, faults: Faults) -> io::Result<()> {
