@@ -33,17 +33,15 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-mod arg;
 mod call;
-mod call_async;
 mod codec;
 mod config;
 mod disk;
 mod entry;
+mod fingerprint;
 mod flight;
 pub mod inspect;
 mod key;
-mod layout;
 mod manage;
 mod memory;
 mod outputs;
@@ -107,13 +105,11 @@ pub fn cache_dir() -> &'static std::path::Path {
 // an item by its shortest public path, and a user should never be pointed into `__private`.
 // The generated code still names them through `__private`; none of them is public API.
 #[doc(hidden)]
-pub use arg::{KeyArg, KeySelf};
-#[doc(hidden)]
 pub use call::{call, call_outputs, call_result, call_result_outputs, KeyBuilder};
 #[doc(hidden)]
-pub use call_async::{
-    call_async, call_outputs_async, call_result_async, call_result_outputs_async,
-};
+pub use call::{call_async, call_outputs_async, call_result_async, call_result_outputs_async};
+#[doc(hidden)]
+pub use call::{KeyArg, KeySelf};
 #[doc(hidden)]
 pub use outputs::{output, replace, Output};
 #[doc(hidden)]
@@ -127,11 +123,11 @@ pub struct ReadmeDoctests;
 /// What the generated code calls. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::arg::{KeyArg, KeySelf};
     pub use crate::call::{call, call_result, decode_untrusted, write_entry, CallKey, KeyBuilder};
+    pub use crate::call::{call_async, call_result_async};
     pub use crate::call::{call_outputs, call_result_outputs};
-    pub use crate::call_async::{call_async, call_result_async};
-    pub use crate::call_async::{call_outputs_async, call_result_outputs_async};
+    pub use crate::call::{call_outputs_async, call_result_outputs_async};
+    pub use crate::call::{KeyArg, KeySelf};
     pub use crate::codec::Codec;
     pub use crate::outputs::{output, replace, Output, OutputRefs, MAX_OUTPUTS};
     pub use crate::site::{Site, SiteInfo};
@@ -156,6 +152,6 @@ pub mod __private {
 
     /// Traces `T`'s layout fingerprint, as a cached function does once; for the benches.
     pub fn trace_layout<T: serde::de::DeserializeOwned>() -> Option<[u8; 16]> {
-        crate::layout::trace::<T>().ok()
+        crate::fingerprint::trace::<T>().ok()
     }
 }

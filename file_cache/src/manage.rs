@@ -1,11 +1,9 @@
 //! Managing the cache from a program: clearing functions, asking whether a call is cached,
 //! and keeping the record of each function's current version.
 
-use crate::call::{self, CallKey};
+use crate::call::probe::probe;
 use crate::config::config;
 use crate::disk::{scan, versions};
-use crate::site::Site;
-use serde::de::DeserializeOwned;
 use std::io;
 
 /// Removes every stored entry of one function: the next call with any arguments runs the
@@ -172,46 +170,4 @@ pub fn is_cached_async<F: std::future::Future>(call: impl FnOnce() -> F) -> bool
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         let _ = future.as_mut().poll(&mut context);
     })
-}
-
-#[cfg(panic = "unwind")]
-fn probe(run: impl FnOnce()) -> bool {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            PROBING.with(|probing| probing.set(self.0));
-        }
-    }
-    let _restore = Restore(PROBING.with(|probing| probing.replace(true)));
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(()) => false,
-        Err(payload) => match payload.downcast::<ProbeAnswer>() {
-            Ok(answer) => answer.0,
-            // A real panic while evaluating the call: it is the caller's.
-            Err(payload) => std::panic::resume_unwind(payload),
-        },
-    }
-}
-
-thread_local! {
-    /// Whether [`is_cached`] is asking, on this thread.
-    static PROBING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// What unwinds from a probed call to [`is_cached`].
-struct ProbeAnswer(bool);
-
-/// Called at the start of every cached call: when [`is_cached`] is asking, answers it
-/// (by unwinding) instead of returning. One thread-local read otherwise.
-pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option<&CallKey>) {
-    // `try_with`: a call from a thread-local's destructor is never a probe, and must not
-    // panic.
-    if !PROBING
-        .try_with(|probing| probing.replace(false))
-        .unwrap_or(false)
-    {
-        return;
-    }
-    let cached = key.is_some_and(|key| call::would_hit::<T>(site, key));
-    std::panic::resume_unwind(Box::new(ProbeAnswer(cached)));
 }

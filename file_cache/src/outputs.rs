@@ -154,8 +154,8 @@ mod tests {
     fn the_layout_is_the_owned_pairs() {
         type Stored<'a> = Returned<'a, u64, (&'a mut Vec<u32>,)>;
         assert_eq!(
-            crate::layout::trace::<Stored<'_>>(),
-            crate::layout::trace::<(u64, (Vec<u32>,))>()
+            crate::fingerprint::trace::<Stored<'_>>(),
+            crate::fingerprint::trace::<(u64, (Vec<u32>,))>()
         );
     }
 

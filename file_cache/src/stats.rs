@@ -19,12 +19,12 @@
 use crate::disk::files;
 use crate::disk::hitlog::{HitRecord, HIT_LOG, MAX_COMPUTE_US};
 use crate::disk::write::write_atomic;
-use crate::site::Site;
+use crate::site::{stripe, Site};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Size past which an append compacts the hit log into one record (256 records).
@@ -39,82 +39,6 @@ pub(crate) fn log_writes() -> u64 {
     LOG_WRITES.load(Ordering::Relaxed)
 }
 
-/// The counters of one site, kept in its per-process state.
-///
-/// A hit's counters are striped: each thread adds to one of [`STRIPES`] sets, each on its
-/// own cache lines, and readers sum them. Two threads hitting one function then never
-/// write to the same cache line (with one shared set, the line bounced between the cores
-/// on every hit, and two threads did hardly more hits than one).
-#[derive(Debug)]
-pub(crate) struct SiteStats {
-    registered: AtomicBool,
-    misses: AtomicU64,
-    bytes_written: AtomicU64,
-    uploads_dropped: AtomicU64,
-    stripes: [HitStripe; STRIPES],
-    /// The function's directory, from its first lookup: where its hit log is, and what
-    /// names it in [`FunctionStats`] (for a method, the directory of its first `Self` type).
-    dir: OnceLock<PathBuf>,
-    /// Whether the first lookup of this process has recorded the function's version.
-    pub(crate) version_noted: AtomicBool,
-}
-
-/// Stripes of hit counters per site; a thread's stripe is assigned round-robin.
-const STRIPES: usize = 8;
-
-/// One thread stripe's hit counters, alone on its cache lines.
-#[derive(Debug)]
-#[repr(align(128))]
-struct HitStripe {
-    hits: AtomicU64,
-    bytes_read: AtomicU64,
-    saved_us: AtomicU64,
-    unlogged_hits: AtomicU64,
-    unlogged_saved_us: AtomicU64,
-}
-
-impl HitStripe {
-    const fn new() -> HitStripe {
-        HitStripe {
-            hits: AtomicU64::new(0),
-            bytes_read: AtomicU64::new(0),
-            saved_us: AtomicU64::new(0),
-            unlogged_hits: AtomicU64::new(0),
-            unlogged_saved_us: AtomicU64::new(0),
-        }
-    }
-}
-
-/// This thread's stripe.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-    }
-    STRIPE.try_with(|stripe| *stripe).unwrap_or(0)
-}
-
-impl SiteStats {
-    pub(crate) const fn new() -> SiteStats {
-        SiteStats {
-            registered: AtomicBool::new(false),
-            misses: AtomicU64::new(0),
-            bytes_written: AtomicU64::new(0),
-            uploads_dropped: AtomicU64::new(0),
-            stripes: [const { HitStripe::new() }; STRIPES],
-            dir: OnceLock::new(),
-            version_noted: AtomicBool::new(false),
-        }
-    }
-
-    fn sum(&self, field: impl Fn(&HitStripe) -> &AtomicU64) -> u64 {
-        self.stripes
-            .iter()
-            .map(|stripe| field(stripe).load(Ordering::Relaxed))
-            .sum()
-    }
-}
-
 /// Every site that has counted something in this process.
 static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
 
@@ -123,6 +47,8 @@ fn register(site: &'static Site) {
     let registered = &site.state.stats.registered;
     if !registered.load(Ordering::Relaxed) && !registered.swap(true, Ordering::Relaxed) {
         SITES.lock().unwrap_or_else(|e| e.into_inner()).push(site);
+        // Drops of uploads count for registered sites only (see `record_upload_dropped`).
+        crate::remote::on_dropped(record_upload_dropped);
     }
 }
 
@@ -174,10 +100,6 @@ pub(crate) fn record_store(site: &'static Site, bytes: u64) {
 /// A remote upload of an entry in `function_dir` that was dropped or given up; counted for
 /// the function whose directory that is (a method's first `Self` type's, see
 /// [`FunctionStats::function`]).
-#[cfg_attr(
-    not(any(feature = "remote-redis", feature = "remote-s3")),
-    allow(dead_code)
-)]
 pub(crate) fn record_upload_dropped(function_dir: &Path) {
     let sites = SITES.lock().unwrap_or_else(|e| e.into_inner());
     let site = sites.iter().find(|site| {

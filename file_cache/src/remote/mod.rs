@@ -39,11 +39,8 @@ mod redis;
 mod s3;
 mod upload;
 
-use crate::call::{decode_entry, CallKey};
-use crate::site::{Problem, Site};
 use breaker::{Breaker, Tripped};
 use mac::Mac;
-use serde::de::DeserializeOwned;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::Path;
@@ -469,79 +466,33 @@ impl Tier {
     }
 }
 
-/// Asks the remote for the entry at `path` after a local miss. A usable entry is written
-/// to the local tier and decoded; anything else is a miss.
-pub(crate) fn lookup<T: DeserializeOwned>(
-    site: &'static Site,
-    key: &CallKey,
-    path: &Path,
-) -> Option<T> {
-    let (value, entry) = fetch(site, key, path)?;
-    log::debug!("file_cache: remote hit {}", site.display_name());
-    keep_locally(site, path, &entry);
-    Some(value)
+/// What the remote holds for an entry, before any check of the entry itself.
+pub(crate) enum Fetched {
+    /// The entry's bytes, with its signature checked and removed when entries are signed.
+    Entry(Vec<u8>),
+    /// An object that is not a usable entry (unsigned, wrongly signed), and why.
+    Refused(String),
 }
 
-/// Whether [`lookup`] would find a usable entry: the same fetch and checks, nothing kept or
-/// counted. For [`crate::is_cached`].
-pub(crate) fn would_hit<T: DeserializeOwned>(
-    site: &'static Site,
-    key: &CallKey,
-    path: &Path,
-) -> bool {
-    fetch::<T>(site, key, path).is_some()
-}
-
-/// The remote's entry for `path`, checked (signature, expiry, header) and decoded, with
-/// its bytes; `None` (logged) for a miss of any kind.
-fn fetch<T: DeserializeOwned>(
-    site: &'static Site,
-    key: &CallKey,
-    path: &Path,
-) -> Option<(T, Vec<u8>)> {
+/// Asks the remote for the entry at `path` after a local miss: the object named `name`
+/// (see [`remote_name`]) and what it holds; `None` when there is no remote, no object, or
+/// the remote failed (logged, and counted by the breaker). The caller checks the entry:
+/// this tier moves bytes and never decodes.
+pub(crate) fn fetch(path: &Path) -> Option<(String, Fetched)> {
     let tier = tier()?;
     let name = remote_name(path)?;
     let object = tier.guarded("read", || tier.backend.get(&name))??;
-    let refuse = |reason: String| {
-        site.warn_once(Problem::BadEntry, || {
-            format!(
-                "{}: unusable remote entry {name} ({reason}); recomputing it",
-                site.display_name()
-            )
-        });
+    let fetched = match mac::open(tier.mac.as_ref(), &name, object) {
+        Ok(entry) => Fetched::Entry(entry),
+        Err(refused) => Fetched::Refused(refused.to_string()),
     };
-    let entry = match mac::open(tier.mac.as_ref(), &name, object) {
-        Ok(entry) => entry,
-        Err(refused) => {
-            refuse(refused.to_string());
-            return None;
-        }
-    };
-    if crate::call::is_expired(site, &entry) {
-        log::debug!("file_cache: expired remote entry {}", site.display_name());
-        return None;
-    }
-    match decode_entry::<T>(&entry, key, &crate::layout::of::<T>(site)) {
-        Ok(value) => Some((value, entry)),
-        Err(reason) => {
-            refuse(reason);
-            None
-        }
-    }
+    Some((name, fetched))
 }
 
-/// Writes a remote hit to the local tier, within the size bound, and counts the hit.
-fn keep_locally(site: &'static Site, path: &Path, entry: &[u8]) {
-    let len = entry.len() as u64;
-    let saved_us = crate::entry::peek_times(entry).map_or(0, |(_, compute_us)| compute_us);
-    crate::stats::record_hit(site, path, len, saved_us);
-    if !crate::disk::size_limit::admit(path, len) {
-        return;
-    }
-    match crate::disk::write::write_atomic(path, &[entry]) {
-        Ok(()) => crate::disk::size_limit::stored(path, len),
-        Err(error) => crate::call::warn_write_failure(site, path, &error),
-    }
+/// Has `hook` called with the function directory of every upload dropped or given up (for
+/// the statistics, which sit above this tier); the first hook set stays.
+pub(crate) fn on_dropped(hook: fn(&Path)) {
+    upload::on_dropped(hook);
 }
 
 /// Writes a newly stored entry (`parts`, concatenated) to the remote, as configured.

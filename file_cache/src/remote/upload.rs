@@ -14,7 +14,7 @@
 use super::Tier;
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -23,6 +23,13 @@ use std::time::{Duration, Instant};
 pub(super) const MAX_QUEUED: usize = 256;
 /// Most bytes waiting at once.
 const MAX_QUEUED_BYTES: usize = 256 << 20;
+
+/// Called with the function directory of each upload dropped or given up.
+static ON_DROPPED: OnceLock<fn(&Path)> = OnceLock::new();
+
+pub(super) fn on_dropped(hook: fn(&Path)) {
+    let _ = ON_DROPPED.set(hook);
+}
 
 /// One upload: the remote object, and the local directory of its function (what names
 /// the function in the statistics).
@@ -214,8 +221,10 @@ impl Queue {
         static WARNED: AtomicBool = AtomicBool::new(false);
         self.dropped
             .fetch_add(function_dirs.len() as u64, Ordering::Relaxed);
-        for dir in function_dirs {
-            crate::stats::record_upload_dropped(dir);
+        if let Some(hook) = ON_DROPPED.get() {
+            for dir in function_dirs {
+                hook(dir);
+            }
         }
         let message = format!(
             "file_cache: {what} (the values stay in the local cache; `stats()` counts \

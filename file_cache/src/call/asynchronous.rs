@@ -11,7 +11,8 @@
 //! process is computing waits through its `Waker`, and one whose entry's lock another
 //! process holds tries again after a short, growing delay ([`BeginFuture`]).
 
-use crate::call::{BeginFuture, CallKey, Lookup};
+use super::builder::CallKey;
+use super::lookup::{BeginFuture, Lookup};
 use crate::flight::Computing;
 use crate::key::Key;
 use crate::outputs::{OutputRefs, Returned};
