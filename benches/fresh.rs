@@ -31,13 +31,16 @@ const CONTENDERS: [&str; 5] = [
 fn build() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut command = Command::new(env!("CARGO"));
-    command
-        .current_dir(manifest)
-        .args(["build", "--release", "--quiet"]);
-    for name in CONTENDERS
-        .iter()
-        .filter(|name| **name != "fresh_file_cache")
-    {
+    // Without this package's `remote` feature: file_cache with its default features, as a
+    // user builds it (see examples/fresh_file_cache.rs).
+    command.current_dir(manifest).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "file_cache_benches",
+    ]);
+    for name in CONTENDERS {
         command.args(["--example", name]);
     }
     let status = command.status().expect("cargo runs");
@@ -45,17 +48,7 @@ fn build() -> PathBuf {
         status.success(),
         "building the fresh-process examples failed"
     );
-    // file_cache's own example, built with the crate's default features (see its docs).
-    let status = Command::new(env!("CARGO"))
-        .current_dir(manifest)
-        .args(["build", "--release", "--quiet", "-p", "file_cache"])
-        .args(["--example", "fresh_file_cache"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building fresh_file_cache failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target"));
+    let target = support::target_dir();
     let built = target.join("release").join("examples");
     // Each contender runs from a copy, as an installed or deployed binary would: on this
     // VM, exec of the file the linker wrote measured slower than of a copy of the same

@@ -4,6 +4,8 @@
 //! and hit within the process, from memory and from the file, and in another process.
 
 mod common;
+#[path = "remote_servers/harness.rs"]
+mod harness;
 mod remote_servers;
 
 use common::{child_role, entry_files, function_dir, init, logged, marked_lines, run_child};
@@ -121,6 +123,21 @@ fn either(n: u64) -> Either {
     }
 }
 
+/// The tests; one needs `redis-server`, and is reported as ignored when it is not on the
+/// PATH (see `tests/remote_servers/harness.rs`).
+fn main() -> std::process::ExitCode {
+    harness::run(harness::tests![
+        api_types_hit_on_the_second_call,
+        api_types_hit_in_a_second_process,
+        entries_record_their_codec,
+        the_codec_option_chooses_it_up_front,
+        messagepack_entries_hit_from_memory_and_answer_is_cached,
+        api_types_come_back_from_the_remote_tier: Redis,
+        a_type_whose_layout_cannot_be_traced_is_checked_by_its_name,
+        callers_waiting_for_a_messagepack_value_decode_it,
+    ])
+}
+
 /// Calls each function once; prints what it returned and how often each body ran.
 fn call_all() {
     println!("CHAT {:?}", chat("hello"));
@@ -149,7 +166,6 @@ fn codecs_of(name: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
 fn api_types_hit_on_the_second_call() {
     init();
     let first = chat("hi");
@@ -193,7 +209,6 @@ fn api_types_hit_on_the_second_call() {
     assert!(logged(log::Level::Warn, "api_types::").is_empty());
 }
 
-#[test]
 fn api_types_hit_in_a_second_process() {
     let root = init();
     if child_role().is_some() {
@@ -233,7 +248,6 @@ fn reply(with_usage: bool) -> ChatResponse {
     }
 }
 
-#[test]
 fn entries_record_their_codec() {
     init();
     reply(true);
@@ -260,7 +274,6 @@ fn chosen(n: u64) -> Vec<u64> {
     (0..n).collect()
 }
 
-#[test]
 fn the_codec_option_chooses_it_up_front() {
     init();
     assert_eq!(chosen(3), [0, 1, 2]);
@@ -282,7 +295,6 @@ fn summary(n: u32) -> Event {
     }
 }
 
-#[test]
 fn messagepack_entries_hit_from_memory_and_answer_is_cached() {
     init();
     assert!(!file_cache::is_cached(|| summary(5)));
@@ -301,7 +313,6 @@ fn messagepack_entries_hit_from_memory_and_answer_is_cached() {
     }
 }
 
-#[test]
 fn api_types_come_back_from_the_remote_tier() {
     let root = init();
     if child_role().is_some() {
@@ -332,7 +343,6 @@ fn api_types_come_back_from_the_remote_tier() {
     assert_eq!(marked_lines(&a, "CHAT "), marked_lines(&b, "CHAT "));
 }
 
-#[test]
 fn a_type_whose_layout_cannot_be_traced_is_checked_by_its_name() {
     use file_cache::__private::trace_layout;
     // Read through `deserialize_any`: no layout to trace; its entries are checked by the
@@ -360,7 +370,6 @@ fn shared(n: u32) -> ToolCall {
     }
 }
 
-#[test]
 fn callers_waiting_for_a_messagepack_value_decode_it() {
     init();
     let start = std::sync::Arc::new(std::sync::Barrier::new(4));

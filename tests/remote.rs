@@ -4,6 +4,8 @@
 //! break a call; the remote can be listed and cleared.
 
 mod common;
+#[path = "remote_servers/harness.rs"]
+mod harness;
 mod remote_servers;
 
 use common::{child_role, entry_files, init, logged, marked_lines, run_child};
@@ -14,6 +16,35 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// Every test of this binary and the server it needs: a test whose server is not on the
+/// PATH is reported as ignored (see `tests/remote_servers/harness.rs`).
+fn main() -> std::process::ExitCode {
+    harness::run(harness::tests![
+        child,
+        redis_two_machines_share_results: Redis,
+        s3_two_machines_share_results: S3,
+        redis_corrupted_remote_entry_is_a_miss: Redis,
+        s3_corrupted_remote_entry_is_a_miss: S3,
+        #[cfg(unix)]
+        a_secret_of_random_bytes_signs_and_refuses_unsigned_entries: Redis,
+        redis_is_cached_asks_the_remote: Redis,
+        s3_is_cached_asks_the_remote: S3,
+        redis_wrong_secret_is_a_miss: Redis,
+        s3_wrong_secret_is_a_miss: S3,
+        redis_server_killed_mid_run_degrades_to_local_only: Redis,
+        s3_server_killed_mid_run_degrades_to_local_only: S3,
+        redis_refused_silent_and_partial_servers_never_break_a_call,
+        s3_refused_silent_and_partial_servers_never_break_a_call,
+        redis_remote_tier_lists_and_clears: Redis,
+        s3_remote_tier_lists_and_clears: S3,
+        an_expired_remote_entry_is_a_miss: Redis,
+        concurrent_callers_ask_the_remote_once: Redis,
+        redis_uploads_queued_at_exit_are_sent: Redis,
+        s3_uploads_queued_at_exit_are_sent: S3,
+        a_silent_remote_delays_exit_by_the_exit_wait_at_most,
+    ])
+}
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -45,7 +76,6 @@ const FAKE: &str = "TEST_FAKE";
 
 /// A child's part, chosen by its role. Run with no role (the parent's run) it checks
 /// nothing and passes.
-#[test]
 fn child() {
     init();
     match child_role().as_deref() {
@@ -195,12 +225,10 @@ fn two_machines_share_results(kind: Kind) {
     assert!(eleven.is_some(), "11 is only local");
 }
 
-#[test]
 fn redis_two_machines_share_results() {
     two_machines_share_results(Kind::Redis);
 }
 
-#[test]
 fn s3_two_machines_share_results() {
     two_machines_share_results(Kind::S3);
 }
@@ -237,12 +265,10 @@ fn corrupted_remote_entry_is_a_miss(kind: Kind) {
     }
 }
 
-#[test]
 fn redis_corrupted_remote_entry_is_a_miss() {
     corrupted_remote_entry_is_a_miss(Kind::Redis);
 }
 
-#[test]
 fn s3_corrupted_remote_entry_is_a_miss() {
     corrupted_remote_entry_is_a_miss(Kind::S3);
 }
@@ -324,7 +350,6 @@ fn machine_with_secret(root: &Path, server: &Server, xs: &str, secret: &[u8]) ->
 /// A secret of random bytes (what `head -c 32 /dev/urandom` gives) signs and checks like any
 /// other: it is never dropped for not being text.
 #[cfg(unix)]
-#[test]
 fn a_secret_of_random_bytes_signs_and_refuses_unsigned_entries() {
     init();
     let server = Server::start(Kind::Redis);
@@ -371,22 +396,18 @@ fn is_cached_asks_the_remote(kind: Kind) {
     );
 }
 
-#[test]
 fn redis_is_cached_asks_the_remote() {
     is_cached_asks_the_remote(Kind::Redis);
 }
 
-#[test]
 fn s3_is_cached_asks_the_remote() {
     is_cached_asks_the_remote(Kind::S3);
 }
 
-#[test]
 fn redis_wrong_secret_is_a_miss() {
     signed_entries(Kind::Redis);
 }
 
-#[test]
 fn s3_wrong_secret_is_a_miss() {
     signed_entries(Kind::S3);
 }
@@ -467,12 +488,10 @@ fn killed(kind: Kind) {
     assert_eq!(marked_lines(&output, "DONE").len(), 1);
 }
 
-#[test]
 fn redis_server_killed_mid_run_degrades_to_local_only() {
     killed(Kind::Redis);
 }
 
-#[test]
 fn s3_server_killed_mid_run_degrades_to_local_only() {
     killed(Kind::S3);
 }
@@ -535,14 +554,12 @@ fn broken(kind: Kind, fake: &str) {
     assert_eq!(marked_lines(&output, "DONE").len(), 1);
 }
 
-#[test]
 fn redis_refused_silent_and_partial_servers_never_break_a_call() {
     for fake in ["refused", "silent", "partial"] {
         broken(Kind::Redis, fake);
     }
 }
 
-#[test]
 fn s3_refused_silent_and_partial_servers_never_break_a_call() {
     for fake in ["refused", "silent", "partial"] {
         broken(Kind::S3, fake);
@@ -598,17 +615,14 @@ fn admin_test(kind: Kind) {
     assert_eq!(marked_lines(&output, "DONE").len(), 1);
 }
 
-#[test]
 fn redis_remote_tier_lists_and_clears() {
     admin_test(Kind::Redis);
 }
 
-#[test]
 fn s3_remote_tier_lists_and_clears() {
     admin_test(Kind::S3);
 }
 
-#[test]
 fn an_expired_remote_entry_is_a_miss() {
     init();
     let server = Server::start(Kind::Redis);
@@ -625,7 +639,6 @@ fn an_expired_remote_entry_is_a_miss() {
     assert_eq!(log_lines(&late, "DEBUG", "expired remote entry").len(), 1);
 }
 
-#[test]
 fn concurrent_callers_ask_the_remote_once() {
     init();
     let server = Server::start(Kind::Redis);
@@ -680,17 +693,14 @@ fn uploads_queued_at_exit_are_sent(kind: Kind) {
     assert!(log_lines(&b, "WARN", "").is_empty());
 }
 
-#[test]
 fn redis_uploads_queued_at_exit_are_sent() {
     uploads_queued_at_exit_are_sent(Kind::Redis);
 }
 
-#[test]
 fn s3_uploads_queued_at_exit_are_sent() {
     uploads_queued_at_exit_are_sent(Kind::S3);
 }
 
-#[test]
 fn a_silent_remote_delays_exit_by_the_exit_wait_at_most() {
     init();
     // Reads requests and never answers; each request would wait out a 60 s timeout.

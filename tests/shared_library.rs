@@ -19,9 +19,9 @@ fn shared_caller(x: u64) -> String {
 #[test]
 fn two_binaries_share_a_library_functions_entries() {
     common::init(); // FILE_CACHE_DIR, inherited by the other binary
-    assert_eq!(file_cache_suite::shared_square(12), 144);
+    assert_eq!(file_cache_tests::shared_square(12), 144);
     assert_eq!(
-        file_cache_suite::SHARED_SQUARE_RUNS.load(Ordering::SeqCst),
+        file_cache_tests::SHARED_SQUARE_RUNS.load(Ordering::SeqCst),
         1
     );
     assert_eq!(
@@ -31,9 +31,9 @@ fn two_binaries_share_a_library_functions_entries() {
     );
 
     assert_eq!(shared_caller(5), "value=25 runs=1");
-    assert_eq!(file_cache_suite::shared_square(5), 25);
+    assert_eq!(file_cache_tests::shared_square(5), 25);
     assert_eq!(
-        file_cache_suite::SHARED_SQUARE_RUNS.load(Ordering::SeqCst),
+        file_cache_tests::SHARED_SQUARE_RUNS.load(Ordering::SeqCst),
         1,
         "its entry is a hit here"
     );

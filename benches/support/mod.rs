@@ -41,11 +41,17 @@ pub fn remove_old(name: &str) {
     let _ = std::fs::remove_dir_all(bench_data().join(format!("{name}.old")));
 }
 
+/// The workspace's target directory (`CARGO_TARGET_DIR`, or `target/` at the workspace
+/// root, one level above this package).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
 /// `target/bench-data`, beside the build output.
 pub fn bench_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("bench-data")
+    target_dir().join("bench-data")
 }
 
 /// Runs `f` with file descriptor 1 sent to `/dev/null`: smart-cache `println!`s every key,
@@ -153,10 +159,7 @@ pub fn write_interleaved(name: &str, rounds: usize, medians: &[(String, Duration
         "{{\"rounds\": {rounds}, \"median_seconds\": {{{}}}}}\n",
         fields.join(", ")
     );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let out = target
+    let out = target_dir()
         .join("criterion")
         .join(format!("{name}_interleaved.json"));
     std::fs::create_dir_all(out.parent().expect("a parent")).expect("criterion dir");

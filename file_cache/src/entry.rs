@@ -212,6 +212,7 @@ pub(crate) fn parse_from(
 
 /// [`parse_from`] for an entry read in two parts: `head`, the header and the start of the
 /// payload, and `rest`, the rest of the payload. Returns the header.
+#[cfg(unix)]
 pub(crate) fn parse_parts<'a>(
     head: &'a [u8],
     rest: &[u8],

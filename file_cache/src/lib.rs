@@ -2,6 +2,7 @@
 //! time it is called with the same arguments, in this process or any later one.
 //!
 //! ```
+//! # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_lib"));
 //! use file_cache::file_cache;
 //!
 //! #[file_cache]
@@ -10,24 +11,77 @@
 //!     x * x
 //! }
 //!
-//! # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_lib"));
 //! assert_eq!(slow_square(12), 144); // computed, then stored on disk
-//! assert_eq!(slow_square(12), 144); // read back from the file
+//! assert_eq!(slow_square(12), 144); // read back from the file, here and in the next run
 //! ```
+//!
+//! Add `file_cache` and `serde` (with its `derive` feature, for your own argument and return
+//! types) to your dependencies; `file_cache` re-exports the attribute.
 //!
 //! The attribute hashes every argument that is not ignored (they must implement
 //! `serde::Serialize`) together with a hash of the function's own tokens, and looks the
 //! result up under [`cache_dir()`]. A miss runs the body and stores its value, encoded with
 //! postcard, in a checked file written atomically. The cache never makes a call fail: an
 //! entry that cannot be read, is damaged or belongs to something else is a miss, and a
-//! cache directory that cannot be written only costs the saved time. See the README for
-//! what invalidates an entry, where the files live and how to reset them.
+//! cache directory that cannot be written only costs the saved time.
 //!
-//! Living with a cache: [`stats()`] counts hits, misses, bytes and saved time per function,
-//! [`is_cached`] asks whether a call would be answered without running it, [`clear`] and
-//! [`clear_all`] remove entries, `#[file_cache(ttl = "12h")]` expires them,
-//! `FILE_CACHE_MAX_SIZE` bounds the root, and [`inspect`] reads a root from outside (the
-//! `file-cache` command-line tool is built on it).
+//! # The attribute
+//!
+//! [`#[file_cache]`](macro@file_cache) lists every option with an example: `ignore`,
+//! `version`, `deps`, `result`, `dir`, `ttl`, `lock`, `memory` and `codec`.
+//! [`#[file_cache::track]`](macro@track) marks the helpers, types and constants a cached
+//! function names in `deps`, so that editing them invalidates its entries.
+//!
+//! # Caveats that change results
+//!
+//! - **Sets**: a `HashSet` serializes in a random order, so a parameter typed `HashSet` is a
+//!   compile error, and one inside your own argument type makes calls miss: use a
+//!   `BTreeSet`. Maps (`HashMap` included) are hashed order-independently.
+//! - **Only the arguments are keyed**: files, environment variables and global state the
+//!   function reads are not, nor code it calls unless named in `deps`. Pass what matters as
+//!   an argument, set a `ttl`, or change `version`.
+//! - **`&mut` parameters are replayed**: their value on entry is keyed, their value on exit
+//!   stored and written back on a hit; ignore handles that are not data.
+//! - **serde attributes act on keys and values**: a `#[serde(skip)]` field is not keyed, and
+//!   comes back as its `Default` on a hit.
+//!
+//! All of them, with examples: [caveats](crate::guide::caveats).
+//!
+//! # The guide
+//!
+//! - [Keys](crate::guide::keys): what a call's key is made of, what a function may take and
+//!   return (the `Result` rule, patterns, arrays).
+//! - [Invalidation](crate::guide::invalidation): what invalidates an entry and what does not,
+//!   `deps` and `#[file_cache::track]`, the layout fingerprint.
+//! - [Configuration](crate::guide::configuration): every `FILE_CACHE_*` environment
+//!   variable (`FILE_CACHE_DIR`, `FILE_CACHE=off|refresh`, `FILE_CACHE_MEMORY`,
+//!   `FILE_CACHE_MAX_SIZE`, `FILE_CACHE_SHARED`, `FILE_CACHE_REMOTE` and its settings) with
+//!   its default and effect; where the files live and how to reset them.
+//! - [Guarantees](crate::guide::guarantees): concurrency (one computation per cold key,
+//!   across threads and processes), crashes, a shared machine, untrusted bytes, no `fsync`.
+//! - [The memory tier](crate::guide::memory_tier): a bounded tier in each process, above the
+//!   files.
+//! - [The size bound](crate::guide::size_bound): `FILE_CACHE_MAX_SIZE`, least recently used
+//!   entries first.
+//! - [The remote tier](crate::guide::remote): Redis or S3 shared by machines (feature
+//!   `remote`).
+//! - [Managing the cache](crate::guide::managing): expiry with `ttl`, [`stats()`],
+//!   [`is_cached`], [`clear`] and [`clear_all`], and the `file-cache` command-line tool
+//!   (built on [`inspect`], which reads a root from outside a program).
+//! - [Logging](crate::guide::logging): everything goes through the [`log`](https://docs.rs/log)
+//!   facade (problems at `warn`, hits, misses and stores at `debug`); install any logger,
+//!   such as `env_logger` with `RUST_LOG=file_cache=debug`, to see it.
+//! - [Async functions and methods](crate::guide::async_and_methods).
+//! - [Codecs](crate::guide::codecs): postcard, and MessagePack for the values postcard
+//!   cannot hold.
+//! - [Performance](crate::guide::performance): measured against a floor and against the
+//!   crates users would otherwise pick.
+//!
+//! # Cargo features
+//!
+//! None is on by default. `remote` adds the [remote tier](crate::guide::remote) with both
+//! backends; `remote-redis` (the `redis` crate's synchronous client, about 50 more crates to
+//! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one.
 // The one measured hot path that needs it, reading numbers straight into a vector, allows it
 // in its own module (codec/flat.rs), with a `SAFETY` comment per block.
 #![deny(unsafe_code)]
@@ -40,6 +94,7 @@ mod disk;
 mod entry;
 mod fingerprint;
 mod flight;
+pub mod guide;
 pub mod inspect;
 mod key;
 mod manage;
@@ -57,24 +112,6 @@ pub mod remote;
 #[path = "remote/off.rs"]
 mod remote;
 
-/// Caches a function's results on disk.
-///
-/// ```
-/// use file_cache::file_cache;
-///
-/// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_attr"));
-/// /// Doc comments, attributes, visibility and the signature stay as written.
-/// #[file_cache(ignore = [logger])]
-/// pub fn slow_sum(values: &[u64], scale: u64, logger: &Logger) -> u64 {
-///     logger.info("computing");
-///     values.iter().sum::<u64>() * scale
-/// }
-///
-/// # struct Logger; impl Logger { fn info(&self, _: &str) {} }
-/// let logger = Logger;
-/// assert_eq!(slow_sum(&[1, 2, 3], 2, &logger), 12); // runs the body, stores 12
-/// assert_eq!(slow_sum(&[1, 2, 3], 2, &logger), 12); // reads 12 back
-/// ```
 #[doc(inline)]
 pub use file_cache_macros::file_cache;
 #[doc(inline)]

@@ -11,9 +11,9 @@ use std::io;
 /// removed (zero for a function with none, or a path that names no cached function).
 ///
 /// It also empties this process's memory tier. Other processes already running keep the
-/// values their own memory tier holds until they evict them or end (see the README's
-/// memory-tier section); [`is_cached`] in such a process says so, since it asks the tiers
-/// in the order a call does.
+/// values their own memory tier holds until they evict them or end (see
+/// [the memory tier](crate::guide::memory_tier)); [`is_cached`] in such a process says so,
+/// since it asks the tiers in the order a call does.
 ///
 /// `function` is the path of the function as [`stats()`](crate::stats) and the `file-cache`
 /// tool spell it: `my_crate::module::name`, or `my_crate::module::Type::method` for a

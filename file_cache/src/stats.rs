@@ -367,6 +367,7 @@ mod tests {
         assert_eq!(found.time_saved, Duration::from_secs(1000));
     }
 
+    #[cfg(unix)]
     static LINKED: Site = Site::new(SiteInfo {
         module_path: "stats_test",
         name: "linked",

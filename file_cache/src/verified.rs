@@ -29,13 +29,16 @@ use std::collections::HashMap;
 use std::fs::Metadata;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+#[cfg(unix)]
+use std::time::Duration;
+use std::time::SystemTime;
 
 /// Entries smaller than this are hashed on every hit: a small hash costs next to nothing
 /// beside opening the file, and the memory tier serves repeated small hits anyway.
 pub(crate) const MIN_LEN: usize = 1 << 20;
 
 /// How old a file's last change must be before its identity is trusted.
+#[cfg(unix)]
 pub(crate) const SETTLE: Duration = Duration::from_secs(2);
 
 /// Most identities remembered; when full, the set starts over.

@@ -1,10 +1,20 @@
 //! `file-cache remote list|clear` against a real `redis-server` on a loopback port.
 
+#[path = "../../tests/remote_servers/harness.rs"]
+mod harness;
 #[path = "../../tests/remote_servers/mod.rs"]
 mod remote_servers;
 
 use remote_servers::{Kind, Server};
 use std::process::{Command, Output};
+
+/// The tests and the server each needs: a test whose server is not on the PATH is reported
+/// as ignored (see `tests/remote_servers/harness.rs`).
+fn main() -> std::process::ExitCode {
+    harness::run(harness::tests![
+        lists_and_clears_the_remote_tier: Redis,
+    ])
+}
 
 fn file_cache(server: Option<&Server>, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_file-cache"));
@@ -20,7 +30,6 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
 fn lists_and_clears_the_remote_tier() {
     let server = Server::start(Kind::Redis);
     for (function, key, len) in [

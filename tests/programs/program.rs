@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// The workspace root (this test package lives in its `tests/` folder).
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// `name -> (ran, value)` from each line `name ran=<n> value=<debug>` a program printed.
 pub type Report = BTreeMap<String, (u32, String)>;

@@ -1,7 +1,9 @@
 //! Real servers for the remote-tier tests: `redis-server` (Debian package `redis-server`)
 //! and `moto_server` (PyPI `moto[server]`, an S3-compatible server), each started on a free
-//! loopback port and killed when dropped. A missing binary fails the test with how to
-//! install it: nothing is skipped.
+//! loopback port and killed when dropped. The test binaries that use them run under
+//! `harness.rs` (their `mod harness`), which reports a test whose server is missing as
+//! ignored (or failed, with `FILE_CACHE_TEST_SERVERS=require`) and names the command that
+//! installs it.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::io::{Read, Write};
@@ -31,6 +33,22 @@ impl Kind {
             Kind::S3 => "s3",
         }
     }
+
+    /// The server's program.
+    pub fn program(self) -> &'static str {
+        match self {
+            Kind::Redis => "redis-server",
+            Kind::S3 => "moto_server",
+        }
+    }
+
+    /// The command that installs [`Kind::program`].
+    pub fn install(self) -> &'static str {
+        match self {
+            Kind::Redis => "apt-get install redis-server",
+            Kind::S3 => "python3 -m pip install 'moto[server]'",
+        }
+    }
 }
 
 pub const BUCKET: &str = "file-cache-test";
@@ -51,7 +69,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(program: &str, args: &[String], install: &str) -> Child {
+fn spawn(kind: Kind, args: &[String]) -> Child {
+    let program = kind.program();
     match Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -62,7 +81,8 @@ fn spawn(program: &str, args: &[String], install: &str) -> Child {
         Ok(child) => child,
         Err(error) => panic!(
             "cannot start `{program}` ({error}): the remote-tier tests need a real server; \
-             install it with {install} (.ci/run does)"
+             install it with `{}` (.ci/run does)",
+            kind.install()
         ),
     }
 }
@@ -75,7 +95,7 @@ impl Server {
     pub fn start_on(kind: Kind, port: u16) -> Server {
         let child = match kind {
             Kind::Redis => spawn(
-                "redis-server",
+                kind,
                 &[
                     "--port".into(),
                     port.to_string(),
@@ -86,17 +106,15 @@ impl Server {
                     "--appendonly".into(),
                     "no".into(),
                 ],
-                "`apt-get install redis-server`",
             ),
             Kind::S3 => spawn(
-                "moto_server",
+                kind,
                 &[
                     "-H".into(),
                     "127.0.0.1".into(),
                     "-p".into(),
                     port.to_string(),
                 ],
-                "`python3 -m pip install 'moto[server]'`",
             ),
         };
         let mut server = Server {

@@ -5,13 +5,18 @@
 //! [`super::lookup`]'s, written once.
 
 use super::builder::CallKey;
-use super::check::{check_header, decode_entry, decode_entry_from, is_expired};
+#[cfg(unix)]
+use super::check::check_header;
+use super::check::{decode_entry, decode_entry_from, is_expired};
 
-use crate::codec::{self, flat, Codec};
+#[cfg(unix)]
+use crate::codec::flat;
+use crate::codec::{self, Codec};
 use crate::config::{config, Mode};
 use crate::disk::size_limit;
 use crate::disk::{paths, read, versions};
 use crate::entry::{self};
+#[cfg(unix)]
 use crate::fingerprint::Fingerprint;
 use crate::memory::{self, Memory};
 use crate::remote::{self, Fetched};

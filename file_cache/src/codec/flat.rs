@@ -14,7 +14,7 @@
 //! types that are not `'static`); on a big-endian machine nothing is.
 #![allow(unsafe_code)]
 
-use std::mem::{size_of, MaybeUninit};
+use std::mem::size_of;
 
 pub(crate) use crate::pod::{bytes_of, into_value, kind, slice_of, with_element, Element};
 
@@ -22,7 +22,7 @@ pub(crate) use crate::pod::{bytes_of, into_value, kind, slice_of, with_element, 
 const MAX_VARINT: usize = 10;
 
 /// Length of the varint of `n`.
-#[cfg_attr(not(unix), allow(dead_code))] // for reading flat vectors, on Unix
+#[cfg(any(unix, test))] // for reading flat vectors, on Unix
 pub(crate) fn varint_len(n: u64) -> usize {
     let bits = 64 - (n | 1).leading_zeros() as usize;
     bits.div_ceil(7)
@@ -105,6 +105,7 @@ pub(crate) fn read_into<E: Element>(
     file: &std::fs::File,
     count: usize,
 ) -> std::io::Result<Option<Vec<E>>> {
+    use std::mem::MaybeUninit;
     let mut out = Vec::<E>::new();
     out.try_reserve_exact(count)
         .map_err(std::io::Error::other)?;
@@ -133,7 +134,7 @@ pub(crate) fn read_into<E: Element>(
 
 /// How a payload of `payload_len` bytes splits into a length varint and `count` elements of
 /// `width` bytes: `(varint length, count)`, or `None` when no split fits.
-#[cfg_attr(not(unix), allow(dead_code))] // for reading flat vectors, on Unix
+#[cfg(any(unix, test))] // for reading flat vectors, on Unix
 pub(crate) fn split(payload_len: u64, width: usize) -> Option<(usize, usize)> {
     (1..=MAX_VARINT).find_map(|prefix| {
         let data = payload_len.checked_sub(prefix as u64)?;

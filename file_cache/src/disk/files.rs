@@ -9,7 +9,9 @@
 //! On Windows, creating a symbolic link takes a privilege ordinary users lack, and std opens
 //! a reparse point's target: there the checks of this module are not made.
 
-use crate::config::{config, Faults};
+#[cfg(unix)]
+use crate::config::config;
+use crate::config::Faults;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -134,6 +136,7 @@ pub(crate) fn write_new_slowly(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
 }
 
 /// Mode of new files: private, unless the root is shared on purpose (then the umask rules).
+#[cfg(unix)]
 pub(crate) fn file_mode() -> u32 {
     if config().shared {
         0o666
@@ -143,6 +146,7 @@ pub(crate) fn file_mode() -> u32 {
 }
 
 /// Mode of new directories, as [`file_mode`].
+#[cfg(unix)]
 pub(crate) fn dir_mode() -> u32 {
     if config().shared {
         0o777

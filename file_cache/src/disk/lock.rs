@@ -183,9 +183,17 @@ fn still_linked(file: &File, path: &Path) -> io::Result<bool> {
     }
     #[cfg(not(unix))]
     {
-        // Elsewhere an open file cannot be removed: the file is always the linked one.
-        let _ = (file, path);
-        Ok(true)
+        // Stable std has no file identity here (on Windows, `MetadataExt::file_index` is
+        // unstable), and std opens files sharing deletion, so a holder can remove the file a
+        // waiter then locks. Only a file gone from the path is recognised: a waiter that wakes
+        // after the removal starts over, but one that wakes after another process created a
+        // new file there holds the old one alongside it (both compute the entry; each store
+        // still replaces it whole).
+        let _ = file;
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            _ => Ok(true),
+        }
     }
 }
 

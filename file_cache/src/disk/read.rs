@@ -3,6 +3,7 @@
 //! identity (see `verified`). It knows where bytes are, not what they mean: checking and
 //! decoding them is the caller's.
 
+#[cfg(unix)]
 use crate::codec::flat;
 use crate::disk::files::{self};
 use crate::entry;

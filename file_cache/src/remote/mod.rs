@@ -4,14 +4,15 @@
 //! Local first: on a local miss the remote is asked; a remote hit is checked exactly like a
 //! local file and written to the local tier; a computed value is written to both. The
 //! remote holds the bytes of a local entry, named `<function dir>/<key hex>`, followed by a
-//! signature when `FILE_CACHE_REMOTE_SECRET` is set (see [`mac`]).
+//! signature (a keyed blake3 MAC) when `FILE_CACHE_REMOTE_SECRET` is set.
 //!
 //! Nothing here can fail a call: every remote error is a miss, the first is logged as a
-//! warning, and after [`breaker::THRESHOLD`] failures in a row the remote is skipped for a
-//! while, then probed again.
+//! warning, and after 3 failures in a row the remote is skipped for a while
+//! (`FILE_CACHE_REMOTE_RETRY_S`), then probed again.
 //!
 //! Configure with `FILE_CACHE_REMOTE` (and the variables below), or with [`set`] before
-//! the first cached call:
+//! the first cached call (the guide's [remote tier](crate::guide::remote) page tells how it
+//! behaves and what to trust):
 //!
 //! | variable | meaning |
 //! |---|---|

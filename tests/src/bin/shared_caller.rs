@@ -8,7 +8,7 @@ fn main() {
         .nth(1)
         .and_then(|arg| arg.parse().ok())
         .unwrap_or(12);
-    let value = file_cache_suite::shared_square(x);
-    let runs = file_cache_suite::SHARED_SQUARE_RUNS.load(Ordering::SeqCst);
+    let value = file_cache_tests::shared_square(x);
+    let runs = file_cache_tests::SHARED_SQUARE_RUNS.load(Ordering::SeqCst);
     println!("value={value} runs={runs}");
 }

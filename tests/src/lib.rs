@@ -1,4 +1,4 @@
-//! Examples and tests of the `file_cache` workspace live beside this root package. Its one
+//! The library of the `file_cache` workspace's behaviour tests. Its one
 //! cached function is called from two different binaries (the `shared_library` test and
 //! the `shared_caller` binary) to show that they share its entries.
 

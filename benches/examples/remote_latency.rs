@@ -3,10 +3,10 @@
 //! loopback port (`redis-server`, or `moto_server` for S3).
 //!
 //! ```sh
-//! cargo run --release --example remote_latency -- redis   # or: s3
+//! cargo run --release -p file_cache_benches --features remote --example remote_latency -- redis   # or: s3
 //! ```
 
-#[path = "../tests/remote_servers/mod.rs"]
+#[path = "../../tests/remote_servers/mod.rs"]
 mod remote_servers;
 
 use file_cache::file_cache;
