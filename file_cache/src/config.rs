@@ -1,4 +1,5 @@
-//! Configuration read from the environment, once per process.
+//! Configuration read from the environment, once per process. A leaf: it owns every setting
+//! and its parsing (sizes included), and knows nothing that uses them.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -42,7 +43,7 @@ pub(crate) struct Config {
     pub(crate) stale_after: Duration,
     /// Simulated file-system faults, for tests only.
     pub(crate) faults: Faults,
-    /// `FILE_CACHE_MAX_SIZE`, in bytes: see [`crate::size_limit`].
+    /// `FILE_CACHE_MAX_SIZE`, in bytes: see [`crate::disk::size_limit`].
     pub(crate) max_size: Option<u64>,
 }
 

@@ -1,5 +1,7 @@
 //! Reading a cache root from outside the program that filled it: what the `file-cache`
-//! command-line tool is built on, for anyone who wants to script the same.
+//! command-line tool is built on, for anyone who wants to script the same. It reads and
+//! removes files only: nothing in it depends on the program, the process or its cached
+//! functions.
 //!
 //! A root holds one directory per cached function, named after its path
 //! (`my_crate.module.name`; see [`function_dir_name`] for paths that are not plain ASCII

@@ -1,5 +1,5 @@
-//! Managing the cache from a program: clearing functions, asking whether a call is cached,
-//! and keeping the record of each function's current version.
+//! Managing the cache from a program: clearing functions, and asking whether a call is
+//! cached. It sits above the call path and uses it (the probe); nothing below imports it.
 
 use crate::call::probe::probe;
 use crate::config::config;

@@ -1,4 +1,5 @@
-//! `&mut` parameters that a cached call replays (an output buffer, `&mut self`).
+//! `&mut` parameters that a cached call replays (an output buffer, `&mut self`). It owns
+//! the stored pair's shape; how the pair is keyed and stored is the call's.
 //!
 //! Such a parameter is keyed by its value on entry, like any argument. Its value on exit is
 //! stored with the result: the entry holds the pair (result, the parameters' values on exit),

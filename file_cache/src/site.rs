@@ -1,4 +1,7 @@
-//! Sites: the static description of one cached function, and its per-process state.
+//! Sites: the static description of one cached function, and its per-process state. Its
+//! slots (the root's verdict, the value type's fingerprint, the counters, the codec) are
+//! filled by the site itself from the layers below; it knows nothing of calls, tiers or the
+//! remote.
 
 use crate::codec::Codec;
 use crate::disk::root::{self, Root};
@@ -253,7 +256,7 @@ pub(crate) struct SiteStats {
     pub(crate) uploads_dropped: AtomicU64,
     pub(crate) stripes: [HitStripe; STRIPES],
     /// The function's directory, from its first lookup: where its hit log is, and what
-    /// names it in [`FunctionStats`] (for a method, the directory of its first `Self` type).
+    /// names it in [`crate::FunctionStats`] (for a method, the directory of its first `Self` type).
     pub(crate) dir: OnceLock<PathBuf>,
     /// Whether the first lookup of this process has recorded the function's version.
     pub(crate) version_noted: AtomicBool,

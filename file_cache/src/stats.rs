@@ -1,4 +1,6 @@
 //! Per-function counters of this process, and the hit log that lets saved time outlive it.
+//! It registers sites and reads and flushes their counters; it knows nothing of how a call
+//! reaches a hit.
 //!
 //! Counting is a few relaxed atomic adds on the call path, to counters striped by thread; a
 //! hit, from memory or from its file, writes no file. What the `file-cache` tool shows as

@@ -9,7 +9,7 @@ use super::builder::CallKey;
 use super::tiers::{disk_hit, entry_path, memory_hit, memory_of, note_version, remote_hit};
 use super::write::store;
 use crate::codec::{self, Codec};
-use crate::config::{config, Mode};
+use crate::config::config;
 use crate::disk::lock::{self, EntryLock};
 use crate::disk::root::{Access, Root};
 use crate::flight::{self, Follower, Joined, Leader, Outcome};
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 ///
 /// A cold key is computed once: within the process, the first caller leads and the others
 /// wait for its value ([`crate::flight`]); across processes, the leader takes the entry's
-/// lock and looks again once it holds it ([`crate::lock`]).
+/// lock and looks again once it holds it ([`crate::disk::lock`]).
 pub(crate) enum Lookup<T> {
     /// A stored value, checked and decoded (or the value another caller just computed).
     Hit(T),
@@ -128,18 +128,23 @@ impl<T: DeserializeOwned> Pending<T> {
     }
 
     /// Advances the lookup; `block` says whether it may wait for another process's lock.
+    ///
+    /// The one place that orders the tiers, read top to bottom. A caller that followed
+    /// another's flight comes back at the top (the entry may be there now, or it leads the
+    /// next flight); a leader that found the lock busy comes back at the lock.
     pub(crate) fn step(&mut self, block: bool) -> Step<T> {
         let Some(key) = &self.key else {
             return Step::Ready(Lookup::Bypass);
         };
         if self.leader.is_none() {
-            // The memory tier first: a hit there waits for no other caller, takes no lock
-            // and makes no system call.
+            // 1. Memory: a hit there waits for no other caller, takes no lock and makes no
+            //    system call.
             if let Some(memory) = self.memory {
                 if let Some(value) = memory_hit(self.site, memory, key) {
                     return Step::Ready(Lookup::Hit(value));
                 }
             }
+            // 2. The entry file.
             if self.path.as_os_str().is_empty() {
                 self.path = entry_path(self.site, key);
                 note_version(self.site, &self.path, false);
@@ -147,67 +152,29 @@ impl<T: DeserializeOwned> Pending<T> {
             if let Some(value) = disk_hit(self.site, key, &self.path, self.memory) {
                 return Step::Ready(Lookup::Hit(value));
             }
-            if flight::computing_here(&key.key) {
-                // Waiting for this flight would wait for ourselves, forever.
-                log::debug!(
-                    "file_cache: {}: computed by this caller already (its body calls it again \
-                     with the same key); running that call uncached",
-                    self.site.display_name()
-                );
-                return Step::Ready(Lookup::Bypass);
-            }
-            match flight::join(&key.key) {
-                Joined::Follower(follower) => {
-                    log::debug!(
-                        "file_cache: waiting for {}, computed by another caller",
-                        self.site.display_name()
-                    );
-                    return Step::Follow(follower);
-                }
-                Joined::Leader(leader) => self.leader = Some(leader),
+            // 3. The key's flight: the first caller of this process leads, the others wait
+            //    for its value.
+            match self.join_flight(key) {
+                Ok(leader) => self.leader = Some(leader),
+                Err(step) => return step,
             }
         }
-        let mut lock = None;
-        let root = self.root;
-        if self.site.info.lock && root.locks() && root.access() == Access::ReadWrite {
-            match lock::acquire(&self.path, block, config().faults) {
-                Ok(Some(held)) => lock = Some(held),
-                Ok(None) => return Step::LockBusy,
-                Err(error) if error.kind() == io::ErrorKind::Unsupported => {
-                    root.locks_failed(&error)
-                }
-                // Something keeps replacing the lock file: compute without the cache rather
-                // than wait for it.
-                Err(error) if lock::gave_up(&error) => {
-                    self.site.warn_once(Problem::Lock, || {
-                        format!(
-                            "{}: cannot lock {} ({error}); calling without the cache",
-                            self.site.display_name(),
-                            self.path.display()
-                        )
-                    });
-                    return Step::Ready(Lookup::Bypass);
-                }
-                // The directory cannot be written: the store will say so.
-                Err(error) => log::debug!(
-                    "file_cache: {}: cannot lock {} ({error})",
-                    self.site.display_name(),
-                    self.path.display()
-                ),
-            }
-        }
-        // Another caller may have stored the value since the first look: while we were
-        // joining the flight, or while we waited for the lock.
+        // 4. The entry's lock: the leader of one process computes, the others wait for it.
+        let lock = match self.lock_entry(block) {
+            Ok(lock) => lock,
+            Err(step) => return step,
+        };
+        // 5. The entry file again: another caller may have stored the value since the first
+        //    look, while we joined the flight or waited for the lock.
         if let Some(value) = disk_hit(self.site, key, &self.path, self.memory) {
             return Step::Ready(Lookup::Hit(value));
         }
-        // Only the caller that would compute asks the remote (under the entry's lock): its
-        // hit is written locally, where the others find it.
-        if config().mode != Mode::Refresh {
-            if let Some(value) = remote_hit(self.site, key, &self.path) {
-                return Step::Ready(Lookup::Hit(value));
-            }
+        // 6. The remote tier, asked only by the caller that would compute (under the
+        //    entry's lock): its hit is written to the entry file, where the others find it.
+        if let Some(value) = remote_hit(self.site, key, &self.path) {
+            return Step::Ready(Lookup::Hit(value));
         }
+        // 7. The body: a miss, whose caller runs it and stores its value ([`Miss::store`]).
         let (Some(key), Some(leader)) = (self.key.take(), self.leader.take()) else {
             return Step::Ready(Lookup::Bypass);
         };
@@ -221,6 +188,68 @@ impl<T: DeserializeOwned> Pending<T> {
             lock,
             leader: Some(leader),
         }))
+    }
+
+    /// Joins the key's flight in this process: leads it, or follows its leader (the
+    /// `Err` step), or bypasses the cache when this very caller is computing the key.
+    fn join_flight(&self, key: &CallKey) -> Result<Leader, Step<T>> {
+        if flight::computing_here(&key.key) {
+            // Waiting for this flight would wait for ourselves, forever.
+            log::debug!(
+                "file_cache: {}: computed by this caller already (its body calls it again \
+                 with the same key); running that call uncached",
+                self.site.display_name()
+            );
+            return Err(Step::Ready(Lookup::Bypass));
+        }
+        match flight::join(&key.key) {
+            Joined::Follower(follower) => {
+                log::debug!(
+                    "file_cache: waiting for {}, computed by another caller",
+                    self.site.display_name()
+                );
+                Err(Step::Follow(follower))
+            }
+            Joined::Leader(leader) => Ok(leader),
+        }
+    }
+
+    /// Takes the entry's lock when the function and its root use locks: the lock (or
+    /// `None`, computing unlocked), or the step to take instead (busy, or bypass).
+    fn lock_entry(&self, block: bool) -> Result<Option<EntryLock>, Step<T>> {
+        let root = self.root;
+        if !(self.site.info.lock && root.locks() && root.access() == Access::ReadWrite) {
+            return Ok(None);
+        }
+        match lock::acquire(&self.path, block, config().faults) {
+            Ok(Some(held)) => Ok(Some(held)),
+            Ok(None) => Err(Step::LockBusy),
+            Err(error) if error.kind() == io::ErrorKind::Unsupported => {
+                root.locks_failed(&error);
+                Ok(None)
+            }
+            // Something keeps replacing the lock file: compute without the cache rather
+            // than wait for it.
+            Err(error) if lock::gave_up(&error) => {
+                self.site.warn_once(Problem::Lock, || {
+                    format!(
+                        "{}: cannot lock {} ({error}); calling without the cache",
+                        self.site.display_name(),
+                        self.path.display()
+                    )
+                });
+                Err(Step::Ready(Lookup::Bypass))
+            }
+            // The directory cannot be written: the store will say so.
+            Err(error) => {
+                log::debug!(
+                    "file_cache: {}: cannot lock {} ({error})",
+                    self.site.display_name(),
+                    self.path.display()
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// What the followed caller's outcome makes of this call: its value, a miss this call
@@ -315,7 +344,7 @@ impl Miss {
 /// caller of this process through its waker, and for another process's lock by trying
 /// again after a delay (a helper thread wakes it), so no runtime is needed.
 ///
-/// `call_async` is `match BeginFuture::new(site, key).await`, then as in [`call`]. A
+/// `call_async` is `match BeginFuture::new(site, key).await`, then as in [`super::call`]. A
 /// dropped future (a cancelled call) drops its [`Miss`], which lets another caller compute.
 pub(crate) struct BeginFuture<T> {
     /// `None` for a call that bypasses the cache.

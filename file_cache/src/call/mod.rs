@@ -27,7 +27,7 @@ use serde::Serialize;
 
 /// Runs a cached function whose return value is cached as a whole.
 ///
-/// [`call_async`](crate::call_async::call_async) is the same for an `async fn`.
+/// [`call_async`] is the same for an `async fn`.
 #[doc(hidden)]
 pub fn call<T, F>(site: &'static Site, key: Option<CallKey>, body: F) -> T
 where

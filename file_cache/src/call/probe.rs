@@ -63,10 +63,10 @@ thread_local! {
     static PROBING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// What unwinds from a probed call to [`is_cached`].
+/// What unwinds from a probed call to [`crate::is_cached`].
 struct ProbeAnswer(bool);
 
-/// Called at the start of every cached call: when [`is_cached`] is asking, answers it
+/// Called at the start of every cached call: when [`crate::is_cached`] is asking, answers it
 /// (by unwinding) instead of returning. One thread-local read otherwise.
 pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option<&CallKey>) {
     // `try_with`: a call from a thread-local's destructor is never a probe, and must not

@@ -332,6 +332,9 @@ pub(super) fn remote_hit<T: DeserializeOwned>(
     key: &CallKey,
     path: &Path,
 ) -> Option<T> {
+    if config().mode == Mode::Refresh {
+        return None;
+    }
     let (value, entry) = remote_entry(site, key, path)?;
     log::debug!("file_cache: remote hit {}", site.display_name());
     keep_locally(site, path, &entry);

@@ -1,4 +1,6 @@
-//! Vectors of fixed-width numbers: `Vec<f64>`, `Vec<f32>`, `Vec<u8>` and `Vec<i8>`.
+//! Vectors of fixed-width numbers: `Vec<f64>`, `Vec<f32>`, `Vec<u8>` and `Vec<i8>`. It
+//! knows postcard's bytes for such vectors, not entries (the entry reader hands `read_into`
+//! a file it opened).
 //!
 //! postcard writes such a vector as its length (a varint) followed by every element's
 //! little-endian bytes, so on a little-endian machine the bytes after the length *are* the
@@ -6,7 +8,7 @@
 //! hints hidden (see [`super::bounded`]), grows the vector by doubling: for a million
 //! `f64`s it cost more than reading the file. Here the elements are copied in one go, and
 //! the entry reader reads a large vector from its file straight into the vector's buffer
-//! ([`crate::store::read_flat`]). The bytes are postcard's either way, byte for byte: an
+//! ([`crate::disk::read::read_flat`]). The bytes are postcard's either way, byte for byte: an
 //! entry written by one path reads by the other, and a value of any other type goes
 //! through serde.
 //!

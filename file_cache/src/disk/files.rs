@@ -1,3 +1,7 @@
+//! The leaf file operations of a root: opening without following links, private modes,
+//! creating directories, writing a new file and renaming over one. It knows files, not
+//! entries.
+//!
 //! Files inside a root are never reached through a planted symbolic link.
 //!
 //! Anyone who can write to a shared root (`FILE_CACHE_SHARED=1`) can replace one of the

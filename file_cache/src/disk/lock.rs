@@ -1,4 +1,5 @@
-//! Single-flight across processes: a per-entry lock file, taken after a miss.
+//! Single-flight across processes: a per-entry lock file, taken after a miss. It locks
+//! files; it knows nothing of keys, flights or calls.
 //!
 //! The lock of `<shard>/<key hex>` is `<shard>/.<key hex>.lock`, locked with std's
 //! `File::lock` (`flock` on Unix), which the OS releases when its holder dies, even by

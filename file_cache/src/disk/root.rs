@@ -1,7 +1,8 @@
 //! The root directory: created private to the user, checked once per process before
 //! anything is read from or written to it, and probed for what the cache relies on
-//! (writing, renaming over a file, locking a file) before anything is written to it. A function with `dir = "..."` has a
-//! root of its own, checked the same way, once.
+//! (writing, renaming over a file, locking a file) before anything is written to it. A
+//! function with `dir = "..."` has a root of its own, checked the same way, once. It judges
+//! directories by their path; which function uses a root is the site's to remember.
 //!
 //! A root that someone else could have planted entries in (a symbolic link, a directory
 //! owned by another user, or one writable by group or others) is not used at all, unless

@@ -185,8 +185,8 @@ impl FunctionDir {
     /// Hits logged for this function by every process so far, and the time they saved. No
     /// log (none yet, or the directory is gone) is no hits.
     ///
-    /// A log that no process could have written (see [`DamagedHitLog`]) is an error of kind
-    /// [`InvalidData`](io::ErrorKind::InvalidData) holding the [`DamagedHitLog`]: its totals
+    /// A log that no process could have written (see [`DamagedHitLog`](crate::inspect::DamagedHitLog)) is an error of kind
+    /// [`InvalidData`](io::ErrorKind::InvalidData) holding the [`DamagedHitLog`](crate::inspect::DamagedHitLog): its totals
     /// are unknown, and summing its records would only add garbage.
     pub fn hits(&self) -> io::Result<HitTotals> {
         let log = self.path.join(HIT_LOG);

@@ -1,4 +1,6 @@
-//! `FILE_CACHE_MAX_SIZE`: keeping the root under a bound, least recently used entries first.
+//! `FILE_CACHE_MAX_SIZE`: keeping the root under a bound, least recently used entries
+//! first. It counts and removes entry files; it never reads what they hold, and knows
+//! nothing of sites or calls.
 //!
 //! - **What counts.** Entries only. The runtime's own small files (hit logs, which stay a
 //!   few kilobytes, version records, locks, temporary files) are neither counted nor

@@ -1,7 +1,7 @@
-//! The hasher and its sink: [`KeyHasher`] frames labels, raw bytes and values into one
-//! blake3 stream through a buffered [`Sink`], reused per thread (and one static sink for
-//! the first, so a fresh process allocates none). It owns buffering and framing; what a
-//! value's bytes are is the serializer's (`ser`), how maps are ordered is `map`'s.
+//! The hasher and its sink pool: [`KeyHasher`] frames labels, raw bytes and values into one
+//! stream through a [`Sink`], reused per thread (and one static sink for the first, so a
+//! fresh process allocates none). It owns the pool and the key's framing; the stream's
+//! bytes are the sink's, a value's encoding the serializer's.
 
 use super::sink::*;
 use super::*;

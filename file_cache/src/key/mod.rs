@@ -1,4 +1,6 @@
-//! Keys: the canonical byte stream of a call's arguments, hashed with blake3.
+//! Keys: the canonical byte stream of a call's arguments, hashed with blake3. It owns the
+//! key format; it knows nothing of functions, entries or files (the call's builder feeds
+//! it).
 //!
 //! A [`KeyHasher`] feeds labels (function and type names), raw framed bytes (a code hash)
 //! and argument values into one blake3 hash. Values go through a `serde::Serializer` of
@@ -127,8 +129,8 @@ pub(crate) const RUN_BYTES: usize = 4096;
 const RUN_HEADER: usize = 4;
 
 /// The serializer methods of every fixed-width primitive, each handing back its tag and
-/// little-endian bytes ([`Val::prim`]). One list for the sink's serializer and for
-/// [`PrimOnly`]: the fast lane of `collect_seq` is right only while both encode every
+/// little-endian bytes ([`sink::Val::prim`]). One list for the sink's serializer and for
+/// [`fast::PrimOnly`]: the fast lane of `collect_seq` is right only while both encode every
 /// primitive alike.
 macro_rules! primitives {
     ($error:ty) => {
@@ -160,7 +162,7 @@ macro_rules! primitives {
     };
 }
 
-/// Refuses every serializer method of [`PrimOnly`] that is not a primitive.
+/// Refuses every serializer method of [`fast::PrimOnly`] that is not a primitive.
 macro_rules! not_prim {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
         $(
@@ -172,9 +174,9 @@ macro_rules! not_prim {
     };
 }
 
-/// What the fast-lane serializers ([`PrimOnly`], [`ShortOnly`], [`Prefetch`]) share: they
-/// take primitives, to [`Val::Prim`], as the sink's serializer does, and refuse with
-/// [`NotPrim`] everything but strings and bytes (each says what it does with those).
+/// What the fast-lane serializers ([`fast::PrimOnly`], [`fast::ShortOnly`], [`fast::Prefetch`]) share: they
+/// take primitives, to [`sink::Val::Prim`], as the sink's serializer does, and refuse with
+/// [`fast::NotPrim`] everything but strings and bytes (each says what it does with those).
 macro_rules! fast_lane {
     () => {
         type Ok = Val;

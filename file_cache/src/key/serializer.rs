@@ -1,7 +1,8 @@
 //! The canonical serializer: a `serde::Serializer` over the sink that writes every value
 //! with its type tag and length, sequences and structs closed by `END` and a count, runs
 //! of fixed-width numbers in bulk. It owns the encoding of values (see the key's module
-//! docs); it hands maps to `map` and tries the fast lanes (`fast`) first.
+//! docs); a map's entries are buffered in the sink and ordered by `order`, and the fast
+//! lanes (`fast`) are tried first.
 
 use super::*;
 use super::{fast::*, order::*, sink::*};

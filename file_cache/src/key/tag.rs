@@ -1,6 +1,6 @@
 //! Type tags: the first byte of every value and frame in the stream. Part of the key
-//! format: never renumber (change [`KEY_FORMAT`] instead).
-//! A leaf: it knows only the byte values.
+//! format: never renumber (change [`super::KEY_FORMAT`] instead). A leaf: it knows only the
+//! byte values.
 
 pub(crate) const BOOL: u8 = 0x01;
 pub(crate) const I8: u8 = 0x02;

@@ -1,5 +1,7 @@
 //! The remote tier: a store shared by machines (Redis, or S3-compatible object storage)
-//! behind the local files.
+//! behind the local files. It moves verified bytes: it never decodes a value and knows
+//! nothing of calls (the call path checks what it fetches exactly as it checks a local
+//! file).
 //!
 //! Local first: on a local miss the remote is asked; a remote hit is checked exactly like a
 //! local file and written to the local tier; a computed value is written to both. The

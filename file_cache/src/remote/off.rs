@@ -1,4 +1,5 @@
-//! Without a remote feature the call path's hooks do nothing (and compile to nothing).
+//! Without a remote feature the call path's hooks do nothing (and compile to nothing). The
+//! remote tier's signatures, and nothing else.
 
 use std::path::Path;
 

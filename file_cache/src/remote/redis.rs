@@ -1,4 +1,5 @@
-//! Redis backend: the `redis` crate's synchronous client, one key per entry.
+//! Redis backend: the `redis` crate's synchronous client, one key per entry. It knows the
+//! `redis` client and the backend trait, nothing of entries.
 //!
 //! Keys are `file_cache/<function dir>/<key hex>`. Connections are kept in a small pool;
 //! each has the timeout on connect, on every write and on every read, so a stalled server

@@ -1,5 +1,6 @@
 //! S3-compatible object storage: the `object_store` crate, driven by a private one-thread
-//! tokio runtime so the call path stays synchronous and no runtime is asked of the user.
+//! tokio runtime so the call path stays synchronous and no runtime is asked of the user. It
+//! knows the `object_store` client and the backend trait, nothing of entries.
 //!
 //! Objects are `<prefix>/<function dir>/<key hex>`. Credentials, region and endpoint come
 //! from the usual `AWS_*` variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,

@@ -1,6 +1,7 @@
-//! Background uploads: a store queues its entry and returns; one thread writes the queue
-//! to the remote in order. The queue is bounded (entries and bytes): when it is full an
-//! upload is dropped, never waited for.
+//! Background uploads: a store queues its entry and returns; one thread writes the queue to
+//! the remote in order. The queue is bounded (entries and bytes): when it is full an upload
+//! is dropped, never waited for. It knows objects and their function directories; what a
+//! dropped upload counts for is a hook from above (`on_dropped`).
 //!
 //! A thread that queued uploads waits for them when it ends, for at most the tier's exit
 //! wait (`FILE_CACHE_REMOTE_EXIT_WAIT`). The main thread's thread-locals are
