@@ -82,8 +82,13 @@
 //! None is on by default. `remote` adds the [remote tier](crate::guide::remote) with both
 //! backends; `remote-redis` (the `redis` crate's synchronous client, about 50 more crates to
 //! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one.
-// The one measured hot path that needs it, reading numbers straight into a vector, allows it
-// in its own module (codec/flat.rs), with a `SAFETY` comment per block.
+// `unsafe` is denied everywhere but in the measured hot paths that need it, each allowing it
+// for itself with a `SAFETY` comment per block: `pod` (recognising a `Vec<f64>` and friends
+// by type id, and viewing numbers as bytes), `codec/flat` (copying such a vector in one go,
+// and reading one from its file straight into its memory), `key/hasher` (the sink pool:
+// the one static sink, and a sink owned through a pointer), `key/sink` (building a sink in
+// place on the heap) and `key/fast` (the prefetch hint for map entries). The `.ci` cycle
+// check lists them too, and fails when another module starts using `unsafe`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
