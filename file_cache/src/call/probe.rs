@@ -39,6 +39,8 @@ pub(crate) fn would_hit<T: DeserializeOwned>(site: &'static Site, key: &CallKey)
     remote_entry::<T>(site, key, &path).is_some()
 }
 
+/// Runs `run` with the probe armed on this thread: the first cached call it makes answers
+/// [`crate::is_cached`] by unwinding, with [`would_hit`]'s answer.
 #[cfg(panic = "unwind")]
 pub(crate) fn probe(run: impl FnOnce()) -> bool {
     struct Restore(bool);

@@ -6,7 +6,8 @@
 //! costs a call about one timeout per step. A connection that saw an error is dropped.
 //! Plain `redis://` is unencrypted; use it on a trusted network (and sign entries).
 
-use super::{redact, Backend, RemoteError};
+use super::backend::Backend;
+use super::config::{redact, RemoteError};
 use std::sync::Mutex;
 use std::time::Duration;
 

@@ -8,7 +8,8 @@
 //! (waiting for the response, and for each next piece of its body); retries are off, the
 //! circuit breaker decides when to try again.
 
-use super::{Backend, RemoteError};
+use super::backend::Backend;
+use super::config::RemoteError;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
