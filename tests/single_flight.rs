@@ -59,6 +59,19 @@ fn threads_calling_one_cold_key_run_the_body_once() {
     assert_eq!(SHARED_RUNS.load(Ordering::SeqCst), 1);
     let from_leader = logged(log::Level::Debug, "hit single_flight::shared (from another");
     assert_eq!(from_leader.len(), THREADS - 1, "the others got its value");
+    // Every call is counted: the leader's miss, and the waiters' hits.
+    let stats = file_cache::stats();
+    let shared = stats
+        .iter()
+        .find(|s| s.function == "single_flight::shared")
+        .expect("stats of shared");
+    assert_eq!((shared.misses, shared.hits), (1, THREADS as u64 - 1));
+    assert_eq!(
+        shared.waited,
+        THREADS as u64 - 1,
+        "each hit waited for the leader"
+    );
+    assert_eq!(shared.bytes_read, 0, "waiters read no file");
 }
 
 static PANICKY_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -244,6 +257,12 @@ fn async_callers_on_one_thread_wait_for_each_other_without_blocking_it() {
     });
     assert_eq!(values, vec![15; 8]);
     assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 1);
+    let stats = file_cache::stats();
+    let shared = stats
+        .iter()
+        .find(|s| s.function == "single_flight::shared_async")
+        .expect("stats of shared_async");
+    assert_eq!((shared.misses, shared.hits, shared.waited), (1, 7, 7));
 }
 
 /// A client whose retry calls its own cached method again, with the same key.

@@ -7,6 +7,93 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+/// Parses a duration as `#[file_cache(ttl = "...")]` takes it, and as the `file-cache`
+/// tool's `prune --older-than` does: one or more `<digits><unit>` parts, with the units
+/// `w` (weeks), `d` (days), `h`, `m` and `s`, each at most once and largest first. Spaces
+/// around the whole are ignored; none may stand inside it.
+///
+/// `"0s"` parses (as zero); the attribute refuses a `ttl` of zero, which would cache
+/// nothing, as its own rule.
+///
+/// ```
+/// use file_cache::inspect::parse_duration;
+/// use std::time::Duration;
+///
+/// assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+/// assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+/// assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+/// assert!(parse_duration("30m1h").is_err()); // largest unit first
+/// assert!(parse_duration("3 days").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, ParseDurationError> {
+    let error = |reason| ParseDurationError {
+        text: text.to_owned(),
+        reason,
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(error("it is empty"));
+    }
+    let mut seconds: u64 = 0;
+    let mut number: Option<u64> = None;
+    let mut last_unit = u64::MAX;
+    for c in trimmed.chars() {
+        if let Some(digit) = c.to_digit(10) {
+            let n = number.unwrap_or(0);
+            number = Some(
+                n.checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(digit)))
+                    .ok_or_else(|| error("it is too large"))?,
+            );
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(error("it is not digits followed by a unit")),
+        };
+        let n = number
+            .take()
+            .ok_or_else(|| error("a unit needs a number before it"))?;
+        if unit >= last_unit {
+            return Err(error("each unit comes once, largest first"));
+        }
+        last_unit = unit;
+        seconds = n
+            .checked_mul(unit)
+            .and_then(|s| s.checked_add(seconds))
+            .ok_or_else(|| error("it is too large"))?;
+    }
+    if number.is_some() {
+        return Err(error("a number needs a unit after it"));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// A duration that [`parse_duration`] does not understand; its message says why, and lists
+/// the units.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseDurationError {
+    text: String,
+    reason: &'static str,
+}
+
+impl std::fmt::Display for ParseDurationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid duration {:?}: {}; units are w (weeks), d (days), h, m and s, each at \
+             most once and largest first, e.g. 90s, 15m, 12h, 7d, 2w or 1h30m",
+            self.text, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ParseDurationError {}
+
 /// What `FILE_CACHE` asks the cache to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -289,6 +376,31 @@ impl std::error::Error for ParseSizeError {}
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// The table `#[file_cache(ttl = "...")]`'s parser is checked against too: the two
+    /// grammars cannot drift apart.
+    #[test]
+    fn durations_follow_the_table_shared_with_the_attribute() {
+        let table = include_str!("../../file_cache_macros/src/durations.txt");
+        let mut cases = 0;
+        for line in table.lines().filter(|line| !line.starts_with('#')) {
+            let (input, expected) = line.rsplit_once('|').expect("input|result");
+            let got = parse_duration(input);
+            match expected {
+                "error" => {
+                    let error = got.expect_err(input).to_string();
+                    assert!(error.contains("units are w (weeks), d (days), h, m and s"));
+                }
+                seconds => assert_eq!(
+                    got,
+                    Ok(Duration::from_secs(seconds.parse().unwrap())),
+                    "{input:?}"
+                ),
+            }
+            cases += 1;
+        }
+        assert!(cases > 20, "the table is read: {cases} cases");
+    }
 
     fn config_with(vars: &[(&str, &str)]) -> Config {
         let vars: HashMap<String, OsString> = vars

@@ -42,7 +42,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-pub use crate::config::{parse_size, ParseSizeError};
+pub use crate::config::{parse_duration, parse_size, ParseDurationError, ParseSizeError};
 pub use crate::disk::hitlog::{DamagedHitLog, HitTotals};
 pub use crate::disk::scan::{
     function_dir_name, functions, parse_entry, EntryFile, EntryInfo, FunctionDir, InvalidEntry,

@@ -252,6 +252,8 @@ pub(crate) struct Known {
 pub(crate) struct SiteStats {
     pub(crate) registered: AtomicBool,
     pub(crate) misses: AtomicU64,
+    /// Hits that waited for another caller of this process to compute their value.
+    pub(crate) waited: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) uploads_dropped: AtomicU64,
     pub(crate) stripes: [HitStripe; STRIPES],
@@ -302,6 +304,7 @@ impl SiteStats {
         SiteStats {
             registered: AtomicBool::new(false),
             misses: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             uploads_dropped: AtomicU64::new(0),
             stripes: [const { HitStripe::new() }; STRIPES],

@@ -71,6 +71,14 @@ pub(crate) fn record_hit(site: &'static Site, path: &Path, bytes: u64, saved_us:
     let _ = EXIT_FLUSH.try_with(|_| {});
 }
 
+/// A call that waited while another caller of this process computed its key, and got that
+/// value: a hit (the body did not run for it) that read no file and saved no compute time
+/// of its own (it spent it waiting), also counted as waited.
+pub(crate) fn record_waited(site: &'static Site, path: &Path) {
+    record_hit(site, path, 0, 0);
+    site.state.stats.waited.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Remembers the directory of the entry at `path` as the site's, if it has none yet
 /// (checked first: taking a path's parent parses it, and every hit comes here).
 pub(crate) fn note_dir(site: &'static Site, path: &Path) {
@@ -253,10 +261,19 @@ pub struct FunctionStats {
     /// `my_crate::module::name`, or `my_crate::module::Type::method` for a method (the type
     /// of its first call in this process; the counters cover every type).
     pub function: String,
-    /// Calls answered from a stored entry.
+    /// Calls answered without running the body: from a stored entry (in memory, in its
+    /// file, or in the remote tier), or with the value another caller computed while they
+    /// waited for it (those are counted in [`waited`](Self::waited) too).
     pub hits: u64,
     /// Calls that ran the body (nothing stored, or an entry that was expired or unusable).
+    /// `hits + misses` is every call that used the cache.
     pub misses: u64,
+    /// Of the hits, those that found the key being computed by another thread or task of
+    /// this process, waited for it, and got its value: the body ran once for all of them.
+    /// They read no file and are not in [`time_saved`](Self::time_saved) (they spent that
+    /// time waiting). A call that waited for another *process* (for the entry's lock) reads
+    /// the entry that process stored: it is a hit from the file, not counted here.
+    pub waited: u64,
     /// Bytes of entry files read by hits.
     pub bytes_read: u64,
     /// Bytes of entry files written after misses.
@@ -275,6 +292,10 @@ pub struct FunctionStats {
 }
 
 /// The counters of every cached function called in this process so far, sorted by path.
+///
+/// Every call that uses the cache is a hit or a miss: a call that waits for another thread
+/// computing the same key and gets its value is a hit (counted in
+/// [`FunctionStats::waited`] too), and only the caller that computed is a miss.
 ///
 /// Counting costs a few atomic additions per call. Calls that bypass the cache
 /// (`FILE_CACHE=off`, an argument that cannot be hashed) count as neither hits nor misses.
@@ -311,6 +332,7 @@ pub fn stats() -> Vec<FunctionStats> {
                     .unwrap_or_else(|| site.display_name()),
                 hits: stats.sum(|s| &s.hits),
                 misses: stats.misses.load(Ordering::Relaxed),
+                waited: stats.waited.load(Ordering::Relaxed),
                 bytes_read: stats.sum(|s| &s.bytes_read),
                 bytes_written: stats.bytes_written.load(Ordering::Relaxed),
                 time_saved: Duration::from_micros(stats.sum(|s| &s.saved_us)),

@@ -1,4 +1,4 @@
-//! Sizes, ages and durations as people read and write them.
+//! Sizes, ages and durations as people read them.
 
 use std::time::{Duration, SystemTime};
 
@@ -52,41 +52,6 @@ pub fn age(time: SystemTime, now: SystemTime) -> String {
     }
 }
 
-/// Parses an age such as `30d`, `12h`, `1h30m`, `90s`, `2w` (units w, d, h, m, s).
-pub fn parse_age(text: &str) -> Result<Duration, String> {
-    let error = || format!("invalid age {text:?} (expected e.g. 90s, 15m, 12h, 30d, 2w or 1h30m)");
-    let mut total: u64 = 0;
-    let mut number: Option<u64> = None;
-    for c in text.trim().chars() {
-        if let Some(digit) = c.to_digit(10) {
-            let n = number.unwrap_or(0);
-            number = Some(
-                n.checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(digit)))
-                    .ok_or_else(error)?,
-            );
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(error()),
-        };
-        let n = number.take().ok_or_else(error)?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|s| s.checked_add(total))
-            .ok_or_else(error)?;
-    }
-    if number.is_some() || text.trim().is_empty() {
-        return Err(error());
-    }
-    Ok(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,15 +79,5 @@ mod tests {
         assert_eq!(age(now - Duration::from_secs(12), now), "12s ago");
         assert_eq!(age(now - Duration::from_secs(3 * 3600), now), "3h ago");
         assert_eq!(age(now + Duration::from_secs(5), now), "in the future");
-    }
-
-    #[test]
-    fn ages_parse() {
-        assert_eq!(parse_age("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_age("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
-        for bad in ["", "12", "d", "3 days", "-1d"] {
-            assert!(parse_age(bad).is_err(), "{bad:?}");
-        }
     }
 }

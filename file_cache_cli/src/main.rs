@@ -40,7 +40,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// One line per cached function: entries, size, oldest and newest entry, hits and the
-    /// compute time they saved; largest first
+    /// compute time they saved; largest first. The total counts the entries' bytes, which
+    /// `prune --max-size` bounds; a last line counts the bookkeeping files (hit logs, version
+    /// records, the size record, locks, temporary files), so the two add up to every byte
+    /// under the root
     List {
         /// Print JSON instead of a table
         #[arg(long)]
@@ -57,12 +60,17 @@ enum Command {
     /// Remove entries that are old, stale, or over a total size (least recently used first)
     #[command(group(ArgGroup::new("criteria").required(true).multiple(true)))]
     Prune {
-        /// Then remove the least recently used entries until the root is at most this big
-        /// (e.g. 2GiB, 500MB)
+        /// Then remove the least recently used entries until they take at most this many
+        /// bytes (e.g. 2GiB, 500MB): the entries' total, the SIZE column `list` shows. The
+        /// bookkeeping files (hit logs, version records, the size record, locks and
+        /// temporary files), which `list` shows on a line of their own, are neither counted
+        /// nor removed, as under FILE_CACHE_MAX_SIZE
         #[arg(long, value_name = "SIZE", group = "criteria", value_parser = parse_size)]
         max_size: Option<u64>,
-        /// Remove entries created longer ago than this (e.g. 30d, 12h, 1h30m)
-        #[arg(long, value_name = "AGE", group = "criteria", value_parser = human::parse_age)]
+        /// Remove entries created longer ago than this: units w (weeks), d (days), h, m
+        /// and s, each at most once and largest first (e.g. 30d, 12h, 1h30m, 2w), as
+        /// `#[file_cache(ttl = "...")]` takes them
+        #[arg(long, value_name = "AGE", group = "criteria", value_parser = parse_age)]
         older_than: Option<Duration>,
         /// Remove entries written by another version of their function's code than the
         /// current one: they can never be hit again
@@ -84,6 +92,10 @@ enum Command {
 
 fn parse_size(text: &str) -> Result<u64, String> {
     inspect::parse_size(text).map_err(|e| e.to_string())
+}
+
+fn parse_age(text: &str) -> Result<Duration, String> {
+    inspect::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// `println!` that ends the program quietly when stdout is closed (`file-cache list | head`)
@@ -167,6 +179,8 @@ struct Row {
 
 fn list(root: &Path, json: bool) -> Result<(), Failed> {
     let functions = scan_root(root, "reading")?;
+    let all_bytes = scan::file_bytes(root)
+        .map_err(|e| error(format!("cannot read {}: {e}", root.display())))?;
     for function in &functions {
         if let Some(damage) = &function.damaged_hit_log {
             warn(format!(
@@ -196,15 +210,25 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
         })
         .collect();
     rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.function.cmp(&b.function)));
+    let entry_bytes = rows.iter().fold(0u64, |sum, r| sum.saturating_add(r.bytes));
+    // Everything under the root that is not an entry. (Files written or removed between the
+    // two walks may make it off by those; it never goes below zero.)
+    let bookkeeping_bytes = all_bytes.saturating_sub(entry_bytes);
     if json {
         #[derive(Serialize)]
         struct Listing<'a> {
             root: &'a Path,
             functions: &'a [Row],
+            /// The entries' bytes: what `prune --max-size` counts.
+            entry_bytes: u64,
+            /// Every other file's bytes under the root.
+            bookkeeping_bytes: u64,
         }
         let listing = Listing {
             root,
             functions: &rows,
+            entry_bytes,
+            bookkeeping_bytes,
         };
         match serde_json::to_string_pretty(&listing) {
             Ok(text) => say!("{text}"),
@@ -212,11 +236,11 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
         }
         return Ok(());
     }
-    print_table(root, &rows);
+    print_table(root, &rows, bookkeeping_bytes);
     Ok(())
 }
 
-fn print_table(root: &Path, rows: &[Row]) {
+fn print_table(root: &Path, rows: &[Row], bookkeeping_bytes: u64) {
     let now = SystemTime::now();
     let when = |secs: Option<u64>| {
         secs.map_or("-".to_owned(), |s| {
@@ -264,6 +288,10 @@ fn print_table(root: &Path, rows: &[Row]) {
         total_hits.to_string(),
         human::duration(total_saved),
     ]);
+    let mut bookkeeping = [(); 7].map(|()| String::new());
+    bookkeeping[0] = "bookkeeping (not entries)".to_owned();
+    bookkeeping[2] = human::size(bookkeeping_bytes);
+    table.push(bookkeeping);
     let widths: Vec<usize> = (0..7)
         .map(|c| {
             table
@@ -371,9 +399,9 @@ fn prune(
         if dry_run {
             say!("would remove {} ({why})", entry.file.path.display());
         } else {
-            match std::fs::remove_file(&entry.file.path) {
+            // Its shard goes too when that leaves it empty.
+            match entry.file.remove() {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     bar.suspend(|| {
                         error(format!("cannot remove {}: {e}", entry.file.path.display()))
@@ -449,7 +477,7 @@ fn verify(root: &Path) -> Result<(), Failed> {
             continue;
         };
         broken += 1;
-        match std::fs::remove_file(&file.path) {
+        match file.remove() {
             Ok(()) => bar.suspend(|| say!("removed {}: {problem}", file.path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {

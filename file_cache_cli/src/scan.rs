@@ -109,3 +109,36 @@ pub fn entry_files(dir: &FunctionDir) -> io::Result<Option<Vec<EntryFile>>> {
         Err(e) => Err(e),
     }
 }
+
+/// Bytes of every file under `root` (a missing root holds none): entries and bookkeeping
+/// alike. Files and directories that vanish while they are walked are skipped; links are
+/// not followed.
+pub fn file_bytes(root: &Path) -> io::Result<u64> {
+    let mut total = 0u64;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let items = match std::fs::read_dir(&dir) {
+            Ok(items) => items,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for item in items {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let meta = match std::fs::symlink_metadata(item.path()) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if meta.is_dir() {
+                dirs.push(item.path());
+            } else if meta.is_file() {
+                total = total.saturating_add(meta.len());
+            }
+        }
+    }
+    Ok(total)
+}

@@ -547,7 +547,11 @@ fn a_damaged_hit_log_is_skipped_with_one_warning() {
     );
     assert_eq!(render["time_saved_secs"].as_f64(), Some(0.0));
     let text = stdout(&file_cache_cmd(root.path(), &["list"]));
-    let total: Vec<&str> = text.lines().last().unwrap().split_whitespace().collect();
+    let total = text
+        .lines()
+        .find(|line| line.starts_with("total ("))
+        .unwrap();
+    let total: Vec<&str> = total.split_whitespace().collect();
     assert_eq!(total[total.len() - 2], "0", "no hits counted:\n{text}");
     // Commands that do not show hits say nothing of it.
     succeeds(file_cache_cmd(root.path(), &["verify"]));
@@ -578,5 +582,134 @@ fn a_damaged_hit_log_is_skipped_with_one_warning() {
             1,
             "{damaged:?}: {output:?}"
         );
+    }
+}
+
+/// The directories under `dir`, recursively.
+fn dirs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for item in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if item.file_type().unwrap().is_dir() {
+            out.push(item.path());
+            out.extend(dirs_under(&item.path()));
+        }
+    }
+    out
+}
+
+/// Bytes of every file under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let mut total = 0;
+    for item in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let meta = item.metadata().unwrap();
+        total += if meta.is_dir() {
+            bytes_under(&item.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+#[test]
+fn clear_leaves_no_empty_directory_behind() {
+    let root = filled_root();
+    assert_eq!(
+        succeeds(file_cache_cmd(root.path(), &["clear", "cli::embed"])).trim(),
+        "removed 1 entries"
+    );
+    // `embed` lived in `<root>/embeddings`, which held nothing else.
+    assert!(!root.path().join("embeddings").exists());
+    assert!(function(&listing(root.path()), "cli::embed").is_none());
+    assert_eq!(
+        succeeds(file_cache_cmd(root.path(), &["clear"])).trim(),
+        "removed 8 entries"
+    );
+    assert_eq!(dirs_under(root.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn prune_and_verify_remove_the_shards_they_empty() {
+    let root = filled_root();
+    // An entry alone in its shard.
+    let broken = entries_of(root.path(), "cli::score")
+        .into_iter()
+        .find(|entry| std::fs::read_dir(entry.parent().unwrap()).unwrap().count() == 1)
+        .expect("an entry alone in its shard");
+    std::fs::write(&broken, b"not an entry").unwrap();
+    succeeds(file_cache_cmd(root.path(), &["verify"]));
+    assert!(
+        !broken.parent().unwrap().exists(),
+        "verify emptied its shard"
+    );
+
+    let text = succeeds(file_cache_cmd(root.path(), &["prune", "--max-size", "0"]));
+    assert!(text.contains("removed 8 entries"), "{text}");
+    let shards: Vec<PathBuf> = dirs_under(root.path())
+        .into_iter()
+        .filter(|dir| dir.file_name().unwrap().len() == 2)
+        .collect();
+    assert_eq!(shards, Vec::<PathBuf>::new(), "pruning emptied every shard");
+}
+
+#[test]
+fn list_accounts_for_every_byte_under_the_root_and_prune_bounds_its_entries() {
+    let root = filled_root();
+    let json = listing(root.path());
+    let rows: u64 = json["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["bytes"].as_u64().unwrap())
+        .sum();
+    let entries = json["entry_bytes"].as_u64().expect("entry_bytes");
+    let bookkeeping = json["bookkeeping_bytes"]
+        .as_u64()
+        .expect("bookkeeping_bytes");
+    assert_eq!(entries, rows);
+    assert!(bookkeeping > 0, "version records and a hit log: {json}");
+    assert_eq!(entries + bookkeeping, bytes_under(root.path()));
+
+    let text = succeeds(file_cache_cmd(root.path(), &["list"]));
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("bookkeeping (not entries)"), "{text}");
+
+    // What `--help` promises: the bound is on the entries' bytes, as `list` totals them.
+    let help = succeeds(file_cache_cmd(root.path(), &["prune", "--help"]));
+    assert!(help.contains("the SIZE column `list` shows"), "{help}");
+    let text = succeeds(file_cache_cmd(
+        root.path(),
+        &["prune", "--max-size", &entries.to_string()],
+    ));
+    assert!(text.contains("removed 0 entries"), "{text}");
+    let text = succeeds(file_cache_cmd(
+        root.path(),
+        &["prune", "--max-size", &(entries - 1).to_string()],
+    ));
+    assert!(text.contains("removed 1 entries"), "{text}");
+}
+
+/// `--older-than` takes exactly the durations `#[file_cache(ttl = "...")]` takes: the
+/// table both parsers are tested against.
+#[test]
+fn older_than_takes_the_durations_ttl_takes() {
+    let root = tempfile::tempdir().unwrap();
+    let table = include_str!("../../file_cache_macros/src/durations.txt");
+    for line in table.lines().filter(|line| !line.starts_with('#')) {
+        let (input, expected) = line.rsplit_once('|').unwrap();
+        let output = file_cache_cmd(
+            root.path(),
+            &["prune", &format!("--older-than={input}"), "--dry-run"],
+        );
+        if expected == "error" {
+            assert_eq!(output.status.code(), Some(2), "{input:?} accepted");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("units are w (weeks), d (days), h, m and s"),
+                "{input:?}: {stderr}"
+            );
+        } else {
+            succeeds(output);
+        }
     }
 }

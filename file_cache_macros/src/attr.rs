@@ -90,8 +90,8 @@ impl Options {
                 }
                 "version" => {
                     input.parse::<Token![=]>()?;
-                    let value: LitStr = input.parse()?;
-                    self.version.get_or_insert(value);
+                    let value = input.parse::<syn::Lit>()?;
+                    self.set_version(value);
                 }
                 "deps" => {
                     input.parse::<Token![=]>()?;
@@ -158,6 +158,24 @@ impl Options {
         self.codec.get_or_insert(Ident::new(variant, text.span()));
     }
 
+    /// `version = "2"`; any other literal is an error on it that shows the string to write.
+    fn set_version(&mut self, value: syn::Lit) {
+        let syn::Lit::Str(text) = value else {
+            let written = match &value {
+                syn::Lit::Int(int) => int.base10_digits().to_owned(),
+                syn::Lit::Float(float) => float.base10_digits().to_owned(),
+                syn::Lit::Bool(boolean) => boolean.value.to_string(),
+                syn::Lit::Char(c) => c.value().to_string(),
+                other => quote::ToTokens::to_token_stream(other).to_string(),
+            };
+            return self.push_error(syn::Error::new(
+                value.span(),
+                format!("`version` must be a string literal: write `version = {written:?}`"),
+            ));
+        };
+        self.version.get_or_insert(text);
+    }
+
     /// `ttl = "1h30m"`; any other literal, or a string that is not a duration, is an error
     /// on it.
     fn set_ttl(&mut self, value: syn::Lit) {
@@ -168,13 +186,22 @@ impl Options {
             ));
         };
         match parse_duration(&text.value()) {
+            // Zero is a duration, but a ttl of zero would cache nothing.
+            Ok(0) => self.push_error(syn::Error::new(
+                text.span(),
+                format!(
+                    "invalid ttl {:?}: it must be longer than zero",
+                    text.value()
+                ),
+            )),
             Ok(seconds) => {
                 self.ttl.get_or_insert(seconds);
             }
             Err(reason) => self.push_error(syn::Error::new(
                 text.span(),
                 format!(
-                    "invalid ttl {:?}: {reason}; expected a duration such as \"90s\", \"15m\", \"12h\", \"7d\" or \"1h30m\"",
+                    "invalid ttl {:?}: {reason}; units are {DURATION_UNITS}, e.g. \"90s\", \
+                     \"15m\", \"12h\", \"7d\", \"2w\" or \"1h30m\"",
                     text.value()
                 ),
             )),
@@ -215,16 +242,26 @@ fn parse_ident_list(input: ParseStream) -> syn::Result<Vec<Ident>> {
     Ok(names.into_iter().collect())
 }
 
-/// Parses a duration such as `"90s"`, `"12h"` or `"1h30m"` (units `s`, `m`, `h`, `d`, each
-/// at most once, largest first) into seconds. Zero is refused: it would cache nothing.
+/// The units a duration may use, as error messages list them.
+pub(crate) const DURATION_UNITS: &str = "w (weeks), d (days), h, m and s";
+
+/// Parses a duration such as `"90s"`, `"12h"`, `"2w"` or `"1h30m"` into seconds: one or
+/// more `<digits><unit>` parts, units `w`, `d`, `h`, `m` and `s`, each at most once and
+/// largest first, spaces around the whole ignored.
+///
+/// The runtime has the same parser (`file_cache::inspect::parse_duration`, which the
+/// `file-cache` tool's `--older-than` uses); a proc-macro crate cannot share code with the
+/// crates that depend on it, so both are checked against one table of cases,
+/// `durations.txt`, in their tests.
 pub(crate) fn parse_duration(text: &str) -> Result<u64, &'static str> {
-    if text.trim().is_empty() {
+    let text = text.trim();
+    if text.is_empty() {
         return Err("it is empty");
     }
     let mut seconds: u64 = 0;
     let mut number: Option<u64> = None;
     let mut last_unit = u64::MAX;
-    for c in text.trim().chars() {
+    for c in text.chars() {
         if let Some(digit) = c.to_digit(10) {
             let n = number.unwrap_or(0);
             number = Some(
@@ -239,7 +276,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, &'static str> {
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
-            _ => return Err("units are s, m, h and d"),
+            'w' => 7 * 86_400,
+            _ => return Err("it is not digits followed by a unit"),
         };
         let n = number.take().ok_or("a unit needs a number before it")?;
         if unit >= last_unit {
@@ -253,9 +291,6 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, &'static str> {
     }
     if number.is_some() {
         return Err("a number needs a unit after it");
-    }
-    if seconds == 0 {
-        return Err("it must be longer than zero");
     }
     Ok(seconds)
 }
@@ -378,21 +413,50 @@ mod tests {
         }
     }
 
+    /// Every case of the table the runtime's parser is checked against too.
+    #[test]
+    fn durations_follow_the_shared_table() {
+        let table = include_str!("durations.txt");
+        let mut cases = 0;
+        for line in table.lines().filter(|line| !line.starts_with('#')) {
+            let (input, expected) = line.rsplit_once('|').expect("input|result");
+            let got = parse_duration(input);
+            match expected {
+                "error" => assert!(got.is_err(), "{input:?} parsed as {got:?}"),
+                seconds => assert_eq!(got, Ok(seconds.parse().unwrap()), "{input:?}"),
+            }
+            cases += 1;
+        }
+        assert!(cases > 20, "the table is read: {cases} cases");
+    }
+
     #[test]
     fn ttl_durations() {
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("12h"), Ok(12 * 3600));
-        assert_eq!(parse_duration("1h30m"), Ok(5400));
-        assert_eq!(parse_duration("2d12h"), Ok(216_000));
-        for bad in [
-            "", "12", "h", "1x", "30m1h", "1h1h", "0s", "1.5h", "-1h", "1 h",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
-        }
         let options = Options::from_tokens(quote!(ttl = "1h30m"));
         assert_eq!(options.ttl, Some(5400));
+        let options = Options::from_tokens(quote!(ttl = "2w"));
+        assert_eq!(options.ttl, Some(14 * 86_400));
         let options = Options::from_tokens(quote!(ttl = "soon"));
-        assert!(messages(&options)[0].contains("invalid ttl \"soon\""));
+        let message = &messages(&options)[0];
+        assert!(message.contains("invalid ttl \"soon\""), "{message}");
+        assert!(message.contains(DURATION_UNITS), "{message}");
+        let options = Options::from_tokens(quote!(ttl = "0s"));
+        assert!(messages(&options)[0].contains("longer than zero"));
+    }
+
+    #[test]
+    fn a_version_that_is_not_a_string_says_which_string_to_write() {
+        for (args, hint) in [
+            (quote!(version = 2), "write `version = \"2\"`"),
+            (quote!(version = 1.5), "write `version = \"1.5\"`"),
+        ] {
+            let message = &messages(&Options::from_tokens(args))[0];
+            assert!(
+                message.contains("`version` must be a string literal"),
+                "{message}"
+            );
+            assert!(message.contains(hint), "{message}");
+        }
     }
 
     #[test]

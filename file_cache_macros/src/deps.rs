@@ -54,7 +54,7 @@ pub(crate) fn hash_of(path: &Path) -> TokenStream {
     let span = path.span();
     if is_method(path) {
         let mut prefix = path.clone();
-        let last = prefix.segments.pop().map(|pair| pair.into_value());
+        let last = prefix.segments.pop();
         let name = last.map_or_else(|| Ident::new("_", Span::call_site()), |s| s.ident);
         let name = method_const(&name);
         quote_spanned!(span=> #prefix #name)

@@ -56,6 +56,20 @@ pub(crate) fn file_cache(args: TokenStream, item: TokenStream) -> TokenStream {
 fn not_a_function(item: &TokenStream) -> syn::Error {
     // Name the kind of item when syn recognises it, and point at its first tokens.
     let message = "`#[file_cache]` can only be applied to a function";
+    // A method declared in a trait (`fn f(&self) -> u32;`) has no body to cache.
+    if let Ok(declared) = syn::parse2::<syn::TraitItemFn>(item.clone()) {
+        if declared.default.is_none() {
+            return syn::Error::new_spanned(
+                item,
+                format!(
+                    "`#[file_cache]` needs a function with a body, and `{}` is only declared: \
+                     put the attribute on the method in each `impl` block, or give the trait \
+                     method a default body and put it there",
+                    declared.sig.ident
+                ),
+            );
+        }
+    }
     match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Verbatim(_)) | Err(_) => syn::Error::new_spanned(item, message),
         Ok(item) => {
@@ -389,11 +403,11 @@ fn pattern_name(param: &Param) -> syn::Ident {
 fn self_value(receiver: &syn::Receiver) -> TokenStream {
     let self_token = &receiver.self_token;
     let span = self_token.span;
-    let by_value = match &*receiver.ty {
+    let by_value = match crate::model::receiver_type(receiver) {
         syn::Type::Path(path) => path.qself.is_none() && path.path.is_ident("Self"),
         _ => false,
     };
-    if receiver.reference.is_some() {
+    if matches!(receiver.kind, syn::ReceiverKind::Reference(..)) {
         quote_spanned!(span=> &*#self_token)
     } else if by_value {
         quote_spanned!(span=> &#self_token)

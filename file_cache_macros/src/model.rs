@@ -178,7 +178,7 @@ impl Function {
     pub(crate) fn has_mut_self(&self) -> bool {
         self.receiver
             .as_ref()
-            .is_some_and(|receiver| is_mut_ref(&receiver.ty))
+            .is_some_and(|receiver| is_mut_ref(&receiver_type(receiver)))
     }
 
     /// The parameters the cache replays (see [`Param::is_output`]), unless `ignore`d, with
@@ -318,7 +318,7 @@ impl<'ast> Visit<'ast> for TypeFinder {
     }
 
     // A function pointer's `&mut` parameters are not a mutation by the cached call.
-    fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+    fn visit_type_fn_ptr(&mut self, _: &'ast syn::TypeFnPtr) {}
 }
 
 /// Whether the type is an array, through references and parentheses: serde implements
@@ -335,6 +335,19 @@ pub(crate) fn is_array(ty: &Type) -> bool {
 }
 
 /// Whether the type is `&mut T` itself (through parentheses).
+/// The type of `self` for every receiver form: `Self` for `self`, `&'a mut Self` for
+/// `&'a mut self`, the written type for `self: Box<Self>`.
+pub(crate) fn receiver_type(receiver: &syn::Receiver) -> Type {
+    let span = receiver.self_token.span;
+    match &receiver.kind {
+        syn::ReceiverKind::Typed(_, ty) => (**ty).clone(),
+        syn::ReceiverKind::Reference(and, lifetime, mutability) => {
+            syn::parse_quote_spanned!(span=> #and #lifetime #mutability Self)
+        }
+        _ => syn::parse_quote_spanned!(span=> Self),
+    }
+}
+
 pub(crate) fn is_mut_ref(ty: &Type) -> bool {
     reference_in(ty).is_some_and(|reference| reference.mutability.is_some())
 }

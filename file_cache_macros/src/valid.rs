@@ -35,7 +35,7 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
     }
     if let Some(receiver) = &function.receiver {
         let mut finder = TypeFinder::default();
-        finder.visit_type(&receiver.ty);
+        finder.visit_type(&crate::model::receiver_type(receiver));
         let ignored = options.ignore.iter().any(|name| name == "self");
         if finder.mut_ref.is_some() && !ignored && !function.has_mut_self() {
             errors.push(syn::Error::new_spanned(
@@ -264,7 +264,7 @@ fn closure_in(ty: &syn::Type, closure_params: &[syn::Ident]) -> Option<proc_macr
             }
         }
         // A function pointer's own parameters are not closures passed in.
-        fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+        fn visit_type_fn_ptr(&mut self, _: &'ast syn::TypeFnPtr) {}
     }
     let mut closures = Closures(closure_params, None);
     closures.visit_type(ty);

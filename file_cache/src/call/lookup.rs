@@ -107,6 +107,26 @@ pub(crate) enum Step<T> {
     LockBusy,
 }
 
+/// What a step does instead of going on to the next tier (a small [`Step`]).
+enum Detour {
+    /// Wait for the caller of this process computing the key.
+    Follow(Follower),
+    /// Another process holds the entry's lock: step again later.
+    LockBusy,
+    /// Call without the cache.
+    Bypass,
+}
+
+impl<T> From<Detour> for Step<T> {
+    fn from(detour: Detour) -> Step<T> {
+        match detour {
+            Detour::Follow(follower) => Step::Follow(follower),
+            Detour::LockBusy => Step::LockBusy,
+            Detour::Bypass => Step::Ready(Lookup::Bypass),
+        }
+    }
+}
+
 impl<T: DeserializeOwned> Pending<T> {
     /// Starts a lookup; `None` when the call bypasses the cache.
     pub(crate) fn new(site: &'static Site, key: Option<CallKey>) -> Option<Pending<T>> {
@@ -156,13 +176,13 @@ impl<T: DeserializeOwned> Pending<T> {
             //    for its value.
             match self.join_flight(key) {
                 Ok(leader) => self.leader = Some(leader),
-                Err(step) => return step,
+                Err(detour) => return detour.into(),
             }
         }
         // 4. The entry's lock: the leader of one process computes, the others wait for it.
         let lock = match self.lock_entry(block) {
             Ok(lock) => lock,
-            Err(step) => return step,
+            Err(detour) => return detour.into(),
         };
         // 5. The entry file again: another caller may have stored the value since the first
         //    look, while we joined the flight or waited for the lock.
@@ -190,9 +210,9 @@ impl<T: DeserializeOwned> Pending<T> {
         }))
     }
 
-    /// Joins the key's flight in this process: leads it, or follows its leader (the
-    /// `Err` step), or bypasses the cache when this very caller is computing the key.
-    fn join_flight(&self, key: &CallKey) -> Result<Leader, Step<T>> {
+    /// Joins the key's flight in this process: leads it, or follows its leader, or bypasses
+    /// the cache when this very caller is computing the key.
+    fn join_flight(&self, key: &CallKey) -> Result<Leader, Detour> {
         if flight::computing_here(&key.key) {
             // Waiting for this flight would wait for ourselves, forever.
             log::debug!(
@@ -200,7 +220,7 @@ impl<T: DeserializeOwned> Pending<T> {
                  with the same key); running that call uncached",
                 self.site.display_name()
             );
-            return Err(Step::Ready(Lookup::Bypass));
+            return Err(Detour::Bypass);
         }
         match flight::join(&key.key) {
             Joined::Follower(follower) => {
@@ -208,22 +228,22 @@ impl<T: DeserializeOwned> Pending<T> {
                     "file_cache: waiting for {}, computed by another caller",
                     self.site.display_name()
                 );
-                Err(Step::Follow(follower))
+                Err(Detour::Follow(follower))
             }
             Joined::Leader(leader) => Ok(leader),
         }
     }
 
     /// Takes the entry's lock when the function and its root use locks: the lock (or
-    /// `None`, computing unlocked), or the step to take instead (busy, or bypass).
-    fn lock_entry(&self, block: bool) -> Result<Option<EntryLock>, Step<T>> {
+    /// `None`, computing unlocked), or what to do instead (step again later, or bypass).
+    fn lock_entry(&self, block: bool) -> Result<Option<EntryLock>, Detour> {
         let root = self.root;
         if !(self.site.info.lock && root.locks() && root.access() == Access::ReadWrite) {
             return Ok(None);
         }
         match lock::acquire(&self.path, block, config().faults) {
             Ok(Some(held)) => Ok(Some(held)),
-            Ok(None) => Err(Step::LockBusy),
+            Ok(None) => Err(Detour::LockBusy),
             Err(error) if error.kind() == io::ErrorKind::Unsupported => {
                 root.locks_failed(&error);
                 Ok(None)
@@ -238,7 +258,7 @@ impl<T: DeserializeOwned> Pending<T> {
                         self.path.display()
                     )
                 });
-                Err(Step::Ready(Lookup::Bypass))
+                Err(Detour::Bypass)
             }
             // The directory cannot be written: the store will say so.
             Err(error) => {
@@ -267,7 +287,9 @@ impl<T: DeserializeOwned> Pending<T> {
                     self.site.display_name()
                 );
                 let codec = Codec::from_id(codec)?;
-                codec::decode_with(codec, &payload).ok().map(Lookup::Hit)
+                let value = codec::decode_with(codec, &payload).ok()?;
+                stats::record_waited(self.site, &self.path);
+                Some(Lookup::Hit(value))
             }
             Outcome::Failed => {
                 log::debug!(

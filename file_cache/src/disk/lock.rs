@@ -58,17 +58,60 @@ pub(crate) fn is_lock_file(name: &str) -> bool {
 /// a few tries outlast unless something keeps changing it on purpose.
 const MAX_TRIES: usize = 16;
 
+/// How many times [`acquire`] creates the lock's directory again when it vanished before the
+/// lock file could be created in it (a prune removes the shards it empties, a clear removes
+/// everything): past that, something removes it as fast as it is made, and the call goes on
+/// without the lock.
+const RECREATE_DIR: usize = 16;
+
+/// Creates `dir` (and its parents) for a lock file, again when a level of it is removed
+/// while it is made: `create_dir_all` then fails with "not found", or with "exists" for a
+/// level there at `mkdir` and gone when looked at. Counts each try in `recreated`.
+fn create_dir(dir: &Path, recreated: &mut usize) -> io::Result<()> {
+    loop {
+        let error = match files::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        let vanished = match error.kind() {
+            io::ErrorKind::NotFound => true,
+            io::ErrorKind::AlreadyExists => {
+                fs::metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            }
+            _ => false,
+        };
+        if !vanished || *recreated >= RECREATE_DIR {
+            return Err(error);
+        }
+        *recreated += 1;
+    }
+}
+
 /// Takes the lock of `entry`: `Ok(None)` when `block` is false and another process holds
 /// it. Errors mean locking does not work here (or the directory cannot be written), or,
 /// when [`gave_up`] says so, that the lock file kept changing under every try.
 pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<Option<EntryLock>> {
     let path = lock_path(entry);
-    if let Some(dir) = path.parent() {
-        files::create_dir_all(dir)?;
+    let dir = path.parent();
+    let mut recreated = 0;
+    if let Some(dir) = dir {
+        create_dir(dir, &mut recreated)?;
     }
-    for _ in 0..MAX_TRIES {
+    let mut tries = 0;
+    while tries < MAX_TRIES {
+        tries += 1;
         let file = match open(&path) {
             Ok(file) => file,
+            // The directory was removed since it was created: create it again.
+            // (Not a try of the lock file: nothing changed it.)
+            Err(error) if error.kind() == io::ErrorKind::NotFound && recreated < RECREATE_DIR => {
+                recreated += 1;
+                tries -= 1;
+                if let Some(dir) = dir {
+                    create_dir(dir, &mut recreated)?;
+                }
+                continue;
+            }
             // Never lock (or create) a link's target: remove the link and try again.
             Err(error) if files::is_link(&error, &path) => {
                 files::remove_planted(&path);
@@ -271,6 +314,49 @@ mod tests {
         remove_if_unheld(&lock_path(&entry), Faults::default());
         assert!(fs::symlink_metadata(lock_path(&entry)).is_err());
         assert_eq!(fs::read(&target).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_shard_removed_while_the_lock_is_taken_is_created_again() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let shard = dir.path().join("ab");
+        let entry = shard.join("abcd");
+        let (round, removed, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        // A pruner that removes the shard once a round, as soon as it is empty: as a pass
+        // does after removing its last entry, at any moment of the lock being taken.
+        let pruner = std::thread::spawn({
+            let (shard, round, removed, stop) =
+                (shard.clone(), round.clone(), removed.clone(), stop.clone());
+            move || {
+                let mut last = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let now = round.load(Ordering::Relaxed);
+                    if now != last && fs::remove_dir(&shard).is_ok() {
+                        last = now;
+                        removed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        let mut rounds = 0u64;
+        while rounds < 2000 || (removed.load(Ordering::Relaxed) < 100 && rounds < 1_000_000) {
+            rounds += 1;
+            round.store(rounds, Ordering::Relaxed);
+            let lock = acquire(&entry, true, Faults::default());
+            assert!(matches!(lock, Ok(Some(_))), "round {rounds}: {lock:?}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        pruner.join().unwrap();
+        assert!(
+            removed.load(Ordering::Relaxed) >= 100,
+            "the shard was removed under the locks"
+        );
     }
 
     #[test]

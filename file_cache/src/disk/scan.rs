@@ -221,8 +221,23 @@ impl FunctionDir {
     /// Other processes may store into the function while it is removed: what the removal
     /// found is removed, files written meanwhile may stay (or be removed too), and neither
     /// makes it fail. Only a file it cannot remove (permissions) is an error.
+    ///
+    /// A function with a relative `dir = "..."` lives in directories of its own under the
+    /// root: those it leaves empty are removed too, so the root does not keep a trail of
+    /// empty directories.
     pub fn remove(&self) -> io::Result<u64> {
-        remove_tree(&self.path, Level::Function)
+        let removed = remove_tree(&self.path, Level::Function)?;
+        // `name` has one `/` per directory between the root and the function's.
+        let mut parent = self.path.parent();
+        for _ in 0..self.name.matches('/').count() {
+            let Some(dir) = parent else { break };
+            // Fails, and stops, at a directory that holds anything else.
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+            parent = dir.parent();
+        }
+        Ok(removed)
     }
 
     /// The function's path as users write it: the directory name with `::` for `.`.
@@ -318,6 +333,39 @@ fn remove_tree(dir: &Path, level: Level) -> io::Result<u64> {
 /// A file or directory that vanished while it was being looked at.
 fn is_gone(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::NotFound
+}
+
+impl EntryFile {
+    /// Removes the entry, and its shard directory when that leaves it empty. An entry that
+    /// is already gone (another process removed it) is no error.
+    ///
+    /// A process storing into the same shard at that moment is not disturbed: the shard is
+    /// removed only while empty, and a writer that finds its shard gone creates it again.
+    pub fn remove(&self) -> io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if is_gone(&e) => {}
+            Err(e) => return Err(e),
+        }
+        remove_empty_shard(&self.path);
+        Ok(())
+    }
+}
+
+/// Removes the shard directory of the entry at `entry` if it is empty (and is a shard:
+/// two hex digits). Best effort: a shard that holds anything stays.
+pub(crate) fn remove_empty_shard(entry: &Path) {
+    let Some(shard) = entry.parent() else {
+        return;
+    };
+    let is_shard = shard.file_name().is_some_and(|name| {
+        let name = name.to_string_lossy();
+        name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    if is_shard {
+        // `remove_dir` never removes a directory that holds anything.
+        let _ = fs::remove_dir(shard);
+    }
 }
 
 impl EntryFile {

@@ -194,6 +194,7 @@ impl Bound {
                         .is_ok_and(|modified| modified == victim.modified);
                     if unchanged && std::fs::remove_file(&victim.path).is_ok() {
                         record.size = record.size.saturating_sub(victim.len);
+                        scan::remove_empty_shard(&victim.path);
                     }
                 }
             }
@@ -536,10 +537,9 @@ pub(crate) fn prune_root(root: &Path, max: u64, target: u64) -> std::io::Result<
                 break;
             }
             // Gone already (another process pruned it) counts as removed.
-            match std::fs::remove_file(&entry.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(_) => continue,
+            // Its shard goes too when that leaves it empty.
+            if entry.remove().is_err() {
+                continue;
             }
             total -= entry.len;
             outcome.removed += 1;
@@ -706,6 +706,33 @@ mod tests {
         for i in 0..10u64 {
             assert_eq!(shard.join(format!("{i:064}")).exists(), i >= 5, "entry {i}");
         }
+    }
+
+    #[test]
+    fn pruning_removes_the_shards_it_empties_and_keeps_the_others() {
+        let root = tempfile::tempdir().unwrap();
+        let (emptied, kept) = (root.path().join("app.f/0a"), root.path().join("app.f/0b"));
+        let locked = root.path().join("app.f/0c");
+        for shard in [&emptied, &kept, &locked] {
+            std::fs::create_dir_all(shard).unwrap();
+        }
+        for i in 0..3 {
+            write_entry(&emptied, i);
+        }
+        write_entry(&locked, 3);
+        // A writer's lock file (not an entry) keeps its shard.
+        std::fs::write(locked.join(".x.lock"), b"").unwrap();
+        for i in 4..6 {
+            write_entry(&kept, i);
+        }
+        let outcome = prune_root(root.path(), 500, 200).unwrap();
+        assert_eq!((outcome.removed, outcome.kept), (4, 200));
+        assert!(!emptied.exists(), "an emptied shard is removed");
+        assert!(
+            locked.join(".x.lock").exists(),
+            "a shard holding a file stays"
+        );
+        assert_eq!(entry_bytes(&kept), 200);
     }
 
     #[test]
