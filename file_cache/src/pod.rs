@@ -64,6 +64,7 @@ pub(crate) enum Kind {
 }
 
 /// The flat vector `T` is, if it is one (never on a big-endian machine).
+#[inline]
 pub(crate) fn kind<T: ?Sized>() -> Option<Kind> {
     if cfg!(target_endian = "big") {
         return None;

@@ -43,6 +43,7 @@ pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
 
 /// The memory tier, when it is on for this function and this call reads the cache.
 /// (`refresh` skips reading it; its store replaces the entry.)
+#[inline]
 pub(super) fn memory_of(site: &'static Site) -> Option<&'static Memory> {
     // Expiry is decided from the file's creation time: a `ttl` function reads the file.
     if !site.info.memory || site.info.ttl.is_some() {
@@ -52,6 +53,7 @@ pub(super) fn memory_of(site: &'static Site) -> Option<&'static Memory> {
 }
 
 /// Decodes the payload the memory tier holds for the key, as a file hit decodes its file.
+#[inline]
 pub(super) fn memory_hit<T: DeserializeOwned>(
     site: &'static Site,
     memory: &Memory,

@@ -83,6 +83,7 @@ impl SinkBox {
 impl std::ops::Deref for SinkBox {
     type Target = Sink;
 
+    #[inline]
     #[allow(unsafe_code)]
     fn deref(&self) -> &Sink {
         // SAFETY: `sink` is initialized and owned by `self` for its whole life.
@@ -91,6 +92,7 @@ impl std::ops::Deref for SinkBox {
 }
 
 impl std::ops::DerefMut for SinkBox {
+    #[inline]
     #[allow(unsafe_code)]
     fn deref_mut(&mut self) -> &mut Sink {
         // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
@@ -133,6 +135,7 @@ impl KeyHasher {
     /// A hasher whose stream starts with `prefix`, the digest of another key stream
     /// (which started with the format's label), framed as raw bytes: what a cached
     /// function's calls continue from (see `KeyBuilder::begin`).
+    #[inline]
     pub(crate) fn continuing(prefix: &[u8; 32]) -> KeyHasher {
         let mut hasher = KeyHasher::bare(BUF_LEN);
         hasher.write_raw(prefix);
@@ -149,17 +152,20 @@ impl KeyHasher {
         KeyHasher { sink: Some(sink) }
     }
 
+    #[inline]
     pub(super) fn sink(&mut self) -> &mut Sink {
         // Only `finish` and `drop` take it out, and both consume the hasher.
         self.sink.get_or_insert_with(SinkBox::new)
     }
 
     /// Feeds a framed label (a name, a type name, a format tag).
+    #[inline]
     pub(crate) fn write_label(&mut self, label: &str) {
         self.sink().framed(tag::LABEL, label.as_bytes());
     }
 
     /// Feeds raw framed bytes (e.g. a code hash).
+    #[inline]
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
         self.sink().framed(tag::RAW, bytes);
     }
@@ -176,6 +182,7 @@ impl KeyHasher {
         }
     }
 
+    #[inline]
     pub(crate) fn finish(mut self) -> Key {
         Key(self.sink().digest())
     }
