@@ -106,6 +106,7 @@ mod manage;
 mod memory;
 mod outputs;
 mod pod;
+mod probing;
 mod site;
 mod stats;
 mod tracked;

@@ -1,9 +1,11 @@
 //! Managing the cache from a program: clearing functions, and asking whether a call is
-//! cached. It sits above the call path and uses it (the probe); nothing below imports it.
+//! cached. It asks through the call itself (`probing`) and imports nothing of the call
+//! path; nothing below imports it.
 
-use crate::call::probe::probe;
 use crate::config::config;
 use crate::disk::{scan, versions};
+#[cfg(panic = "unwind")]
+use crate::probing::probe;
 use std::io;
 
 /// Removes every stored entry of one function: the next call with any arguments runs the

@@ -8,7 +8,7 @@ mod asynchronous;
 mod builder;
 mod check;
 mod lookup;
-pub(crate) mod probe;
+mod probe;
 mod tiers;
 mod write;
 
