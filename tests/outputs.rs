@@ -122,6 +122,9 @@ struct Counter {
 }
 
 static BUMPS: AtomicUsize = AtomicUsize::new(0);
+/// The tests that count `BUMPS` run one at a time (the test harness runs tests in parallel
+/// threads, and each counts the bodies run since it started).
+static BUMPS_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Counter {
     #[file_cache]
@@ -147,6 +150,7 @@ impl Counter {
 #[test]
 fn mut_self_is_replayed() {
     common::init();
+    let _serial = BUMPS_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let before = BUMPS.load(Ordering::SeqCst);
     let start = Counter {
         total: 10,
@@ -171,6 +175,7 @@ fn mut_self_is_replayed() {
 #[test]
 fn with_a_result_only_ok_stores_its_outputs() {
     common::init();
+    let _serial = BUMPS_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let before = BUMPS.load(Ordering::SeqCst);
     let start = Counter {
         total: 1,
