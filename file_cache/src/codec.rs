@@ -1,5 +1,7 @@
 //! The value codecs, behind one small module: postcard 1.x through serde, and MessagePack
-//! with named fields for the values postcard cannot hold.
+//! with named fields for the values postcard cannot hold. It turns values into payload
+//! bytes and back; it knows nothing of entries, files or sites (it borrows the key's
+//! serializer only to tell a value's own `Serialize` failure from a codec's).
 //!
 //! postcard is compact and fast but not self-describing: `skip_serializing_if`,
 //! `flatten`, internally tagged and untagged enums and `serde_json::Value` do not survive

@@ -1,7 +1,8 @@
-//! Configuration read from the environment, once per process.
+//! Configuration read from the environment, once per process. A leaf: it owns every setting
+//! and its parsing (sizes included), and knows nothing that uses them.
 
-use crate::size_limit;
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -129,7 +130,7 @@ pub(crate) struct Config {
     pub(crate) stale_after: Duration,
     /// Simulated file-system faults, for tests only.
     pub(crate) faults: Faults,
-    /// `FILE_CACHE_MAX_SIZE`, in bytes: see [`crate::size_limit`].
+    /// `FILE_CACHE_MAX_SIZE`, in bytes: see [`crate::disk::size_limit`].
     pub(crate) max_size: Option<u64>,
 }
 
@@ -170,7 +171,7 @@ pub(crate) const MEMORY_VAR: &str = "FILE_CACHE_MEMORY";
 pub(crate) const DEFAULT_MEMORY: usize = 64 << 20;
 
 /// `1234`, `64K`, `64M`, `2G` (binary multiples, an optional `B`/`iB`), any case.
-fn parse_size(value: &str) -> Option<usize> {
+fn parse_memory_size(value: &str) -> Option<usize> {
     let value = value.trim().to_ascii_uppercase();
     let value = value.trim_end_matches("IB").trim_end_matches('B');
     let (digits, shift) = match value.char_indices().last()? {
@@ -248,21 +249,21 @@ impl Config {
         };
         let memory = match var(MEMORY_VAR) {
             None => DEFAULT_MEMORY,
-            Some(value) => parse_size(&value).unwrap_or_else(|| {
+            Some(value) => parse_memory_size(&value).unwrap_or_else(|| {
                 log::warn!(
                     "file_cache: ignoring {MEMORY_VAR}={value:?} (expected bytes, e.g. `0`, `512M` or `2G`); using 64M"
                 );
                 DEFAULT_MEMORY
             }),
         };
-        let max_size = var(size_limit::MAX_SIZE_VAR)
+        let max_size = var(MAX_SIZE_VAR)
             .filter(|value| !value.trim().is_empty())
-            .and_then(|value| match size_limit::parse_size(&value) {
+            .and_then(|value| match parse_size(&value) {
                 Ok(bytes) => Some(bytes),
                 Err(error) => {
                     log::warn!(
                         "file_cache: ignoring {}: {error}; the cache is not bounded",
-                        size_limit::MAX_SIZE_VAR
+                        MAX_SIZE_VAR
                     );
                     None
                 }
@@ -307,6 +308,69 @@ pub(crate) fn config() -> &'static Config {
     let var = |name: &str| std::env::var_os(name);
     CONFIG.get_or_init(|| Config::from_lookup(var))
 }
+
+/// Environment variable bounding the root's size (`2GiB`, `500MB`, `1048576`).
+pub(crate) const MAX_SIZE_VAR: &str = "FILE_CACHE_MAX_SIZE";
+
+/// Parses a size: a number, optionally with a fraction, and an optional unit. `B`; `kB`,
+/// `MB`, `GB`, `TB` are powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` and the bare letters
+/// `K`, `M`, `G`, `T` are powers of 1024. Case and spaces do not matter.
+///
+/// ```
+/// use file_cache::inspect::parse_size;
+///
+/// assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+/// assert_eq!(parse_size("500MB"), Ok(500_000_000));
+/// assert_eq!(parse_size("1.5k"), Ok(1536));
+/// assert_eq!(parse_size("4096"), Ok(4096));
+/// assert!(parse_size("lots").is_err());
+/// ```
+pub fn parse_size(text: &str) -> Result<u64, ParseSizeError> {
+    let error = || ParseSizeError(text.to_owned());
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let split = compact
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(compact.len());
+    let (number, unit) = compact.split_at(split);
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        _ => return Err(error()),
+    };
+    if let Ok(whole) = number.parse::<u64>() {
+        return whole.checked_mul(multiplier).ok_or_else(error);
+    }
+    let value: f64 = number.parse().map_err(|_| error())?;
+    let bytes = value * multiplier as f64;
+    if bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64 {
+        Ok(bytes as u64)
+    } else {
+        Err(error())
+    }
+}
+
+/// A size that [`parse_size`] does not understand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseSizeError(String);
+
+impl fmt::Display for ParseSizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid size {:?} (expected a number with an optional unit: B, kB, MB, GB, KiB, MiB, GiB)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseSizeError {}
 
 #[cfg(test)]
 mod tests {
@@ -370,7 +434,7 @@ mod tests {
             );
             let stale = config_with(&[(STALE_VAR, bad)]).stale_after;
             assert_eq!(stale, DEFAULT_STALE_AFTER, "{bad}");
-            let var = size_limit::MAX_SIZE_VAR;
+            let var = MAX_SIZE_VAR;
             assert_eq!(config_with(&[(var, bad)]).max_size, None, "{bad}");
         }
         let huge = u64::MAX.to_string();
@@ -430,8 +494,28 @@ mod tests {
     #[test]
     fn max_size_parses_and_bad_values_leave_it_unbounded() {
         assert_eq!(config_with(&[]).max_size, None);
-        let var = size_limit::MAX_SIZE_VAR;
+        let var = MAX_SIZE_VAR;
         assert_eq!(config_with(&[(var, "2GiB")]).max_size, Some(2 << 30));
         assert_eq!(config_with(&[(var, "huge")]).max_size, None);
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("2 gib"), Ok(2 << 30));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("10k"), Ok(10_240));
+        assert_eq!(parse_size("0.5M"), Ok(1 << 19));
+        assert_eq!(parse_size("12"), Ok(12));
+        for bad in [
+            "",
+            "MB",
+            "1.2.3G",
+            "-1",
+            "5 parsecs",
+            "99999999999999999999T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} parsed");
+        }
     }
 }

@@ -1,4 +1,6 @@
-//! The on-disk entry format: a checked header followed by the encoded value.
+//! The on-disk entry format: a checked header followed by the encoded value. A leaf: it
+//! owns the bytes of the format, and knows no codec, file or key type (a key is 32 bytes to
+//! it).
 //!
 //! ```text
 //! offset  size  field

@@ -1,4 +1,5 @@
 //! Single-flight within a process: one caller computes a cold key, the others wait for it.
+//! It knows keys and encoded values, not files, locks or tiers.
 //!
 //! A miss registers its key in a sharded map of flights. A caller that finds its key there
 //! is a *follower*: it waits (blocking on a condition variable, or through a `Waker` for an

@@ -82,32 +82,33 @@
 //! None is on by default. `remote` adds the [remote tier](crate::guide::remote) with both
 //! backends; `remote-redis` (the `redis` crate's synchronous client, about 50 more crates to
 //! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one.
-// The one measured hot path that needs it, reading numbers straight into a vector, allows it
-// in its own module (codec/flat.rs), with a `SAFETY` comment per block.
+// `unsafe` is denied everywhere but in the measured hot paths that need it, each allowing it
+// for itself with a `SAFETY` comment per block: `pod` (recognising a `Vec<f64>` and friends
+// by type id, and viewing numbers as bytes), `codec/flat` (copying such a vector in one go,
+// and reading one from its file straight into its memory), `key/hasher` (the sink pool:
+// the one static sink, and a sink owned through a pointer), `key/sink` (building a sink in
+// place on the heap) and `key/fast` (the prefetch hint for map entries). The `.ci` cycle
+// check lists them too, and fails when another module starts using `unsafe`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-mod arg;
 mod call;
-mod call_async;
 mod codec;
 mod config;
+mod disk;
 mod entry;
+mod fingerprint;
 mod flight;
 pub mod guide;
 pub mod inspect;
 mod key;
-mod layout;
-mod links;
-mod lock;
 mod manage;
 mod memory;
 mod outputs;
-mod root;
+mod pod;
+mod probing;
 mod site;
-mod size_limit;
 mod stats;
-mod store;
 mod tracked;
 mod verified;
 
@@ -147,13 +148,11 @@ pub fn cache_dir() -> &'static std::path::Path {
 // an item by its shortest public path, and a user should never be pointed into `__private`.
 // The generated code still names them through `__private`; none of them is public API.
 #[doc(hidden)]
-pub use arg::{KeyArg, KeySelf};
-#[doc(hidden)]
 pub use call::{call, call_outputs, call_result, call_result_outputs, KeyBuilder};
 #[doc(hidden)]
-pub use call_async::{
-    call_async, call_outputs_async, call_result_async, call_result_outputs_async,
-};
+pub use call::{call_async, call_outputs_async, call_result_async, call_result_outputs_async};
+#[doc(hidden)]
+pub use call::{KeyArg, KeySelf};
 #[doc(hidden)]
 pub use outputs::{output, replace, Output};
 #[doc(hidden)]
@@ -167,11 +166,11 @@ pub struct ReadmeDoctests;
 /// What the generated code calls. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::arg::{KeyArg, KeySelf};
     pub use crate::call::{call, call_result, decode_untrusted, write_entry, CallKey, KeyBuilder};
+    pub use crate::call::{call_async, call_result_async};
     pub use crate::call::{call_outputs, call_result_outputs};
-    pub use crate::call_async::{call_async, call_result_async};
-    pub use crate::call_async::{call_outputs_async, call_result_outputs_async};
+    pub use crate::call::{call_outputs_async, call_result_outputs_async};
+    pub use crate::call::{KeyArg, KeySelf};
     pub use crate::codec::Codec;
     pub use crate::outputs::{output, replace, Output, OutputRefs, MAX_OUTPUTS};
     pub use crate::site::{Site, SiteInfo};
@@ -185,17 +184,17 @@ pub mod __private {
 
     /// Pruning passes this process has made under `FILE_CACHE_MAX_SIZE`; for the tests.
     pub fn prune_passes() -> u64 {
-        crate::size_limit::passes()
+        crate::disk::size_limit::passes()
     }
 
     /// Holds (`true`) or releases the background pruning thread, as a scheduler that does
     /// not run it would; for the tests.
     pub fn hold_pruner(held: bool) {
-        crate::size_limit::hold_pruner(held)
+        crate::disk::size_limit::hold_pruner(held)
     }
 
     /// Traces `T`'s layout fingerprint, as a cached function does once; for the benches.
     pub fn trace_layout<T: serde::de::DeserializeOwned>() -> Option<[u8; 16]> {
-        crate::layout::trace::<T>().ok()
+        crate::fingerprint::trace::<T>().ok()
     }
 }

@@ -1,16 +1,12 @@
-//! Managing the cache from a program: clearing functions, asking whether a call is cached,
-//! and keeping the record of each function's current version.
+//! Managing the cache from a program: clearing functions, and asking whether a call is
+//! cached. It asks through the call itself (`probing`) and imports nothing of the call
+//! path; nothing below imports it.
 
-use crate::call::{self, CallKey};
 use crate::config::config;
-use crate::inspect;
-use crate::site::Site;
-use serde::de::DeserializeOwned;
-use std::collections::BTreeSet;
+use crate::disk::{scan, versions};
+#[cfg(panic = "unwind")]
+use crate::probing::probe;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::Mutex;
 
 /// Removes every stored entry of one function: the next call with any arguments runs the
 /// body, in this process and in every process started after. Returns how many entries were
@@ -53,10 +49,10 @@ use std::sync::Mutex;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear(function: &str) -> io::Result<u64> {
-    forget_noted_versions();
+    versions::forget();
     // The memory tier does not know which function a key belongs to: it is emptied whole.
     crate::memory::clear_global();
-    let chosen = inspect::functions(&config().root)?
+    let chosen = scan::functions(&config().root)?
         .into_iter()
         .filter(|found| found.is_function(function));
     remove_all(chosen)
@@ -64,7 +60,7 @@ pub fn clear(function: &str) -> io::Result<u64> {
 
 /// Removes each function's directory; a failure does not stop the others, and the first
 /// is returned once all were tried.
-fn remove_all(functions: impl IntoIterator<Item = inspect::FunctionDir>) -> io::Result<u64> {
+fn remove_all(functions: impl IntoIterator<Item = scan::FunctionDir>) -> io::Result<u64> {
     let mut removed = 0;
     let mut failure = None;
     for function in functions {
@@ -103,9 +99,9 @@ fn remove_all(functions: impl IntoIterator<Item = inspect::FunctionDir>) -> io::
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear_all() -> io::Result<u64> {
-    forget_noted_versions();
+    versions::forget();
     crate::memory::clear_global();
-    remove_all(inspect::functions(&config().root)?)
+    remove_all(scan::functions(&config().root)?)
 }
 
 /// Whether a call would be answered from the cache, asked without running the function.
@@ -176,81 +172,4 @@ pub fn is_cached_async<F: std::future::Future>(call: impl FnOnce() -> F) -> bool
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         let _ = future.as_mut().poll(&mut context);
     })
-}
-
-#[cfg(panic = "unwind")]
-fn probe(run: impl FnOnce()) -> bool {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            PROBING.with(|probing| probing.set(self.0));
-        }
-    }
-    let _restore = Restore(PROBING.with(|probing| probing.replace(true)));
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(()) => false,
-        Err(payload) => match payload.downcast::<ProbeAnswer>() {
-            Ok(answer) => answer.0,
-            // A real panic while evaluating the call: it is the caller's.
-            Err(payload) => std::panic::resume_unwind(payload),
-        },
-    }
-}
-
-thread_local! {
-    /// Whether [`is_cached`] is asking, on this thread.
-    static PROBING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// What unwinds from a probed call to [`is_cached`].
-struct ProbeAnswer(bool);
-
-/// Called at the start of every cached call: when [`is_cached`] is asking, answers it
-/// (by unwinding) instead of returning. One thread-local read otherwise.
-pub(crate) fn answer_probe<T: DeserializeOwned>(site: &'static Site, key: Option<&CallKey>) {
-    // `try_with`: a call from a thread-local's destructor is never a probe, and must not
-    // panic.
-    if !PROBING
-        .try_with(|probing| probing.replace(false))
-        .unwrap_or(false)
-    {
-        return;
-    }
-    let cached = key.is_some_and(|key| call::would_hit::<T>(site, key));
-    std::panic::resume_unwind(Box::new(ProbeAnswer(cached)));
-}
-
-/// Function directories whose version record this process has checked.
-/// (A `BTreeSet`: a `HashSet`'s random keys cost a fresh process a `getrandom` call.)
-static NOTED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
-
-/// Records the site's code hash as its function's current version in the directory of the
-/// entry at `path`: on a site's first lookup of the process, and on every store into a
-/// directory not seen before (a method has one directory per `Self` type).
-pub(crate) fn note_version(site: &'static Site, path: &Path, storing: bool) {
-    let first_lookup = !site.state.stats.version_noted.swap(true, Ordering::Relaxed);
-    if first_lookup {
-        crate::stats::note_dir(site, path);
-    }
-    if !(first_lookup || storing) {
-        return;
-    }
-    let Some(dir) = path.parent().and_then(Path::parent) else {
-        return;
-    };
-    {
-        let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
-        if !noted.insert(dir.to_path_buf()) {
-            return;
-        }
-    }
-    if !inspect::note_current_version(dir, &site.info.code_hash, storing) {
-        // Nothing stored yet: the first store records it, without creating directories for
-        // a lookup.
-        NOTED.lock().unwrap_or_else(|e| e.into_inner()).remove(dir);
-    }
-}
-
-fn forget_noted_versions() {
-    NOTED.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }

@@ -1,5 +1,6 @@
-//! The memory tier: a bounded per-process map from full keys to the validated payload
-//! bytes of recent entries, above the files.
+//! The memory tier: a bounded per-process map from full keys to the validated payload bytes
+//! of recent entries, above the files. It holds bytes by key; it knows no codec, file or
+//! site.
 //!
 //! Filled by file hits and by stores; a hit from it decodes the bytes exactly as a file hit
 //! decodes a file's payload, so values need no `Clone` and nothing mutable is shared. The

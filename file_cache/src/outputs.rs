@@ -1,4 +1,5 @@
-//! `&mut` parameters that a cached call replays (an output buffer, `&mut self`).
+//! `&mut` parameters that a cached call replays (an output buffer, `&mut self`). It owns
+//! the stored pair's shape; how the pair is keyed and stored is the call's.
 //!
 //! Such a parameter is keyed by its value on entry, like any argument. Its value on exit is
 //! stored with the result: the entry holds the pair (result, the parameters' values on exit),
@@ -154,8 +155,8 @@ mod tests {
     fn the_layout_is_the_owned_pairs() {
         type Stored<'a> = Returned<'a, u64, (&'a mut Vec<u32>,)>;
         assert_eq!(
-            crate::layout::trace::<Stored<'_>>(),
-            crate::layout::trace::<(u64, (Vec<u32>,))>()
+            crate::fingerprint::trace::<Stored<'_>>(),
+            crate::fingerprint::trace::<(u64, (Vec<u32>,))>()
         );
     }
 

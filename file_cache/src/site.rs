@@ -1,11 +1,18 @@
-//! Sites: the static description of one cached function, and its per-process state.
+//! Sites: the static description of one cached function, and its per-process state. Its
+//! slots (the root's verdict, the value type's fingerprint, the counters, the codec) are
+//! filled by the site itself from the layers below; it knows nothing of calls, tiers or the
+//! remote.
 
 use crate::codec::Codec;
-use crate::stats::SiteStats;
+use crate::disk::root::{self, Root};
+use crate::fingerprint::{self, Fingerprint, Untraceable};
+use serde::de::DeserializeOwned;
+use std::any::type_name;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// What the macro knows about a cached function at compile time.
@@ -142,10 +149,65 @@ impl Site {
         Codec::from_id(self.state.codec.load(Ordering::Relaxed)).unwrap_or(Codec::Postcard)
     }
 
+    /// The layout fingerprint of `T` as this function's value type: traced on the first
+    /// call, then read from the site (one comparison of the type's name).
+    ///
+    /// A generic function's site is shared by all its instantiations: the first value type
+    /// is kept in the site, any other in a process-wide table.
+    pub(crate) fn fingerprint<T: DeserializeOwned>(&self) -> Fingerprint {
+        let name = type_name::<T>();
+        let known = self.state.layout.get_or_init(|| Known {
+            type_name: name,
+            fingerprint: self.trace::<T>(),
+        });
+        if std::ptr::eq(known.type_name, name) || known.type_name == name {
+            return known.fingerprint;
+        }
+        static OTHERS: Mutex<BTreeMap<(usize, &'static str), Fingerprint>> =
+            Mutex::new(BTreeMap::new());
+        let key = (self as *const Site as usize, name);
+        let cached = OTHERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        cached.unwrap_or_else(|| {
+            let fingerprint = self.trace::<T>();
+            OTHERS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, fingerprint);
+            fingerprint
+        })
+    }
+
+    /// Traces `T`, falling back to its name (with one `info`) when it cannot be traced. A
+    /// panicking impl is caught: the cache never fails the call.
+    fn trace<T: DeserializeOwned>(&self) -> Fingerprint {
+        let name = type_name::<T>();
+        let traced = std::panic::catch_unwind(fingerprint::trace::<T>)
+            .unwrap_or_else(|_| Err(Untraceable("its `Deserialize` impl panicked".to_owned())));
+        traced.unwrap_or_else(|reason| {
+            log::info!(
+                "file_cache: {}: cannot trace the serde layout of `{name}` ({reason}); its \
+                 entries are checked against the type's name only: after editing `{name}`, \
+                 change `#[file_cache(version = \"...\")]`",
+                self.display_name()
+            );
+            fingerprint::by_name(name)
+        })
+    }
+
     /// Stores the function's values with `codec` from now on, in this process.
     pub(crate) fn switch_codec(&self, codec: Codec) {
         self.state.codec.store(codec.id(), Ordering::Relaxed);
     }
+}
+
+/// The verdict on the root of `site`'s function, checked (and the root created) the first
+/// time any function uses that root.
+pub(crate) fn root_of(site: &Site) -> &'static Root {
+    site.state.root.get_or_init(|| root::verdict(&site.root()))
 }
 
 /// Mutable per-process state of a site; every field works from a `static`.
@@ -162,14 +224,101 @@ pub(crate) struct SiteState {
     /// Size of the last entry file read or written: the size of the next read's buffer.
     pub(crate) entry_len: AtomicUsize,
     /// The value type's layout fingerprint, traced on first use.
-    pub(crate) layout: OnceLock<crate::layout::Known>,
+    pub(crate) layout: OnceLock<Known>,
     /// Counters for [`crate::stats()`], and what they still owe the function's hit log.
     pub(crate) stats: SiteStats,
     /// The verdict on the function's root, looked up on first use.
-    pub(crate) root: OnceLock<&'static crate::root::Root>,
+    pub(crate) root: OnceLock<&'static Root>,
     /// The digest of the constant start of every key of this function (see
     /// `KeyBuilder::begin`), computed on first use.
     pub(crate) key_prefix: OnceLock<[u8; 32]>,
+}
+
+/// The fingerprint a site computed for its value type, kept for the rest of the process.
+#[derive(Debug)]
+pub(crate) struct Known {
+    type_name: &'static str,
+    fingerprint: Fingerprint,
+}
+
+/// The counters of one site, kept in its per-process state; [`crate::stats`] counts into
+/// them and reads them.
+///
+/// A hit's counters are striped: each thread adds to one of [`STRIPES`] sets, each on its
+/// own cache lines, and readers sum them. Two threads hitting one function then never
+/// write to the same cache line (with one shared set, the line bounced between the cores
+/// on every hit, and two threads did hardly more hits than one).
+#[derive(Debug)]
+pub(crate) struct SiteStats {
+    pub(crate) registered: AtomicBool,
+    pub(crate) misses: AtomicU64,
+    /// Hits that waited for another caller of this process to compute their value.
+    pub(crate) waited: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+    pub(crate) uploads_dropped: AtomicU64,
+    pub(crate) stripes: [HitStripe; STRIPES],
+    /// The function's directory, from its first lookup: where its hit log is, and what
+    /// names it in [`crate::FunctionStats`] (for a method, the directory of its first `Self` type).
+    pub(crate) dir: OnceLock<PathBuf>,
+    /// Whether the first lookup of this process has recorded the function's version.
+    pub(crate) version_noted: AtomicBool,
+}
+
+/// Stripes of hit counters per site; a thread's stripe is assigned round-robin.
+pub(crate) const STRIPES: usize = 8;
+
+/// One thread stripe's hit counters, alone on its cache lines.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct HitStripe {
+    pub(crate) hits: AtomicU64,
+    pub(crate) bytes_read: AtomicU64,
+    pub(crate) saved_us: AtomicU64,
+    pub(crate) unlogged_hits: AtomicU64,
+    pub(crate) unlogged_saved_us: AtomicU64,
+}
+
+impl HitStripe {
+    const fn new() -> HitStripe {
+        HitStripe {
+            hits: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            saved_us: AtomicU64::new(0),
+            unlogged_hits: AtomicU64::new(0),
+            unlogged_saved_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// This thread's stripe.
+pub(crate) fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.try_with(|stripe| *stripe).unwrap_or(0)
+}
+
+impl SiteStats {
+    pub(crate) const fn new() -> SiteStats {
+        SiteStats {
+            registered: AtomicBool::new(false),
+            misses: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            uploads_dropped: AtomicU64::new(0),
+            stripes: [const { HitStripe::new() }; STRIPES],
+            dir: OnceLock::new(),
+            version_noted: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn sum(&self, field: impl Fn(&HitStripe) -> &AtomicU64) -> u64 {
+        self.stripes
+            .iter()
+            .map(|stripe| field(stripe).load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// Kinds of trouble a site warns about once each.
@@ -199,6 +348,50 @@ mod tests {
         name: "f",
         ..SiteInfo::DEFAULT
     });
+
+    fn new_site() -> &'static Site {
+        Box::leak(Box::new(Site::new(SiteInfo {
+            module_path: "my_crate",
+            name: "f",
+            code_hash: [0; 32],
+            ..SiteInfo::DEFAULT
+        })))
+    }
+
+    /// A type whose `Deserialize` impl rejects everything: it cannot be traced.
+    struct Odd;
+
+    impl<'de> serde::Deserialize<'de> for Odd {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Odd, D::Error> {
+            Err(serde::de::Error::custom("odd"))
+        }
+    }
+
+    fn traced<T: DeserializeOwned>() -> Fingerprint {
+        fingerprint::trace::<T>().unwrap()
+    }
+
+    #[test]
+    fn a_site_traces_once_and_falls_back_to_the_name() {
+        let site = new_site();
+        assert_eq!(site.fingerprint::<(u8, String)>(), traced::<(u8, String)>());
+        assert_eq!(site.fingerprint::<(u8, String)>(), traced::<(u8, String)>());
+        let other = new_site();
+        assert_eq!(
+            other.fingerprint::<Odd>(),
+            fingerprint::by_name(type_name::<Odd>())
+        );
+    }
+
+    #[test]
+    fn a_generic_site_keeps_one_fingerprint_per_type() {
+        let site = new_site();
+        for _ in 0..2 {
+            assert_eq!(site.fingerprint::<u32>(), traced::<u32>());
+            assert_eq!(site.fingerprint::<i64>(), traced::<i64>());
+            assert_eq!(site.fingerprint::<Option<bool>>(), traced::<Option<bool>>());
+        }
+    }
 
     #[test]
     fn warns_once_per_problem() {

@@ -1,4 +1,6 @@
 //! Per-function counters of this process, and the hit log that lets saved time outlive it.
+//! It registers sites and reads and flushes their counters; it knows nothing of how a call
+//! reaches a hit.
 //!
 //! Counting is a few relaxed atomic adds on the call path, to counters striped by thread; a
 //! hit, from memory or from its file, writes no file. What the `file-cache` tool shows as
@@ -16,13 +18,15 @@
 //! sees the old log or the new one). A record another process appends to the old file while
 //! it is being compacted is lost from the totals; the log is never left damaged.
 
-use crate::inspect::{HitRecord, HIT_LOG};
-use crate::site::Site;
+use crate::disk::files;
+use crate::disk::hitlog::{HitRecord, HIT_LOG, MAX_COMPUTE_US};
+use crate::disk::write::write_atomic;
+use crate::site::{stripe, Site};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Size past which an append compacts the hit log into one record (256 records).
@@ -37,85 +41,6 @@ pub(crate) fn log_writes() -> u64 {
     LOG_WRITES.load(Ordering::Relaxed)
 }
 
-/// The counters of one site, kept in its per-process state.
-///
-/// A hit's counters are striped: each thread adds to one of [`STRIPES`] sets, each on its
-/// own cache lines, and readers sum them. Two threads hitting one function then never
-/// write to the same cache line (with one shared set, the line bounced between the cores
-/// on every hit, and two threads did hardly more hits than one).
-#[derive(Debug)]
-pub(crate) struct SiteStats {
-    registered: AtomicBool,
-    misses: AtomicU64,
-    /// Hits that waited for another caller of this process to compute their value.
-    waited: AtomicU64,
-    bytes_written: AtomicU64,
-    uploads_dropped: AtomicU64,
-    stripes: [HitStripe; STRIPES],
-    /// The function's directory, from its first lookup: where its hit log is, and what
-    /// names it in [`FunctionStats`] (for a method, the directory of its first `Self` type).
-    dir: OnceLock<PathBuf>,
-    /// Whether the first lookup of this process has recorded the function's version.
-    pub(crate) version_noted: AtomicBool,
-}
-
-/// Stripes of hit counters per site; a thread's stripe is assigned round-robin.
-const STRIPES: usize = 8;
-
-/// One thread stripe's hit counters, alone on its cache lines.
-#[derive(Debug)]
-#[repr(align(128))]
-struct HitStripe {
-    hits: AtomicU64,
-    bytes_read: AtomicU64,
-    saved_us: AtomicU64,
-    unlogged_hits: AtomicU64,
-    unlogged_saved_us: AtomicU64,
-}
-
-impl HitStripe {
-    const fn new() -> HitStripe {
-        HitStripe {
-            hits: AtomicU64::new(0),
-            bytes_read: AtomicU64::new(0),
-            saved_us: AtomicU64::new(0),
-            unlogged_hits: AtomicU64::new(0),
-            unlogged_saved_us: AtomicU64::new(0),
-        }
-    }
-}
-
-/// This thread's stripe.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-    }
-    STRIPE.try_with(|stripe| *stripe).unwrap_or(0)
-}
-
-impl SiteStats {
-    pub(crate) const fn new() -> SiteStats {
-        SiteStats {
-            registered: AtomicBool::new(false),
-            misses: AtomicU64::new(0),
-            waited: AtomicU64::new(0),
-            bytes_written: AtomicU64::new(0),
-            uploads_dropped: AtomicU64::new(0),
-            stripes: [const { HitStripe::new() }; STRIPES],
-            dir: OnceLock::new(),
-            version_noted: AtomicBool::new(false),
-        }
-    }
-
-    fn sum(&self, field: impl Fn(&HitStripe) -> &AtomicU64) -> u64 {
-        self.stripes
-            .iter()
-            .map(|stripe| field(stripe).load(Ordering::Relaxed))
-            .sum()
-    }
-}
-
 /// Every site that has counted something in this process.
 static SITES: Mutex<Vec<&'static Site>> = Mutex::new(Vec::new());
 
@@ -124,6 +49,8 @@ fn register(site: &'static Site) {
     let registered = &site.state.stats.registered;
     if !registered.load(Ordering::Relaxed) && !registered.swap(true, Ordering::Relaxed) {
         SITES.lock().unwrap_or_else(|e| e.into_inner()).push(site);
+        // Drops of uploads count for registered sites only (see `record_upload_dropped`).
+        crate::remote::on_dropped(record_upload_dropped);
     }
 }
 
@@ -183,10 +110,6 @@ pub(crate) fn record_store(site: &'static Site, bytes: u64) {
 /// A remote upload of an entry in `function_dir` that was dropped or given up; counted for
 /// the function whose directory that is (a method's first `Self` type's, see
 /// [`FunctionStats::function`]).
-#[cfg_attr(
-    not(any(feature = "remote-redis", feature = "remote-s3")),
-    allow(dead_code)
-)]
 pub(crate) fn record_upload_dropped(function_dir: &Path) {
     let sites = SITES.lock().unwrap_or_else(|e| e.into_inner());
     let site = sites.iter().find(|site| {
@@ -222,7 +145,7 @@ fn flush_site(site: &Site) {
     }
     // An entry whose header claims a longer compute than any ran (written by hand, or
     // damaged under a matching checksum) must not make this record look damaged.
-    let saved_us = saved_us.min(hits.saturating_mul(crate::inspect::MAX_COMPUTE_US));
+    let saved_us = saved_us.min(hits.saturating_mul(MAX_COMPUTE_US));
     let appended = HitRecord { hits, saved_us };
     let record = appended.to_bytes();
     let mut options = OpenOptions::new();
@@ -232,7 +155,7 @@ fn flush_site(site: &Site) {
     let log = dir.join(HIT_LOG);
     LOG_WRITES.fetch_add(1, Ordering::Relaxed);
     // One `write` of 16 bytes with O_APPEND: records of concurrent processes never interleave.
-    let result = crate::links::open_own(&mut options, &log).and_then(|mut file| {
+    let result = files::open_own(&mut options, &log).and_then(|mut file| {
         file.write_all(&record)?;
         file.metadata()
     });
@@ -261,7 +184,7 @@ fn flush_site(site: &Site) {
 /// start over from there.
 fn compact(log: &Path, appended: HitRecord) {
     // Bounded: what is there now may not be what was appended to (a link is refused).
-    let bytes = match crate::links::read_bounded(log, 4 * COMPACT_AFTER) {
+    let bytes = match files::read_bounded(log, 4 * COMPACT_AFTER) {
         Ok(bytes) => bytes,
         Err(error) => {
             log::debug!(
@@ -283,7 +206,7 @@ fn compact(log: &Path, appended: HitRecord) {
         }
     };
     LOG_WRITES.fetch_add(1, Ordering::Relaxed);
-    if let Err(error) = crate::store::write_atomic(log, &[&sum.to_bytes()]) {
+    if let Err(error) = write_atomic(log, &[&sum.to_bytes()]) {
         log::debug!(
             "file_cache: cannot compact the hit log {} ({error})",
             log.display()

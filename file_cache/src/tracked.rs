@@ -1,5 +1,6 @@
 //! Tracked dependencies: code hashes published at compile time by `#[file_cache::track]`
-//! and folded into a cached function's code hash by `deps = [...]`.
+//! and folded into a cached function's code hash by `deps = [...]`. A leaf: it knows hashes
+//! only.
 //!
 //! The macro hashes each item's own tokens with blake3, which is not a `const fn`; the
 //! dependencies' hashes are only known to the compiler (another crate, a `Self` type), so

@@ -1,4 +1,5 @@
-//! Large entries this process has already verified, by file identity.
+//! Large entries this process has already verified, by file identity. A leaf: it knows file
+//! metadata and checksums, not what an entry holds.
 //!
 //! Checking a hit's payload against its blake3 checksum costs as much as reading it: for a
 //! 16 MiB value, hashing took longer than the read and the decode together. A process

@@ -1,5 +1,6 @@
 //! A deserializer wrapper that hides length hints, so that no length read from untrusted
-//! bytes can make a `Deserialize` impl reserve memory those bytes do not back.
+//! bytes can make a `Deserialize` impl reserve memory those bytes do not back. It wraps any
+//! deserializer and knows no codec's format.
 //!
 //! postcard passes a sequence's declared length to serde as a size hint only when it fits
 //! the bytes left, but a map's declared length always; serde's impls then preallocate up

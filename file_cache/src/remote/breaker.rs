@@ -1,5 +1,5 @@
 //! A circuit breaker: after a run of failures the remote is skipped for a while, then one
-//! call probes it again.
+//! call probes it again. It counts failures and time; it knows no backend.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

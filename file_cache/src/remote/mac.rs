@@ -1,5 +1,6 @@
 //! Signing remote entries with `FILE_CACHE_REMOTE_SECRET`: a keyed blake3 MAC over the
-//! entry's name and bytes, appended as a trailer.
+//! entry's name and bytes, appended as a trailer. It knows names and bytes, not what an
+//! entry holds.
 //!
 //! ```text
 //! entry bytes (exactly a local entry) | b"FCMAC1\r\n" | 32-byte keyed blake3

@@ -1,5 +1,7 @@
 //! The remote tier: a store shared by machines (Redis, or S3-compatible object storage)
-//! behind the local files.
+//! behind the local files. It moves verified bytes: it never decodes a value and knows
+//! nothing of calls (the call path checks what it fetches exactly as it checks a local
+//! file).
 //!
 //! Local first: on a local miss the remote is asked; a remote hit is checked exactly like a
 //! local file and written to the local tier; a computed value is written to both. The
@@ -32,7 +34,10 @@
 //! (a thread-local's destructor): a program whose cached calls ran on other threads, such
 //! as a pool's that outlive `main`, calls [`flush`] before it ends.
 
+mod admin;
+mod backend;
 mod breaker;
+mod config;
 mod mac;
 #[cfg(feature = "remote-redis")]
 mod redis;
@@ -40,253 +45,20 @@ mod redis;
 mod s3;
 mod upload;
 
-use crate::call::{decode_entry, CallKey};
-use crate::site::{Problem, Site};
+pub use admin::{clear, list, RemoteEntry};
+pub use config::{
+    set, Remote, RemoteError, Writes, EXIT_WAIT_VAR, REMOTE_VAR, RETRY_VAR, SECRET_VAR,
+    TIMEOUT_VAR, WRITE_VAR,
+};
+
+use backend::Backend;
 use breaker::{Breaker, Tripped};
+use config::{chosen, redact, DEFAULT_TIMEOUT, MAX_SETTING};
 use mac::Mac;
-use serde::de::DeserializeOwned;
-use std::ffi::OsString;
-use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// Environment variable naming the remote store.
-pub const REMOTE_VAR: &str = "FILE_CACHE_REMOTE";
-/// Environment variable holding the secret entries are signed with.
-pub const SECRET_VAR: &str = "FILE_CACHE_REMOTE_SECRET";
-/// Environment variable: the remote's timeout, in milliseconds.
-pub const TIMEOUT_VAR: &str = "FILE_CACHE_REMOTE_TIMEOUT_MS";
-/// Environment variable: seconds a failing remote is skipped before it is tried again.
-pub const RETRY_VAR: &str = "FILE_CACHE_REMOTE_RETRY_S";
-/// Environment variable: how values are written to the remote ([`Writes`]).
-pub const WRITE_VAR: &str = "FILE_CACHE_REMOTE_WRITE";
-/// Environment variable: seconds a thread that queued background uploads waits for them
-/// as it ends (the main thread: as the program exits); `0` does not wait.
-pub const EXIT_WAIT_VAR: &str = "FILE_CACHE_REMOTE_EXIT_WAIT";
-
-const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
-const DEFAULT_EXIT_WAIT: Duration = Duration::from_secs(5);
-/// Listing and clearing are not on a call's path: they may wait this long per step.
-/// The longest timeout, retry period or exit wait a setting may ask for (a day): longer ones
-/// are clamped to it, so no arithmetic on them can overflow.
-const MAX_SETTING: Duration = Duration::from_secs(24 * 3600);
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How computed values reach the remote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Writes {
-    /// Queued and uploaded by a background thread: the call does not wait. A thread that
-    /// queued uploads waits for them as it ends, the main thread as the program exits, for
-    /// at most the exit wait ([`Remote::exit_wait`], `FILE_CACHE_REMOTE_EXIT_WAIT`).
-    Background,
-    /// Uploaded before the call returns (bounded by the timeout while the remote answers).
-    Sync,
-    /// Never written: this process only reads the remote.
-    Off,
-}
-
-impl Writes {
-    fn parse(value: &str) -> Option<Writes> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "" | "background" => Some(Writes::Background),
-            "sync" => Some(Writes::Sync),
-            "off" | "read" | "readonly" | "read-only" => Some(Writes::Off),
-            _ => None,
-        }
-    }
-}
-
-/// The remote tier's configuration: where it is and how to talk to it.
-///
-/// ```
-/// use std::time::Duration;
-/// let remote = file_cache::remote::Remote::new("redis://127.0.0.1:6379/0")
-///     .secret("shared by the team")
-///     .timeout(Duration::from_millis(100));
-/// // file_cache::remote::set(Some(remote)) before the first cached call.
-/// # let _ = remote;
-/// ```
-#[derive(Clone)]
-pub struct Remote {
-    url: String,
-    secret: Option<Vec<u8>>,
-    timeout: Duration,
-    retry_after: Duration,
-    writes: Writes,
-    exit_wait: Duration,
-}
-
-impl fmt::Debug for Remote {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Remote")
-            .field("url", &redact(&self.url))
-            .field("signed", &self.secret.is_some())
-            .field("timeout", &self.timeout)
-            .field("retry_after", &self.retry_after)
-            .field("writes", &self.writes)
-            .field("exit_wait", &self.exit_wait)
-            .finish()
-    }
-}
-
-impl Remote {
-    /// A remote at `url` (`redis://host:port/db` or `s3://bucket/prefix`), unsigned, with
-    /// the default timeout (200 ms), retry period (30 s), background writes and exit wait
-    /// (5 s).
-    pub fn new(url: impl Into<String>) -> Remote {
-        Remote {
-            url: url.into(),
-            secret: None,
-            timeout: DEFAULT_TIMEOUT,
-            retry_after: DEFAULT_RETRY_AFTER,
-            writes: Writes::Background,
-            exit_wait: DEFAULT_EXIT_WAIT,
-        }
-    }
-
-    /// Signs written entries and refuses unsigned or wrongly signed ones.
-    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Remote {
-        self.secret = Some(secret.as_ref().to_vec());
-        self
-    }
-
-    /// The longest wait to connect, or for the remote's next bytes.
-    pub fn timeout(mut self, timeout: Duration) -> Remote {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How long the remote is skipped after repeated failures.
-    pub fn retry_after(mut self, retry_after: Duration) -> Remote {
-        self.retry_after = retry_after;
-        self
-    }
-
-    /// How computed values are written to the remote.
-    pub fn writes(mut self, writes: Writes) -> Remote {
-        self.writes = writes;
-        self
-    }
-
-    /// The longest a thread that queued background uploads waits for them as it ends (the
-    /// main thread: as the program exits); what is left then is given up. Zero does not
-    /// wait: uploads still queued at exit are lost.
-    pub fn exit_wait(mut self, exit_wait: Duration) -> Remote {
-        self.exit_wait = exit_wait;
-        self
-    }
-
-    /// The configuration the `FILE_CACHE_REMOTE*` variables describe; `None` when
-    /// `FILE_CACHE_REMOTE` is unset or empty. Unusable values are warnings and keep the
-    /// default.
-    pub fn from_env() -> Option<Remote> {
-        Remote::from_lookup(|name| std::env::var_os(name))
-    }
-
-    fn from_lookup(var_os: impl Fn(&str) -> Option<OsString>) -> Option<Remote> {
-        let var = |name: &str| -> Option<String> {
-            match var_os(name)?.into_string() {
-                Ok(text) => Some(text),
-                Err(raw) => {
-                    log::warn!(
-                        "file_cache: ignoring {name}={}: not UTF-8",
-                        raw.to_string_lossy()
-                    );
-                    None
-                }
-            }
-        };
-        let url = var(REMOTE_VAR).filter(|url| !url.trim().is_empty())?;
-        let mut remote = Remote::new(url.trim());
-        // A secret is bytes, whatever they are (`head -c 32 /dev/urandom`); one that is set
-        // but cannot be used is refused when the tier starts, which then stays off: never
-        // on and unsigned.
-        if let Some(secret) = var_os(SECRET_VAR) {
-            remote = remote.secret(secret.into_encoded_bytes());
-        }
-        let number = |name: &str, most: u64| -> Option<u64> {
-            let value = var(name)?;
-            match value.trim().parse::<u64>() {
-                Ok(n) if n <= most => Some(n),
-                Ok(_) => {
-                    log::warn!("file_cache: {name}={value:?} is more than {most}; using {most}");
-                    Some(most)
-                }
-                Err(_) => {
-                    log::warn!("file_cache: ignoring {name}={value:?}: not a whole number");
-                    None
-                }
-            }
-        };
-        if let Some(ms) = number(TIMEOUT_VAR, MAX_SETTING.as_millis() as u64) {
-            remote.timeout = Duration::from_millis(ms.max(1));
-        }
-        if let Some(s) = number(RETRY_VAR, MAX_SETTING.as_secs()) {
-            remote.retry_after = Duration::from_secs(s);
-        }
-        if let Some(s) = number(EXIT_WAIT_VAR, MAX_SETTING.as_secs()) {
-            remote.exit_wait = Duration::from_secs(s);
-        }
-        if let Some(value) = var(WRITE_VAR) {
-            match Writes::parse(&value) {
-                Some(writes) => remote.writes = writes,
-                None => log::warn!(
-                    "file_cache: ignoring {WRITE_VAR}={value:?} (expected `background`, `sync` or `off`)"
-                ),
-            }
-        }
-        Some(remote)
-    }
-}
-
-/// What went wrong talking to, or setting up, the remote tier.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RemoteError {
-    /// No remote is configured (`FILE_CACHE_REMOTE` unset and [`set`] not called).
-    NotConfigured,
-    /// The remote was already chosen: [`set`] must come before the first cached call.
-    AlreadySet,
-    /// The URL is not one this build can use.
-    BadUrl(String),
-    /// The store answered with an error, or did not answer.
-    Backend(String),
-    /// A setting cannot be used (an empty secret, say): the tier stays off.
-    BadSetting(String),
-}
-
-impl fmt::Display for RemoteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RemoteError::NotConfigured => write!(f, "no remote configured ({REMOTE_VAR} is unset)"),
-            RemoteError::AlreadySet => {
-                f.write_str("the remote is already chosen: set it before the first cached call")
-            }
-            RemoteError::BadUrl(reason) => write!(f, "unusable remote URL: {reason}"),
-            RemoteError::Backend(reason) => write!(f, "remote error: {reason}"),
-            RemoteError::BadSetting(reason) => f.write_str(reason),
-        }
-    }
-}
-
-impl std::error::Error for RemoteError {}
-
-/// One storage engine. Names are `<function dir>/<key hex>`; the backend adds its prefix.
-trait Backend: Send + Sync {
-    /// The object named `name`, or `None` when there is none.
-    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, RemoteError>;
-    /// Writes `bytes` as the whole object `name`.
-    fn put(&self, name: &str, bytes: &[u8]) -> Result<(), RemoteError>;
-    /// Names (and sizes) of the objects under `prefix` (`""` for all, or `"<dir>/"`).
-    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, RemoteError>;
-    /// Deletes these objects.
-    fn delete(&self, names: &[String]) -> Result<(), RemoteError>;
-    /// Where it is, with no credentials, for messages.
-    fn describe(&self) -> String;
-}
 
 /// The configured remote, connected lazily.
 struct Tier {
@@ -300,21 +72,6 @@ struct Tier {
     /// The same store with [`ADMIN_TIMEOUT`], for [`list`] and [`clear`]; opened on use.
     admin: OnceLock<Result<Box<dyn Backend>, RemoteError>>,
     url: String,
-}
-
-/// What [`set`] or the environment chose; fixed at first use.
-static CHOSEN: OnceLock<Option<Remote>> = OnceLock::new();
-
-/// Chooses the remote tier programmatically, instead of `FILE_CACHE_REMOTE*`: `None`
-/// turns it off even when the variables are set. Must come before the first cached call
-/// (or any other function of this module); later it returns [`RemoteError::AlreadySet`].
-/// The URL is checked when the tier is first used.
-pub fn set(remote: Option<Remote>) -> Result<(), RemoteError> {
-    CHOSEN.set(remote).map_err(|_| RemoteError::AlreadySet)
-}
-
-fn chosen() -> Option<&'static Remote> {
-    CHOSEN.get_or_init(Remote::from_env).as_ref()
 }
 
 fn tier() -> Option<&'static Tier> {
@@ -379,20 +136,6 @@ fn open_backend(url: &str, timeout: Duration) -> Result<Box<dyn Backend>, Remote
     }
 }
 
-/// The URL without a password, for messages.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-                None => url.to_owned(),
-            }
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// The remote name of the entry at `path` (`<root>/<function dir>/<shard>/<key hex>`).
 fn remote_name(path: &Path) -> Option<String> {
     let hex = path.file_name()?.to_str()?;
@@ -401,14 +144,6 @@ fn remote_name(path: &Path) -> Option<String> {
 }
 
 impl Tier {
-    fn admin(&self) -> Result<&dyn Backend, RemoteError> {
-        let timeout = ADMIN_TIMEOUT.max(self.timeout());
-        match self.admin.get_or_init(|| open_backend(&self.url, timeout)) {
-            Ok(backend) => Ok(backend.as_ref()),
-            Err(error) => Err(error.clone()),
-        }
-    }
-
     fn timeout(&self) -> Duration {
         chosen().map_or(DEFAULT_TIMEOUT, |remote| remote.timeout)
     }
@@ -470,79 +205,33 @@ impl Tier {
     }
 }
 
-/// Asks the remote for the entry at `path` after a local miss. A usable entry is written
-/// to the local tier and decoded; anything else is a miss.
-pub(crate) fn lookup<T: DeserializeOwned>(
-    site: &'static Site,
-    key: &CallKey,
-    path: &Path,
-) -> Option<T> {
-    let (value, entry) = fetch(site, key, path)?;
-    log::debug!("file_cache: remote hit {}", site.display_name());
-    keep_locally(site, path, &entry);
-    Some(value)
+/// What the remote holds for an entry, before any check of the entry itself.
+pub(crate) enum Fetched {
+    /// The entry's bytes, with its signature checked and removed when entries are signed.
+    Entry(Vec<u8>),
+    /// An object that is not a usable entry (unsigned, wrongly signed), and why.
+    Refused(String),
 }
 
-/// Whether [`lookup`] would find a usable entry: the same fetch and checks, nothing kept or
-/// counted. For [`crate::is_cached`].
-pub(crate) fn would_hit<T: DeserializeOwned>(
-    site: &'static Site,
-    key: &CallKey,
-    path: &Path,
-) -> bool {
-    fetch::<T>(site, key, path).is_some()
-}
-
-/// The remote's entry for `path`, checked (signature, expiry, header) and decoded, with
-/// its bytes; `None` (logged) for a miss of any kind.
-fn fetch<T: DeserializeOwned>(
-    site: &'static Site,
-    key: &CallKey,
-    path: &Path,
-) -> Option<(T, Vec<u8>)> {
+/// Asks the remote for the entry at `path` after a local miss: the object named `name`
+/// (see [`remote_name`]) and what it holds; `None` when there is no remote, no object, or
+/// the remote failed (logged, and counted by the breaker). The caller checks the entry:
+/// this tier moves bytes and never decodes.
+pub(crate) fn fetch(path: &Path) -> Option<(String, Fetched)> {
     let tier = tier()?;
     let name = remote_name(path)?;
     let object = tier.guarded("read", || tier.backend.get(&name))??;
-    let refuse = |reason: String| {
-        site.warn_once(Problem::BadEntry, || {
-            format!(
-                "{}: unusable remote entry {name} ({reason}); recomputing it",
-                site.display_name()
-            )
-        });
+    let fetched = match mac::open(tier.mac.as_ref(), &name, object) {
+        Ok(entry) => Fetched::Entry(entry),
+        Err(refused) => Fetched::Refused(refused.to_string()),
     };
-    let entry = match mac::open(tier.mac.as_ref(), &name, object) {
-        Ok(entry) => entry,
-        Err(refused) => {
-            refuse(refused.to_string());
-            return None;
-        }
-    };
-    if crate::call::is_expired(site, &entry) {
-        log::debug!("file_cache: expired remote entry {}", site.display_name());
-        return None;
-    }
-    match decode_entry::<T>(&entry, key, &crate::layout::of::<T>(site)) {
-        Ok(value) => Some((value, entry)),
-        Err(reason) => {
-            refuse(reason);
-            None
-        }
-    }
+    Some((name, fetched))
 }
 
-/// Writes a remote hit to the local tier, within the size bound, and counts the hit.
-fn keep_locally(site: &'static Site, path: &Path, entry: &[u8]) {
-    let len = entry.len() as u64;
-    let saved_us = crate::entry::peek_times(entry).map_or(0, |(_, compute_us)| compute_us);
-    crate::stats::record_hit(site, path, len, saved_us);
-    if !crate::size_limit::admit(path, len) {
-        return;
-    }
-    match crate::store::write_atomic(path, &[entry]) {
-        Ok(()) => crate::size_limit::stored(path, len),
-        Err(error) => crate::call::warn_write_failure(site, path, &error),
-    }
+/// Has `hook` called with the function directory of every upload dropped or given up (for
+/// the statistics, which sit above this tier); the first hook set stays.
+pub(crate) fn on_dropped(hook: fn(&Path)) {
+    upload::on_dropped(hook);
 }
 
 /// Writes a newly stored entry (`parts`, concatenated) to the remote, as configured.
@@ -594,57 +283,12 @@ pub fn describe() -> Option<String> {
     tier().map(|tier| tier.backend.describe())
 }
 
-/// One entry of the remote tier.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteEntry {
-    /// The function's directory name (as under the local root).
-    pub function: String,
-    /// The key, in hex.
-    pub key: String,
-    /// Size of the stored object, in bytes (signature included).
-    pub size: u64,
-}
-
-/// The entries of the remote tier: of one function (its directory name) or of all.
-pub fn list(function: Option<&str>) -> Result<Vec<RemoteEntry>, RemoteError> {
-    let tier = tier().ok_or(RemoteError::NotConfigured)?;
-    let prefix = match function {
-        Some(function) => format!("{function}/"),
-        None => String::new(),
-    };
-    let mut entries: Vec<RemoteEntry> = tier
-        .admin()?
-        .list(&prefix)?
-        .into_iter()
-        .filter_map(|(name, size)| {
-            let (function, key) = name.split_once('/')?;
-            Some(RemoteEntry {
-                function: function.to_owned(),
-                key: key.to_owned(),
-                size,
-            })
-        })
-        .collect();
-    entries.sort_by(|a, b| (&a.function, &a.key).cmp(&(&b.function, &b.key)));
-    Ok(entries)
-}
-
-/// Deletes the remote entries of one function (its directory name) or of all; returns
-/// how many there were.
-pub fn clear(function: Option<&str>) -> Result<usize, RemoteError> {
-    let tier = tier().ok_or(RemoteError::NotConfigured)?;
-    let names: Vec<String> = list(function)?
-        .into_iter()
-        .map(|e| format!("{}/{}", e.function, e.key))
-        .collect();
-    tier.admin()?.delete(&names)?;
-    Ok(names.len())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::config::{DEFAULT_EXIT_WAIT, DEFAULT_RETRY_AFTER};
     use super::*;
     use std::collections::HashMap;
+    use std::ffi::OsString;
 
     fn from(vars: &[(&str, &str)]) -> Option<Remote> {
         let vars: HashMap<String, OsString> = vars

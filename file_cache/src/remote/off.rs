@@ -1,20 +1,22 @@
-//! Without a remote feature the call path's hooks do nothing (and compile to nothing).
+//! Without a remote feature the call path's hooks do nothing (and compile to nothing). The
+//! remote tier's signatures, and nothing else.
 
-use crate::call::CallKey;
-use crate::site::Site;
 use std::path::Path;
 
-#[inline(always)]
-pub(crate) fn lookup<T>(_: &'static Site, _: &CallKey, _: &Path) -> Option<T> {
-    None
+/// What the remote holds for an entry (never anything, here), in the remote tier's shape.
+#[allow(dead_code)]
+pub(crate) enum Fetched {
+    Entry(Vec<u8>),
+    Refused(String),
 }
 
-// The same signature as the remote tier's own, which the caller names with `::<T>`.
-#[allow(clippy::extra_unused_type_parameters)]
 #[inline(always)]
-pub(crate) fn would_hit<T>(_: &'static Site, _: &CallKey, _: &Path) -> bool {
-    false
+pub(crate) fn fetch(_: &Path) -> Option<(String, Fetched)> {
+    None
 }
 
 #[inline(always)]
 pub(crate) fn store(_: &Path, _: &[&[u8]]) {}
+
+#[inline(always)]
+pub(crate) fn on_dropped(_: fn(&Path)) {}

@@ -1,11 +1,13 @@
-//! Redis backend: the `redis` crate's synchronous client, one key per entry.
+//! Redis backend: the `redis` crate's synchronous client, one key per entry. It knows the
+//! `redis` client and the backend trait, nothing of entries.
 //!
 //! Keys are `file_cache/<function dir>/<key hex>`. Connections are kept in a small pool;
 //! each has the timeout on connect, on every write and on every read, so a stalled server
 //! costs a call about one timeout per step. A connection that saw an error is dropped.
 //! Plain `redis://` is unencrypted; use it on a trusted network (and sign entries).
 
-use super::{redact, Backend, RemoteError};
+use super::backend::Backend;
+use super::config::{redact, RemoteError};
 use std::sync::Mutex;
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! S3-compatible object storage: the `object_store` crate, driven by a private one-thread
-//! tokio runtime so the call path stays synchronous and no runtime is asked of the user.
+//! tokio runtime so the call path stays synchronous and no runtime is asked of the user. It
+//! knows the `object_store` client and the backend trait, nothing of entries.
 //!
 //! Objects are `<prefix>/<function dir>/<key hex>`. Credentials, region and endpoint come
 //! from the usual `AWS_*` variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -7,7 +8,8 @@
 //! (waiting for the response, and for each next piece of its body); retries are off, the
 //! circuit breaker decides when to try again.
 
-use super::{Backend, RemoteError};
+use super::backend::Backend;
+use super::config::RemoteError;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};

@@ -1,6 +1,7 @@
-//! Background uploads: a store queues its entry and returns; one thread writes the queue
-//! to the remote in order. The queue is bounded (entries and bytes): when it is full an
-//! upload is dropped, never waited for.
+//! Background uploads: a store queues its entry and returns; one thread writes the queue to
+//! the remote in order. The queue is bounded (entries and bytes): when it is full an upload
+//! is dropped, never waited for. It knows objects and their function directories; what a
+//! dropped upload counts for is a hook from above (`on_dropped`).
 //!
 //! A thread that queued uploads waits for them when it ends, for at most the tier's exit
 //! wait (`FILE_CACHE_REMOTE_EXIT_WAIT`). The main thread's thread-locals are
@@ -14,7 +15,7 @@
 use super::Tier;
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -23,6 +24,13 @@ use std::time::{Duration, Instant};
 pub(super) const MAX_QUEUED: usize = 256;
 /// Most bytes waiting at once.
 const MAX_QUEUED_BYTES: usize = 256 << 20;
+
+/// Called with the function directory of each upload dropped or given up.
+static ON_DROPPED: OnceLock<fn(&Path)> = OnceLock::new();
+
+pub(super) fn on_dropped(hook: fn(&Path)) {
+    let _ = ON_DROPPED.set(hook);
+}
 
 /// One upload: the remote object, and the local directory of its function (what names
 /// the function in the statistics).
@@ -214,8 +222,10 @@ impl Queue {
         static WARNED: AtomicBool = AtomicBool::new(false);
         self.dropped
             .fetch_add(function_dirs.len() as u64, Ordering::Relaxed);
-        for dir in function_dirs {
-            crate::stats::record_upload_dropped(dir);
+        if let Some(hook) = ON_DROPPED.get() {
+            for dir in function_dirs {
+                hook(dir);
+            }
         }
         let message = format!(
             "file_cache: {what} (the values stay in the local cache; `stats()` counts \

@@ -1,4 +1,5 @@
-//! Single-flight across processes: a per-entry lock file, taken after a miss.
+//! Single-flight across processes: a per-entry lock file, taken after a miss. It locks
+//! files; it knows nothing of keys, flights or calls.
 //!
 //! The lock of `<shard>/<key hex>` is `<shard>/.<key hex>.lock`, locked with std's
 //! `File::lock` (`flock` on Unix), which the OS releases when its holder dies, even by
@@ -15,11 +16,10 @@
 //!
 //! A holder killed before it removed its file leaves it behind, unlocked: the next holder
 //! of that key removes it, and a writer sweeping its shard removes it once it is stale
-//! (see `store::sweep`), through the same protocol (lock, check, remove).
+//! (see `files::sweep`), through the same protocol (lock, check, remove).
 
 use crate::config::Faults;
-use crate::links;
-use crate::store;
+use crate::disk::files;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ const RECREATE_DIR: usize = 16;
 /// level there at `mkdir` and gone when looked at. Counts each try in `recreated`.
 fn create_dir(dir: &Path, recreated: &mut usize) -> io::Result<()> {
     loop {
-        let error = match store::create_dir_all(dir) {
+        let error = match files::create_dir_all(dir) {
             Ok(()) => return Ok(()),
             Err(error) => error,
         };
@@ -113,8 +113,8 @@ pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<O
                 continue;
             }
             // Never lock (or create) a link's target: remove the link and try again.
-            Err(error) if links::is_link(&error, &path) => {
-                links::remove_planted(&path);
+            Err(error) if files::is_link(&error, &path) => {
+                files::remove_planted(&path);
                 continue;
             }
             Err(error) => return Err(error),
@@ -158,11 +158,11 @@ pub(crate) fn gave_up(error: &io::Error) -> bool {
 pub(crate) fn remove_if_unheld(path: &Path, faults: Faults) {
     let mut options = OpenOptions::new();
     options.read(true).write(true);
-    let file = match links::open(&mut options, path) {
+    let file = match files::open(&mut options, path) {
         Ok(file) => file,
         Err(error) => {
-            if links::is_link(&error, path) {
-                links::remove_planted(path);
+            if files::is_link(&error, path) {
+                files::remove_planted(path);
             }
             return;
         }
@@ -178,8 +178,8 @@ fn open(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, store::file_mode());
-    links::open(&mut options, path)
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, files::file_mode());
+    files::open(&mut options, path)
 }
 
 fn lock(file: &File, faults: Faults) -> io::Result<()> {

@@ -1,15 +1,16 @@
 //! The root directory: created private to the user, checked once per process before
 //! anything is read from or written to it, and probed for what the cache relies on
-//! (writing, renaming over a file, locking a file) before anything is written to it. A function with `dir = "..."` has a
-//! root of its own, checked the same way, once.
+//! (writing, renaming over a file, locking a file) before anything is written to it. A
+//! function with `dir = "..."` has a root of its own, checked the same way, once. It judges
+//! directories by their path; which function uses a root is the site's to remember.
 //!
 //! A root that someone else could have planted entries in (a symbolic link, a directory
 //! owned by another user, or one writable by group or others) is not used at all, unless
 //! `FILE_CACHE_SHARED=1` says it is shared on purpose.
 
 use crate::config::{config, Config};
-use crate::site::Site;
-use crate::store;
+use crate::disk::files;
+use crate::disk::lock;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -80,13 +81,7 @@ impl Root {
     }
 }
 
-/// The verdict on the root of `site`'s function, checked (and the root created) the first
-/// time any function uses that root.
-pub(crate) fn root_of(site: &Site) -> &'static Root {
-    site.state.root.get_or_init(|| verdict(&site.root()))
-}
-
-fn verdict(path: &Path) -> &'static Root {
+pub(crate) fn verdict(path: &Path) -> &'static Root {
     // A `BTreeMap`: a `HashMap`'s random keys cost a fresh process a `getrandom` call.
     static ROOTS: Mutex<BTreeMap<PathBuf, &'static Root>> = Mutex::new(BTreeMap::new());
     let mut roots = ROOTS.lock().unwrap_or_else(PoisonError::into_inner);
@@ -140,7 +135,7 @@ fn trust(path: &Path, shared: bool) -> Result<(), Refusal> {
     let mut meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            store::create_dir_all(path)
+            files::create_dir_all(path)
                 .map_err(|e| Refusal::Unavailable(format!("cannot create it: {e}")))?;
             // Looked at again: something else may have been put there meanwhile.
             fs::symlink_metadata(path).map_err(|e| Refusal::Unavailable(e.to_string()))?
@@ -193,7 +188,7 @@ fn probe_path(root: &Path, which: &str) -> std::path::PathBuf {
 /// renaming over an existing file (the commit of every store) work?
 fn probe_writes(root: &Path, config: &Config) -> Access {
     let (a, b) = (probe_path(root, "a"), probe_path(root, "b"));
-    let written = store::write_new(&a, &[b"a"]).and_then(|()| store::write_new(&b, &[b"b"]));
+    let written = files::write_new(&a, &[b"a"]).and_then(|()| files::write_new(&b, &[b"b"]));
     if let Err(error) = written {
         let _ = fs::remove_file(&a);
         log::warn!(
@@ -203,7 +198,7 @@ fn probe_writes(root: &Path, config: &Config) -> Access {
         );
         return Access::ReadOnly;
     }
-    let renamed = store::rename_over_only(&a, &b, config.faults).and_then(|()| {
+    let renamed = files::rename_over_only(&a, &b, config.faults).and_then(|()| {
         let mut content = Vec::new();
         File::open(&b)?.read_to_end(&mut content)?;
         if content == b"a" {
@@ -229,9 +224,9 @@ fn probe_writes(root: &Path, config: &Config) -> Access {
 /// single-flight?
 fn probe_locks(root: &Path, config: &Config) -> bool {
     let path = probe_path(root, "lock");
-    let result = store::write_new(&path, &[]).and_then(|()| {
+    let result = files::write_new(&path, &[]).and_then(|()| {
         let file = File::open(&path)?;
-        crate::lock::try_lock(&file, config.faults)
+        lock::try_lock(&file, config.faults)
     });
     let _ = fs::remove_file(&path);
     match result {

@@ -1,5 +1,7 @@
 //! Layout fingerprints: a 16-byte digest of the serde layout of a value type, so that an
-//! entry written under one definition of a type is never decoded under another.
+//! entry written under one definition of a type is never decoded under another. It traces
+//! types and encodes what it saw; it knows nothing of sites (a site keeps its value type
+//! fingerprint itself, see `Site::fingerprint`), entries or calls.
 //!
 //! postcard bytes carry no names: after `struct Hit { score: f32, id: u32 }` becomes
 //! `struct Hit { id: u32, score: f32 }`, or `id` becomes an `i64`, old bytes still decode,
@@ -38,15 +40,12 @@
 //! keys containers by their serde name alone (two `Wrapper<_>` instantiations collide), and
 //! it builds a full registry where a digest is all we need.
 
-use crate::site::Site;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
     VariantAccess, Visitor,
 };
 use std::any::type_name;
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
 
 /// The fingerprint stored in an entry's header.
 pub(crate) type Fingerprint = [u8; 16];
@@ -110,62 +109,6 @@ fn truncate(hasher: &blake3::Hasher) -> Fingerprint {
 fn text(hasher: &mut blake3::Hasher, text: &str) {
     hasher.update(&(text.len() as u64).to_le_bytes());
     hasher.update(text.as_bytes());
-}
-
-/// The fingerprint a site computed for its value type, kept for the rest of the process.
-#[derive(Debug)]
-pub(crate) struct Known {
-    type_name: &'static str,
-    fingerprint: Fingerprint,
-}
-
-/// The layout fingerprint of `T` as the value type of `site`: traced on the first call,
-/// then read from the site (one comparison of the type's name).
-///
-/// A generic function's site is shared by all its instantiations: the first value type
-/// is kept in the site, any other in a process-wide table.
-pub(crate) fn of<T: DeserializeOwned>(site: &Site) -> Fingerprint {
-    let name = type_name::<T>();
-    let known = site.state.layout.get_or_init(|| Known {
-        type_name: name,
-        fingerprint: compute::<T>(site),
-    });
-    if std::ptr::eq(known.type_name, name) || known.type_name == name {
-        return known.fingerprint;
-    }
-    static OTHERS: Mutex<BTreeMap<(usize, &'static str), Fingerprint>> =
-        Mutex::new(BTreeMap::new());
-    let key = (site as *const Site as usize, name);
-    let cached = OTHERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .copied();
-    cached.unwrap_or_else(|| {
-        let fingerprint = compute::<T>(site);
-        OTHERS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, fingerprint);
-        fingerprint
-    })
-}
-
-/// Traces `T`, falling back to its name (with one `info`) when it cannot be traced. A
-/// panicking impl is caught: the cache never fails the call.
-fn compute<T: DeserializeOwned>(site: &Site) -> Fingerprint {
-    let name = type_name::<T>();
-    let traced = std::panic::catch_unwind(trace::<T>)
-        .unwrap_or_else(|_| Err(Untraceable("its `Deserialize` impl panicked".to_owned())));
-    traced.unwrap_or_else(|reason| {
-        log::info!(
-            "file_cache: {}: cannot trace the serde layout of `{name}` ({reason}); its entries \
-             are checked against the type's name only: after editing `{name}`, change \
-             `#[file_cache(version = \"...\")]`",
-            site.display_name()
-        );
-        by_name(name)
-    })
 }
 
 /// The kind of a leaf: what serde method the impl called.
@@ -1277,33 +1220,5 @@ mod tests {
             .contains("self-describing"));
         assert!(trace::<(u8, Never)>().is_err());
         assert_ne!(by_name("a::Even"), by_name("b::Even"));
-    }
-
-    fn new_site() -> &'static Site {
-        Box::leak(Box::new(Site::new(crate::site::SiteInfo {
-            module_path: "my_crate",
-            name: "f",
-            code_hash: [0; 32],
-            ..crate::site::SiteInfo::DEFAULT
-        })))
-    }
-
-    #[test]
-    fn a_site_traces_once_and_falls_back_to_the_name() {
-        let site = new_site();
-        assert_eq!(of::<v1::Hit>(site), fp::<v1::Hit>());
-        assert_eq!(of::<v1::Hit>(site), fp::<v1::Hit>());
-        let other = new_site();
-        assert_eq!(of::<Even>(other), by_name(type_name::<Even>()));
-    }
-
-    #[test]
-    fn a_generic_site_keeps_one_fingerprint_per_type() {
-        let site = new_site();
-        for _ in 0..2 {
-            assert_eq!(of::<u32>(site), fp::<u32>());
-            assert_eq!(of::<i64>(site), fp::<i64>());
-            assert_eq!(of::<v1::Kind>(site), fp::<v1::Kind>());
-        }
     }
 }

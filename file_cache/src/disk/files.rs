@@ -1,3 +1,7 @@
+//! The leaf file operations of a root: opening without following links, private modes,
+//! creating directories, writing a new file and renaming over one. It knows files, not
+//! entries.
+//!
 //! Files inside a root are never reached through a planted symbolic link.
 //!
 //! Anyone who can write to a shared root (`FILE_CACHE_SHARED=1`) can replace one of the
@@ -9,10 +13,14 @@
 //! On Windows, creating a symbolic link takes a privilege ordinary users lack, and std opens
 //! a reparse point's target: there the checks of this module are not made.
 
-use std::fs::{File, OpenOptions};
-use std::io;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(unix)]
+use crate::config::config;
+use crate::config::Faults;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Opens `path` with `options`, refusing a symbolic link at the path: the error is then one
 /// that [`is_link`] recognises.
@@ -77,6 +85,102 @@ pub(crate) fn remove_planted(path: &Path) -> bool {
         Ok(()) => true,
         Err(error) => error.kind() == io::ErrorKind::NotFound,
     }
+}
+
+/// Renames `from` onto `to`. Where the file system refuses to rename onto an existing file,
+/// removes `to` first: not atomic (a reader may find no entry for a moment), but a reader
+/// still never sees a partial one.
+pub(crate) fn rename_over(from: &Path, to: &Path, faults: Faults) -> io::Result<()> {
+    match rename_over_only(from, to, faults) {
+        Err(error) if fs::symlink_metadata(to).is_ok_and(|m| m.is_file()) => {
+            log::debug!(
+                "file_cache: rename over {} failed ({error}); removing it first",
+                to.display()
+            );
+            fs::remove_file(to)?;
+            fs::rename(from, to)
+        }
+        result => result,
+    }
+}
+
+/// `fs::rename`, failing as some network file systems do when `faults` say so.
+pub(crate) fn rename_over_only(from: &Path, to: &Path, faults: Faults) -> io::Result<()> {
+    if faults.no_rename_over && fs::symlink_metadata(to).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "rename onto an existing file refused (simulated)",
+        ));
+    }
+    fs::rename(from, to)
+}
+
+/// Creates a new file holding `parts`, readable by the user only.
+pub(crate) fn write_new(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, file_mode());
+    let mut file: File = options.open(path)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
+    Ok(())
+}
+
+/// [`write_new`] in 64 KiB pieces, pausing after each (a test hook, see `Faults`).
+pub(crate) fn write_new_slowly(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    write_new(path, &[])?;
+    let mut file = open(OpenOptions::new().append(true), path)?;
+    for piece in parts.iter().flat_map(|part| part.chunks(64 << 10)) {
+        file.write_all(piece)?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Mode of new files: private, unless the root is shared on purpose (then the umask rules).
+#[cfg(unix)]
+pub(crate) fn file_mode() -> u32 {
+    if config().shared {
+        0o666
+    } else {
+        0o600
+    }
+}
+
+/// Mode of new directories, as [`file_mode`].
+#[cfg(unix)]
+pub(crate) fn dir_mode() -> u32 {
+    if config().shared {
+        0o777
+    } else {
+        0o700
+    }
+}
+
+/// A name no other writer, in this process or another, is using.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
+}
+
+pub(crate) fn is_temp_file(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// `create_dir_all`, with new directories readable by the user only (see [`dir_mode`]).
+pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, dir_mode());
+    builder.create(dir)
 }
 
 #[cfg(all(test, unix))]

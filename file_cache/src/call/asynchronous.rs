@@ -1,4 +1,5 @@
-//! Cached `async fn`s: the same lookup and store as a blocking call, around a future.
+//! Cached `async fn`s: the same lookup and store as a blocking call, around a future. It
+//! drives the lookup's steps from `poll`; it knows no tier of its own.
 //!
 //! No executor is assumed: these are plain `async fn`s, so they run under tokio, smol,
 //! async-std or a hand-rolled `block_on` alike. The lookup (one small file read) and the
@@ -11,7 +12,8 @@
 //! process is computing waits through its `Waker`, and one whose entry's lock another
 //! process holds tries again after a short, growing delay ([`BeginFuture`]).
 
-use crate::call::{BeginFuture, CallKey, Lookup};
+use super::builder::CallKey;
+use super::lookup::{BeginFuture, Lookup};
 use crate::flight::Computing;
 use crate::key::Key;
 use crate::outputs::{OutputRefs, Returned};

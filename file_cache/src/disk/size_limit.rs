@@ -1,4 +1,6 @@
-//! `FILE_CACHE_MAX_SIZE`: keeping the root under a bound, least recently used entries first.
+//! `FILE_CACHE_MAX_SIZE`: keeping the root under a bound, least recently used entries
+//! first. It counts and removes entry files; it never reads what they hold, and knows
+//! nothing of sites or calls.
 //!
 //! - **What counts.** Entries only. The runtime's own small files (hit logs, which stay a
 //!   few kilobytes, version records, locks, temporary files) are neither counted nor
@@ -28,11 +30,11 @@
 //!   at most), which queues the next ones. A store is skipped only when its value alone is
 //!   larger than the bound, or when a pass less than a second ago could not make room.
 
-use crate::config::config;
-use crate::inspect::{self, EntryFile};
+use crate::config::{config, MAX_SIZE_VAR};
+use crate::disk::files;
+use crate::disk::scan::{self, EntryFile};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::fmt;
 use std::fs::File;
 #[cfg(not(unix))]
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -41,75 +43,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Environment variable bounding the root's size (`2GiB`, `500MB`, `1048576`).
-pub(crate) const MAX_SIZE_VAR: &str = "FILE_CACHE_MAX_SIZE";
-
 /// A hit refreshes its entry's mtime when this process has not done so for this long.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Entries remembered as recently touched, before the memory is reset.
 const TOUCH_MEMORY: usize = 65_536;
 /// Most entries a pass queues for stores at the hard cap to remove.
 const MAX_VICTIMS: usize = 4096;
-
-/// Parses a size: a number, optionally with a fraction, and an optional unit. `B`; `kB`,
-/// `MB`, `GB`, `TB` are powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` and the bare letters
-/// `K`, `M`, `G`, `T` are powers of 1024. Case and spaces do not matter.
-///
-/// ```
-/// use file_cache::inspect::parse_size;
-///
-/// assert_eq!(parse_size("2GiB"), Ok(2 << 30));
-/// assert_eq!(parse_size("500MB"), Ok(500_000_000));
-/// assert_eq!(parse_size("1.5k"), Ok(1536));
-/// assert_eq!(parse_size("4096"), Ok(4096));
-/// assert!(parse_size("lots").is_err());
-/// ```
-pub fn parse_size(text: &str) -> Result<u64, ParseSizeError> {
-    let error = || ParseSizeError(text.to_owned());
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let split = compact
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(compact.len());
-    let (number, unit) = compact.split_at(split);
-    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        _ => return Err(error()),
-    };
-    if let Ok(whole) = number.parse::<u64>() {
-        return whole.checked_mul(multiplier).ok_or_else(error);
-    }
-    let value: f64 = number.parse().map_err(|_| error())?;
-    let bytes = value * multiplier as f64;
-    if bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64 {
-        Ok(bytes as u64)
-    } else {
-        Err(error())
-    }
-}
-
-/// A size that [`parse_size`] does not understand.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseSizeError(String);
-
-impl fmt::Display for ParseSizeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid size {:?} (expected a number with an optional unit: B, kB, MB, GB, KiB, MiB, GiB)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for ParseSizeError {}
 
 /// Name, at the root, of the file holding the size of the root's entries.
 pub(crate) const SIZE_RECORD: &str = ".size";
@@ -255,7 +194,7 @@ impl Bound {
                         .is_ok_and(|modified| modified == victim.modified);
                     if unchanged && std::fs::remove_file(&victim.path).is_ok() {
                         record.size = record.size.saturating_sub(victim.len);
-                        inspect::remove_empty_shard(&victim.path);
+                        scan::remove_empty_shard(&victim.path);
                     }
                 }
             }
@@ -497,7 +436,7 @@ fn open_record(root: &Path) -> Option<File> {
     options.read(true).write(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match crate::links::open_own(&mut options, &root.join(SIZE_RECORD)) {
+    match files::open_own(&mut options, &root.join(SIZE_RECORD)) {
         Ok(file) => Some(file),
         Err(error) => {
             log::debug!(
@@ -578,7 +517,7 @@ pub(crate) struct PruneOutcome {
 pub(crate) fn prune_root(root: &Path, max: u64, target: u64) -> std::io::Result<PruneOutcome> {
     let mut entries = Vec::new();
     let mut total = 0u64;
-    for function in inspect::functions(root)? {
+    for function in scan::functions(root)? {
         // Bookkeeping files are not counted: pruning cannot remove them.
         for entry in function.entries()? {
             total += entry.len;
@@ -730,26 +669,6 @@ fn set_mtime_now(path: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
-        assert_eq!(parse_size("2 gib"), Ok(2 << 30));
-        assert_eq!(parse_size("500MB"), Ok(500_000_000));
-        assert_eq!(parse_size("10k"), Ok(10_240));
-        assert_eq!(parse_size("0.5M"), Ok(1 << 19));
-        assert_eq!(parse_size("12"), Ok(12));
-        for bad in [
-            "",
-            "MB",
-            "1.2.3G",
-            "-1",
-            "5 parsecs",
-            "99999999999999999999T",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad:?} parsed");
-        }
-    }
 
     #[test]
     fn pruning_removes_the_least_recently_modified_first() {
