@@ -102,7 +102,12 @@ fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
         backend: open_backend(&remote.url, remote.timeout.min(MAX_SETTING))?,
         mac: remote.secret.as_deref().map(Mac::new),
         breaker: Breaker::new(remote.retry_after.min(MAX_SETTING)),
-        writes: remote.writes,
+        // A read-only cache writes nowhere, the remote included.
+        writes: if crate::config::config().read_only {
+            Writes::Off
+        } else {
+            remote.writes
+        },
         uploads: upload::Queue::default(),
         exit_wait: remote.exit_wait,
         admin: OnceLock::new(),
