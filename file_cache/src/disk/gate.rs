@@ -19,7 +19,9 @@
 //!
 //! Reads are not its business: they stay with [`super::files`] and [`super::read`].
 
-use crate::config::{config, Faults, READONLY_VAR};
+#[cfg(test)]
+use crate::config::READONLY_VAR;
+use crate::config::{config, Faults};
 use crate::disk::files;
 #[cfg(unix)]
 use crate::disk::files::{dir_mode, file_mode};
@@ -31,32 +33,70 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-/// Why the gate refused a change.
+/// Why a cache root is read-only for this process: nothing under it is changed. Its
+/// message says why (`the cache is read-only: FILE_CACHE_READONLY is set`); see
+/// [`inspect::read_only`](crate::inspect::read_only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
+#[non_exhaustive]
+pub enum ReadOnly {
     /// `FILE_CACHE_READONLY` is set.
     Setting,
-    /// The root cannot be written by this process (found by its probe).
+    /// This process cannot write under the root (a read-only mount, no permission).
     Unwritable,
 }
 
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ReadOnly {
+    /// The reason alone: `FILE_CACHE_READONLY is set`, or why the root cannot be written.
+    pub fn reason(self) -> &'static str {
         match self {
-            Refused::Setting => write!(
-                f,
-                "the cache is read-only ({READONLY_VAR} is set): nothing under its root is \
-                 changed"
-            ),
-            Refused::Unwritable => f.write_str(
-                "the cache root cannot be written by this process (a read-only mount, or no \
-                 permission): nothing under it is changed",
-            ),
+            ReadOnly::Setting => "FILE_CACHE_READONLY is set",
+            ReadOnly::Unwritable => {
+                "this process cannot write under the root (a read-only mount, or no permission)"
+            }
         }
     }
 }
 
-impl std::error::Error for Refused {}
+impl fmt::Display for ReadOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the cache is read-only: {}", self.reason())
+    }
+}
+
+impl std::error::Error for ReadOnly {}
+
+/// Whether the cache root `root` is read-only for this process, and why: when
+/// `FILE_CACHE_READONLY` is set in its environment, or when it cannot write there (a
+/// read-only mount, no permission: asked of the system without writing anything). A root
+/// that does not exist is not read-only (it would be created).
+///
+/// A program with a read-only root serves hits, computes misses without storing them, and
+/// changes nothing under the root; `file-cache list` says so.
+pub fn read_only_root(root: &Path) -> Option<ReadOnly> {
+    refusal(root).or_else(|| (!can_write(root)).then_some(ReadOnly::Unwritable))
+}
+
+/// Whether this process may write in the directory `dir`, asked without writing.
+fn can_write(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::fs::{access, Access};
+        match access(dir, Access::WRITE_OK) {
+            Ok(()) => true,
+            Err(error) => {
+                let error = io::Error::from(error);
+                !matches!(
+                    error.kind(),
+                    io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+                )
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        fs::metadata(dir).map_or(true, |meta| !meta.permissions().readonly())
+    }
+}
 
 /// Roots found unwritable, and whether there is any (the common case reads one flag).
 static UNWRITABLE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -78,18 +118,18 @@ pub(crate) fn mark_unwritable(root: &Path) {
 }
 
 /// Why a change at `path` is refused, if it is.
-pub(crate) fn refusal(path: &Path) -> Option<Refused> {
+pub(crate) fn refusal(path: &Path) -> Option<ReadOnly> {
     refusal_with(read_only(), path)
 }
 
-fn refusal_with(read_only: bool, path: &Path) -> Option<Refused> {
+fn refusal_with(read_only: bool, path: &Path) -> Option<ReadOnly> {
     if read_only {
-        return Some(Refused::Setting);
+        return Some(ReadOnly::Setting);
     }
     if ANY_UNWRITABLE.load(Ordering::Relaxed) {
         let roots = UNWRITABLE.lock().unwrap_or_else(PoisonError::into_inner);
         if roots.iter().any(|root| path.starts_with(root)) {
-            return Some(Refused::Unwritable);
+            return Some(ReadOnly::Unwritable);
         }
     }
     None
@@ -105,7 +145,7 @@ pub(crate) fn check(path: &Path) -> io::Result<()> {
 
 /// Whether `error` is the gate's refusal (not a failure of the file system).
 pub(crate) fn is_refusal(error: &io::Error) -> bool {
-    error.get_ref().is_some_and(|inner| inner.is::<Refused>())
+    error.get_ref().is_some_and(|inner| inner.is::<ReadOnly>())
 }
 
 /// `create_dir_all`, with new directories readable by the user only (see
@@ -314,7 +354,7 @@ mod tests {
     fn the_setting_refuses_every_change_and_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let refused = refusal_with(true, dir.path()).unwrap();
-        assert_eq!(refused, Refused::Setting);
+        assert_eq!(refused, ReadOnly::Setting);
         assert!(refused.to_string().contains(READONLY_VAR));
         assert_eq!(refusal_with(false, dir.path()), None);
     }
@@ -327,7 +367,7 @@ mod tests {
         mark_unwritable(&root);
         assert_eq!(
             refusal_with(false, &root.join("app.f/00/00aa")),
-            Some(Refused::Unwritable)
+            Some(ReadOnly::Unwritable)
         );
         assert_eq!(refusal_with(false, &other.join("app.f")), None);
         let error = create_dir_all(&root.join("app.f")).unwrap_err();

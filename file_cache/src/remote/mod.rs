@@ -22,7 +22,7 @@
 //! | `FILE_CACHE_REMOTE_SECRET` | sign entries, refuse unsigned or wrongly signed ones |
 //! | `FILE_CACHE_REMOTE_TIMEOUT_MS` | longest wait to connect or for the next bytes (default 200) |
 //! | `FILE_CACHE_REMOTE_RETRY_S` | how long a failing remote is skipped (default 30) |
-//! | `FILE_CACHE_REMOTE_WRITE` | `background` (default), `sync` or `off` (read only) |
+//! | `FILE_CACHE_REMOTE_WRITE` | `background` (default), `sync` or `off` (read only; `FILE_CACHE_READONLY=1` makes it `off`) |
 //! | `FILE_CACHE_REMOTE_EXIT_WAIT` | seconds a thread that queued background uploads waits for them as it ends, the main thread at exit (default 5; 0: no wait) |
 //!
 //! Background uploads still queued when the program ends (`main` returns, or it calls
