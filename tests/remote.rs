@@ -114,6 +114,11 @@ fn child() {
             println!("CACHED {cached}");
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
         }
+        Some("clear_read_only") => {
+            let error = remote::clear(None).expect_err("a read-only cache clears nothing");
+            assert!(error.to_string().contains("FILE_CACHE_READONLY"), "{error}");
+            println!("REFUSED");
+        }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
@@ -819,4 +824,21 @@ fn a_read_only_root_keeps_no_remote_hit_and_warns_once() {
     );
     let left: Vec<_> = std::fs::read_dir(read_only.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+
+    // With FILE_CACHE_READONLY, the remote tier is not cleared either.
+    let mut envs = server.env();
+    envs.push((
+        "FILE_CACHE_DIR".into(),
+        read_only.path().display().to_string(),
+    ));
+    envs.push(("FILE_CACHE_READONLY".into(), "1".into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = run_child(CHILD, "clear_read_only", &envs);
+    assert_eq!(marked_lines(&refused, "REFUSED"), [""]);
+    for file in entry_files(&filled) {
+        assert!(
+            server.get(&remote_name(&file)).is_some(),
+            "still on the remote"
+        );
+    }
 }
