@@ -476,6 +476,17 @@ mod tests {
     }
 
     #[test]
+    fn read_only_is_a_yes_or_no() {
+        for yes in ["1", "true", "YES", " on "] {
+            assert!(config_with(&[(READONLY_VAR, yes)]).read_only, "{yes}");
+        }
+        for no in ["0", "false", "", "no"] {
+            assert!(!config_with(&[(READONLY_VAR, no)]).read_only, "{no}");
+        }
+        assert!(!config_with(&[]).read_only);
+    }
+
+    #[test]
     fn dir_variable_sets_root() {
         let config = config_with(&[(DIR_VAR, "/some/where")]);
         assert_eq!(config.root, PathBuf::from("/some/where"));
