@@ -211,3 +211,138 @@ fn a_missing_root_is_not_created() {
     assert!(!root.exists(), "the root was created");
     assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
 }
+
+/// A filled root made read-only underneath the cache: a tmpfs remounted read-only when this
+/// runs as root (root writes through any mode), else every directory and file made
+/// read-only (mode 0555 and 0444). Undone when dropped.
+#[cfg(target_os = "linux")]
+struct FilledReadOnly {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+#[cfg(target_os = "linux")]
+impl FilledReadOnly {
+    fn new(fill: impl FnOnce(&Path)) -> FilledReadOnly {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap().to_owned();
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let mounted = unsafe { libc::geteuid() } == 0;
+        let mount = |args: &[&str]| {
+            let status = std::process::Command::new("mount")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(status.success(), "mount {args:?} failed");
+        };
+        if mounted {
+            mount(&["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", &path]);
+        }
+        fill(dir.path());
+        if mounted {
+            mount(&["-o", "remount,ro", &path]);
+        } else {
+            set_modes(dir.path(), 0o555, 0o444);
+        }
+        FilledReadOnly { dir, mounted }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_modes(dir: &Path, dirs: u32, files: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    if dirs & 0o200 != 0 {
+        mode(dir, dirs);
+    }
+    for item in std::fs::read_dir(dir).unwrap().flatten() {
+        if item.file_type().unwrap().is_dir() {
+            set_modes(&item.path(), dirs, files);
+        } else {
+            mode(&item.path(), files);
+        }
+    }
+    if dirs & 0o200 == 0 {
+        mode(dir, dirs);
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for FilledReadOnly {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = std::process::Command::new("umount")
+                .arg(self.dir.path())
+                .status();
+        } else {
+            set_modes(self.dir.path(), 0o700, 0o600);
+        }
+    }
+}
+
+/// A root this process cannot write is known as such when the cache first looks at it,
+/// before any write is tried: a process whose calls all hit (under a size bound, where a
+/// hit would move its entry's mtime) tries no recency touch, hit log or version record,
+/// changes nothing, and says nothing above `debug`.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_read_only_mount_is_known_before_any_write() {
+    const TEST: &str = "a_read_only_mount_is_known_before_any_write";
+    match child_role().as_deref() {
+        Some("fill") => {
+            common::init();
+            for x in 0..4 {
+                square(x);
+            }
+            blob(0);
+            return;
+        }
+        Some(_) => {
+            common::init();
+            for x in 0..4 {
+                assert_eq!(square(x), x * x);
+                assert_eq!(square(x), x * x);
+            }
+            assert_eq!(blob(0), vec![0; 2000]);
+            assert_eq!(RUNS.load(Ordering::SeqCst), 0, "all hits");
+            println!("DONE");
+            return;
+        }
+        None => {}
+    }
+    let root = FilledReadOnly::new(|root| {
+        run_child(TEST, "fill", &[("FILE_CACHE_DIR", root.to_str().unwrap())]);
+        age_files(root);
+    });
+    let before = listing(root.path());
+    let output = run_child(
+        TEST,
+        "hits",
+        &[
+            ("FILE_CACHE_DIR", root.path().to_str().unwrap()),
+            ("FILE_CACHE_MAX_SIZE", "1MB"),
+        ],
+    );
+    assert_eq!(marked_lines(&output, "DONE"), [""]);
+    let log = marked_lines(&output, "LOG ");
+    let said = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
+    assert!(
+        log.iter()
+            .all(|line| line.starts_with("DEBUG ") || line.starts_with("TRACE ")),
+        "{log:#?}"
+    );
+    assert_eq!(said("cannot refresh the mtime"), 0, "{log:#?}");
+    assert_eq!(said("cannot append to the hit log"), 0, "{log:#?}");
+    assert!(said("hits not logged") > 0, "{log:#?}");
+    assert_eq!(
+        listing(root.path()),
+        before,
+        "nothing under the root changed"
+    );
+}

@@ -76,12 +76,14 @@ pub fn read_only_root(root: &Path) -> Option<ReadOnly> {
     refusal(root).or_else(|| (!can_write(root)).then_some(ReadOnly::Unwritable))
 }
 
-/// Whether this process may write in the directory `dir`, asked without writing.
-fn can_write(dir: &Path) -> bool {
+/// Whether this process may write in the directory `dir`, asked of the system without
+/// writing (with the effective user, as a write would be; a missing directory, or an
+/// answer that says nothing, counts as writable).
+pub(crate) fn can_write(dir: &Path) -> bool {
     #[cfg(unix)]
     {
-        use rustix::fs::{access, Access};
-        match access(dir, Access::WRITE_OK) {
+        use rustix::fs::{accessat, Access, AtFlags, CWD};
+        match accessat(CWD, dir, Access::WRITE_OK, AtFlags::EACCESS) {
             Ok(()) => true,
             Err(error) => {
                 let error = io::Error::from(error);

@@ -123,6 +123,12 @@ fn check(path: &Path, config: &Config) -> Root {
             false
         }
     };
+    if usable && !gate::can_write(path) {
+        // Known before any write is tried (one `faccessat`): a process whose calls all hit
+        // tries no hit log, version record or recency touch there either. The probe, at the
+        // first miss, says so.
+        gate::mark_unwritable(path);
+    }
     Root {
         path: path.to_path_buf(),
         usable,

@@ -598,10 +598,11 @@ pub(crate) fn stored(path: &Path, len: u64) {
     bound.wake_if_near(bound.estimate.load(Ordering::Relaxed));
 }
 
-/// Marks the entry at `path` as just used, when a bound is set and this process has not
-/// done so in the last minute.
+/// Marks the entry at `path` as just used, when a bound is set, the root is not read-only
+/// and this process has not done so in the last minute.
 pub(crate) fn touch(path: &Path, key: &[u8; 32]) {
-    if bound().is_none() {
+    if bound().is_none() || gate::refusal(path).is_some() {
+        // Nothing to keep recent, or a read-only root: its mtimes stay as they are.
         return;
     }
     static TOUCHED: Mutex<Option<std::collections::HashMap<[u8; 8], Instant>>> = Mutex::new(None);
