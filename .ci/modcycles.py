@@ -16,7 +16,12 @@ Reads every `crate::...` and `super::...` path in the non-test code of each modu
   `SAFETY` comment (or `# Safety` section) in the lines just above it;
 - a module has more than `MAX_CODE_LINES` lines of non-test code (tests that outgrow a
   module go to a sibling file);
-- a module does not start with a `//!` paragraph.
+- a module does not start with a `//!` paragraph;
+- a module other than the write gate (`WRITE_GATE`, `disk/gate.rs`) calls a `std::fs` or
+  `rustix` function that creates, writes, renames, removes or touches a file or a
+  directory, or builds `OpenOptions` that write (see `WRITES`): every change under a root
+  goes through the gate, which knows the root's access mode (`FILE_CACHE_READONLY`, a
+  read-only mount).
 
 Doc-only modules (`guide/`) hold no code and are skipped. A new top-level module must be
 given a layer here: the check fails on a part it does not know.
@@ -48,6 +53,24 @@ LAYERS = {
 NEVER = {("remote", "call"), ("manage", "call")}
 # The modules that may use `unsafe` (each also allows it for itself).
 UNSAFE = {("pod",), ("codec", "flat"), ("key", "hasher"), ("key", "sink"), ("key", "fast")}
+# The one module that changes anything on disk (see ARCHITECTURE.md).
+WRITE_GATE = ("disk", "gate")
+# What changes the file system, in the non-test code of every other module.
+_FS = r"\b(?:fs|rustix::fs|std::fs|tokio::fs)::"
+WRITES = [
+    (re.compile(_FS + r"(write|create_dir|create_dir_all|rename|remove_file|remove_dir|"
+                r"remove_dir_all|copy|hard_link|soft_link|set_permissions|symlink|symlinkat|"
+                r"DirBuilder|unlink\w*|rmdir|mkdir\w*|renameat\w*|utimensat|futimens|"
+                r"linkat|ftruncate|fallocate|openat\w*|open)\b"), "a file-system change"),
+    (re.compile(r"\bFile::(create|create_new)\b"), "a file created"),
+    (re.compile(r"\.(write|append|create|create_new|truncate)\(\s*true\s*\)"),
+     "`OpenOptions` that write"),
+    (re.compile(r"\b(set_modified|set_times|set_permissions|write_all_at|write_at|"
+                r"utimensat|futimens|DirBuilder)\b"), "a file-system change"),
+    (re.compile(r"\buse\s+(?:std::|::std::|rustix::)?fs::[^;]*\b(write|create_dir\w*|rename|"
+                r"remove_\w+|copy|hard_link|set_permissions|DirBuilder|utimensat)\b"),
+     "a file-system change imported"),
+]
 
 
 def modules(src):
@@ -144,6 +167,20 @@ def main():
             if target is None or target == m or target[: len(m)] == m:
                 continue  # itself, or one of its own submodules
             edges[m].add(target)
+        # writes, outside the gate
+        # (A sibling file of tests, `tests.rs`, is test code through and through.)
+        if m != WRITE_GATE and m[-1:] != ("tests",):
+            for n, line in code:
+                bare = strip_strings(line).split("//")[0]
+                for pattern, what in WRITES:
+                    hit = pattern.search(bare)
+                    if hit:
+                        problems.append(
+                            f"{f}:{n}: {what} (`{hit.group(0)}`) outside the write gate "
+                            f"({'/'.join(WRITE_GATE)}.rs): go through its API, which knows "
+                            "the root's access mode"
+                        )
+                        break
         # unsafe
         for n, line in code:
             bare = strip_strings(line).split("//")[0]

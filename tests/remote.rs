@@ -43,6 +43,8 @@ fn main() -> std::process::ExitCode {
         redis_uploads_queued_at_exit_are_sent: Redis,
         s3_uploads_queued_at_exit_are_sent: S3,
         a_silent_remote_delays_exit_by_the_exit_wait_at_most,
+        #[cfg(target_os = "linux")]
+        a_read_only_root_keeps_no_remote_hit_and_warns_once: Redis,
     ])
 }
 
@@ -111,6 +113,11 @@ fn child() {
             assert_eq!(square(x), x * x);
             println!("CACHED {cached}");
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+        }
+        Some("clear_read_only") => {
+            let error = remote::clear(None).expect_err("a read-only cache clears nothing");
+            assert!(error.to_string().contains("FILE_CACHE_READONLY"), "{error}");
+            println!("REFUSED");
         }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
@@ -732,4 +739,106 @@ fn a_silent_remote_delays_exit_by_the_exit_wait_at_most() {
         "{warnings:?}"
     );
     assert_eq!(entry_files(&root).len(), 2, "the local tier has both");
+}
+
+/// A directory this process cannot write: a tmpfs mounted read-only when this runs as root
+/// (root writes through any mode), else a directory of mode 0555.
+#[cfg(target_os = "linux")]
+struct ReadOnlyDir {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+#[cfg(target_os = "linux")]
+impl ReadOnlyDir {
+    fn new() -> ReadOnlyDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_str().unwrap().to_owned();
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            let mount = |args: &[&str]| {
+                let status = std::process::Command::new("mount")
+                    .args(args)
+                    .status()
+                    .expect("run mount");
+                assert!(status.success(), "mount {args:?} failed");
+            };
+            mount(&["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", &path]);
+            mount(&["-o", "remount,ro", &path]);
+        } else {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555))
+                .expect("chmod 0555");
+        }
+        ReadOnlyDir { dir, mounted: root }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if self.mounted {
+            let _ = std::process::Command::new("umount")
+                .arg(self.dir.path())
+                .status();
+        } else {
+            let _ =
+                std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+/// A root this process cannot write (a read-only mount): a remote hit is served and not
+/// copied into it, a miss is computed and not stored, nothing under it changes, and the
+/// process warns once (when it finds the root read-only), not once more per writer.
+#[cfg(target_os = "linux")]
+fn a_read_only_root_keeps_no_remote_hit_and_warns_once() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let filled = fresh_root();
+    let a = machine(&filled, &server, "3,4", &[]);
+    assert_eq!(runs(&a), 2);
+    assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+
+    let read_only = ReadOnlyDir::new();
+    let b = machine(read_only.path(), &server, "3,4,5", &[]);
+    assert_eq!(runs(&b), 1, "3 and 4 from the remote, 5 computed");
+    assert_eq!(marked_lines(&b, "VALUE "), ["3 9", "4 16", "5 25"]);
+    assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::square").len(), 2);
+    let warnings = log_lines(&b, "WARN", "");
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("cannot write under the cache root"),
+        "{warnings:#?}"
+    );
+    assert_eq!(
+        log_lines(&b, "INFO", "not stored").len(),
+        1,
+        "the miss not stored is said once"
+    );
+    let left: Vec<_> = std::fs::read_dir(read_only.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // With FILE_CACHE_READONLY, the remote tier is not cleared either.
+    let mut envs = server.env();
+    envs.push((
+        "FILE_CACHE_DIR".into(),
+        read_only.path().display().to_string(),
+    ));
+    envs.push(("FILE_CACHE_READONLY".into(), "1".into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = run_child(CHILD, "clear_read_only", &envs);
+    assert_eq!(marked_lines(&refused, "REFUSED"), [""]);
+    for file in entry_files(&filled) {
+        assert!(
+            server.get(&remote_name(&file)).is_some(),
+            "still on the remote"
+        );
+    }
 }

@@ -132,6 +132,9 @@ pub(crate) struct Config {
     pub(crate) faults: Faults,
     /// `FILE_CACHE_MAX_SIZE`, in bytes: see [`crate::disk::size_limit`].
     pub(crate) max_size: Option<u64>,
+    /// `FILE_CACHE_READONLY=1`: nothing under the root is changed (see
+    /// [`crate::disk::gate`]), and nothing is uploaded to the remote tier.
+    pub(crate) read_only: bool,
 }
 
 /// File-system shortcomings a test can simulate (`FILE_CACHE_TEST_FAULTS`, not public API).
@@ -220,6 +223,17 @@ fn absolute(path: PathBuf) -> PathBuf {
 
 /// Environment variable that accepts a root shared with other users.
 pub(crate) const SHARED_VAR: &str = "FILE_CACHE_SHARED";
+/// Environment variable that makes the cache read-only: hits are served, nothing is
+/// written.
+pub(crate) const READONLY_VAR: &str = "FILE_CACHE_READONLY";
+
+/// Whether a yes/no setting says yes (`1`, `true`, `yes`, `on`, any case).
+fn is_yes(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
 /// Hidden, for tests: seconds after which leftover temporary and lock files are stale.
 const STALE_VAR: &str = "FILE_CACHE_TEST_STALE_SECS";
 /// Hidden, for tests: simulated file-system faults, e.g. `no_lock,no_rename_over`.
@@ -268,12 +282,8 @@ impl Config {
                     None
                 }
             });
-        let shared = var(SHARED_VAR).is_some_and(|value| {
-            matches!(
-                value.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        });
+        let shared = var(SHARED_VAR).is_some_and(|value| is_yes(&value));
+        let read_only = var(READONLY_VAR).is_some_and(|value| is_yes(&value));
         let stale_after = var(STALE_VAR)
             .and_then(|secs| secs.trim().parse().ok())
             .map_or(DEFAULT_STALE_AFTER, Duration::from_secs);
@@ -286,6 +296,7 @@ impl Config {
             shared,
             stale_after,
             faults,
+            read_only,
         }
     }
 }
@@ -462,6 +473,17 @@ mod tests {
         let config = config_with(&[(STALE_VAR, "0"), (FAULTS_VAR, "no_lock, no_rename_over")]);
         assert_eq!(config.stale_after, Duration::ZERO);
         assert!(config.faults.no_lock && config.faults.no_rename_over);
+    }
+
+    #[test]
+    fn read_only_is_a_yes_or_no() {
+        for yes in ["1", "true", "YES", " on "] {
+            assert!(config_with(&[(READONLY_VAR, yes)]).read_only, "{yes}");
+        }
+        for no in ["0", "false", "", "no"] {
+            assert!(!config_with(&[(READONLY_VAR, no)]).read_only, "{no}");
+        }
+        assert!(!config_with(&[]).read_only);
     }
 
     #[test]

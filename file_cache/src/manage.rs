@@ -3,7 +3,7 @@
 //! path; nothing below imports it.
 
 use crate::config::config;
-use crate::disk::{scan, versions};
+use crate::disk::{gate, scan, versions};
 #[cfg(panic = "unwind")]
 use crate::probing::probe;
 use std::io;
@@ -30,6 +30,11 @@ use std::io;
 /// Other processes may keep storing while it clears: entries they write meanwhile may
 /// survive, everything that was there when it looked is removed, and the clear succeeds.
 ///
+/// A read-only cache (`FILE_CACHE_READONLY=1`, or a root this process found it cannot
+/// write) is not cleared: the error, of kind
+/// [`ReadOnlyFilesystem`](std::io::ErrorKind::ReadOnlyFilesystem), says why, and nothing
+/// is removed, this process's memory tier included.
+///
 /// ```
 /// use file_cache::file_cache;
 ///
@@ -49,6 +54,7 @@ use std::io;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear(function: &str) -> io::Result<u64> {
+    gate::check(&config().root)?;
     versions::forget();
     // The memory tier does not know which function a key belongs to: it is emptied whole.
     crate::memory::clear_global();
@@ -84,7 +90,8 @@ fn remove_all(functions: impl IntoIterator<Item = scan::FunctionDir>) -> io::Res
 /// Removes every entry of every function under the root ([`cache_dir()`](crate::cache_dir)),
 /// and returns how many. The root itself stays. A root that does not exist holds nothing.
 /// As with [`clear`], other processes may store meanwhile: what they write during the
-/// clear may survive it, and the clear still succeeds.
+/// clear may survive it, and the clear still succeeds. A read-only cache refuses, as
+/// [`clear`] does.
 ///
 /// ```
 /// # std::env::set_var("FILE_CACHE_DIR", std::env::temp_dir().join("file_cache_doctest_clear_all"));
@@ -99,6 +106,7 @@ fn remove_all(functions: impl IntoIterator<Item = scan::FunctionDir>) -> io::Res
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn clear_all() -> io::Result<u64> {
+    gate::check(&config().root)?;
     versions::forget();
     crate::memory::clear_global();
     remove_all(scan::functions(&config().root)?)

@@ -256,6 +256,8 @@ pub(crate) struct SiteStats {
     pub(crate) waited: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) uploads_dropped: AtomicU64,
+    /// Misses whose value was not stored because the root is read-only.
+    pub(crate) not_stored_read_only: AtomicU64,
     pub(crate) stripes: [HitStripe; STRIPES],
     /// The function's directory, from its first lookup: where its hit log is, and what
     /// names it in [`crate::FunctionStats`] (for a method, the directory of its first `Self` type).
@@ -307,6 +309,7 @@ impl SiteStats {
             waited: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             uploads_dropped: AtomicU64::new(0),
+            not_stored_read_only: AtomicU64::new(0),
             stripes: [const { HitStripe::new() }; STRIPES],
             dir: OnceLock::new(),
             version_noted: AtomicBool::new(false),

@@ -18,12 +18,10 @@
 //! sees the old log or the new one). A record another process appends to the old file while
 //! it is being compacted is lost from the totals; the log is never left damaged.
 
-use crate::disk::files;
-use crate::disk::hitlog::{HitRecord, HIT_LOG, MAX_COMPUTE_US};
+use crate::disk::hitlog::{self, HitRecord, HIT_LOG, MAX_COMPUTE_US};
 use crate::disk::write::write_atomic;
+use crate::disk::{files, gate};
 use crate::site::{stripe, Site};
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -107,6 +105,24 @@ pub(crate) fn record_store(site: &'static Site, bytes: u64) {
         .fetch_add(bytes, Ordering::Relaxed);
 }
 
+/// A miss whose value is not stored because the root is read-only (`why`); the first of the
+/// process says so at `info`.
+pub(crate) fn record_not_stored(site: &'static Site, why: &dyn std::fmt::Display) {
+    register(site);
+    site.state
+        .stats
+        .not_stored_read_only
+        .fetch_add(1, Ordering::Relaxed);
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        log::info!(
+            "file_cache: {}: computed values are not stored: {why} (counted in \
+             FunctionStats::not_stored_read_only)",
+            site.display_name()
+        );
+    }
+}
+
 /// A remote upload of an entry in `function_dir` that was dropped or given up; counted for
 /// the function whose directory that is (a method's first `Self` type's, see
 /// [`FunctionStats::function`]).
@@ -148,22 +164,19 @@ fn flush_site(site: &Site) {
     let saved_us = saved_us.min(hits.saturating_mul(MAX_COMPUTE_US));
     let appended = HitRecord { hits, saved_us };
     let record = appended.to_bytes();
-    let mut options = OpenOptions::new();
-    options.append(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let log = dir.join(HIT_LOG);
+    if let Some(why) = gate::refusal(&log) {
+        // A read-only cache logs no hits: they are lost from the tool's totals only.
+        log::debug!(
+            "file_cache: {}: {hits} hits not logged ({why})",
+            site.display_name()
+        );
+        return;
+    }
     LOG_WRITES.fetch_add(1, Ordering::Relaxed);
-    // One `write` of 16 bytes with O_APPEND: records of concurrent processes never interleave.
-    let result = files::open_own(&mut options, &log).and_then(|mut file| {
-        file.write_all(&record)?;
-        file.metadata()
-    });
-    match result {
+    match hitlog::append(&log, &record) {
         // A length that is not a whole number of records is a damaged log: replaced now.
-        Ok(meta)
-            if meta.len() > COMPACT_AFTER || !meta.len().is_multiple_of(record.len() as u64) =>
-        {
+        Ok(len) if len > COMPACT_AFTER || !len.is_multiple_of(record.len() as u64) => {
             compact(&log, appended)
         }
         Ok(_) => {}
@@ -285,6 +298,10 @@ pub struct FunctionStats {
     /// the upload queue was full, or given up at exit after the exit wait
     /// (`FILE_CACHE_REMOTE_EXIT_WAIT`). They are in the local cache all the same.
     pub uploads_dropped: u64,
+    /// Misses whose value was computed and returned but not stored, because the cache is
+    /// read-only: `FILE_CACHE_READONLY=1`, or a root this process cannot write (a read-only
+    /// mount, no permission). The first one of the process is logged at `info`.
+    pub not_stored_read_only: u64,
     /// Why the function's values are not being cached in this process, when they are not:
     /// its return type's `Serialize` and `Deserialize` disagree in every codec, so every
     /// call runs the body. `None` for a function that caches.
@@ -337,6 +354,7 @@ pub fn stats() -> Vec<FunctionStats> {
                 bytes_written: stats.bytes_written.load(Ordering::Relaxed),
                 time_saved: Duration::from_micros(stats.sum(|s| &s.saved_us)),
                 uploads_dropped: stats.uploads_dropped.load(Ordering::Relaxed),
+                not_stored_read_only: stats.not_stored_read_only.load(Ordering::Relaxed),
                 not_cached: site.uncacheable_reason().map(str::to_owned),
             }
         })

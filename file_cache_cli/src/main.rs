@@ -43,7 +43,9 @@ enum Command {
     /// compute time they saved; largest first. The total counts the entries' bytes, which
     /// `prune --max-size` bounds; a last line counts the bookkeeping files (hit logs, version
     /// records, the size record, locks, temporary files), so the two add up to every byte
-    /// under the root
+    /// under the root. A root that is read-only here (FILE_CACHE_READONLY set, or a root
+    /// this user cannot write: programs run so only read it) gets a `read-only:` line saying
+    /// why
     List {
         /// Print JSON instead of a table
         #[arg(long)]
@@ -214,6 +216,8 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
     // Everything under the root that is not an entry. (Files written or removed between the
     // two walks may make it off by those; it never goes below zero.)
     let bookkeeping_bytes = all_bytes.saturating_sub(entry_bytes);
+    // What this process sees: a program run in the same environment only reads the root.
+    let read_only = inspect::read_only(root);
     if json {
         #[derive(Serialize)]
         struct Listing<'a> {
@@ -223,12 +227,15 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
             entry_bytes: u64,
             /// Every other file's bytes under the root.
             bookkeeping_bytes: u64,
+            /// Why the root is read-only here, when it is.
+            read_only: Option<&'static str>,
         }
         let listing = Listing {
             root,
             functions: &rows,
             entry_bytes,
             bookkeeping_bytes,
+            read_only: read_only.map(inspect::ReadOnly::reason),
         };
         match serde_json::to_string_pretty(&listing) {
             Ok(text) => say!("{text}"),
@@ -237,6 +244,12 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
         return Ok(());
     }
     print_table(root, &rows, bookkeeping_bytes);
+    if let Some(why) = read_only {
+        say!(
+            "read-only: {} (programs run so serve hits and store nothing)",
+            why.reason()
+        );
+    }
     Ok(())
 }
 

@@ -256,6 +256,43 @@ fn list_shows_functions_largest_first_with_hits_and_time_saved() {
 }
 
 #[test]
+fn list_says_when_the_root_is_read_only_here_and_clear_refuses_then() {
+    let root = filled_root();
+    let text = succeeds(file_cache_cmd(root.path(), &["list"]));
+    assert!(!text.contains("read-only"), "{text}");
+    assert_eq!(listing(root.path())["read_only"], serde_json::Value::Null);
+
+    let read_only = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_file-cache"))
+            .arg("--dir")
+            .arg(root.path())
+            .args(args)
+            .env_remove("FILE_CACHE_DIR")
+            .env("FILE_CACHE_READONLY", "1")
+            .output()
+            .expect("run file-cache")
+    };
+    let text = succeeds(read_only(&["list"]));
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("read-only: FILE_CACHE_READONLY is set"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&succeeds(read_only(&["list", "--json"])))
+        .expect("list --json prints JSON");
+    assert_eq!(json["read_only"], "FILE_CACHE_READONLY is set");
+    // Clearing a read-only root fails, saying why, and removes nothing.
+    let entries = entries_of(root.path(), "cli::render").len();
+    let output = read_only(&["clear"]);
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("FILE_CACHE_READONLY"), "{said}");
+    assert_eq!(entries_of(root.path(), "cli::render").len(), entries);
+}
+
+#[test]
 fn a_missing_root_is_an_empty_cache() {
     let root = tempfile::tempdir().unwrap();
     let missing = root.path().join("never/created");

@@ -13,6 +13,7 @@ use super::check::{decode_entry, decode_entry_from, is_expired};
 use crate::codec::flat;
 use crate::codec::{self, Codec};
 use crate::config::{config, Mode};
+use crate::disk::root::Access;
 use crate::disk::size_limit;
 use crate::disk::{paths, read, versions};
 use crate::entry::{self};
@@ -20,7 +21,7 @@ use crate::entry::{self};
 use crate::fingerprint::Fingerprint;
 use crate::memory::{self, Memory};
 use crate::remote::{self, Fetched};
-use crate::site::{Problem, Site};
+use crate::site::{root_of, Problem, Site};
 use crate::stats;
 use crate::verified::FileId;
 use serde::de::DeserializeOwned;
@@ -384,6 +385,15 @@ pub(super) fn keep_locally(site: &'static Site, path: &Path, entry: &[u8]) {
     let len = entry.len() as u64;
     let saved_us = entry::peek_times(entry).map_or(0, |(_, compute_us)| compute_us);
     stats::record_hit(site, path, len, saved_us);
+    if root_of(site).access() != Access::ReadWrite {
+        // A root that cannot be written was said once, when it was checked; a read-only
+        // cache keeps nothing, in silence.
+        log::debug!(
+            "file_cache: {}: the remote hit is not kept under a read-only root",
+            site.display_name()
+        );
+        return;
+    }
     if !size_limit::admit(path, len) {
         return;
     }
@@ -396,6 +406,15 @@ pub(super) fn keep_locally(site: &'static Site, path: &Path, entry: &[u8]) {
 /// A root that cannot be written usually fails every function alike: warn once per process.
 pub(crate) fn warn_write_failure(site: &Site, path: &Path, error: &std::io::Error) {
     static WARNED: AtomicBool = AtomicBool::new(false);
+    if crate::disk::gate::is_refusal(error) {
+        // The cache is read-only: said when that was found.
+        log::debug!(
+            "file_cache: {}: not writing {} ({error})",
+            site.display_name(),
+            path.display()
+        );
+        return;
+    }
     let message = format!(
         "file_cache: {}: cannot write {} ({error}); results are not being cached",
         site.display_name(),

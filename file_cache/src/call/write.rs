@@ -8,7 +8,7 @@ use super::check::unix_millis;
 use super::tiers::{entry_path, memory_of, note_version, warn_write_failure};
 use crate::codec::{self, Codec};
 use crate::disk::root::{Access, Root};
-use crate::disk::size_limit;
+use crate::disk::{gate, size_limit};
 use crate::entry::Header;
 use crate::memory::{self};
 use crate::site::{root_of, Problem, Site};
@@ -60,7 +60,11 @@ where
         }
     };
     if root.access() != Access::ReadWrite {
-        // Said once, when the root was checked.
+        // An unwritable root was said once, when it was checked; a read-only cache counts
+        // what it did not store.
+        if let Some(why) = gate::refusal(path) {
+            stats::record_not_stored(site, &why);
+        }
         return Some((codec.id(), payload));
     }
     let len = (header.len() + payload.len()) as u64;

@@ -3,7 +3,10 @@
 //! the checks that tell a log the runtime wrote from a damaged one. It knows the records'
 //! format, not which function or process they count.
 
+use crate::disk::gate;
 use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
 use std::time::Duration;
 
 /// Name of the hit log in a function's directory.
@@ -20,6 +23,15 @@ pub struct HitTotals {
     pub hits: u64,
     /// Compute time those hits did not spend.
     pub time_saved: Duration,
+}
+
+/// Appends `record` to the hit log at `log` (created if missing, private to the user; a
+/// planted link there is removed first); returns the log's length after it. One `write`
+/// with `O_APPEND`: records of concurrent processes never interleave.
+pub(crate) fn append(log: &Path, record: &[u8; RECORD_LEN]) -> io::Result<u64> {
+    let mut file = gate::open_own(log, gate::Own::Append)?;
+    file.write_all(record)?;
+    Ok(file.metadata()?.len())
 }
 
 /// Bytes of one record of a hit log.

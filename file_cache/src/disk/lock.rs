@@ -20,7 +20,8 @@
 
 use crate::config::Faults;
 use crate::disk::files;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use crate::disk::gate;
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,7 @@ pub(crate) struct EntryLock {
 impl Drop for EntryLock {
     fn drop(&mut self) {
         // Best effort: a file left behind is removed by a later holder or sweep.
-        let _ = fs::remove_file(&self.path);
+        let _ = gate::remove_file(&self.path);
     }
 }
 
@@ -69,7 +70,7 @@ const RECREATE_DIR: usize = 16;
 /// level there at `mkdir` and gone when looked at. Counts each try in `recreated`.
 fn create_dir(dir: &Path, recreated: &mut usize) -> io::Result<()> {
     loop {
-        let error = match files::create_dir_all(dir) {
+        let error = match gate::create_dir_all(dir) {
             Ok(()) => return Ok(()),
             Err(error) => error,
         };
@@ -114,7 +115,7 @@ pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<O
             }
             // Never lock (or create) a link's target: remove the link and try again.
             Err(error) if files::is_link(&error, &path) => {
-                files::remove_planted(&path);
+                gate::remove_planted(&path);
                 continue;
             }
             Err(error) => return Err(error),
@@ -156,30 +157,24 @@ pub(crate) fn gave_up(error: &io::Error) -> bool {
 
 /// Removes a lock file left behind by a dead holder, if nobody holds it.
 pub(crate) fn remove_if_unheld(path: &Path, faults: Faults) {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true);
-    let file = match files::open(&mut options, path) {
+    let file = match gate::open_existing(path) {
         Ok(file) => file,
         Err(error) => {
             if files::is_link(&error, path) {
-                files::remove_planted(path);
+                gate::remove_planted(path);
             }
             return;
         }
     };
     if let Ok(true) = try_lock(&file, faults) {
         if let Ok(true) = still_linked(&file, path) {
-            let _ = fs::remove_file(path);
+            let _ = gate::remove_file(path);
         }
     }
 }
 
 fn open(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, files::file_mode());
-    files::open(&mut options, path)
+    gate::open_lock(path)
 }
 
 fn lock(file: &File, faults: Faults) -> io::Result<()> {

@@ -7,6 +7,7 @@
 //! and knows nothing of sites, calls, stats or the remote tier.
 
 pub(crate) mod files;
+pub(crate) mod gate;
 pub(crate) mod hitlog;
 pub(crate) mod lock;
 pub(crate) mod paths;

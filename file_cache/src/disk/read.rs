@@ -110,7 +110,7 @@ fn open_entry(path: &Path) -> io::Result<Option<File>> {
         Ok(file) => Ok(Some(file)),
         Err(e) if is_absent(&e) => Ok(None),
         Err(e) if files::is_link(&e, path) => {
-            files::remove_planted(path);
+            crate::disk::gate::remove_planted(path);
             Ok(None)
         }
         Err(e) => Err(e),

@@ -9,7 +9,7 @@
 //! `FILE_CACHE_SHARED=1` says it is shared on purpose.
 
 use crate::config::{config, Config};
-use crate::disk::files;
+use crate::disk::gate;
 use crate::disk::lock;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -60,8 +60,16 @@ impl Root {
 
     fn probe(&self) -> (Access, bool) {
         *self.probed.get_or_init(|| {
+            if gate::read_only() {
+                // Read-only on purpose: probing would write.
+                return (Access::ReadOnly, false);
+            }
             let config = config();
             let access = probe_writes(&self.path, config);
+            if access == Access::ReadOnly {
+                // Every writer under it is refused from now on, by the gate, in silence.
+                gate::mark_unwritable(&self.path);
+            }
             let locks = access == Access::ReadWrite && probe_locks(&self.path, config);
             (access, locks)
         })
@@ -115,6 +123,12 @@ fn check(path: &Path, config: &Config) -> Root {
             false
         }
     };
+    if usable && !gate::can_write(path) {
+        // Known before any write is tried (one `faccessat`): a process whose calls all hit
+        // tries no hit log, version record or recency touch there either. The probe, at the
+        // first miss, says so.
+        gate::mark_unwritable(path);
+    }
     Root {
         path: path.to_path_buf(),
         usable,
@@ -130,12 +144,23 @@ enum Refusal {
     Unavailable(String),
 }
 
-/// Creates the root if it is missing, then checks who controls it.
+/// Creates the root if it is missing (a read-only cache leaves it missing: nothing can be
+/// read there, nor planted), then checks who controls it.
 fn trust(path: &Path, shared: bool) -> Result<(), Refusal> {
     let mut meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && gate::read_only() => {
+            // Not created: every read misses (the remote tier is still asked), and nothing
+            // is stored. Nothing there can have been planted.
+            log::debug!(
+                "file_cache: the cache root {} does not exist; the cache is read-only, so it \
+                 is not created",
+                path.display()
+            );
+            return Ok(());
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            files::create_dir_all(path)
+            gate::create_dir_all(path)
                 .map_err(|e| Refusal::Unavailable(format!("cannot create it: {e}")))?;
             // Looked at again: something else may have been put there meanwhile.
             fs::symlink_metadata(path).map_err(|e| Refusal::Unavailable(e.to_string()))?
@@ -188,9 +213,9 @@ fn probe_path(root: &Path, which: &str) -> std::path::PathBuf {
 /// renaming over an existing file (the commit of every store) work?
 fn probe_writes(root: &Path, config: &Config) -> Access {
     let (a, b) = (probe_path(root, "a"), probe_path(root, "b"));
-    let written = files::write_new(&a, &[b"a"]).and_then(|()| files::write_new(&b, &[b"b"]));
+    let written = gate::write_new(&a, &[b"a"]).and_then(|()| gate::write_new(&b, &[b"b"]));
     if let Err(error) = written {
-        let _ = fs::remove_file(&a);
+        let _ = gate::remove_file(&a);
         log::warn!(
             "file_cache: cannot write under the cache root {} ({error}): entries already there \
              are used, new results are not stored",
@@ -198,7 +223,7 @@ fn probe_writes(root: &Path, config: &Config) -> Access {
         );
         return Access::ReadOnly;
     }
-    let renamed = files::rename_over_only(&a, &b, config.faults).and_then(|()| {
+    let renamed = gate::rename_over_only(&a, &b, config.faults).and_then(|()| {
         let mut content = Vec::new();
         File::open(&b)?.read_to_end(&mut content)?;
         if content == b"a" {
@@ -215,8 +240,8 @@ fn probe_writes(root: &Path, config: &Config) -> Access {
             root.display()
         );
     }
-    let _ = fs::remove_file(&a);
-    let _ = fs::remove_file(&b);
+    let _ = gate::remove_file(&a);
+    let _ = gate::remove_file(&b);
     Access::ReadWrite
 }
 
@@ -224,11 +249,11 @@ fn probe_writes(root: &Path, config: &Config) -> Access {
 /// single-flight?
 fn probe_locks(root: &Path, config: &Config) -> bool {
     let path = probe_path(root, "lock");
-    let result = files::write_new(&path, &[]).and_then(|()| {
+    let result = gate::write_new(&path, &[]).and_then(|()| {
         let file = File::open(&path)?;
         lock::try_lock(&file, config.faults)
     });
-    let _ = fs::remove_file(&path);
+    let _ = gate::remove_file(&path);
     match result {
         Ok(_) => true,
         Err(error) => {

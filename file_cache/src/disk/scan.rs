@@ -4,6 +4,7 @@
 //! of sites, calls or this process's state.
 
 use crate::disk::files;
+use crate::disk::gate;
 use crate::disk::hitlog::{HitRecord, HitTotals, HIT_LOG, MAX_HIT_LOG};
 use crate::disk::versions::{recorded_version, CURRENT_VERSION};
 use crate::entry::{self, EntryError};
@@ -232,7 +233,7 @@ impl FunctionDir {
         for _ in 0..self.name.matches('/').count() {
             let Some(dir) = parent else { break };
             // Fails, and stops, at a directory that holds anything else.
-            if fs::remove_dir(dir).is_err() {
+            if gate::remove_dir(dir).is_err() {
                 break;
             }
             parent = dir.parent();
@@ -308,13 +309,13 @@ fn remove_tree(dir: &Path, level: Level) -> io::Result<u64> {
                 removed += remove_tree(&item.path(), inner)?;
                 continue;
             }
-            match fs::remove_file(item.path()) {
+            match gate::remove_file(&item.path()) {
                 Ok(()) => removed += u64::from(level == Level::Shard && !hidden),
                 Err(e) if is_gone(&e) => {}
                 Err(e) => return Err(e),
             }
         }
-        match fs::remove_dir(dir) {
+        match gate::remove_dir(dir) {
             Ok(()) => return Ok(removed),
             Err(e) if is_gone(&e) => return Ok(removed),
             // Written to since it was listed: list it again.
@@ -342,7 +343,7 @@ impl EntryFile {
     /// A process storing into the same shard at that moment is not disturbed: the shard is
     /// removed only while empty, and a writer that finds its shard gone creates it again.
     pub fn remove(&self) -> io::Result<()> {
-        match fs::remove_file(&self.path) {
+        match gate::remove_file(&self.path) {
             Ok(()) => {}
             Err(e) if is_gone(&e) => {}
             Err(e) => return Err(e),
@@ -364,7 +365,7 @@ pub(crate) fn remove_empty_shard(entry: &Path) {
     });
     if is_shard {
         // `remove_dir` never removes a directory that holds anything.
-        let _ = fs::remove_dir(shard);
+        let _ = gate::remove_dir(shard);
     }
 }
 

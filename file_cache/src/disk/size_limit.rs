@@ -31,13 +31,13 @@
 //!   larger than the bound, or when a pass less than a second ago could not make room.
 
 use crate::config::{config, MAX_SIZE_VAR};
-use crate::disk::files;
+use crate::disk::gate;
 use crate::disk::scan::{self, EntryFile};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fs::File;
 #[cfg(not(unix))]
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -192,7 +192,7 @@ impl Bound {
                     let unchanged = std::fs::metadata(&victim.path)
                         .and_then(|meta| meta.modified())
                         .is_ok_and(|modified| modified == victim.modified);
-                    if unchanged && std::fs::remove_file(&victim.path).is_ok() {
+                    if unchanged && gate::remove_file(&victim.path).is_ok() {
                         record.size = record.size.saturating_sub(victim.len);
                         scan::remove_empty_shard(&victim.path);
                     }
@@ -432,11 +432,7 @@ impl Record {
 }
 
 fn open_record(root: &Path) -> Option<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match files::open_own(&mut options, &root.join(SIZE_RECORD)) {
+    match gate::open_own(&root.join(SIZE_RECORD), gate::Own::Update) {
         Ok(file) => Some(file),
         Err(error) => {
             log::debug!(
@@ -491,13 +487,7 @@ fn write_record(file: &mut File, record: Record) -> std::io::Result<()> {
     bytes[..8].copy_from_slice(&record.size.to_le_bytes());
     bytes[8..16].copy_from_slice(&record.passes.to_le_bytes());
     bytes[16..].copy_from_slice(&record.added.to_le_bytes());
-    #[cfg(unix)]
-    return std::os::unix::fs::FileExt::write_all_at(file, &bytes, 0);
-    #[cfg(not(unix))]
-    {
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(&bytes)
-    }
+    gate::write_at_start(file, &bytes)
 }
 
 /// What one pruning pass did.
@@ -608,10 +598,11 @@ pub(crate) fn stored(path: &Path, len: u64) {
     bound.wake_if_near(bound.estimate.load(Ordering::Relaxed));
 }
 
-/// Marks the entry at `path` as just used, when a bound is set and this process has not
-/// done so in the last minute.
+/// Marks the entry at `path` as just used, when a bound is set, the root is not read-only
+/// and this process has not done so in the last minute.
 pub(crate) fn touch(path: &Path, key: &[u8; 32]) {
-    if bound().is_none() {
+    if bound().is_none() || gate::refusal(path).is_some() {
+        // Nothing to keep recent, or a read-only root: its mtimes stay as they are.
         return;
     }
     static TOUCHED: Mutex<Option<std::collections::HashMap<[u8; 8], Instant>>> = Mutex::new(None);
@@ -631,38 +622,12 @@ pub(crate) fn touch(path: &Path, key: &[u8; 32]) {
         }
         touched.insert(id, now);
     }
-    if let Err(error) = set_mtime_now(path) {
+    if let Err(error) = gate::set_mtime_now(path) {
         log::debug!(
             "file_cache: cannot refresh the mtime of {} ({error})",
             path.display()
         );
     }
-}
-
-#[cfg(unix)]
-fn set_mtime_now(path: &Path) -> std::io::Result<()> {
-    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD, UTIME_NOW, UTIME_OMIT};
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: 0,
-            tv_nsec: UTIME_OMIT,
-        },
-        last_modification: Timespec {
-            tv_sec: 0,
-            tv_nsec: UTIME_NOW,
-        },
-    };
-    // One system call, by path: no open, no close. A link there is not followed: its own
-    // time moves, never its target's.
-    utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(std::io::Error::from)
-}
-
-#[cfg(not(unix))]
-fn set_mtime_now(path: &Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)?
-        .set_modified(std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -893,7 +858,7 @@ mod tests {
         file.set_modified(old).unwrap();
         let link = dir.path().join("entry");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let _ = set_mtime_now(&link);
+        let _ = gate::set_mtime_now(&link);
         let after = std::fs::metadata(&target).unwrap().modified().unwrap();
         assert_eq!(after, old);
     }
@@ -906,7 +871,7 @@ mod tests {
         let file = std::fs::File::options().write(true).open(&path).unwrap();
         file.set_modified(SystemTime::now() - Duration::from_secs(3600))
             .unwrap();
-        set_mtime_now(&path).unwrap();
+        gate::set_mtime_now(&path).unwrap();
         let age = std::fs::metadata(&path).unwrap().modified().unwrap();
         assert!(age > SystemTime::now() - Duration::from_secs(60));
         assert_eq!(std::fs::read(&path).unwrap(), b"value");

@@ -4,9 +4,8 @@
 //! they hold is the caller's.
 
 use crate::config::{config, Faults};
-use crate::disk::files::{
-    create_dir_all, is_temp_file, rename_over, temp_path, write_new, write_new_slowly,
-};
+use crate::disk::files::{is_temp_file, temp_path};
+use crate::disk::gate::{self, create_dir_all, rename_over, write_new, write_new_slowly};
 use crate::disk::lock;
 use std::collections::HashSet;
 use std::fs::{self};
@@ -86,7 +85,7 @@ fn write_atomic_once(dir: &Path, path: &Path, parts: &[&[u8]]) -> Result<io::Res
         Err(error) => {
             // Best effort: the temporary file may not exist, and a failure here changes
             // nothing.
-            let _ = fs::remove_file(&temp);
+            let _ = gate::remove_file(&temp);
             if error.kind() == io::ErrorKind::NotFound {
                 Err(Vanished(error))
             } else {
@@ -138,7 +137,7 @@ pub(crate) fn sweep(dir: &Path, stale_after: Duration, faults: Faults) {
                 "file_cache: removing stale temporary file {}",
                 path.display()
             );
-            let _ = fs::remove_file(&path);
+            let _ = gate::remove_file(&path);
         } else {
             lock::remove_if_unheld(&path, faults);
         }
@@ -148,7 +147,7 @@ pub(crate) fn sweep(dir: &Path, stale_after: Duration, faults: Faults) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::files::rename_over_only;
+    use crate::disk::gate::rename_over_only;
     use crate::disk::read::read;
 
     #[test]

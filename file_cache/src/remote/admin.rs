@@ -46,9 +46,16 @@ pub fn list(function: Option<&str>) -> Result<Vec<RemoteEntry>, RemoteError> {
 }
 
 /// Deletes the remote entries of one function (its directory name) or of all; returns
-/// how many there were.
+/// how many there were. A read-only cache (`FILE_CACHE_READONLY=1`) refuses, saying so.
 pub fn clear(function: Option<&str>) -> Result<usize, RemoteError> {
     let tier = tier().ok_or(RemoteError::NotConfigured)?;
+    if crate::config::config().read_only {
+        return Err(RemoteError::BadSetting(
+            "the cache is read-only (FILE_CACHE_READONLY is set): the remote tier is not \
+             cleared"
+                .to_owned(),
+        ));
+    }
     let names: Vec<String> = list(function)?
         .into_iter()
         .map(|e| format!("{}/{}", e.function, e.key))

@@ -46,7 +46,8 @@ pub enum Writes {
     Background,
     /// Uploaded before the call returns (bounded by the timeout while the remote answers).
     Sync,
-    /// Never written: this process only reads the remote.
+    /// Never written: this process only reads the remote. `FILE_CACHE_READONLY=1` (the
+    /// whole cache read-only) makes every process's writes `Off`, whatever is chosen here.
     Off,
 }
 

@@ -22,7 +22,7 @@
 //! | `FILE_CACHE_REMOTE_SECRET` | sign entries, refuse unsigned or wrongly signed ones |
 //! | `FILE_CACHE_REMOTE_TIMEOUT_MS` | longest wait to connect or for the next bytes (default 200) |
 //! | `FILE_CACHE_REMOTE_RETRY_S` | how long a failing remote is skipped (default 30) |
-//! | `FILE_CACHE_REMOTE_WRITE` | `background` (default), `sync` or `off` (read only) |
+//! | `FILE_CACHE_REMOTE_WRITE` | `background` (default), `sync` or `off` (read only; `FILE_CACHE_READONLY=1` makes it `off`) |
 //! | `FILE_CACHE_REMOTE_EXIT_WAIT` | seconds a thread that queued background uploads waits for them as it ends, the main thread at exit (default 5; 0: no wait) |
 //!
 //! Background uploads still queued when the program ends (`main` returns, or it calls
@@ -102,7 +102,12 @@ fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
         backend: open_backend(&remote.url, remote.timeout.min(MAX_SETTING))?,
         mac: remote.secret.as_deref().map(Mac::new),
         breaker: Breaker::new(remote.retry_after.min(MAX_SETTING)),
-        writes: remote.writes,
+        // A read-only cache writes nowhere, the remote included.
+        writes: if crate::config::config().read_only {
+            Writes::Off
+        } else {
+            remote.writes
+        },
         uploads: upload::Queue::default(),
         exit_wait: remote.exit_wait,
         admin: OnceLock::new(),
