@@ -173,6 +173,10 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             Generic::Lifetime(_) => {}
         }
     }
+    if !options.env.is_empty() {
+        let names = &options.env;
+        feed.push(quote! { __fc_k.env(&[#(#names),*]); });
+    }
     if let Some(receiver) = &function.receiver {
         if !options.ignore.iter().any(|name| name == "self") {
             let value = self_value(receiver);

@@ -197,6 +197,22 @@ impl KeyBuilder {
         }
     }
 
+    /// Adds the values of the environment variables `names` as they are now (each call reads
+    /// them again): a variable that is set, even to nothing, is keyed by its bytes; one that
+    /// is not set is keyed as unset, which no value equals.
+    pub fn env(&mut self, names: &[&'static str]) {
+        self.hasher.write_label("env");
+        for name in names {
+            self.hasher.write_label(name);
+            match std::env::var_os(name) {
+                Some(value) => self.hasher.write_raw(value.as_encoded_bytes()),
+                // A label where a value's raw bytes would be: a different tag, so unset
+                // never reads as any value, the empty one included.
+                None => self.hasher.write_label("unset"),
+            }
+        }
+    }
+
     /// The `Self` type added so far, if any.
     pub(crate) fn self_ty(&self) -> Option<&'static str> {
         self.self_ty
