@@ -1,12 +1,17 @@
-//! What a function reads besides its arguments: environment variables named in
-//! `#[file_cache(env = [...])]` join the key, read at each call. Each case that changes the
-//! environment runs in a child process, so no thread of this binary sees it change.
+//! What a function reads besides its arguments: files and directory trees named by the
+//! parameters in `#[file_cache(files = [...])]` join the key by their contents, and
+//! environment variables named in `env = [...]` by their values, read at each call. Each
+//! case that changes the environment runs in a child process, so no thread of this binary
+//! sees it change.
 
 mod common;
 
 use common::{child_role, init, marked_lines, run_child};
 use file_cache::file_cache;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -80,4 +85,208 @@ fn an_environment_variable_named_in_env_joins_the_key() {
         (": why".into(), 0),
         "unset: hit"
     );
+}
+
+static SUMMARIES: AtomicUsize = AtomicUsize::new(0);
+
+/// A file's length and first byte: a file edited in place keeping its size and mtime
+/// summarizes alike by metadata, not by contents.
+#[file_cache(files = [path])]
+fn summarize(path: &Path) -> Option<(u64, u8)> {
+    SUMMARIES.fetch_add(1, Ordering::SeqCst);
+    let bytes = fs::read(path).ok()?;
+    Some((bytes.len() as u64, *bytes.first()?))
+}
+
+fn summarize_counted(path: &Path) -> (Option<(u64, u8)>, usize) {
+    let before = SUMMARIES.load(Ordering::SeqCst);
+    let value = summarize(path);
+    (value, SUMMARIES.load(Ordering::SeqCst) - before)
+}
+
+fn set_mtime(path: &Path, mtime: SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
+#[test]
+fn a_file_is_keyed_by_its_bytes_not_its_metadata() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input.txt");
+    fs::write(&path, b"alpha").unwrap();
+    assert_eq!(
+        summarize_counted(&path),
+        (Some((5, b'a')), 1),
+        "first: miss"
+    );
+    assert_eq!(summarize_counted(&path), (Some((5, b'a')), 0), "again: hit");
+
+    // Touched, bytes unchanged: a hit.
+    set_mtime(&path, SystemTime::now() + Duration::from_secs(3600));
+    assert_eq!(
+        summarize_counted(&path),
+        (Some((5, b'a')), 0),
+        "touched: hit"
+    );
+
+    // Edited to the same size, its mtime put back: a miss all the same.
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    fs::write(&path, b"omega").unwrap();
+    set_mtime(&path, mtime);
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    assert_eq!(
+        summarize_counted(&path),
+        (Some((5, b'o')), 1),
+        "edited: miss"
+    );
+    assert_eq!(summarize_counted(&path), (Some((5, b'o')), 0));
+
+    // The same bytes at another path: the path is part of the key too.
+    let other = dir.path().join("copy.txt");
+    fs::copy(&path, &other).unwrap();
+    assert_eq!(
+        summarize_counted(&other),
+        (Some((5, b'o')), 1),
+        "another path: miss"
+    );
+}
+
+#[test]
+fn a_missing_path_is_keyed_as_missing() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("later.txt");
+    assert_eq!(summarize_counted(&path), (None, 1));
+    assert_eq!(summarize_counted(&path), (None, 0), "still missing: hit");
+    fs::write(&path, b"now").unwrap();
+    assert_eq!(
+        summarize_counted(&path),
+        (Some((3, b'n')), 1),
+        "created: miss"
+    );
+    fs::remove_file(&path).unwrap();
+    assert_eq!(
+        summarize_counted(&path),
+        (None, 0),
+        "missing again: the first entry"
+    );
+}
+
+static INDEXES: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts the files of a tree (a repository to index, say).
+#[file_cache(files = [root])]
+fn index(root: PathBuf) -> usize {
+    INDEXES.fetch_add(1, Ordering::SeqCst);
+    fn count(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    count(&entry.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    }
+    count(&root)
+}
+
+fn index_runs(root: &Path) -> usize {
+    let before = INDEXES.load(Ordering::SeqCst);
+    index(root.to_path_buf());
+    INDEXES.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn a_directory_is_keyed_by_its_whole_tree() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let deep = root.join("src/a/b/c");
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("lib.rs"), b"fn main() {}").unwrap();
+    fs::write(root.join("README"), b"hello").unwrap();
+    assert_eq!(index_runs(&root), 1);
+    assert_eq!(index_runs(&root), 0, "unchanged: hit");
+
+    fs::write(deep.join("new.rs"), b"").unwrap();
+    assert_eq!(index_runs(&root), 1, "a file added deep in the tree: miss");
+    assert_eq!(index_runs(&root), 0);
+    fs::rename(deep.join("new.rs"), deep.join("old.rs")).unwrap();
+    assert_eq!(index_runs(&root), 1, "renamed: miss");
+    fs::remove_file(deep.join("old.rs")).unwrap();
+    assert_eq!(
+        index_runs(&root),
+        0,
+        "removed: the tree of the first call again"
+    );
+    fs::write(deep.join("lib.rs"), b"fn main() {1}").unwrap();
+    assert_eq!(index_runs(&root), 1, "a file edited deep in the tree: miss");
+    std::os::unix::fs::symlink("../README", deep.join("link")).unwrap();
+    assert_eq!(index_runs(&root), 1, "a link added: miss");
+    fs::remove_file(deep.join("link")).unwrap();
+    std::os::unix::fs::symlink("../../README", deep.join("link")).unwrap();
+    assert_eq!(index_runs(&root), 1, "a link's target changed: miss");
+    // Touching a file (mtime only) changes nothing.
+    set_mtime(
+        &deep.join("lib.rs"),
+        SystemTime::now() + Duration::from_secs(60),
+    );
+    assert_eq!(index_runs(&root), 0, "touched: hit");
+}
+
+static MANY: AtomicUsize = AtomicUsize::new(0);
+
+/// Every form `files` takes: `&str`, `String`, `Option`, a slice and a `Vec`, and a
+/// generic `AsRef<Path>`.
+#[file_cache(files = [a, b, c, d, e, f])]
+fn many<P: AsRef<Path> + serde::Serialize>(
+    a: &str,
+    b: String,
+    c: Option<PathBuf>,
+    d: &[&Path],
+    e: Vec<String>,
+    f: P,
+) -> usize {
+    MANY.fetch_add(1, Ordering::SeqCst);
+    let _ = (a, b, c, d, e, f.as_ref());
+    0
+}
+
+#[test]
+fn every_path_form_is_keyed_by_contents() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..6).map(|i| dir.path().join(format!("{i}"))).collect();
+    for path in &paths {
+        fs::write(path, b"x").unwrap();
+    }
+    let text = |i: usize| paths[i].to_str().unwrap().to_owned();
+    let call = || {
+        let before = MANY.load(Ordering::SeqCst);
+        many(
+            &text(0),
+            text(1),
+            Some(paths[2].clone()),
+            &[paths[3].as_path()],
+            vec![text(4)],
+            paths[5].as_path(),
+        );
+        MANY.load(Ordering::SeqCst) - before
+    };
+    assert_eq!(call(), 1);
+    assert_eq!(call(), 0);
+    for (i, path) in paths.iter().enumerate() {
+        fs::write(path, format!("changed {i}")).unwrap();
+        assert_eq!(call(), 1, "parameter {i} changed: miss");
+        assert_eq!(call(), 0);
+    }
 }

@@ -100,6 +100,7 @@ mod entry;
 mod fingerprint;
 mod flight;
 pub mod guide;
+mod inputs;
 pub mod inspect;
 mod key;
 mod manage;
@@ -152,7 +153,7 @@ pub use call::{call, call_outputs, call_result, call_result_outputs, KeyBuilder}
 #[doc(hidden)]
 pub use call::{call_async, call_outputs_async, call_result_async, call_result_outputs_async};
 #[doc(hidden)]
-pub use call::{KeyArg, KeySelf};
+pub use call::{FilesArg, KeyArg, KeySelf};
 #[doc(hidden)]
 pub use outputs::{output, replace, Output};
 #[doc(hidden)]
@@ -170,7 +171,7 @@ pub mod __private {
     pub use crate::call::{call_async, call_result_async};
     pub use crate::call::{call_outputs, call_result_outputs};
     pub use crate::call::{call_outputs_async, call_result_outputs_async};
-    pub use crate::call::{KeyArg, KeySelf};
+    pub use crate::call::{FilesArg, KeyArg, KeySelf};
     pub use crate::codec::Codec;
     pub use crate::outputs::{output, replace, Output, OutputRefs, MAX_OUTPUTS};
     pub use crate::site::{Site, SiteInfo};

@@ -245,6 +245,25 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             #(#cfg)*
             __fc_k.#method(#name, #value);
         });
+        // What a parameter in `files = [...]` names on disk joins the key after its value.
+        // A generic one (`P: AsRef<Path>`, `impl AsRef<Path>`) through its `AsRef`; any
+        // other through the runtime's `FilesArg`, whose error says what `files` takes.
+        if options.files.iter().any(|named| named.unraw() == *name) {
+            if generic {
+                feed.push(quote_spanned! {span=>
+                    #(#cfg)*
+                    __fc_k.file_generic(
+                        #name,
+                        ::core::convert::AsRef::<::std::path::Path>::as_ref(&#binding),
+                    );
+                });
+            } else {
+                feed.push(quote_spanned! {span=>
+                    #(#cfg)*
+                    __fc_k.files(#name, #value);
+                });
+            }
+        }
     }
 
     // Pattern parameters take a generated name in the signature and are destructured,

@@ -15,7 +15,7 @@ mod write;
 pub use asynchronous::{
     call_async, call_outputs_async, call_result_async, call_result_outputs_async,
 };
-pub use builder::{CallKey, KeyArg, KeyBuilder, KeySelf};
+pub use builder::{CallKey, FilesArg, KeyArg, KeyBuilder, KeySelf};
 pub use check::decode_untrusted;
 pub use write::write_entry;
 
