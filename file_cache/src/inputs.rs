@@ -11,10 +11,109 @@
 //!
 //! Nothing here fails: a path that cannot be read is keyed by why (the error's kind), so
 //! the call goes on and a later readable file is another key.
+//!
+//! **Hashing is paid once per change.** A file's digest is remembered by its identity:
+//! device, inode, size, and modification and change times in nanoseconds. A file whose
+//! identity matches a remembered one is trusted without reading it; anything else is
+//! hashed. A write changes the change time, which no process can set back (putting the
+//! modification time back with `touch -r` moves the change time to now), and a file
+//! replaced by rename is another inode. The gap is git's "racy" case: a write within the
+//! file system's timestamp granularity of the hash leaves the times as they were. So a
+//! digest is only remembered when the file's last change was at least [`SETTLE`] before
+//! the hash began, and a younger file is hashed on every call until it is older. The
+//! identity is taken again from the open file after hashing; a file that changed while it
+//! was read is not remembered either. On platforms without change times (not Unix),
+//! nothing is remembered: every call hashes.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// How old a file's last change must be, when its hash begins, for its digest to be
+/// remembered: beyond any file system's timestamp granularity (FAT's is 2 s).
+pub(crate) const SETTLE: Duration = Duration::from_secs(2);
+
+/// Most digests this process remembers; when full, it starts over.
+const MEMO_CAPACITY: usize = 1 << 16;
+
+/// A file's identity as `stat` reports it: what must not have moved for a remembered
+/// digest to stand for the file's bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct Identity {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub(crate) mtime: i128,
+    /// Change time, nanoseconds since the epoch.
+    pub(crate) ctime: i128,
+}
+
+impl Identity {
+    /// The identity of the file `meta` describes; `None` where there are no change times.
+    #[cfg(unix)]
+    pub(crate) fn of(meta: &fs::Metadata) -> Option<Identity> {
+        use std::os::unix::fs::MetadataExt;
+        let nanos = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
+        Some(Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: nanos(meta.mtime(), meta.mtime_nsec()),
+            ctime: nanos(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    #[cfg(not(unix))]
+    pub(crate) fn of(_: &fs::Metadata) -> Option<Identity> {
+        None
+    }
+
+    /// Whether the file's last change (either time) was at least [`SETTLE`] before `now`.
+    /// A time ahead of `now` (a clock set back) is never settled.
+    pub(crate) fn settled_at(&self, now: SystemTime) -> bool {
+        let Ok(now) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+            return false;
+        };
+        let limit = now.as_nanos() as i128 - SETTLE.as_nanos() as i128;
+        self.mtime <= limit && self.ctime <= limit
+    }
+}
+
+/// Digests remembered by identity, in this process.
+static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+
+/// Digests by `(device, inode)`, each with the identity it was taken at.
+type Memo = HashMap<(u64, u64), (Identity, [u8; 32])>;
+
+/// Files hashed so far by this process (every digest not served by identity).
+static HASHED: AtomicU64 = AtomicU64::new(0);
+
+/// Files this process has hashed to key `files = [...]` parameters; for tests and benches.
+pub fn files_hashed() -> u64 {
+    HASHED.load(Ordering::Relaxed)
+}
+
+fn remembered(id: &Identity) -> Option<[u8; 32]> {
+    let memo = MEMO.lock().ok()?;
+    let (known, digest) = memo.as_ref()?.get(&(id.dev, id.ino))?;
+    (known == id).then_some(*digest)
+}
+
+fn remember(id: Identity, digest: [u8; 32]) {
+    let Ok(mut memo) = MEMO.lock() else {
+        return;
+    };
+    let memo = memo.get_or_insert_with(HashMap::new);
+    if memo.len() >= MEMO_CAPACITY {
+        memo.clear();
+    }
+    memo.insert((id.dev, id.ino), (id, digest));
+}
 
 /// Separates these digests from every other blake3 use of the crate.
 const DOMAIN: &str = "file_cache 2026-12 inputs: what a path names v1";
@@ -29,7 +128,7 @@ pub(crate) fn digest(path: &Path) -> [u8; 32] {
         }
         Ok(meta) if meta.is_file() => {
             hasher.update(b"f");
-            hash_file_into(path, &mut hasher);
+            hash_file_into(path, &meta, &mut hasher);
         }
         // A fifo, socket or device: its kind, never its contents (opening a fifo blocks).
         Ok(_) => {
@@ -50,15 +149,36 @@ pub(crate) fn digest(path: &Path) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// A regular file's bytes, hashed on their own (the digest that stands for the file).
-pub(crate) fn file_digest(path: &Path) -> io::Result<[u8; 32]> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(fs::File::open(path)?)?;
-    Ok(*hasher.finalize().as_bytes())
+/// A regular file's bytes, hashed on their own (the digest that stands for the file), or
+/// the digest remembered for its identity `meta` gives.
+pub(crate) fn file_digest(path: &Path, meta: &fs::Metadata) -> io::Result<[u8; 32]> {
+    file_digest_at(path, meta, SystemTime::now())
 }
 
-fn hash_file_into(path: &Path, hasher: &mut blake3::Hasher) {
-    match file_digest(path) {
+/// [`file_digest`] with the clock read as `now` (tests move it).
+fn file_digest_at(path: &Path, meta: &fs::Metadata, now: SystemTime) -> io::Result<[u8; 32]> {
+    let before = Identity::of(meta);
+    if let Some(digest) = before.as_ref().and_then(remembered) {
+        return Ok(digest);
+    }
+    let file = fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(&file)?;
+    HASHED.fetch_add(1, Ordering::Relaxed);
+    let digest = *hasher.finalize().as_bytes();
+    // Remembered only when the file did not move while it was read and was settled when
+    // the hash began (the racy case).
+    let after = file.metadata().ok().as_ref().and_then(Identity::of);
+    if let (Some(before), Some(after)) = (before, after) {
+        if before == after && before.settled_at(now) {
+            remember(before, digest);
+        }
+    }
+    Ok(digest)
+}
+
+fn hash_file_into(path: &Path, meta: &fs::Metadata, hasher: &mut blake3::Hasher) {
+    match file_digest(path, meta) {
         Ok(digest) => {
             hasher.update(&digest);
         }
@@ -142,10 +262,12 @@ fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>) {
                 Err(error) => (b'e', format!("{:?}", error.kind()).into_bytes()),
             },
             Ok(kind) if kind.is_dir() => (b'd', Vec::new()),
-            Ok(kind) if kind.is_file() => match file_digest(&path) {
-                Ok(digest) => (b'f', digest.to_vec()),
-                Err(error) => (b'e', format!("{:?}", error.kind()).into_bytes()),
-            },
+            Ok(kind) if kind.is_file() => {
+                match item.metadata().and_then(|meta| file_digest(&path, &meta)) {
+                    Ok(digest) => (b'f', digest.to_vec()),
+                    Err(error) => (b'e', format!("{:?}", error.kind()).into_bytes()),
+                }
+            }
             Ok(_) => (b'o', Vec::new()),
             Err(error) => (b'e', format!("{:?}", error.kind()).into_bytes()),
         };
@@ -164,6 +286,48 @@ fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A digest served by identity; hashed again when the identity moves or the file is
+    /// not settled. Counted by this test's own files: the memo is keyed by inode.
+    #[cfg(unix)]
+    #[test]
+    fn a_settled_identity_is_trusted_and_a_young_one_rehashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"bytes").unwrap();
+        let meta = || fs::metadata(&path).unwrap();
+        let later = || SystemTime::now() + SETTLE + Duration::from_secs(1);
+        let id = Identity::of(&meta()).unwrap();
+        assert!(!id.settled_at(SystemTime::now()), "just written");
+        assert!(id.settled_at(later()));
+
+        // Young: hashed, not remembered.
+        let digest = file_digest_at(&path, &meta(), SystemTime::now()).unwrap();
+        assert_eq!(remembered(&id), None, "a racy file is not remembered");
+        // Settled (the clock moved on): remembered, then served without a read.
+        assert_eq!(file_digest_at(&path, &meta(), later()).unwrap(), digest);
+        assert_eq!(remembered(&id), Some(digest));
+        // A remembered identity is trusted: a digest planted for it is what comes back
+        // (which is how a hit costs a stat).
+        remember(id, [7; 32]);
+        assert_eq!(file_digest_at(&path, &meta(), later()).unwrap(), [7; 32]);
+
+        // Edited in place to the same size, its mtime put back: the change time moved.
+        let mtime = meta().modified().unwrap();
+        std::thread::yield_now();
+        fs::write(&path, b"BYTES").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let moved = Identity::of(&meta()).unwrap();
+        assert_eq!(moved.mtime, id.mtime);
+        assert_ne!(moved, id, "ctime moved");
+        let fresh = file_digest_at(&path, &meta(), later()).unwrap();
+        assert_eq!(fresh, *blake3::hash(b"BYTES").as_bytes());
+    }
 
     #[test]
     fn files_trees_and_missing_paths() {
