@@ -290,3 +290,56 @@ fn every_path_form_is_keyed_by_contents() {
         assert_eq!(call(), 0);
     }
 }
+
+/// In a child: one call of `summarize` on the file the parent names, printing how many
+/// files this process hashed.
+#[test]
+fn child_summarize() {
+    init();
+    if child_role().as_deref() != Some("index") {
+        return;
+    }
+    let path = PathBuf::from(std::env::var_os("FC_TEST_INPUT").unwrap());
+    let (value, runs) = summarize_counted(&path);
+    println!("VALUE {value:?}");
+    println!("RUNS {runs}");
+    println!("HASHED {}", file_cache::__private::files_hashed());
+}
+
+/// A file hashed settled by one process is trusted by the next through the root's index,
+/// without a read; once it changes, it is hashed again.
+#[test]
+fn a_fresh_process_trusts_the_persisted_digest() {
+    init();
+    if child_role().is_some() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.txt");
+    fs::write(&input, b"settled").unwrap();
+    // Setup, not an assertion: the index keeps only files whose last change is 2 s old.
+    std::thread::sleep(Duration::from_millis(2100));
+    let run = || {
+        let output = run_child(
+            "child_summarize",
+            "index",
+            &[
+                ("FILE_CACHE_DIR", root.path().to_str().unwrap()),
+                ("FC_TEST_INPUT", input.to_str().unwrap()),
+            ],
+        );
+        let field = |name: &str| marked_lines(&output, name)[0].parse::<usize>().unwrap();
+        (field("RUNS "), field("HASHED "))
+    };
+    assert_eq!(run(), (1, 1), "first process: a miss, the file hashed");
+    assert!(root.path().join(".inputs-index").exists());
+    assert_eq!(run(), (0, 0), "next process: a hit, nothing read to key it");
+    fs::write(&input, b"SETTLED").unwrap();
+    assert_eq!(run(), (1, 1), "changed: hashed again, a miss");
+    assert_eq!(
+        run(),
+        (0, 1),
+        "young: hashed on every call until it settles, a hit"
+    );
+}

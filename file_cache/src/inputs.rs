@@ -84,6 +84,22 @@ impl Identity {
     }
 }
 
+/// Digests kept beyond this process (the root's index, `disk::digests`): consulted after
+/// the memo, and given every digest this process remembers. Taken as a trait object so
+/// this leaf knows no files under a root.
+pub(crate) trait Persisted {
+    /// The digest recorded for exactly this identity, if any.
+    fn get(&self, id: &Identity) -> Option<[u8; 32]>;
+    /// Records digests taken by this process, in one write.
+    fn put(&self, new: &[(Identity, [u8; 32])]);
+}
+
+/// Where one digest's lookups go and what it learnt, to be persisted at its end.
+struct Known<'a> {
+    persisted: Option<&'a dyn Persisted>,
+    learnt: Vec<(Identity, [u8; 32])>,
+}
+
 /// Digests remembered by identity, in this process.
 static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
 
@@ -118,17 +134,30 @@ fn remember(id: Identity, digest: [u8; 32]) {
 /// Separates these digests from every other blake3 use of the crate.
 const DOMAIN: &str = "file_cache 2026-12 inputs: what a path names v1";
 
-/// What `path` names, hashed: see the module's documentation.
-pub(crate) fn digest(path: &Path) -> [u8; 32] {
+/// What `path` names, hashed: see the module's documentation. File digests are looked up
+/// in this process's memo, then in `persisted`, before a file is read.
+pub(crate) fn digest(path: &Path, persisted: Option<&dyn Persisted>) -> [u8; 32] {
+    let mut known = Known {
+        persisted,
+        learnt: Vec::new(),
+    };
+    let digest = digest_with(path, &mut known);
+    if let Some(persisted) = known.persisted {
+        persisted.put(&known.learnt);
+    }
+    digest
+}
+
+fn digest_with(path: &Path, known: &mut Known<'_>) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key(DOMAIN);
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
             hasher.update(b"d");
-            hash_tree(path, &mut hasher);
+            hash_tree(path, &mut hasher, known);
         }
         Ok(meta) if meta.is_file() => {
             hasher.update(b"f");
-            hash_file_into(path, &meta, &mut hasher);
+            hash_file_into(path, &meta, &mut hasher, known);
         }
         // A fifo, socket or device: its kind, never its contents (opening a fifo blocks).
         Ok(_) => {
@@ -151,15 +180,26 @@ pub(crate) fn digest(path: &Path) -> [u8; 32] {
 
 /// A regular file's bytes, hashed on their own (the digest that stands for the file), or
 /// the digest remembered for its identity `meta` gives.
-pub(crate) fn file_digest(path: &Path, meta: &fs::Metadata) -> io::Result<[u8; 32]> {
-    file_digest_at(path, meta, SystemTime::now())
+fn file_digest(path: &Path, meta: &fs::Metadata, known: &mut Known<'_>) -> io::Result<[u8; 32]> {
+    file_digest_at(path, meta, SystemTime::now(), known)
 }
 
 /// [`file_digest`] with the clock read as `now` (tests move it).
-fn file_digest_at(path: &Path, meta: &fs::Metadata, now: SystemTime) -> io::Result<[u8; 32]> {
+fn file_digest_at(
+    path: &Path,
+    meta: &fs::Metadata,
+    now: SystemTime,
+    known: &mut Known<'_>,
+) -> io::Result<[u8; 32]> {
     let before = Identity::of(meta);
-    if let Some(digest) = before.as_ref().and_then(remembered) {
-        return Ok(digest);
+    if let Some(id) = &before {
+        if let Some(digest) = remembered(id) {
+            return Ok(digest);
+        }
+        if let Some(digest) = known.persisted.and_then(|persisted| persisted.get(id)) {
+            remember(*id, digest);
+            return Ok(digest);
+        }
     }
     let file = fs::File::open(path)?;
     let mut hasher = blake3::Hasher::new();
@@ -172,13 +212,19 @@ fn file_digest_at(path: &Path, meta: &fs::Metadata, now: SystemTime) -> io::Resu
     if let (Some(before), Some(after)) = (before, after) {
         if before == after && before.settled_at(now) {
             remember(before, digest);
+            known.learnt.push((before, digest));
         }
     }
     Ok(digest)
 }
 
-fn hash_file_into(path: &Path, meta: &fs::Metadata, hasher: &mut blake3::Hasher) {
-    match file_digest(path, meta) {
+fn hash_file_into(
+    path: &Path,
+    meta: &fs::Metadata,
+    hasher: &mut blake3::Hasher,
+    known: &mut Known<'_>,
+) {
+    match file_digest(path, meta, known) {
         Ok(digest) => {
             hasher.update(&digest);
         }
@@ -208,9 +254,9 @@ struct Entry {
     what: Vec<u8>,
 }
 
-fn hash_tree(root: &Path, hasher: &mut blake3::Hasher) {
+fn hash_tree(root: &Path, hasher: &mut blake3::Hasher, known: &mut Known<'_>) {
     let mut entries = Vec::new();
-    walk(root, &mut Vec::new(), &mut entries);
+    walk(root, &mut Vec::new(), &mut entries, known);
     entries.sort_unstable_by(|a, b| a.relative.cmp(&b.relative));
     hasher.update(&(entries.len() as u64).to_le_bytes());
     for entry in &entries {
@@ -220,7 +266,7 @@ fn hash_tree(root: &Path, hasher: &mut blake3::Hasher) {
     }
 }
 
-fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>) {
+fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>, known: &mut Known<'_>) {
     let listing = match fs::read_dir(dir) {
         Ok(listing) => listing,
         Err(error) => {
@@ -263,7 +309,10 @@ fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>) {
             },
             Ok(kind) if kind.is_dir() => (b'd', Vec::new()),
             Ok(kind) if kind.is_file() => {
-                match item.metadata().and_then(|meta| file_digest(&path, &meta)) {
+                match item
+                    .metadata()
+                    .and_then(|meta| file_digest(&path, &meta, known))
+                {
                     Ok(digest) => (b'f', digest.to_vec()),
                     Err(error) => (b'e', format!("{:?}", error.kind()).into_bytes()),
                 }
@@ -277,7 +326,7 @@ fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>) {
             what,
         });
         if kind == b'd' {
-            walk(&path, prefix, entries);
+            walk(&path, prefix, entries, known);
         }
         prefix.truncate(at);
     }
@@ -286,6 +335,58 @@ fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn none() -> Known<'static> {
+        Known {
+            persisted: None,
+            learnt: Vec::new(),
+        }
+    }
+
+    /// The persisted index is asked after the memo, and told what was hashed settled.
+    #[cfg(unix)]
+    #[test]
+    fn the_persisted_index_is_consulted_and_fed() {
+        use std::cell::RefCell;
+        struct Fake(RefCell<Vec<(Identity, [u8; 32])>>);
+        impl Persisted for Fake {
+            fn get(&self, id: &Identity) -> Option<[u8; 32]> {
+                let records = self.0.borrow();
+                records.iter().find(|(known, _)| known == id).map(|r| r.1)
+            }
+            fn put(&self, new: &[(Identity, [u8; 32])]) {
+                self.0.borrow_mut().extend_from_slice(new);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("planted");
+        fs::write(&planted, b"bytes").unwrap();
+        let id = Identity::of(&fs::metadata(&planted).unwrap()).unwrap();
+        let fake = Fake(RefCell::new(vec![(id, [9; 32])]));
+        let mut known = Known {
+            persisted: Some(&fake),
+            learnt: Vec::new(),
+        };
+        let meta = fs::metadata(&planted).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(
+            file_digest_at(&planted, &meta, now, &mut known).unwrap(),
+            [9; 32],
+            "a recorded identity is trusted"
+        );
+        let fresh = dir.path().join("fresh");
+        fs::write(&fresh, b"other").unwrap();
+        let meta = fs::metadata(&fresh).unwrap();
+        let later = SystemTime::now() + SETTLE + Duration::from_secs(1);
+        let hashed = file_digest_at(&fresh, &meta, later, &mut known).unwrap();
+        assert_eq!(known.learnt, [(Identity::of(&meta).unwrap(), hashed)]);
+        // `digest` hands what it learnt to the index in one put.
+        let tree = dir.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        fs::write(tree.join("young"), b"young").unwrap();
+        let _ = digest(&tree, Some(&fake));
+        assert_eq!(fake.0.borrow().len(), 1, "a young file is not recorded");
+    }
 
     /// A digest served by identity; hashed again when the identity moves or the file is
     /// not settled. Counted by this test's own files: the memo is keyed by inode.
@@ -302,15 +403,21 @@ mod tests {
         assert!(id.settled_at(later()));
 
         // Young: hashed, not remembered.
-        let digest = file_digest_at(&path, &meta(), SystemTime::now()).unwrap();
+        let digest = file_digest_at(&path, &meta(), SystemTime::now(), &mut none()).unwrap();
         assert_eq!(remembered(&id), None, "a racy file is not remembered");
         // Settled (the clock moved on): remembered, then served without a read.
-        assert_eq!(file_digest_at(&path, &meta(), later()).unwrap(), digest);
+        assert_eq!(
+            file_digest_at(&path, &meta(), later(), &mut none()).unwrap(),
+            digest
+        );
         assert_eq!(remembered(&id), Some(digest));
         // A remembered identity is trusted: a digest planted for it is what comes back
         // (which is how a hit costs a stat).
         remember(id, [7; 32]);
-        assert_eq!(file_digest_at(&path, &meta(), later()).unwrap(), [7; 32]);
+        assert_eq!(
+            file_digest_at(&path, &meta(), later(), &mut none()).unwrap(),
+            [7; 32]
+        );
 
         // Edited in place to the same size, its mtime put back: the change time moved.
         let mtime = meta().modified().unwrap();
@@ -325,7 +432,7 @@ mod tests {
         let moved = Identity::of(&meta()).unwrap();
         assert_eq!(moved.mtime, id.mtime);
         assert_ne!(moved, id, "ctime moved");
-        let fresh = file_digest_at(&path, &meta(), later()).unwrap();
+        let fresh = file_digest_at(&path, &meta(), later(), &mut none()).unwrap();
         assert_eq!(fresh, *blake3::hash(b"BYTES").as_bytes());
     }
 
@@ -333,47 +440,51 @@ mod tests {
     fn files_trees_and_missing_paths() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let missing = digest(&root.join("nothing"));
+        let missing = digest(&root.join("nothing"), None);
         assert_eq!(
             missing,
-            digest(&root.join("nothing else")),
+            digest(&root.join("nothing else"), None),
             "missing is missing"
         );
         fs::write(root.join("a"), b"one").unwrap();
-        let a = digest(&root.join("a"));
+        let a = digest(&root.join("a"), None);
         assert_ne!(a, missing);
         fs::write(root.join("b"), b"one").unwrap();
-        assert_eq!(a, digest(&root.join("b")), "a file is its bytes");
+        assert_eq!(a, digest(&root.join("b"), None), "a file is its bytes");
         fs::write(root.join("a"), b"two").unwrap();
-        assert_ne!(a, digest(&root.join("a")));
+        assert_ne!(a, digest(&root.join("a"), None));
 
         let tree = root.join("tree");
         fs::create_dir_all(tree.join("x/y")).unwrap();
         fs::write(tree.join("x/y/z"), b"deep").unwrap();
-        let first = digest(&tree);
-        assert_eq!(first, digest(&tree), "stable");
+        let first = digest(&tree, None);
+        assert_eq!(first, digest(&tree, None), "stable");
         fs::rename(tree.join("x/y/z"), tree.join("x/y/w")).unwrap();
-        let renamed = digest(&tree);
+        let renamed = digest(&tree, None);
         assert_ne!(first, renamed, "a rename");
         fs::create_dir(tree.join("x/y/v")).unwrap();
-        assert_ne!(renamed, digest(&tree), "an empty directory is an entry");
+        assert_ne!(
+            renamed,
+            digest(&tree, None),
+            "an empty directory is an entry"
+        );
         fs::remove_dir(tree.join("x/y/v")).unwrap();
-        assert_eq!(renamed, digest(&tree));
+        assert_eq!(renamed, digest(&tree, None));
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("w", tree.join("x/link")).unwrap();
-            let linked = digest(&tree);
+            let linked = digest(&tree, None);
             assert_ne!(renamed, linked);
             fs::write(tree.join("x/y/w"), b"changed").unwrap();
-            let changed = digest(&tree);
+            let changed = digest(&tree, None);
             assert_ne!(linked, changed, "the file changed");
             fs::remove_file(tree.join("x/link")).unwrap();
             std::os::unix::fs::symlink("elsewhere", tree.join("x/link")).unwrap();
-            assert_ne!(changed, digest(&tree), "a link is its target's text");
+            assert_ne!(changed, digest(&tree, None), "a link is its target's text");
             // A loop is text too: no endless walk.
             std::os::unix::fs::symlink(".", tree.join("x/loop")).unwrap();
-            let _ = digest(&tree);
+            let _ = digest(&tree, None);
         }
-        assert_ne!(digest(&tree), digest(&root.join("a")));
+        assert_ne!(digest(&tree, None), digest(&root.join("a"), None));
     }
 }

@@ -131,8 +131,14 @@ impl KeyBuilder {
     pub fn files<T: ?Sized + FilesArg>(&mut self, name: &'static str, value: &T) {
         self.hasher.write_label("files");
         self.hasher.write_label(name);
+        // The root's digest index, when the root is one the cache may use.
+        let root = crate::site::root_of(self.site);
+        let index = root
+            .usable()
+            .then(|| crate::disk::digests::for_root(&self.site.root()));
+        let persisted = index.map(|index| index as &dyn crate::inputs::Persisted);
         let hasher = &mut self.hasher;
-        value.each_path(&mut |path| hasher.write_raw(&crate::inputs::digest(path)));
+        value.each_path(&mut |path| hasher.write_raw(&crate::inputs::digest(path, persisted)));
     }
 
     /// [`Self::files`] for a parameter whose type is generic (`P: AsRef<Path>`,
