@@ -343,3 +343,67 @@ fn a_fresh_process_trusts_the_persisted_digest() {
         "young: hashed on every call until it settles, a hit"
     );
 }
+
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+struct Loader {
+    prefix: String,
+}
+
+impl serde::Serialize for Loader {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.prefix.serialize(serializer)
+    }
+}
+
+impl Loader {
+    /// A method and an async fn take `files` as a free function does.
+    #[file_cache(files = [path])]
+    fn load(&self, path: &Path) -> String {
+        LOADS.fetch_add(1, Ordering::SeqCst);
+        format!(
+            "{}{}",
+            self.prefix,
+            fs::read_to_string(path).unwrap_or_default()
+        )
+    }
+
+    #[file_cache(files = [path])]
+    async fn load_async(&self, path: PathBuf) -> String {
+        LOADS.fetch_add(1, Ordering::SeqCst);
+        format!(
+            "{}{}",
+            self.prefix,
+            fs::read_to_string(path).unwrap_or_default()
+        )
+    }
+}
+
+#[test]
+fn methods_and_async_fns_key_files_by_contents() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    fs::write(&path, "one").unwrap();
+    let loader = Loader {
+        prefix: "> ".into(),
+    };
+    let loads = || LOADS.load(Ordering::SeqCst);
+    let both = || {
+        let sync = loader.load(&path);
+        let not_sync = pollster::block_on(loader.load_async(path.clone()));
+        assert_eq!(sync, not_sync);
+        sync
+    };
+    assert_eq!(both(), "> one");
+    let after_first = loads();
+    assert_eq!(both(), "> one");
+    assert_eq!(
+        loads(),
+        after_first,
+        "unchanged: both hit (memory tier included)"
+    );
+    fs::write(&path, "two").unwrap();
+    assert_eq!(both(), "> two", "edited while the process runs: both miss");
+    assert_eq!(loads(), after_first + 2);
+}
