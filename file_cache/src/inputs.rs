@@ -5,8 +5,8 @@
 //! A directory's digest covers every entry below it: each one's path relative to the
 //! directory, its kind, a regular file's bytes, and a symbolic link's target text (links
 //! inside a tree are not followed, so a link out of the tree, or a loop, is keyed by what
-//! it says). Entries are sorted by relative path, so the order the file system lists them
-//! in does not count. The path given itself is followed when it is a link: a function
+//! it says). Each directory's entries are sorted by name, so the order the file system
+//! lists them in does not count. The path given itself is followed when it is a link: a function
 //! handed `data.csv` reads what the link points at.
 //!
 //! Nothing here fails: a path that cannot be read is keyed by why (the error's kind), so
@@ -245,28 +245,28 @@ fn framed(hasher: &mut blake3::Hasher, bytes: &[u8]) {
     hasher.update(bytes);
 }
 
-/// One entry of a tree, as it is hashed.
-struct Entry {
-    /// The path relative to the tree's root, its components joined by `/`.
-    relative: Vec<u8>,
-    kind: u8,
-    /// A file's digest or a link's target; empty for a directory.
-    what: Vec<u8>,
+/// Hashes one entry of a tree: its relative path, its kind, and what it holds (a file's
+/// digest, a link's target, an error's kind; nothing for a directory), each field framed.
+fn emit(hasher: &mut blake3::Hasher, relative: &[u8], kind: u8, what: &[u8]) {
+    framed(hasher, relative);
+    hasher.update(&[kind]);
+    framed(hasher, what);
 }
 
+/// A tree, entry by entry in a fixed order: each directory's entries sorted by name, a
+/// directory's own entry before the entries below it. The order the file system lists
+/// them in does not count, and the stream holds no sorted copy of the whole tree.
 fn hash_tree(root: &Path, hasher: &mut blake3::Hasher, known: &mut Known<'_>) {
-    let mut entries = Vec::new();
-    walk(root, &mut Vec::new(), &mut entries, known);
-    entries.sort_unstable_by(|a, b| a.relative.cmp(&b.relative));
-    hasher.update(&(entries.len() as u64).to_le_bytes());
-    for entry in &entries {
-        framed(hasher, &entry.relative);
-        hasher.update(&[entry.kind]);
-        framed(hasher, &entry.what);
-    }
+    walk(root, &mut Vec::new(), hasher, known);
+    // The end of the tree, which no entry's framing can read as.
+    hasher.update(&u64::MAX.to_le_bytes());
 }
 
-fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>, known: &mut Known<'_>) {
+fn error_kind(error: &io::Error) -> String {
+    format!("{:?}", error.kind())
+}
+
+fn walk(dir: &Path, prefix: &mut Vec<u8>, hasher: &mut blake3::Hasher, known: &mut Known<'_>) {
     let listing = match fs::read_dir(dir) {
         Ok(listing) => listing,
         Err(error) => {
@@ -274,59 +274,46 @@ fn walk(dir: &Path, prefix: &mut Vec<u8>, entries: &mut Vec<Entry>, known: &mut 
                 "file_cache: directory {} cannot be listed ({error})",
                 dir.display()
             );
-            entries.push(Entry {
-                relative: prefix.clone(),
-                kind: b'e',
-                what: format!("{:?}", error.kind()).into_bytes(),
-            });
+            emit(hasher, prefix, b'e', error_kind(&error).as_bytes());
             return;
         }
     };
+    let mut items = Vec::new();
     for item in listing {
-        let item = match item {
-            Ok(item) => item,
-            Err(error) => {
-                entries.push(Entry {
-                    relative: prefix.clone(),
-                    kind: b'e',
-                    what: format!("{:?}", error.kind()).into_bytes(),
-                });
-                continue;
-            }
-        };
-        let name = item.file_name();
+        match item {
+            Ok(item) => items.push((item.file_name(), item)),
+            Err(error) => emit(hasher, prefix, b'e', error_kind(&error).as_bytes()),
+        }
+    }
+    items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, item) in items {
         let at = prefix.len();
         if at > 0 {
             prefix.push(b'/');
         }
         prefix.extend_from_slice(name.as_encoded_bytes());
-        let path = item.path();
         // `DirEntry::file_type` does not follow links.
-        let (kind, what) = match item.file_type() {
-            Ok(kind) if kind.is_symlink() => match fs::read_link(&path) {
-                Ok(target) => (b'l', target.into_os_string().into_encoded_bytes()),
-                Err(error) => (b'e', format!("{:?}", error.kind()).into_bytes()),
+        match item.file_type() {
+            Ok(kind) if kind.is_symlink() => match fs::read_link(item.path()) {
+                Ok(target) => emit(hasher, prefix, b'l', target.as_os_str().as_encoded_bytes()),
+                Err(error) => emit(hasher, prefix, b'e', error_kind(&error).as_bytes()),
             },
-            Ok(kind) if kind.is_dir() => (b'd', Vec::new()),
+            Ok(kind) if kind.is_dir() => {
+                emit(hasher, prefix, b'd', &[]);
+                walk(&item.path(), prefix, hasher, known);
+            }
             Ok(kind) if kind.is_file() => {
+                let path = item.path();
                 match item
                     .metadata()
                     .and_then(|meta| file_digest(&path, &meta, known))
                 {
-                    Ok(digest) => (b'f', digest.to_vec()),
-                    Err(error) => (b'e', format!("{:?}", error.kind()).into_bytes()),
+                    Ok(digest) => emit(hasher, prefix, b'f', &digest),
+                    Err(error) => emit(hasher, prefix, b'e', error_kind(&error).as_bytes()),
                 }
             }
-            Ok(_) => (b'o', Vec::new()),
-            Err(error) => (b'e', format!("{:?}", error.kind()).into_bytes()),
-        };
-        entries.push(Entry {
-            relative: prefix.clone(),
-            kind,
-            what,
-        });
-        if kind == b'd' {
-            walk(&path, prefix, entries, known);
+            Ok(_) => emit(hasher, prefix, b'o', &[]),
+            Err(error) => emit(hasher, prefix, b'e', error_kind(&error).as_bytes()),
         }
         prefix.truncate(at);
     }
