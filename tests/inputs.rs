@@ -407,3 +407,29 @@ fn methods_and_async_fns_key_files_by_contents() {
     assert_eq!(both(), "> two", "edited while the process runs: both miss");
     assert_eq!(loads(), after_first + 2);
 }
+
+static PROBED: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache(files = [path])]
+fn probed(path: &Path) -> usize {
+    PROBED.fetch_add(1, Ordering::SeqCst);
+    fs::read(path).map_or(0, |bytes| bytes.len())
+}
+
+/// `is_cached` builds the key as a call does, so it answers for what the file holds now.
+#[test]
+fn is_cached_sees_a_file_edited_since() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input");
+    fs::write(&path, b"one").unwrap();
+    assert!(!file_cache::is_cached(|| probed(&path)));
+    probed(&path);
+    assert!(file_cache::is_cached(|| probed(&path)));
+    fs::write(&path, b"two").unwrap();
+    assert!(
+        !file_cache::is_cached(|| probed(&path)),
+        "edited: not cached"
+    );
+    assert_eq!(PROBED.load(Ordering::SeqCst), 1, "is_cached runs no body");
+}
