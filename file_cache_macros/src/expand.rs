@@ -426,13 +426,16 @@ fn pattern_name(param: &Param) -> syn::Ident {
 fn self_value(receiver: &syn::Receiver) -> TokenStream {
     let self_token = &receiver.self_token;
     let span = self_token.span;
-    let by_value = match crate::model::receiver_type(receiver) {
-        syn::Type::Path(path) => path.qself.is_none() && path.path.is_ident("Self"),
+    let by_value = match &receiver.kind {
+        syn::ReceiverKind::Reference(..) => return quote_spanned!(span=> &*#self_token),
+        syn::ReceiverKind::Typed(_, ty) => match &**ty {
+            syn::Type::Path(path) => path.qself.is_none() && path.path.is_ident("Self"),
+            _ => false,
+        },
+        syn::ReceiverKind::Value => true,
         _ => false,
     };
-    if matches!(receiver.kind, syn::ReceiverKind::Reference(..)) {
-        quote_spanned!(span=> &*#self_token)
-    } else if by_value {
+    if by_value {
         quote_spanned!(span=> &#self_token)
     } else {
         quote_spanned!(span=> ::core::ops::Deref::deref(&#self_token))

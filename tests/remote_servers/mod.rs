@@ -6,9 +6,11 @@
 //! installs it.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use std::io::{Read, Write};
+use std::collections::BTreeSet;
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Which storage engine a server is.
@@ -61,12 +63,22 @@ pub struct Server {
     child: Option<Child>,
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, never handed out before in this process.
+///
+/// Tests run in parallel, and the kernel may hand the same free port to two of them in a
+/// row; two servers racing for one port would leave a test talking to the other's server.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poison| poison.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind a loopback port")
+            .port();
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 fn spawn(kind: Kind, args: &[String]) -> Child {
@@ -140,7 +152,9 @@ impl Server {
             }
             let ready = match self.kind {
                 Kind::Redis => redis_ping(self.port),
-                Kind::S3 => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+                // A whole HTTP exchange, not a bare connect: the listening socket may be
+                // open before the server answers on it.
+                Kind::S3 => try_http(self.port, "GET", "/", b"").is_ok(),
             };
             if ready {
                 return;
@@ -269,34 +283,38 @@ const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/
 /// One plain HTTP/1.1 request to the S3 test server (moto accepts unsigned requests);
 /// returns the status and the body.
 pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto_server");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    try_http(port, method, path, body).expect("HTTP exchange with moto_server")
+}
+
+/// [`http`], with a failed or garbled exchange as an error.
+fn try_http(port: u16, method: &str, path: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
+    let garbled = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
          Authorization: {FAKE_AUTH}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).expect("send");
-    stream.write_all(body).expect("send");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("receive");
+    stream.read_to_end(&mut response)?;
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("HTTP response head");
+        .ok_or_else(|| garbled("no HTTP response head"))?;
     let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("HTTP status");
+        .ok_or_else(|| garbled("no HTTP status"))?;
     let mut body = response[split + 4..].to_vec();
     if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
-    (status, body)
+    Ok((status, body))
 }
 
 fn dechunk(mut bytes: &[u8]) -> Vec<u8> {

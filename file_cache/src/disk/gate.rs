@@ -352,6 +352,34 @@ pub(crate) fn set_mtime_now(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn a_link_is_refused_recognised_and_removed_without_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        let error = files::open(&mut options, &link).unwrap_err();
+        assert!(files::is_link(&error, &link), "{error}");
+        assert!(remove_planted(&link));
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        // A dangling link is refused too, and its target never created.
+        let missing = dir.path().join("missing");
+        std::os::unix::fs::symlink(&missing, &link).unwrap();
+        let error = files::open(&mut options, &link).unwrap_err();
+        assert!(files::is_link(&error, &link));
+        assert!(!missing.exists());
+        // A plain file opens as usual; an absent one is not a link.
+        let plain = dir.path().join("plain");
+        assert!(files::open(&mut options, &plain).is_ok());
+        let absent = std::fs::File::open(dir.path().join("absent")).unwrap_err();
+        assert!(!files::is_link(&absent, &dir.path().join("absent")));
+    }
+
     #[test]
     fn the_setting_refuses_every_change_and_says_why() {
         let dir = tempfile::tempdir().unwrap();

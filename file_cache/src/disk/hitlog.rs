@@ -165,12 +165,14 @@ impl HitRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::disk::scan::FunctionDir;
     use std::fs;
 
-    fn log_of(records: &[(u64, u64)]) -> Vec<u8> {
+    /// A hit log's bytes holding `records` (`(hits, saved_us)`), for the tests here and in
+    /// `scan`.
+    pub(crate) fn log_of(records: &[(u64, u64)]) -> Vec<u8> {
         records
             .iter()
             .flat_map(|&(hits, saved_us)| HitRecord { hits, saved_us }.to_bytes())

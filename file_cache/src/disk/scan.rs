@@ -460,15 +460,9 @@ impl std::error::Error for InvalidEntry {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::hitlog::tests::log_of;
     use crate::disk::hitlog::DamagedHitLog;
     use crate::disk::versions::{note_current_version, to_hex};
-
-    fn log_of(records: &[(u64, u64)]) -> Vec<u8> {
-        records
-            .iter()
-            .flat_map(|&(hits, saved_us)| HitRecord { hits, saved_us }.to_bytes())
-            .collect()
-    }
 
     #[test]
     fn a_missing_root_is_empty() {
