@@ -433,3 +433,290 @@ fn is_cached_sees_a_file_edited_since() {
     );
     assert_eq!(PROBED.load(Ordering::SeqCst), 1, "is_cached runs no body");
 }
+
+static SETTINGS_READS: AtomicUsize = AtomicUsize::new(0);
+
+/// A body that reads a configuration file it is not handed as an argument.
+#[file_cache]
+fn configured(name: &str, config: &Path) -> String {
+    file_cache::depends_on(config);
+    SETTINGS_READS.fetch_add(1, Ordering::SeqCst);
+    let settings = fs::read_to_string(config).unwrap_or_else(|_| "none".into());
+    format!("{name} with {settings}")
+}
+
+fn configured_counted(name: &str, config: &Path) -> (String, usize) {
+    let before = SETTINGS_READS.load(Ordering::SeqCst);
+    let value = configured(name, config);
+    (value, SETTINGS_READS.load(Ordering::SeqCst) - before)
+}
+
+#[test]
+fn a_file_the_body_declares_it_reads_is_checked_on_every_hit() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("model.toml");
+    fs::write(&config, "temperature 1").unwrap();
+    let first = "a with temperature 1".to_owned();
+    assert_eq!(configured_counted("a", &config), (first.clone(), 1));
+    assert_eq!(
+        configured_counted("a", &config),
+        (first.clone(), 0),
+        "untouched: a hit (from memory)"
+    );
+    set_mtime(&config, SystemTime::now() + Duration::from_secs(60));
+    assert_eq!(
+        configured_counted("a", &config),
+        (first.clone(), 0),
+        "touched, same bytes: a hit"
+    );
+    // Edited to the same size, its mtime put back: the memory tier re-checks it too.
+    let mtime = fs::metadata(&config).unwrap().modified().unwrap();
+    fs::write(&config, "temperature 2").unwrap();
+    set_mtime(&config, mtime);
+    assert_eq!(
+        configured_counted("a", &config),
+        ("a with temperature 2".into(), 1),
+        "edited: a miss"
+    );
+    assert_eq!(
+        configured_counted("a", &config),
+        ("a with temperature 2".into(), 0)
+    );
+    fs::remove_file(&config).unwrap();
+    assert_eq!(
+        configured_counted("a", &config),
+        ("a with none".into(), 1),
+        "removed: a miss"
+    );
+    // One entry per key: the miss replaced it, and it now records the file as missing.
+    fs::write(&config, "temperature 2").unwrap();
+    assert_eq!(
+        configured_counted("a", &config),
+        ("a with temperature 2".into(), 1),
+        "created again: a miss"
+    );
+    // The entry records the dependency, as the tools list it.
+    let listed = file_cache::inspect::functions(file_cache::cache_dir())
+        .unwrap()
+        .into_iter()
+        .filter(|function| function.name.ends_with("configured"))
+        .flat_map(|function| function.entries().unwrap())
+        .filter_map(|entry| entry.read_header().unwrap().ok())
+        .flat_map(|info| info.dependencies)
+        .any(|dependency| dependency.path == config);
+    assert!(listed, "the entry lists {}", config.display());
+}
+
+#[test]
+fn child_configured() {
+    init();
+    if child_role().as_deref() != Some("configured") {
+        return;
+    }
+    let config = PathBuf::from(std::env::var_os("FC_TEST_INPUT").unwrap());
+    let (value, runs) = configured_counted("fresh", &config);
+    println!("VALUE {value}");
+    println!("RUNS {runs}");
+}
+
+/// A fresh process finds the dependency in the entry file and checks it there.
+#[test]
+fn a_fresh_process_checks_the_dependencies_an_entry_recorded() {
+    init();
+    if child_role().is_some() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    fs::write(&config, "one").unwrap();
+    let run = || {
+        let output = run_child(
+            "child_configured",
+            "configured",
+            &[
+                ("FILE_CACHE_DIR", root.path().to_str().unwrap()),
+                ("FC_TEST_INPUT", config.to_str().unwrap()),
+            ],
+        );
+        let value = marked_lines(&output, "VALUE ").remove(0);
+        let runs = marked_lines(&output, "RUNS ")[0].parse::<usize>().unwrap();
+        (value, runs)
+    };
+    assert_eq!(run(), ("fresh with one".into(), 1));
+    assert_eq!(run(), ("fresh with one".into(), 0), "untouched: a hit");
+    fs::write(&config, "two").unwrap();
+    assert_eq!(run(), ("fresh with two".into(), 1), "edited: a miss");
+    assert_eq!(run(), ("fresh with two".into(), 0));
+}
+
+static INNER_RUNS: AtomicUsize = AtomicUsize::new(0);
+static OUTER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[file_cache]
+fn inner_reads(config: &Path) -> String {
+    file_cache::depends_on(config);
+    INNER_RUNS.fetch_add(1, Ordering::SeqCst);
+    fs::read_to_string(config).unwrap_or_default()
+}
+
+#[file_cache]
+fn outer_calls(config: &Path, suffix: &str) -> String {
+    OUTER_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("{}{suffix}", inner_reads(config))
+}
+
+#[file_cache]
+fn outer_summarizes(path: &Path) -> String {
+    OUTER_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("{:?}", summarize(path))
+}
+
+fn runs() -> (usize, usize) {
+    (
+        OUTER_RUNS.load(Ordering::SeqCst),
+        INNER_RUNS.load(Ordering::SeqCst),
+    )
+}
+
+/// An outer entry is made from its inner calls' values, so it depends on what they read:
+/// whether the inner call ran or hit, and whether it declared the file or took it in
+/// `files = [...]`.
+#[test]
+fn an_outer_entry_is_invalidated_by_a_file_an_inner_call_read() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    fs::write(&config, "v1").unwrap();
+
+    // The inner call first, alone: stored. Then the outer: its body hits the inner entry.
+    assert_eq!(inner_reads(&config), "v1");
+    let (outer, inner) = runs();
+    assert_eq!(outer_calls(&config, "!"), "v1!");
+    assert_eq!(runs(), (outer + 1, inner), "the inner call hit");
+    assert_eq!(outer_calls(&config, "!"), "v1!");
+    assert_eq!(runs(), (outer + 1, inner), "the outer call hit");
+    fs::write(&config, "v2").unwrap();
+    assert_eq!(
+        outer_calls(&config, "!"),
+        "v2!",
+        "the inner call's file changed: the outer misses"
+    );
+    assert_eq!(runs(), (outer + 2, inner + 1));
+
+    // Both run the first time: the outer records what the inner recorded.
+    assert_eq!(outer_calls(&config, "?"), "v2?");
+    assert_eq!(outer_calls(&config, "?"), "v2?");
+    fs::write(&config, "v3").unwrap();
+    assert_eq!(outer_calls(&config, "?"), "v3?");
+
+    // An inner `files = [...]` parameter counts as well.
+    let input = dir.path().join("input");
+    fs::write(&input, "abc").unwrap();
+    assert_eq!(outer_summarizes(&input), "Some((3, 97))");
+    let (outer, _) = runs();
+    assert_eq!(outer_summarizes(&input), "Some((3, 97))");
+    assert_eq!(runs().0, outer, "unchanged: the outer hit");
+    fs::write(&input, "xbc").unwrap();
+    assert_eq!(outer_summarizes(&input), "Some((3, 120))");
+    assert_eq!(
+        runs().0,
+        outer + 1,
+        "the inner's file changed: the outer misses"
+    );
+}
+
+static VECTOR_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A vector of numbers (read straight into memory when its entry has no dependencies).
+#[file_cache]
+fn weights(config: &Path) -> Vec<f64> {
+    file_cache::depends_on(config);
+    VECTOR_RUNS.fetch_add(1, Ordering::SeqCst);
+    let scale = fs::read(config).map_or(0, |bytes| bytes.len()) as f64;
+    (0..20_000).map(|i| i as f64 * scale).collect()
+}
+
+#[file_cache(memory = false)]
+fn weights_from_disk(config: &Path) -> Vec<f64> {
+    weights(config)
+}
+
+#[test]
+fn async_bodies_and_vectors_of_numbers_record_dependencies_too() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("scale");
+    fs::write(&config, "xx").unwrap();
+    let runs = || VECTOR_RUNS.load(Ordering::SeqCst);
+    let before = runs();
+    assert_eq!(weights_from_disk(&config)[1], 2.0);
+    assert_eq!(weights_from_disk(&config)[1], 2.0);
+    assert_eq!(runs(), before + 1, "a hit from the file");
+    fs::write(&config, "xxx").unwrap();
+    assert_eq!(weights_from_disk(&config)[1], 3.0, "edited: a miss");
+
+    let loader = AsyncLoader;
+    let path = dir.path().join("async-config");
+    fs::write(&path, "one").unwrap();
+    let before = ASYNC_RUNS.load(Ordering::SeqCst);
+    assert_eq!(pollster::block_on(loader.load(path.clone())), "one");
+    assert_eq!(pollster::block_on(loader.load(path.clone())), "one");
+    assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), before + 1);
+    fs::write(dir.path().join("after-await"), "later").unwrap();
+    assert_eq!(pollster::block_on(loader.load(path.clone())), "one");
+    assert_eq!(
+        ASYNC_RUNS.load(Ordering::SeqCst),
+        before + 2,
+        "a file declared after an await point is a dependency"
+    );
+    fs::write(&path, "two").unwrap();
+    assert_eq!(pollster::block_on(loader.load(path.clone())), "two");
+    assert!(
+        file_cache::is_cached(|| weights(&config)),
+        "is_cached re-checks dependencies"
+    );
+    fs::write(&config, "x").unwrap();
+    assert!(!file_cache::is_cached(|| weights(&config)));
+}
+
+static ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+struct AsyncLoader;
+
+impl serde::Serialize for AsyncLoader {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl AsyncLoader {
+    #[file_cache]
+    async fn load(&self, path: PathBuf) -> String {
+        file_cache::depends_on(&path);
+        ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+        Yield(false).await;
+        file_cache::depends_on(path.with_file_name("after-await"));
+        fs::read_to_string(&path).unwrap_or_default()
+    }
+}
+
+/// Returns `Pending` once, so the body is polled twice.
+struct Yield(bool);
+
+impl std::future::Future for Yield {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}

@@ -95,6 +95,7 @@
 mod call;
 mod codec;
 mod config;
+mod dependencies;
 mod disk;
 mod entry;
 mod fingerprint;
@@ -119,6 +120,7 @@ pub mod remote;
 #[path = "remote/off.rs"]
 mod remote;
 
+pub use dependencies::depends_on;
 #[doc(inline)]
 pub use file_cache_macros::file_cache;
 #[doc(inline)]

@@ -103,6 +103,15 @@ impl Site {
         }
     }
 
+    /// The root's index of input files' digests (for `files = [...]` and `depends_on`),
+    /// when the root is one the cache may use.
+    pub(crate) fn digest_index(&self) -> Option<&'static dyn crate::inputs::Persisted> {
+        let index = root_of(self)
+            .usable()
+            .then(|| crate::disk::digests::for_root(&self.root()));
+        index.map(|index| index as &dyn crate::inputs::Persisted)
+    }
+
     /// `module::path::name`, as users see the function in logs.
     pub(crate) fn display_name(&self) -> String {
         format!("{}::{}", self.info.module_path, self.info.name)

@@ -131,14 +131,18 @@ impl KeyBuilder {
     pub fn files<T: ?Sized + FilesArg>(&mut self, name: &'static str, value: &T) {
         self.hasher.write_label("files");
         self.hasher.write_label(name);
-        // The root's digest index, when the root is one the cache may use.
-        let root = crate::site::root_of(self.site);
-        let index = root
-            .usable()
-            .then(|| crate::disk::digests::for_root(&self.site.root()));
-        let persisted = index.map(|index| index as &dyn crate::inputs::Persisted);
+        let index = self.site.digest_index();
+        // A call made from inside a cached body: that body's value depends on these paths
+        // too, since a hit of this call skips nothing the body would see.
+        let in_body = crate::dependencies::in_body();
         let hasher = &mut self.hasher;
-        value.each_path(&mut |path| hasher.write_raw(&crate::inputs::digest(path, persisted)));
+        value.each_path(&mut |path| {
+            let digest = crate::inputs::digest(path, index);
+            hasher.write_raw(&digest);
+            if in_body {
+                crate::dependencies::record(path, digest);
+            }
+        });
     }
 
     /// [`Self::files`] for a parameter whose type is generic (`P: AsRef<Path>`,

@@ -36,11 +36,8 @@ where
 {
     match Lookup::begin(site, key) {
         Lookup::Hit(value) => value,
-        Lookup::Miss(miss) => {
-            let value = {
-                let _here = miss.computing();
-                body()
-            };
+        Lookup::Miss(mut miss) => {
+            let value = miss.run(body);
             miss.store(&value);
             value
         }
@@ -57,11 +54,8 @@ where
 {
     match Lookup::begin(site, key) {
         Lookup::Hit(value) => Ok(value),
-        Lookup::Miss(miss) => {
-            let result = {
-                let _here = miss.computing();
-                body()
-            };
+        Lookup::Miss(mut miss) => {
+            let result = miss.run(body);
             match &result {
                 Ok(value) => miss.store(value),
                 Err(_) => miss.fail(),
@@ -91,11 +85,8 @@ where
             Some((value, outputs)) => (value, Some(outputs)),
             None => (body().0, None),
         },
-        Lookup::Miss(miss) => {
-            let (value, outputs) = {
-                let _here = miss.computing();
-                body()
-            };
+        Lookup::Miss(mut miss) => {
+            let (value, outputs) = miss.run(body);
             miss.store(&Returned::View(&value, &outputs));
             (value, None)
         }
@@ -121,11 +112,8 @@ where
             Some((value, outputs)) => (Ok(value), Some(outputs)),
             None => (body().0, None),
         },
-        Lookup::Miss(miss) => {
-            let (result, outputs) = {
-                let _here = miss.computing();
-                body()
-            };
+        Lookup::Miss(mut miss) => {
+            let (result, outputs) = miss.run(body);
             match &result {
                 Ok(value) => miss.store(&Returned::View(value, &outputs)),
                 Err(_) => miss.fail(),
