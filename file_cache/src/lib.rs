@@ -28,7 +28,7 @@
 //! # The attribute
 //!
 //! [`#[file_cache]`](macro@file_cache) lists every option with an example: `ignore`,
-//! `version`, `deps`, `result`, `dir`, `ttl`, `lock`, `memory` and `codec`.
+//! `files`, `env`, `version`, `deps`, `result`, `dir`, `ttl`, `lock`, `memory` and `codec`.
 //! [`#[file_cache::track]`](macro@track) marks the helpers, types and constants a cached
 //! function names in `deps`, so that editing them invalidates its entries.
 //!
@@ -37,9 +37,12 @@
 //! - **Sets**: a `HashSet` serializes in a random order, so a parameter typed `HashSet` is a
 //!   compile error, and one inside your own argument type makes calls miss: use a
 //!   `BTreeSet`. Maps (`HashMap` included) are hashed order-independently.
-//! - **Only the arguments are keyed**: files, environment variables and global state the
-//!   function reads are not, nor code it calls unless named in `deps`. Pass what matters as
-//!   an argument, set a `ttl`, or change `version`.
+//! - **Only the arguments are keyed**, with what the paths listed in `files = [..]` name,
+//!   the variables listed in `env = [..]`, and the files the body declares with
+//!   [`depends_on`] ([files and environment](crate::guide::inputs)): other files,
+//!   environment variables and global state the function reads are not, nor code it calls
+//!   unless named in `deps`. Pass what matters as an argument, set a `ttl`, or change
+//!   `version`.
 //! - **`&mut` parameters are replayed**: their value on entry is keyed, their value on exit
 //!   stored and written back on a hit; ignore handles that are not data.
 //! - **serde attributes act on keys and values**: a `#[serde(skip)]` field is not keyed, and
