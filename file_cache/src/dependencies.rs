@@ -15,6 +15,7 @@
 //! directory of the process that checks it) and the 32-byte digest of what it named.
 
 use crate::inputs::{self, Persisted};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -100,8 +101,8 @@ pub(crate) fn inherit(encoded: &[u8]) {
     if encoded.is_empty() || !in_body() {
         return;
     }
-    for dependency in decode(encoded).unwrap_or_default() {
-        record(&dependency.path, dependency.digest);
+    for (path, digest) in records(encoded).map_while(|record| record) {
+        record(&path, digest);
     }
 }
 
@@ -203,64 +204,81 @@ pub(crate) fn collect<R>(
 }
 
 /// The dependencies [`Recorded::encode`] wrote; `None` for bytes it did not write.
-pub(crate) fn decode(mut bytes: &[u8]) -> Option<Vec<Dependency>> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-        let path = bytes.get(4..4 + len)?;
-        let digest = bytes.get(4 + len..4 + len + 32)?.try_into().ok()?;
-        out.push(Dependency {
-            path: path_from(path)?,
-            digest,
-        });
-        bytes = &bytes[4 + len + 32..];
-    }
-    Some(out)
+pub(crate) fn decode(bytes: &[u8]) -> Option<Vec<Dependency>> {
+    records(bytes)
+        .map(|record| {
+            record.map(|(path, digest)| Dependency {
+                path: path.into_owned(),
+                digest,
+            })
+        })
+        .collect()
+}
+
+/// Each record [`Recorded::encode`] wrote, borrowed from `bytes` where the platform allows;
+/// `None` for one that does not parse (and nothing after it).
+fn records(mut bytes: &[u8]) -> impl Iterator<Item = Option<(Cow<'_, Path>, [u8; 32])>> {
+    std::iter::from_fn(move || {
+        if bytes.is_empty() {
+            return None;
+        }
+        let mut next = || {
+            let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+            let path = path_from(bytes.get(4..4 + len)?)?;
+            let digest = bytes.get(4 + len..4 + len + 32)?.try_into().ok()?;
+            bytes = &bytes[4 + len + 32..];
+            Some((path, digest))
+        };
+        let record = next();
+        if record.is_none() {
+            bytes = &[];
+        }
+        Some(record)
+    })
 }
 
 /// Whether every dependency in `encoded` still names what it named when recorded: `Err`
 /// with the first path that changed (or why the bytes cannot be read). `index` is the
 /// root's digest index: an unchanged file is known by its identity, without a read.
 pub(crate) fn check(encoded: &[u8], index: Option<&dyn Persisted>) -> Result<(), String> {
-    let Some(dependencies) = decode(encoded) else {
-        return Err("its list of dependencies does not parse".to_owned());
-    };
-    for dependency in dependencies {
-        if inputs::digest(&dependency.path, index) != dependency.digest {
-            return Err(format!(
-                "{} changed since it was computed",
-                dependency.path.display()
-            ));
+    for record in records(encoded) {
+        let Some((path, digest)) = record else {
+            return Err("its list of dependencies does not parse".to_owned());
+        };
+        if inputs::digest(&path, index) != digest {
+            return Err(format!("{} changed since it was computed", path.display()));
         }
     }
     Ok(())
 }
 
 #[cfg(unix)]
-fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+fn path_bytes(path: &Path) -> Cow<'_, [u8]> {
     use std::os::unix::ffi::OsStrExt;
     path.as_os_str().as_bytes().into()
 }
 
 #[cfg(unix)]
-fn path_from(bytes: &[u8]) -> Option<PathBuf> {
+fn path_from(bytes: &[u8]) -> Option<Cow<'_, Path>> {
     use std::os::unix::ffi::OsStrExt;
-    Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    Some(Cow::Borrowed(Path::new(std::ffi::OsStr::from_bytes(bytes))))
 }
 
 /// Elsewhere a path is recorded as UTF-8: one that is not (rare outside Unix) is recorded
 /// lossily, names no file when checked, and so makes its entry a miss, never a wrong hit.
 #[cfg(not(unix))]
-fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+fn path_bytes(path: &Path) -> Cow<'_, [u8]> {
     match path.to_string_lossy() {
-        std::borrow::Cow::Borrowed(text) => text.as_bytes().into(),
-        std::borrow::Cow::Owned(text) => text.into_bytes().into(),
+        Cow::Borrowed(text) => text.as_bytes().into(),
+        Cow::Owned(text) => text.into_bytes().into(),
     }
 }
 
 #[cfg(not(unix))]
-fn path_from(bytes: &[u8]) -> Option<PathBuf> {
-    std::str::from_utf8(bytes).ok().map(PathBuf::from)
+fn path_from(bytes: &[u8]) -> Option<Cow<'_, Path>> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .map(|text| Cow::Borrowed(Path::new(text)))
 }
 
 #[cfg(test)]
