@@ -9,6 +9,7 @@ mod common;
 use common::{child_role, init, marked_lines, run_child};
 use file_cache::file_cache;
 use std::fs;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
@@ -719,4 +720,69 @@ impl std::future::Future for Yield {
             std::task::Poll::Pending
         }
     }
+}
+
+#[file_cache(files = [path])]
+async fn length_of(path: PathBuf) -> u64 {
+    fs::metadata(&path).map_or(0, |meta| meta.len())
+}
+
+/// A waker that counts its wakes.
+struct Counted(AtomicUsize);
+
+impl std::task::Wake for Counted {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Reading a large file the process has not seen since it changed is handed to another
+/// thread, which wakes the task when the digest is ready; a small file is hashed where it
+/// is asked for.
+#[test]
+fn an_async_fn_reads_a_large_changed_file_off_the_polling_thread() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big");
+    fs::write(&path, vec![7u8; 4 << 20]).unwrap();
+    let counted = std::sync::Arc::new(Counted(AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(counted.clone());
+    let mut context = std::task::Context::from_waker(&waker);
+    let future = length_of(path.clone());
+    fn assert_send<T: Send>(_: &T) {}
+    assert_send(&future);
+    let mut future = std::pin::pin!(future);
+    if future.as_mut().poll(&mut context).is_pending() {
+        // Waits for the wake (the deadline only keeps a lost wake from hanging the test).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while counted.0.load(Ordering::SeqCst) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the task was never woken"
+            );
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            future.as_mut().poll(&mut context),
+            std::task::Poll::Ready(4 << 20)
+        );
+    }
+    // (Ready at once too when the other thread was done before the first poll ended.)
+    let handed = |path: &Path| {
+        common::logged(
+            log::Level::Debug,
+            &format!("{} on a thread", path.display()),
+        )
+    };
+    assert_eq!(handed(&path).len(), 1, "read on a thread of its own");
+
+    let small = dir.path().join("small");
+    fs::write(&small, b"abc").unwrap();
+    let mut future = std::pin::pin!(length_of(small.clone()));
+    assert_eq!(
+        future.as_mut().poll(&mut context),
+        std::task::Poll::Ready(3),
+        "a small file: the first poll is the whole call"
+    );
+    assert!(handed(&small).is_empty());
 }

@@ -319,6 +319,27 @@ fn walk(dir: &Path, prefix: &mut Vec<u8>, hasher: &mut blake3::Hasher, known: &m
     }
 }
 
+/// Files no larger than this are hashed where they are asked for even in an `async fn`: a
+/// fraction of a millisecond.
+const READ_INLINE_MAX: u64 = 256 << 10;
+
+/// Whether [`digest`] of `path` means real reading: a directory's walk, or a file larger
+/// than [`READ_INLINE_MAX`] whose digest is not remembered for its identity, here or in
+/// `persisted`. What an `async fn` hands to another thread rather than block its executor.
+pub(crate) fn needs_reading(path: &Path, persisted: Option<&dyn Persisted>) -> bool {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => true,
+        Ok(meta) if meta.is_file() && meta.len() > READ_INLINE_MAX => match Identity::of(&meta) {
+            Some(id) => {
+                remembered(&id).is_none()
+                    && persisted.and_then(|persisted| persisted.get(&id)).is_none()
+            }
+            None => true,
+        },
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

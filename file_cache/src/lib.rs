@@ -176,7 +176,7 @@ pub mod __private {
     pub use crate::call::{call_async, call_result_async};
     pub use crate::call::{call_outputs, call_result_outputs};
     pub use crate::call::{call_outputs_async, call_result_outputs_async};
-    pub use crate::call::{FilesArg, KeyArg, KeySelf};
+    pub use crate::call::{FilesArg, FilesDigests, KeyArg, KeySelf};
     pub use crate::codec::Codec;
     pub use crate::inputs::files_hashed;
     pub use crate::outputs::{output, replace, Output, OutputRefs, MAX_OUTPUTS};

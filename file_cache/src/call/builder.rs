@@ -3,6 +3,7 @@
 //! [`CallKey`], and the traits here check arguments with errors that tell the user what to
 //! do. It knows the key's inputs, not where an entry lives or how a value is stored.
 
+use super::files::FilesArg;
 use crate::config::{config, Mode};
 use crate::key::{Key, KeyError, KeyHasher};
 use crate::outputs::Output;
@@ -35,100 +36,32 @@ pub trait KeySelf: Serialize {}
 #[diagnostic::do_not_recommend]
 impl<T: ?Sized + Serialize> KeySelf for T {}
 
-/// A parameter named in `files = [...]`: something that names paths. Implemented for the
-/// path types (`Path`, `PathBuf`, `str`, `String`, `OsStr`, `OsString`, a `Cow` of `Path`,
-/// `str` or `OsStr`),
-/// references and boxes of those, `Option` of them (`None` names nothing), and slices,
-/// arrays and `Vec`s of them; a generic `P: AsRef<Path>` is keyed through its `AsRef`.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot name a file, so it cannot be in `files = [...]`",
-    label = "named in `files = [...]`, so its type must be a path (`AsRef<Path>`), an `Option` of one, or a slice or `Vec` of them",
-    note = "`files = [...]` keys a parameter by the file or directory it names; a parameter that does not name one belongs in the key as a value only: remove it from `files`"
-)]
-pub trait FilesArg {
-    /// Calls `each` with every path this value names, in order.
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path));
-}
-
-macro_rules! files_arg_as_ref {
-    ($($ty:ty),*) => {$(
-        impl FilesArg for $ty {
-            fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-                each(AsRef::<std::path::Path>::as_ref(self));
-            }
-        }
-    )*};
-}
-
-files_arg_as_ref!(
-    std::path::Path,
-    std::path::PathBuf,
-    str,
-    String,
-    std::ffi::OsStr,
-    std::ffi::OsString,
-    std::borrow::Cow<'_, std::path::Path>,
-    std::borrow::Cow<'_, std::ffi::OsStr>
-);
-
-impl FilesArg for std::borrow::Cow<'_, str> {
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-        each(std::path::Path::new(&**self));
-    }
-}
-
-impl<T: ?Sized + FilesArg> FilesArg for &T {
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-        (**self).each_path(each);
-    }
-}
-
-impl<T: ?Sized + FilesArg> FilesArg for &mut T {
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-        (**self).each_path(each);
-    }
-}
-
-impl<T: ?Sized + FilesArg> FilesArg for Box<T> {
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-        (**self).each_path(each);
-    }
-}
-
-impl<T: FilesArg> FilesArg for Option<T> {
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-        if let Some(value) = self {
-            value.each_path(each);
-        }
-    }
-}
-
-impl<T: FilesArg> FilesArg for [T] {
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-        for value in self {
-            value.each_path(each);
-        }
-    }
-}
-
-impl<T: FilesArg, const N: usize> FilesArg for [T; N] {
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-        self[..].each_path(each);
-    }
-}
-
-impl<T: FilesArg> FilesArg for Vec<T> {
-    fn each_path(&self, each: &mut dyn FnMut(&std::path::Path)) {
-        self[..].each_path(each);
-    }
-}
-
 impl KeyBuilder {
     /// Adds what a parameter named in `files = [...]` names on disk: for each of its paths,
     /// the digest of the file's bytes, the directory's tree, or "missing". The parameter's
     /// own value (the path as written) is keyed as any argument, separately.
     pub fn files<T: ?Sized + FilesArg>(&mut self, name: &'static str, value: &T) {
+        self.files_digested(name, value, &[]);
+    }
+
+    /// The digests of the paths a `files = [...]` parameter of an `async fn` names, taken
+    /// before its key is begun without blocking the executor's thread (see
+    /// [`FilesDigests`](super::FilesDigests)); [`Self::files_digested`] keys them.
+    pub fn files_digests<T: ?Sized + FilesArg>(
+        site: &'static Site,
+        value: &T,
+    ) -> super::FilesDigests {
+        super::files::files_digests(site, value)
+    }
+
+    /// [`Self::files`] with the digests of the parameter's paths taken already, in order
+    /// (by [`Self::files_digests`]); a path without one is hashed here.
+    pub fn files_digested<T: ?Sized + FilesArg>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+        digests: &[[u8; 32]],
+    ) {
         self.hasher.write_label("files");
         self.hasher.write_label(name);
         let index = self.site.digest_index();
@@ -136,8 +69,12 @@ impl KeyBuilder {
         // too, since a hit of this call skips nothing the body would see.
         let in_body = crate::dependencies::in_body();
         let hasher = &mut self.hasher;
+        let mut given = digests.iter();
         value.each_path(&mut |path| {
-            let digest = crate::inputs::digest(path, index);
+            let digest = match given.next() {
+                Some(digest) => *digest,
+                None => crate::inputs::digest(path, index),
+            };
             hasher.write_raw(&digest);
             if in_body {
                 crate::dependencies::record(path, digest);
@@ -150,7 +87,9 @@ impl KeyBuilder {
     pub fn file_generic(&mut self, name: &'static str, path: &std::path::Path) {
         self.files(name, path);
     }
+}
 
+impl KeyBuilder {
     /// Adds one named argument; the bound's error message says how to ignore it.
     pub fn param<T: ?Sized + KeyArg>(&mut self, name: &'static str, value: &T) {
         self.arg(name, value);

@@ -7,6 +7,7 @@
 mod asynchronous;
 mod builder;
 mod check;
+mod files;
 mod lookup;
 mod probe;
 mod tiers;
@@ -15,8 +16,9 @@ mod write;
 pub use asynchronous::{
     call_async, call_outputs_async, call_result_async, call_result_outputs_async,
 };
-pub use builder::{CallKey, FilesArg, KeyArg, KeyBuilder, KeySelf};
+pub use builder::{CallKey, KeyArg, KeyBuilder, KeySelf};
 pub use check::decode_untrusted;
+pub use files::{FilesArg, FilesDigests};
 pub use write::write_entry;
 
 use crate::outputs::{OutputRefs, Returned};
