@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use crate::disk::{files, gate};
 use crate::inputs::{Identity, Persisted};
@@ -38,15 +38,18 @@ pub(crate) const MAX_BYTES: u64 = (RECORD_LEN as u64) << 16;
 pub(crate) struct Index {
     path: PathBuf,
     max_bytes: u64,
-    loaded: OnceLock<Records>,
+    /// Read at the first lookup; `None` until then (and again after [`forget`]).
+    loaded: Mutex<Option<Records>>,
 }
 
 /// The last valid record of each `(device, inode)`.
 type Records = HashMap<(u64, u64), (Identity, [u8; 32])>;
 
+/// Every root's index this process has used.
+static INDEXES: Mutex<Vec<&'static Index>> = Mutex::new(Vec::new());
+
 /// The index of the root at `root`, one per root for the life of the process.
 pub(crate) fn for_root(root: &Path) -> &'static Index {
-    static INDEXES: Mutex<Vec<&'static Index>> = Mutex::new(Vec::new());
     let path = root.join(NAME);
     let mut indexes = INDEXES.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(index) = indexes.iter().find(|index| index.path == path) {
@@ -57,35 +60,44 @@ pub(crate) fn for_root(root: &Path) -> &'static Index {
     index
 }
 
+/// Forgets what every index was read as, so that the next lookup reads it again, as a new
+/// process would; for benches.
+pub(crate) fn forget() {
+    let indexes = INDEXES.lock().unwrap_or_else(PoisonError::into_inner);
+    for index in indexes.iter() {
+        *index.loaded.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
 impl Index {
     fn at(path: PathBuf, max_bytes: u64) -> Index {
         Index {
             path,
             max_bytes,
-            loaded: OnceLock::new(),
+            loaded: Mutex::new(None),
         }
     }
 
-    fn records(&self) -> &Records {
-        self.loaded.get_or_init(|| {
-            let mut records = HashMap::new();
-            let bytes = match files::read_bounded(&self.path, self.max_bytes + RECORD_LEN as u64) {
-                Ok(bytes) => bytes,
-                Err(_) => return records,
-            };
-            for chunk in bytes.chunks_exact(RECORD_LEN) {
-                if let Some((id, digest)) = decode(chunk) {
-                    records.insert((id.dev, id.ino), (id, digest));
-                }
+    fn load(&self) -> Records {
+        let mut records = HashMap::new();
+        let bytes = match files::read_bounded(&self.path, self.max_bytes + RECORD_LEN as u64) {
+            Ok(bytes) => bytes,
+            Err(_) => return records,
+        };
+        for chunk in bytes.chunks_exact(RECORD_LEN) {
+            if let Some((id, digest)) = decode(chunk) {
+                records.insert((id.dev, id.ino), (id, digest));
             }
-            records
-        })
+        }
+        records
     }
 }
 
 impl Persisted for Index {
     fn get(&self, id: &Identity) -> Option<[u8; 32]> {
-        let (known, digest) = self.records().get(&(id.dev, id.ino))?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        let records = loaded.get_or_insert_with(|| self.load());
+        let (known, digest) = records.get(&(id.dev, id.ino))?;
         (known == id).then_some(*digest)
     }
 
