@@ -1,23 +1,51 @@
-//! What `files = [..]` costs to key a call: an unchanged file against one `stat` plus one
-//! small read (the floor of noticing a change at all), an unchanged tree of 10,000 small
-//! files against a plain recursive `stat` walk, and the same tree with one file changed on
-//! every iteration against that walk plus hashing the one file.
+//! What `files = [..]` costs to key a call, each case against its floor in the same run:
+//!
+//! - a 1 GiB file unchanged, as a fresh process keys it (no digest remembered in the
+//!   process, the root's digest index read from disk), against one `stat` plus one 4 KiB
+//!   read (the floor of noticing a change at all); and as the same process keys it again;
+//! - a 1 GiB file changed before every key (a few bytes rewritten in place), against
+//!   hashing it as `b3sum` does (blake3's `update_mmap_rayon`: mapped, on every core), with
+//!   a single-threaded read-and-hash for reference;
+//! - a tree of 10,000 small files unchanged against a plain recursive `stat` walk, and the
+//!   same tree with one file changed on every iteration against that walk plus hashing the
+//!   one file; and the unchanged tree as a fresh process keys it (its index read: 10,000
+//!   records).
+//!
+//! The 1 GiB file is written once (real bytes, not sparse) and removed at the end.
 
-use criterion::{black_box, criterion_group, Criterion};
-use file_cache::__private::{KeyBuilder, Site, SiteInfo};
+use criterion::{black_box, criterion_group, BatchSize, Criterion};
+use file_cache::__private::{forget_file_digests, KeyBuilder, Site, SiteInfo};
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
 
-static SITE: Site = Site::new(SiteInfo {
+/// Three functions with roots of their own, so that each root's digest index holds only
+/// what its case put there.
+static BIG: Site = Site::new(SiteInfo {
     module_path: "bench::inputs",
-    name: "f",
+    name: "big",
+    dir: Some("big"),
+    ..SiteInfo::DEFAULT
+});
+static CHANGED: Site = Site::new(SiteInfo {
+    module_path: "bench::inputs",
+    name: "changed",
+    dir: Some("changed"),
+    ..SiteInfo::DEFAULT
+});
+static TREE: Site = Site::new(SiteInfo {
+    module_path: "bench::inputs",
+    name: "tree",
+    dir: Some("tree"),
     ..SiteInfo::DEFAULT
 });
 
-fn key_of(path: &Path) -> file_cache::__private::CallKey {
-    let mut builder = KeyBuilder::begin(&SITE).expect("cache on");
+const BIG_LEN: usize = 1 << 30;
+
+fn key_of(site: &'static Site, path: &Path) -> file_cache::__private::CallKey {
+    let mut builder = KeyBuilder::begin(site).expect("cache on");
     builder.files("path", path);
     builder.finish().expect("hashes")
 }
@@ -46,6 +74,18 @@ fn stat_walk(dir: &Path) -> u64 {
     total
 }
 
+/// 1 GiB of bytes that no two MiB of repeat (blake3's output stream).
+fn write_big(path: &Path) {
+    let mut file = fs::File::create(path).unwrap();
+    let mut stream = blake3::Hasher::new().update(b"inputs bench").finalize_xof();
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..BIG_LEN / block.len() {
+        stream.fill(&mut block);
+        file.write_all(&block).unwrap();
+    }
+    file.sync_all().unwrap();
+}
+
 /// Waits until files written now are settled (their digests are remembered only then).
 fn settle() {
     std::thread::sleep(Duration::from_millis(2100));
@@ -55,7 +95,7 @@ fn inputs(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     std::env::set_var("FILE_CACHE_DIR", dir.path().join("cache"));
     let big = dir.path().join("big");
-    fs::write(&big, vec![7u8; 256 << 20]).unwrap();
+    write_big(&big);
     let tree = dir.path().join("tree");
     for i in 0..100 {
         let sub = tree.join(format!("d{i}"));
@@ -65,21 +105,36 @@ fn inputs(c: &mut Criterion) {
         }
     }
     settle();
-    key_of(&big);
-    key_of(&tree);
+    // Hashed once, settled: the digests are in the process and in each root's index.
+    key_of(&BIG, &big);
+    key_of(&TREE, &tree);
 
     let mut group = c.benchmark_group("inputs");
-    group.bench_function("file 256 MiB unchanged: key", |b| {
-        b.iter(|| key_of(black_box(&big)))
+    group.bench_function("file 1 GiB unchanged, fresh process: key", |b| {
+        b.iter_batched(
+            forget_file_digests,
+            |()| key_of(&BIG, black_box(&big)),
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("file 1 GiB unchanged, same process: key", |b| {
+        b.iter(|| key_of(&BIG, black_box(&big)))
     });
     group.bench_function("file: one stat and a 4 KiB read (floor)", |b| {
         b.iter(|| stat_and_read(black_box(&big)))
     });
     group.bench_function("tree 10,000 files unchanged: key", |b| {
-        b.iter(|| key_of(black_box(&tree)))
+        b.iter(|| key_of(&TREE, black_box(&tree)))
     });
     group.bench_function("tree: recursive stat walk (floor)", |b| {
         b.iter(|| stat_walk(black_box(&tree)))
+    });
+    group.bench_function("tree 10,000 files unchanged, fresh process: key", |b| {
+        b.iter_batched(
+            forget_file_digests,
+            |()| key_of(&TREE, black_box(&tree)),
+            BatchSize::PerIteration,
+        )
     });
     let changing = tree.join("d50/f50");
     let mut n = 0u64;
@@ -87,7 +142,7 @@ fn inputs(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             fs::write(&changing, format!("changed {n}")).unwrap();
-            key_of(black_box(&tree))
+            key_of(&TREE, black_box(&tree))
         })
     });
     group.bench_function("tree, one file changed: walk + hash it (floor)", |b| {
@@ -98,6 +153,49 @@ fn inputs(c: &mut Criterion) {
             (walked, blake3::hash(&fs::read(&changing).unwrap()))
         })
     });
+    group.finish();
+
+    // A few samples: each iteration hashes 1 GiB.
+    let mut group = c.benchmark_group("inputs_changed_1gib");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(2));
+    let file = fs::OpenOptions::new().write(true).open(&big).unwrap();
+    let mut touch = || {
+        n += 1;
+        file.write_all_at(&n.to_le_bytes(), 0).unwrap();
+    };
+    group.bench_function("file 1 GiB changed: key", |b| {
+        b.iter(|| {
+            touch();
+            key_of(&CHANGED, black_box(&big))
+        })
+    });
+    group.bench_function(
+        "file 1 GiB changed: b3sum-style mmap + rayon (floor)",
+        |b| {
+            b.iter(|| {
+                touch();
+                let mut hasher = blake3::Hasher::new();
+                hasher.update_mmap_rayon(black_box(&big)).unwrap();
+                hasher.finalize()
+            })
+        },
+    );
+    group.bench_function(
+        "file 1 GiB changed: one thread, read + hash (reference)",
+        |b| {
+            b.iter(|| {
+                touch();
+                let mut hasher = blake3::Hasher::new();
+                hasher
+                    .update_reader(fs::File::open(black_box(&big)).unwrap())
+                    .unwrap();
+                hasher.finalize()
+            })
+        },
+    );
     group.finish();
 }
 
