@@ -666,6 +666,7 @@ fn walk(dir: &Path, prefix: &mut Vec<u8>, out: &mut Stream, known: &mut Known<'_
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     fn none() -> Known<'static> {
         Known {
             persisted: None,
