@@ -125,13 +125,9 @@ struct Known<'a> {
     /// walk found them, before it: each file's slot is read, then overwritten in place.
     walked: Walked,
     cursor: usize,
-    /// Emptied directory listings, kept for the next directory: a walk allocates one per
-    /// level of the tree, not one per directory.
-    listings: Vec<Listing>,
+    /// What a walk keeps from one directory to the next.
+    buffers: walker::Buffers,
 }
-
-/// A directory's entries with their names, to be sorted.
-type Listing = Vec<(std::ffi::OsString, fs::DirEntry)>;
 
 impl Known<'_> {
     /// The digest the last walk of this tree found for the file at this walk's place, if
@@ -241,7 +237,7 @@ pub(crate) fn digest(path: &Path, persisted: Option<&dyn Persisted>) -> [u8; 32]
         now: SystemTime::now(),
         walked: Vec::new(),
         cursor: 0,
-        listings: Vec::new(),
+        buffers: walker::Buffers::default(),
     };
     let digest = digest_with(path, &mut known);
     if let Some(persisted) = known.persisted {
@@ -314,21 +310,23 @@ fn file_digest_at(
 ) -> io::Result<[u8; 32]> {
     match Identity::of(meta).and_then(|id| lookup(&id, known)) {
         Some(digest) => Ok(digest),
-        None => hash_file(path, meta, now, known).map(|(digest, _)| digest),
+        None => {
+            let file = fs::File::open(path)?;
+            hash_open(file, Identity::of(meta), meta.len(), now, known).map(|(digest, _)| digest)
+        }
     }
 }
 
-/// Reads and hashes the file at `path`, whose identity `meta` gave before it was opened;
-/// with the identity when the digest is remembered for it.
-fn hash_file(
-    path: &Path,
-    meta: &fs::Metadata,
+/// Reads and hashes `file`, whose identity was `before` (and size `len`) before it was
+/// opened; with the identity when the digest is remembered for it.
+fn hash_open(
+    file: fs::File,
+    before: Option<Identity>,
+    len: u64,
     now: SystemTime,
     known: &mut Known<'_>,
 ) -> io::Result<([u8; 32], Option<Identity>)> {
-    let before = Identity::of(meta);
-    let file = fs::File::open(path)?;
-    let digest = hash_contents(&file, meta.len())?;
+    let digest = hash_contents(&file, len)?;
     HASHED.fetch_add(1, Ordering::Relaxed);
     // Remembered only when the file did not move while it was read and was settled when
     // the hash began (the racy case).
@@ -582,7 +580,7 @@ impl Stream {
 /// directory's own entry before the entries below it. The order the file system lists
 /// them in does not count, and the stream holds no sorted copy of the whole tree.
 fn hash_tree(root: &Path, out: &mut Stream, known: &mut Known<'_>) {
-    walk(root, &mut Vec::new(), out, known);
+    walker::walk_tree(root, out, known);
     // The end of the tree, which no entry's framing can read as.
     out.put(&u64::MAX.to_le_bytes());
 }
@@ -591,75 +589,297 @@ fn error_kind(error: &io::Error) -> String {
     format!("{:?}", error.kind())
 }
 
-fn walk(dir: &Path, prefix: &mut Vec<u8>, out: &mut Stream, known: &mut Known<'_>) {
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(error) => {
-            log::debug!(
-                "file_cache: directory {} cannot be listed ({error})",
-                dir.display()
-            );
-            out.entry(prefix, b'e', error_kind(&error).as_bytes());
-            return;
+/// A regular file met in a walk, whose `stat` gave its identity `id` and size `len`: its
+/// digest, remembered or read from what `open` opens, noted at its place in the walk (when
+/// it is not, because this fails, the caller notes the place).
+fn walked_file(
+    id: Option<Identity>,
+    len: u64,
+    open: impl FnOnce() -> io::Result<fs::File>,
+    known: &mut Known<'_>,
+) -> io::Result<[u8; 32]> {
+    let trusted = id.and_then(|id| {
+        let digest = known.recall(&id).or_else(|| lookup(&id, known))?;
+        Some((id, digest))
+    });
+    let (digest, trusted) = match trusted {
+        Some((id, digest)) => (digest, Some(id)),
+        None => {
+            let now = known.now;
+            hash_open(open()?, id, len, now, known)?
         }
     };
-    let mut items = known.listings.pop().unwrap_or_default();
-    for item in listing {
-        match item {
-            Ok(item) => items.push((item.file_name(), item)),
-            Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+    known.found(trusted.map(|id| (id, digest)));
+    Ok(digest)
+}
+
+/// Linux: a tree walked by its directories' descriptors. Each directory's listing is read
+/// into one buffer, its names copied into another (both kept from one directory to the
+/// next), and its entries are `stat`ted relative to it: no allocation per entry, as
+/// `std::fs::read_dir` makes, which costs a tree of small files as much as its `stat`s.
+/// Directories, and files to be read, are opened by path, read-only.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod walker {
+    use super::{error_kind, walked_file, Identity, Known, Stream};
+    use rustix::fs::{readlinkat, statat, AtFlags, FileType, OFlags, RawDir, Stat};
+    use std::ffi::{CStr, OsStr};
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    /// The listing buffer: a few hundred entries per `getdents`.
+    const LISTING: usize = 32 << 10;
+
+    /// What a walk keeps from one directory to the next.
+    #[derive(Default)]
+    pub(super) struct Buffers {
+        listing: Vec<u8>,
+        /// One per level of the tree being walked.
+        levels: Vec<Level>,
+    }
+
+    /// A directory's entries: their names, each with its NUL, one after the other, and
+    /// for each entry where its name starts, its length and its kind.
+    #[derive(Default)]
+    struct Level {
+        names: Vec<u8>,
+        entries: Vec<(usize, usize, FileType)>,
+    }
+
+    pub(super) fn walk_tree(root: &Path, out: &mut Stream, known: &mut Known<'_>) {
+        // The root itself is followed when it is a link, as a path given is.
+        walk(root, OFlags::empty(), &mut Vec::new(), out, known);
+    }
+
+    /// Opens `path` read-only with `flags` added (`O_CLOEXEC` is std's own).
+    fn open(path: &Path, flags: OFlags) -> io::Result<File> {
+        // `bits()` are the platform's flags; they fit an `i32` (std's flag type).
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+    }
+
+    fn failed(out: &mut Stream, prefix: &[u8], error: rustix::io::Errno) {
+        out.entry(prefix, b'e', error_kind(&io::Error::from(error)).as_bytes());
+    }
+
+    // The widths of `stat`'s fields differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    fn identity(stat: &Stat) -> Identity {
+        let nanos = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
+        Identity {
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
+            size: stat.st_size as u64,
+            mtime: nanos(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            ctime: nanos(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
         }
     }
-    items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (name, item) in items.drain(..) {
-        let at = prefix.len();
-        if at > 0 {
-            prefix.push(b'/');
+
+    /// The directory at `path`, opened with `flags` added (not following a link there, below
+    /// the root).
+    fn walk(
+        path: &Path,
+        flags: OFlags,
+        prefix: &mut Vec<u8>,
+        out: &mut Stream,
+        known: &mut Known<'_>,
+    ) {
+        let dir = match open(path, flags | OFlags::DIRECTORY) {
+            Ok(dir) => dir,
+            Err(error) => {
+                log::debug!(
+                    "file_cache: directory {} cannot be listed ({error})",
+                    path.display()
+                );
+                out.entry(prefix, b'e', error_kind(&error).as_bytes());
+                return;
+            }
+        };
+        let dir = &dir;
+        let mut level = known.buffers.levels.pop().unwrap_or_default();
+        let listing = &mut known.buffers.listing;
+        listing.reserve(LISTING);
+        let mut items = RawDir::new(dir, listing.spare_capacity_mut());
+        while let Some(item) = items.next() {
+            match item {
+                Ok(item) => {
+                    let name = item.file_name().to_bytes_with_nul();
+                    if name == b".\0" || name == b"..\0" {
+                        continue;
+                    }
+                    level
+                        .entries
+                        .push((level.names.len(), name.len() - 1, item.file_type()));
+                    level.names.extend_from_slice(name);
+                }
+                Err(error) => {
+                    failed(out, prefix, error);
+                    break;
+                }
+            }
         }
-        prefix.extend_from_slice(name.as_encoded_bytes());
-        // `DirEntry::file_type` does not follow links.
-        match item.file_type() {
-            Ok(kind) if kind.is_symlink() => match fs::read_link(item.path()) {
-                Ok(target) => out.entry(prefix, b'l', target.as_os_str().as_encoded_bytes()),
-                Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+        let names = &level.names;
+        level
+            .entries
+            .sort_unstable_by(|a, b| names[a.0..a.0 + a.1].cmp(&names[b.0..b.0 + b.1]));
+        for &(start, len, kind) in &level.entries {
+            let at = prefix.len();
+            if at > 0 {
+                prefix.push(b'/');
+            }
+            prefix.extend_from_slice(&level.names[start..start + len]);
+            if let Ok(name) = CStr::from_bytes_with_nul(&level.names[start..=start + len]) {
+                entry(dir, path, name, kind, prefix, out, known);
+            }
+            prefix.truncate(at);
+        }
+        level.names.clear();
+        level.entries.clear();
+        known.buffers.levels.push(level);
+    }
+
+    /// One entry of the directory `dir` (at `path`), as the listing gave its kind.
+    fn entry(
+        dir: &File,
+        path: &Path,
+        name: &CStr,
+        kind: FileType,
+        prefix: &mut Vec<u8>,
+        out: &mut Stream,
+        known: &mut Known<'_>,
+    ) {
+        // Links are not followed: a link is its target's text.
+        let lstat = || statat(dir, name, AtFlags::SYMLINK_NOFOLLOW);
+        let (kind, stat) = match kind {
+            // Some file systems do not tell the kind in the listing.
+            FileType::Unknown => match lstat() {
+                Ok(stat) => (FileType::from_raw_mode(stat.st_mode as _), Some(stat)),
+                Err(error) => return failed(out, prefix, error),
             },
-            Ok(kind) if kind.is_dir() => {
+            kind => (kind, None),
+        };
+        match kind {
+            FileType::Symlink => match readlinkat(dir, name, Vec::new()) {
+                Ok(target) => out.entry(prefix, b'l', target.as_bytes()),
+                Err(error) => failed(out, prefix, error),
+            },
+            FileType::Directory => {
                 out.entry(prefix, b'd', &[]);
-                walk(&item.path(), prefix, out, known);
+                let sub = path.join(OsStr::from_bytes(name.to_bytes()));
+                walk(&sub, OFlags::NOFOLLOW, prefix, out, known);
             }
-            Ok(kind) if kind.is_file() => {
-                // `DirEntry::metadata` stats by the directory's descriptor; the path is
-                // only built for a file that must be read.
-                let digest = item.metadata().and_then(|meta| {
-                    let id = Identity::of(&meta);
-                    let trusted = id.and_then(|id| {
-                        let digest = known.recall(&id).or_else(|| lookup(&id, known))?;
-                        Some((id, digest))
-                    });
-                    let (digest, trusted) = match trusted {
-                        Some((id, digest)) => (digest, Some(id)),
-                        None => {
-                            let now = known.now;
-                            hash_file(&item.path(), &meta, now, known)?
-                        }
-                    };
-                    known.found(trusted.map(|id| (id, digest)));
-                    Ok(digest)
-                });
-                if digest.is_err() {
+            FileType::RegularFile => {
+                let stat = match stat.map_or_else(lstat, Ok) {
+                    Ok(stat) => stat,
+                    Err(error) => {
+                        known.found(None);
+                        return failed(out, prefix, error);
+                    }
+                };
+                // Replaced since it was listed: not a file any more.
+                if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
                     known.found(None);
+                    return out.entry(prefix, b'o', &[]);
                 }
-                match digest {
+                // Opened without following a link or waiting on a fifo put there since.
+                let file = || {
+                    let at = path.join(OsStr::from_bytes(name.to_bytes()));
+                    open(&at, OFlags::NOFOLLOW | OFlags::NONBLOCK)
+                };
+                match walked_file(Some(identity(&stat)), stat.st_size as u64, file, known) {
                     Ok(digest) => out.entry(prefix, b'f', &digest),
-                    Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+                    Err(error) => {
+                        known.found(None);
+                        out.entry(prefix, b'e', error_kind(&error).as_bytes());
+                    }
                 }
             }
-            Ok(_) => out.entry(prefix, b'o', &[]),
-            Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+            _ => out.entry(prefix, b'o', &[]),
         }
-        prefix.truncate(at);
     }
-    known.listings.push(items);
+}
+
+/// Elsewhere: a tree walked with `std::fs::read_dir`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod walker {
+    use super::{error_kind, walked_file, Identity, Known, Stream};
+    use std::ffi::OsString;
+    use std::fs;
+    use std::path::Path;
+
+    /// Emptied directory listings, kept for the next directory: a walk allocates one per
+    /// level of the tree, not one per directory.
+    #[derive(Default)]
+    pub(super) struct Buffers {
+        listings: Vec<Vec<(OsString, fs::DirEntry)>>,
+    }
+
+    pub(super) fn walk_tree(root: &Path, out: &mut Stream, known: &mut Known<'_>) {
+        walk(root, &mut Vec::new(), out, known);
+    }
+
+    fn walk(dir: &Path, prefix: &mut Vec<u8>, out: &mut Stream, known: &mut Known<'_>) {
+        let listing = match fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(error) => {
+                log::debug!(
+                    "file_cache: directory {} cannot be listed ({error})",
+                    dir.display()
+                );
+                out.entry(prefix, b'e', error_kind(&error).as_bytes());
+                return;
+            }
+        };
+        let mut items = known.buffers.listings.pop().unwrap_or_default();
+        for item in listing {
+            match item {
+                Ok(item) => items.push((item.file_name(), item)),
+                Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+            }
+        }
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, item) in items.drain(..) {
+            let at = prefix.len();
+            if at > 0 {
+                prefix.push(b'/');
+            }
+            prefix.extend_from_slice(name.as_encoded_bytes());
+            // `DirEntry::file_type` does not follow links.
+            match item.file_type() {
+                Ok(kind) if kind.is_symlink() => match fs::read_link(item.path()) {
+                    Ok(target) => out.entry(prefix, b'l', target.as_os_str().as_encoded_bytes()),
+                    Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+                },
+                Ok(kind) if kind.is_dir() => {
+                    out.entry(prefix, b'd', &[]);
+                    walk(&item.path(), prefix, out, known);
+                }
+                Ok(kind) if kind.is_file() => {
+                    // `DirEntry::metadata` stats by the directory's descriptor where it
+                    // can; the path is only built for a file that must be read.
+                    let digest = item.metadata().and_then(|meta| {
+                        let open = || fs::File::open(item.path());
+                        walked_file(Identity::of(&meta), meta.len(), open, known)
+                    });
+                    match digest {
+                        Ok(digest) => out.entry(prefix, b'f', &digest),
+                        Err(error) => {
+                            known.found(None);
+                            out.entry(prefix, b'e', error_kind(&error).as_bytes());
+                        }
+                    }
+                }
+                Ok(_) => out.entry(prefix, b'o', &[]),
+                Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+            }
+            prefix.truncate(at);
+        }
+        known.buffers.listings.push(items);
+    }
 }
 
 #[cfg(test)]
@@ -674,7 +894,7 @@ mod tests {
             now: SystemTime::now(),
             walked: Vec::new(),
             cursor: 0,
-            listings: Vec::new(),
+            buffers: walker::Buffers::default(),
         }
     }
 
@@ -704,7 +924,7 @@ mod tests {
             now: SystemTime::now(),
             walked: Vec::new(),
             cursor: 0,
-            listings: Vec::new(),
+            buffers: walker::Buffers::default(),
         };
         let meta = fs::metadata(&planted).unwrap();
         let now = SystemTime::now();
@@ -830,6 +1050,34 @@ mod tests {
         assert_eq!(edited, walk(&link, SystemTime::now()));
         assert_eq!(slot(0), None, "a young file is not kept");
         assert!(slot(2).is_some(), "sub/c, in walk order");
+    }
+
+    /// A tree's digest is the documented stream, whichever walk (by descriptors on Linux,
+    /// `std::fs::read_dir` elsewhere) produced it: sorted entries, each framed, then the end.
+    #[cfg(unix)]
+    #[test]
+    fn a_tree_digest_is_its_entries_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("s")).unwrap();
+        fs::write(tree.join("b"), b"one").unwrap();
+        fs::write(tree.join("a"), b"two").unwrap();
+        std::os::unix::fs::symlink("x", tree.join("s/l")).unwrap();
+        let mut expected = blake3::Hasher::new_derive_key(DOMAIN);
+        expected.update(b"d");
+        let mut entry = |path: &[u8], kind: u8, what: &[u8]| {
+            expected.update(&(path.len() as u64).to_le_bytes());
+            expected.update(path);
+            expected.update(&[kind]);
+            expected.update(&(what.len() as u64).to_le_bytes());
+            expected.update(what);
+        };
+        entry(b"a", b'f', blake3::hash(b"two").as_bytes());
+        entry(b"b", b'f', blake3::hash(b"one").as_bytes());
+        entry(b"s", b'd', b"");
+        entry(b"s/l", b'l', b"x");
+        expected.update(&u64::MAX.to_le_bytes());
+        assert_eq!(digest(&tree, None), *expected.finalize().as_bytes());
     }
 
     #[test]
