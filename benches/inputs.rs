@@ -12,6 +12,16 @@
 //!   records).
 //!
 //! The 1 GiB file is written once (real bytes, not sparse) and removed at the end.
+//!
+//! Criterion measures one case after another, each for seconds, and on the benchmark's VM
+//! speed drifts over such spans (a floor of two microseconds measured 1.6 µs in one run
+//! and 2.1 µs in the next). So each case and its floor are also run interleaved
+//! (`support::interleaved`: every contender once per round, in a shuffled order); the
+//! medians go to `target/criterion/inputs_{file,tree,big}_interleaved.json`, and the
+//! ratios are printed.
+//! There the fresh-process key includes forgetting what the process remembered.
+
+mod support;
 
 use criterion::{black_box, criterion_group, BatchSize, Criterion};
 use file_cache::__private::{forget_file_digests, KeyBuilder, Site, SiteInfo};
@@ -197,6 +207,100 @@ fn inputs(c: &mut Criterion) {
         },
     );
     group.finish();
+
+    interleaved(&big, &tree, &file, n);
+}
+
+/// Each case and its floor, interleaved; the medians written and their ratios printed.
+fn interleaved(big: &Path, tree: &Path, file: &fs::File, n: u64) {
+    let n = std::cell::Cell::new(n);
+    let bump = || {
+        n.set(n.get() + 1);
+        n.get()
+    };
+    // Settled again, and remembered: the unchanged cases start as the others did.
+    let changing = tree.join("d50/f50");
+    fs::write(&changing, "file 50 50").unwrap();
+    settle();
+    key_of(&BIG, big);
+    key_of(&TREE, tree);
+    let mut medians = Vec::new();
+    let file_cases: [(&str, &dyn Fn()); 3] = [
+        ("file_fresh_key", &|| {
+            forget_file_digests();
+            black_box(key_of(&BIG, big));
+        }),
+        ("file_same_process_key", &|| {
+            black_box(key_of(&BIG, big));
+        }),
+        ("file_stat_and_read", &|| {
+            black_box(stat_and_read(big));
+        }),
+    ];
+    let file_medians = support::interleaved(&file_cases, 3000);
+    support::write_interleaved("inputs_file", 3000, &file_medians);
+    medians.extend(file_medians);
+    let tree_cases: [(&str, &dyn Fn()); 5] = [
+        ("tree_key", &|| {
+            black_box(key_of(&TREE, tree));
+        }),
+        ("tree_walk", &|| {
+            black_box(stat_walk(tree));
+        }),
+        ("tree_fresh_key", &|| {
+            forget_file_digests();
+            black_box(key_of(&TREE, tree));
+        }),
+        ("tree_changed_key", &|| {
+            fs::write(&changing, format!("changed {}", bump())).unwrap();
+            black_box(key_of(&TREE, tree));
+        }),
+        ("tree_changed_walk_and_hash", &|| {
+            fs::write(&changing, format!("changed {}", bump())).unwrap();
+            black_box(stat_walk(tree));
+            black_box(blake3::hash(&fs::read(&changing).unwrap()));
+        }),
+    ];
+    let tree_medians = support::interleaved(&tree_cases, 40);
+    support::write_interleaved("inputs_tree", 40, &tree_medians);
+    medians.extend(tree_medians);
+    let touch = || file.write_all_at(&bump().to_le_bytes(), 0).unwrap();
+    let big_cases: [(&str, &dyn Fn()); 2] = [
+        ("big_changed_key", &|| {
+            touch();
+            black_box(key_of(&CHANGED, big));
+        }),
+        ("big_changed_b3sum_style", &|| {
+            touch();
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_mmap_rayon(big).unwrap();
+            black_box(hasher.finalize());
+        }),
+    ];
+    let big_medians = support::interleaved(&big_cases, 7);
+    support::write_interleaved("inputs_big", 7, &big_medians);
+    medians.extend(big_medians);
+    let median = |name: &str| {
+        medians
+            .iter()
+            .find(|(who, _)| who == name)
+            .map_or(f64::NAN, |(_, at)| at.as_secs_f64())
+    };
+    println!("inputs, interleaved ratios:");
+    for (case, floor) in [
+        ("file_fresh_key", "file_stat_and_read"),
+        ("file_same_process_key", "file_stat_and_read"),
+        ("tree_key", "tree_walk"),
+        ("tree_fresh_key", "tree_walk"),
+        ("tree_changed_key", "tree_changed_walk_and_hash"),
+        ("big_changed_key", "big_changed_b3sum_style"),
+    ] {
+        println!("  {case} / {floor}: {:.2}", median(case) / median(floor));
+    }
+    println!(
+        "  1 GiB changed, throughput against b3sum-style: {:.0}%",
+        100.0 * median("big_changed_b3sum_style") / median("big_changed_key")
+    );
 }
 
 criterion_group! {
