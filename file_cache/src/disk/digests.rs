@@ -234,6 +234,19 @@ mod tests {
         assert_eq!(reader.get(&id(3)), None);
     }
 
+    /// A root's index is read once per process, and again after [`forget`], as a new
+    /// process would read it.
+    #[test]
+    fn a_forgotten_index_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = for_root(dir.path());
+        assert_eq!(index.get(&id(1)), None, "read: empty");
+        Index::at(dir.path().join(NAME), MAX_BYTES).put(&[(id(1), [1; 32])]);
+        assert_eq!(index.get(&id(1)), None, "not read again");
+        forget();
+        assert_eq!(index.get(&id(1)), Some([1; 32]));
+    }
+
     #[test]
     fn a_damaged_record_is_skipped_never_misread() {
         let dir = tempfile::tempdir().unwrap();
