@@ -24,11 +24,19 @@
 //! identity is taken again from the open file after hashing; a file that changed while it
 //! was read is not remembered either. On platforms without change times (not Unix),
 //! nothing is remembered: every call hashes.
+//!
+//! A tree's walk also keeps what it found (each file's identity and digest, in walk
+//! order), and the next walk of the same tree first checks each file against the one the
+//! last walk found at its place: the same trust, read in order rather than scattered over
+//! the memo (a cache miss each, which costs a tree of small files more than a `stat`).
+//!
+//! **A large file is hashed on every core** (from [`PARALLEL_FROM`] bytes), read, not
+//! memory-mapped: see [`parallel`].
 
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -39,6 +47,18 @@ pub(crate) const SETTLE: Duration = Duration::from_secs(2);
 
 /// Most digests this process remembers; when full, it starts over.
 const MEMO_CAPACITY: usize = 1 << 16;
+
+/// A large file's piece of work for one thread (see [`parallel`]): a power of two, and so
+/// a complete subtree of blake3's tree (a whole number of its 1 KiB chunks), hashed in a
+/// few hundred microseconds.
+#[cfg_attr(not(any(unix, windows)), allow(dead_code))]
+const LEAF: u64 = 1 << 20;
+
+/// Files at least this big are hashed on every core. blake3 documents threads as a loss
+/// below about 128 KiB on x86-64; here each extra thread costs a spawn (tens of
+/// microseconds) and needs a whole leaf of work: two leaves at least.
+#[cfg_attr(not(any(unix, windows)), allow(dead_code))]
+const PARALLEL_FROM: u64 = 2 * LEAF;
 
 /// A file's identity as `stat` reports it: what must not have moved for a remembered
 /// digest to stand for the file's bytes.
@@ -98,6 +118,70 @@ pub(crate) trait Persisted {
 struct Known<'a> {
     persisted: Option<&'a dyn Persisted>,
     learnt: Vec<(Identity, [u8; 32])>,
+    /// When the digest began: a file hashed during it is remembered only when it was
+    /// settled by then (earlier than its own hash began, so never less strict).
+    now: SystemTime,
+    /// The tree's files as the last walk of it found them, from `cursor` on, and as this
+    /// walk found them, before it: each file's slot is read, then overwritten in place.
+    walked: Walked,
+    cursor: usize,
+    /// What a walk keeps from one directory to the next.
+    buffers: walker::Buffers,
+}
+
+impl Known<'_> {
+    /// The digest the last walk of this tree found for the file at this walk's place, if
+    /// the file there has the same identity.
+    fn recall(&self, id: &Identity) -> Option<[u8; 32]> {
+        let (known, digest) = self.walked.get(self.cursor)?.as_ref()?;
+        (known == id).then_some(*digest)
+    }
+
+    /// Notes the file at this walk's place (its identity and digest when they are to be
+    /// trusted), and moves to the next place.
+    fn found(&mut self, file: Option<(Identity, [u8; 32])>) {
+        match self.walked.get_mut(self.cursor) {
+            Some(slot) => *slot = file,
+            None => self.walked.push(file),
+        }
+        self.cursor += 1;
+    }
+}
+
+/// A tree's regular files in walk order, each with its identity and digest when they may
+/// be trusted (the same rule as the memo's).
+type Walked = Vec<Option<(Identity, [u8; 32])>>;
+
+/// The trees walked before, by the path they were walked from: the next walk of a tree
+/// reads its files' digests in order, where the memo's lookups are scattered in memory (a
+/// cache miss each, which costs a tree of small files more than its hashing). Together
+/// they hold at most [`MEMO_CAPACITY`] files.
+static TREES: Mutex<Option<HashMap<PathBuf, Walked>>> = Mutex::new(None);
+
+/// The last walk of the tree at `path`, taken out (a walk of it meanwhile starts afresh).
+fn take_walk(path: &Path) -> Walked {
+    let Ok(mut trees) = TREES.lock() else {
+        return Vec::new();
+    };
+    trees
+        .as_mut()
+        .and_then(|trees| trees.remove(path))
+        .unwrap_or_default()
+}
+
+/// Keeps a walk of the tree at `path` for the next.
+fn keep_walk(path: &Path, walked: Walked) {
+    let Ok(mut trees) = TREES.lock() else {
+        return;
+    };
+    let trees = trees.get_or_insert_with(HashMap::new);
+    let held: usize = trees.values().map(Vec::len).sum();
+    if held + walked.len() > MEMO_CAPACITY {
+        trees.clear();
+    }
+    if walked.len() <= MEMO_CAPACITY {
+        trees.insert(path.to_path_buf(), walked);
+    }
 }
 
 /// Digests remembered by identity, in this process.
@@ -120,6 +204,16 @@ fn remembered(id: &Identity) -> Option<[u8; 32]> {
     (known == id).then_some(*digest)
 }
 
+/// Forgets every digest this process remembers, as a new process starts; for benches.
+pub(crate) fn forget() {
+    if let Ok(mut memo) = MEMO.lock() {
+        *memo = None;
+    }
+    if let Ok(mut trees) = TREES.lock() {
+        *trees = None;
+    }
+}
+
 fn remember(id: Identity, digest: [u8; 32]) {
     let Ok(mut memo) = MEMO.lock() else {
         return;
@@ -140,6 +234,10 @@ pub(crate) fn digest(path: &Path, persisted: Option<&dyn Persisted>) -> [u8; 32]
     let mut known = Known {
         persisted,
         learnt: Vec::new(),
+        now: SystemTime::now(),
+        walked: Vec::new(),
+        cursor: 0,
+        buffers: walker::Buffers::default(),
     };
     let digest = digest_with(path, &mut known);
     if let Some(persisted) = known.persisted {
@@ -149,63 +247,87 @@ pub(crate) fn digest(path: &Path, persisted: Option<&dyn Persisted>) -> [u8; 32]
 }
 
 fn digest_with(path: &Path, known: &mut Known<'_>) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new_derive_key(DOMAIN);
+    let mut out = Stream::new(blake3::Hasher::new_derive_key(DOMAIN));
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
-            hasher.update(b"d");
-            hash_tree(path, &mut hasher, known);
+            out.put(b"d");
+            known.walked = take_walk(path);
+            out.buf.reserve(STREAM_BUFFER);
+            hash_tree(path, &mut out, known);
+            let mut walked = std::mem::take(&mut known.walked);
+            walked.truncate(known.cursor);
+            keep_walk(path, walked);
         }
         Ok(meta) if meta.is_file() => {
-            hasher.update(b"f");
-            hash_file_into(path, &meta, &mut hasher, known);
+            out.put(b"f");
+            let now = known.now;
+            match file_digest_at(path, &meta, now, known) {
+                Ok(digest) => out.put(&digest),
+                Err(error) => {
+                    log::debug!(
+                        "file_cache: {} cannot be read ({error}); keyed as unreadable",
+                        path.display()
+                    );
+                    out.put(b"e");
+                    out.put(error_kind(&error).as_bytes());
+                }
+            }
         }
         // A fifo, socket or device: its kind, never its contents (opening a fifo blocks).
-        Ok(_) => {
-            hasher.update(b"o");
-        }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            hasher.update(b"m");
-        }
+        Ok(_) => out.put(b"o"),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => out.put(b"m"),
         Err(error) => {
             log::debug!(
                 "file_cache: {} cannot be read ({error}); keyed as unreadable",
                 path.display()
             );
-            hasher.update(b"e");
-            hasher.update(format!("{:?}", error.kind()).as_bytes());
+            out.put(b"e");
+            out.put(error_kind(&error).as_bytes());
         }
     }
-    *hasher.finalize().as_bytes()
+    *out.finish().finalize().as_bytes()
+}
+
+/// The digest remembered for `id`: in this process's memo, then in the persisted index
+/// (and then remembered in the memo).
+fn lookup(id: &Identity, known: &Known<'_>) -> Option<[u8; 32]> {
+    if let Some(digest) = remembered(id) {
+        return Some(digest);
+    }
+    let digest = known.persisted?.get(id)?;
+    remember(*id, digest);
+    Some(digest)
 }
 
 /// A regular file's bytes, hashed on their own (the digest that stands for the file), or
-/// the digest remembered for its identity `meta` gives.
-fn file_digest(path: &Path, meta: &fs::Metadata, known: &mut Known<'_>) -> io::Result<[u8; 32]> {
-    file_digest_at(path, meta, SystemTime::now(), known)
-}
-
-/// [`file_digest`] with the clock read as `now` (tests move it).
+/// the digest remembered for the identity `meta` gives; `now` is when the hash began
+/// (tests move it).
 fn file_digest_at(
     path: &Path,
     meta: &fs::Metadata,
     now: SystemTime,
     known: &mut Known<'_>,
 ) -> io::Result<[u8; 32]> {
-    let before = Identity::of(meta);
-    if let Some(id) = &before {
-        if let Some(digest) = remembered(id) {
-            return Ok(digest);
-        }
-        if let Some(digest) = known.persisted.and_then(|persisted| persisted.get(id)) {
-            remember(*id, digest);
-            return Ok(digest);
+    match Identity::of(meta).and_then(|id| lookup(&id, known)) {
+        Some(digest) => Ok(digest),
+        None => {
+            let file = fs::File::open(path)?;
+            hash_open(file, Identity::of(meta), meta.len(), now, known).map(|(digest, _)| digest)
         }
     }
-    let file = fs::File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(&file)?;
+}
+
+/// Reads and hashes `file`, whose identity was `before` (and size `len`) before it was
+/// opened; with the identity when the digest is remembered for it.
+fn hash_open(
+    file: fs::File,
+    before: Option<Identity>,
+    len: u64,
+    now: SystemTime,
+    known: &mut Known<'_>,
+) -> io::Result<([u8; 32], Option<Identity>)> {
+    let digest = hash_contents(&file, len)?;
     HASHED.fetch_add(1, Ordering::Relaxed);
-    let digest = *hasher.finalize().as_bytes();
     // Remembered only when the file did not move while it was read and was settled when
     // the hash began (the racy case).
     let after = file.metadata().ok().as_ref().and_then(Identity::of);
@@ -213,109 +335,550 @@ fn file_digest_at(
         if before == after && before.settled_at(now) {
             remember(before, digest);
             known.learnt.push((before, digest));
+            return Ok((digest, Some(before)));
         }
     }
-    Ok(digest)
+    Ok((digest, None))
 }
 
-fn hash_file_into(
-    path: &Path,
-    meta: &fs::Metadata,
-    hasher: &mut blake3::Hasher,
-    known: &mut Known<'_>,
-) {
-    match file_digest(path, meta, known) {
-        Ok(digest) => {
-            hasher.update(&digest);
+/// Every byte of `file`, whose size was `len` when it was looked at: on this thread, or
+/// on every core when it is large. Either way a file that changed meanwhile is read as it
+/// happens to be; its identity, taken again after, tells that it moved.
+fn hash_contents(file: &fs::File, len: u64) -> io::Result<[u8; 32]> {
+    #[cfg(any(unix, windows))]
+    if len >= PARALLEL_FROM {
+        return parallel::hash(file, len);
+    }
+    let _ = len;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(file)?;
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// A large file hashed on every core, without mapping it. The file is cut into leaves of
+/// [`LEAF`] bytes; threads take leaves in turn, each reading its leaf at its offset into a
+/// small buffer of its own and hashing it as a subtree (blake3's `hazmat`), and the leaves'
+/// chaining values are merged as blake3's tree merges them: the result is the file's
+/// blake3 hash, `blake3::hash` of its bytes.
+///
+/// Not blake3's own ways: `update_rayon` hashes a buffer in memory, so one thread would
+/// first copy the whole file out of the page cache, and that copy, not the hash, would
+/// bound the speed; `update_mmap_rayon` (what `b3sum` does) maps the file, and a mapped
+/// file that another process truncates meanwhile kills this process with `SIGBUS`. Here
+/// the copy is spread over every thread, and an input rewritten while a call keys it
+/// costs a rehash, never the program.
+#[cfg(any(unix, windows))]
+mod parallel {
+    use super::LEAF;
+    use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root};
+    use blake3::hazmat::{ChainingValue, HasherExt, Mode};
+    use std::fs::File;
+    use std::io;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// Each thread's read buffer: small enough to stay in its core's cache between the
+    /// read and the hash, a multiple of 16 KiB (every SIMD width blake3 has).
+    const BUFFER: usize = 64 << 10;
+
+    /// The blake3 hash of the first `len` bytes of `file`; `len` is more than one [`LEAF`].
+    pub(super) fn hash(file: &File, len: u64) -> io::Result<[u8; 32]> {
+        let leaves = len.div_ceil(LEAF) as usize;
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let values: Mutex<Vec<Option<ChainingValue>>> = Mutex::new(vec![None; leaves]);
+        let error: Mutex<Option<io::Error>> = Mutex::new(None);
+        let work = || {
+            let mut buf = vec![0u8; BUFFER];
+            loop {
+                let leaf = next.fetch_add(1, Ordering::Relaxed);
+                if leaf >= leaves || failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let offset = leaf as u64 * LEAF;
+                match hash_leaf(file, offset, LEAF.min(len - offset), &mut buf) {
+                    Ok(value) => {
+                        if let Ok(mut values) = values.lock() {
+                            values[leaf] = Some(value);
+                        }
+                    }
+                    Err(fault) => {
+                        failed.store(true, Ordering::Relaxed);
+                        if let Ok(mut error) = error.lock() {
+                            error.get_or_insert(fault);
+                        }
+                        return;
+                    }
+                }
+            }
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|scope| {
+            for _ in 1..threads.min(leaves) {
+                // A thread that cannot be started leaves its share to the others.
+                if std::thread::Builder::new()
+                    .spawn_scoped(scope, work)
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            work();
+        });
+        if let Some(error) = error.into_inner().ok().flatten() {
+            return Err(error);
         }
-        Err(error) => {
-            log::debug!(
-                "file_cache: {} cannot be read ({error}); keyed as unreadable",
-                path.display()
-            );
-            hasher.update(b"e");
-            hasher.update(format!("{:?}", error.kind()).as_bytes());
+        let values: Option<Vec<ChainingValue>> = values
+            .into_inner()
+            .ok()
+            .and_then(|values| values.into_iter().collect());
+        match values {
+            Some(values) if values.len() > 1 => {
+                let (left, right) = values.split_at(split(values.len()));
+                let root = merge_subtrees_root(&merge(left), &merge(right), Mode::Hash);
+                Ok(*root.as_bytes())
+            }
+            _ => Err(io::Error::other("a part of the file was not hashed")),
+        }
+    }
+
+    /// How many of `count` leaves (more than one) the left subtree holds: the largest power
+    /// of two below `count`, as blake3 splits an input (only the last leaf may be short).
+    fn split(count: usize) -> usize {
+        1 << (usize::BITS - 1 - (count - 1).leading_zeros())
+    }
+
+    /// The chaining value of a subtree of leaves (at least one).
+    fn merge(values: &[ChainingValue]) -> ChainingValue {
+        match values {
+            [one] => *one,
+            _ => {
+                let (left, right) = values.split_at(split(values.len()));
+                merge_subtrees_non_root(&merge(left), &merge(right), Mode::Hash)
+            }
+        }
+    }
+
+    /// The chaining value of the `len` bytes of `file` at `offset`: one leaf.
+    fn hash_leaf(file: &File, offset: u64, len: u64, buf: &mut [u8]) -> io::Result<ChainingValue> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.set_input_offset(offset);
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(buf.len() as u64) as usize;
+            match read_at(file, &mut buf[..want], offset + done) {
+                // Shorter than it was: keyed by why this once (its identity moved).
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(read) => {
+                    hasher.update(&buf[..read]);
+                    done += read as u64;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(hasher.finalize_non_root())
+    }
+
+    #[cfg(unix)]
+    fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Whatever the length (leaves full or not, a power of two of them or not), the
+        /// leaves merge to blake3's own hash of the bytes.
+        #[test]
+        fn the_leaves_merge_to_blake3s_hash() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("big");
+            let mut bytes = vec![0u8; 5 * LEAF as usize + 1000];
+            blake3::Hasher::new()
+                .update(b"bytes")
+                .finalize_xof()
+                .fill(&mut bytes);
+            for len in [
+                2 * LEAF + 1,
+                3 * LEAF,
+                4 * LEAF,
+                4 * LEAF + 1024,
+                5 * LEAF + 1000,
+            ] {
+                let len = len as usize;
+                std::fs::write(&path, &bytes[..len]).unwrap();
+                let file = File::open(&path).unwrap();
+                assert_eq!(
+                    hash(&file, len as u64).unwrap(),
+                    *blake3::hash(&bytes[..len]).as_bytes(),
+                    "{len} bytes"
+                );
+            }
+            // Shorter than `len` says: an error, no panic and no digest.
+            let file = File::open(&path).unwrap();
+            assert!(hash(&file, 6 * LEAF).is_err());
         }
     }
 }
 
-/// Length-prefixed, so no field runs into the next.
-fn framed(hasher: &mut blake3::Hasher, bytes: &[u8]) {
-    hasher.update(&(bytes.len() as u64).to_le_bytes());
-    hasher.update(bytes);
+/// Bytes a [`Stream`] gathers before it hands them to blake3.
+/// 16 KiB: as many chunks as blake3 hashes at once at its widest.
+const STREAM_BUFFER: usize = 16 << 10;
+
+/// What a digest covers, as one byte stream handed to blake3 in large pieces: a tree's
+/// entries are small fields, and one update per field costs more than hashing them.
+struct Stream {
+    hasher: blake3::Hasher,
+    buf: Vec<u8>,
 }
 
-/// Hashes one entry of a tree: its relative path, its kind, and what it holds (a file's
-/// digest, a link's target, an error's kind; nothing for a directory), each field framed.
-fn emit(hasher: &mut blake3::Hasher, relative: &[u8], kind: u8, what: &[u8]) {
-    framed(hasher, relative);
-    hasher.update(&[kind]);
-    framed(hasher, what);
+impl Stream {
+    fn new(hasher: blake3::Hasher) -> Stream {
+        Stream {
+            hasher,
+            buf: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= STREAM_BUFFER {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// Length-prefixed, so no field runs into the next.
+    fn framed(&mut self, bytes: &[u8]) {
+        self.put(&(bytes.len() as u64).to_le_bytes());
+        self.put(bytes);
+    }
+
+    /// One entry of a tree: its relative path, its kind, and what it holds (a file's
+    /// digest, a link's target, an error's kind; nothing for a directory), each field
+    /// framed.
+    fn entry(&mut self, relative: &[u8], kind: u8, what: &[u8]) {
+        self.framed(relative);
+        self.put(&[kind]);
+        self.framed(what);
+    }
+
+    fn finish(mut self) -> blake3::Hasher {
+        self.hasher.update(&self.buf);
+        self.hasher
+    }
 }
 
 /// A tree, entry by entry in a fixed order: each directory's entries sorted by name, a
 /// directory's own entry before the entries below it. The order the file system lists
 /// them in does not count, and the stream holds no sorted copy of the whole tree.
-fn hash_tree(root: &Path, hasher: &mut blake3::Hasher, known: &mut Known<'_>) {
-    walk(root, &mut Vec::new(), hasher, known);
+fn hash_tree(root: &Path, out: &mut Stream, known: &mut Known<'_>) {
+    walker::walk_tree(root, out, known);
     // The end of the tree, which no entry's framing can read as.
-    hasher.update(&u64::MAX.to_le_bytes());
+    out.put(&u64::MAX.to_le_bytes());
 }
 
 fn error_kind(error: &io::Error) -> String {
     format!("{:?}", error.kind())
 }
 
-fn walk(dir: &Path, prefix: &mut Vec<u8>, hasher: &mut blake3::Hasher, known: &mut Known<'_>) {
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(error) => {
-            log::debug!(
-                "file_cache: directory {} cannot be listed ({error})",
-                dir.display()
-            );
-            emit(hasher, prefix, b'e', error_kind(&error).as_bytes());
-            return;
+/// A regular file met in a walk, whose `stat` gave its identity `id` and size `len`: its
+/// digest, remembered or read from what `open` opens, noted at its place in the walk (when
+/// it is not, because this fails, the caller notes the place).
+fn walked_file(
+    id: Option<Identity>,
+    len: u64,
+    open: impl FnOnce() -> io::Result<fs::File>,
+    known: &mut Known<'_>,
+) -> io::Result<[u8; 32]> {
+    let trusted = id.and_then(|id| {
+        let digest = known.recall(&id).or_else(|| lookup(&id, known))?;
+        Some((id, digest))
+    });
+    let (digest, trusted) = match trusted {
+        Some((id, digest)) => (digest, Some(id)),
+        None => {
+            let now = known.now;
+            hash_open(open()?, id, len, now, known)?
         }
     };
-    let mut items = Vec::new();
-    for item in listing {
-        match item {
-            Ok(item) => items.push((item.file_name(), item)),
-            Err(error) => emit(hasher, prefix, b'e', error_kind(&error).as_bytes()),
+    known.found(trusted.map(|id| (id, digest)));
+    Ok(digest)
+}
+
+/// Linux: a tree walked by its directories' descriptors. Each directory's listing is read
+/// into one buffer, its names copied into another (both kept from one directory to the
+/// next), and its entries are `stat`ted relative to it: no allocation per entry, as
+/// `std::fs::read_dir` makes, which costs a tree of small files as much as its `stat`s.
+/// Directories, and files to be read, are opened by path, read-only.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod walker {
+    use super::{error_kind, walked_file, Identity, Known, Stream};
+    use rustix::fs::{readlinkat, statat, AtFlags, FileType, OFlags, RawDir, Stat};
+    use std::ffi::{CStr, OsStr};
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    /// The listing buffer: a few hundred entries per `getdents`.
+    const LISTING: usize = 32 << 10;
+
+    /// What a walk keeps from one directory to the next.
+    #[derive(Default)]
+    pub(super) struct Buffers {
+        listing: Vec<u8>,
+        /// One per level of the tree being walked.
+        levels: Vec<Level>,
+    }
+
+    /// A directory's entries: their names, each with its NUL, one after the other, and
+    /// for each entry where its name starts, its length and its kind.
+    #[derive(Default)]
+    struct Level {
+        names: Vec<u8>,
+        entries: Vec<(usize, usize, FileType)>,
+    }
+
+    pub(super) fn walk_tree(root: &Path, out: &mut Stream, known: &mut Known<'_>) {
+        // The root itself is followed when it is a link, as a path given is.
+        walk(root, OFlags::empty(), &mut Vec::new(), out, known);
+    }
+
+    /// Opens `path` read-only with `flags` added (`O_CLOEXEC` is std's own).
+    fn open(path: &Path, flags: OFlags) -> io::Result<File> {
+        // `bits()` are the platform's flags; they fit an `i32` (std's flag type).
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+    }
+
+    fn failed(out: &mut Stream, prefix: &[u8], error: rustix::io::Errno) {
+        out.entry(prefix, b'e', error_kind(&io::Error::from(error)).as_bytes());
+    }
+
+    // The widths of `stat`'s fields differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    fn identity(stat: &Stat) -> Identity {
+        let nanos = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
+        Identity {
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
+            size: stat.st_size as u64,
+            mtime: nanos(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            ctime: nanos(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
         }
     }
-    items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (name, item) in items {
-        let at = prefix.len();
-        if at > 0 {
-            prefix.push(b'/');
-        }
-        prefix.extend_from_slice(name.as_encoded_bytes());
-        // `DirEntry::file_type` does not follow links.
-        match item.file_type() {
-            Ok(kind) if kind.is_symlink() => match fs::read_link(item.path()) {
-                Ok(target) => emit(hasher, prefix, b'l', target.as_os_str().as_encoded_bytes()),
-                Err(error) => emit(hasher, prefix, b'e', error_kind(&error).as_bytes()),
-            },
-            Ok(kind) if kind.is_dir() => {
-                emit(hasher, prefix, b'd', &[]);
-                walk(&item.path(), prefix, hasher, known);
+
+    /// The directory at `path`, opened with `flags` added (not following a link there, below
+    /// the root).
+    fn walk(
+        path: &Path,
+        flags: OFlags,
+        prefix: &mut Vec<u8>,
+        out: &mut Stream,
+        known: &mut Known<'_>,
+    ) {
+        let dir = match open(path, flags | OFlags::DIRECTORY) {
+            Ok(dir) => dir,
+            Err(error) => {
+                log::debug!(
+                    "file_cache: directory {} cannot be listed ({error})",
+                    path.display()
+                );
+                out.entry(prefix, b'e', error_kind(&error).as_bytes());
+                return;
             }
-            Ok(kind) if kind.is_file() => {
-                let path = item.path();
-                match item
-                    .metadata()
-                    .and_then(|meta| file_digest(&path, &meta, known))
-                {
-                    Ok(digest) => emit(hasher, prefix, b'f', &digest),
-                    Err(error) => emit(hasher, prefix, b'e', error_kind(&error).as_bytes()),
+        };
+        let dir = &dir;
+        let mut level = known.buffers.levels.pop().unwrap_or_default();
+        let listing = &mut known.buffers.listing;
+        listing.reserve(LISTING);
+        let mut items = RawDir::new(dir, listing.spare_capacity_mut());
+        while let Some(item) = items.next() {
+            match item {
+                Ok(item) => {
+                    let name = item.file_name().to_bytes_with_nul();
+                    if name == b".\0" || name == b"..\0" {
+                        continue;
+                    }
+                    level
+                        .entries
+                        .push((level.names.len(), name.len() - 1, item.file_type()));
+                    level.names.extend_from_slice(name);
+                }
+                Err(error) => {
+                    failed(out, prefix, error);
+                    break;
                 }
             }
-            Ok(_) => emit(hasher, prefix, b'o', &[]),
-            Err(error) => emit(hasher, prefix, b'e', error_kind(&error).as_bytes()),
         }
-        prefix.truncate(at);
+        let names = &level.names;
+        level
+            .entries
+            .sort_unstable_by(|a, b| names[a.0..a.0 + a.1].cmp(&names[b.0..b.0 + b.1]));
+        for &(start, len, kind) in &level.entries {
+            let at = prefix.len();
+            if at > 0 {
+                prefix.push(b'/');
+            }
+            prefix.extend_from_slice(&level.names[start..start + len]);
+            if let Ok(name) = CStr::from_bytes_with_nul(&level.names[start..=start + len]) {
+                entry(dir, path, name, kind, prefix, out, known);
+            }
+            prefix.truncate(at);
+        }
+        level.names.clear();
+        level.entries.clear();
+        known.buffers.levels.push(level);
+    }
+
+    /// One entry of the directory `dir` (at `path`), as the listing gave its kind.
+    fn entry(
+        dir: &File,
+        path: &Path,
+        name: &CStr,
+        kind: FileType,
+        prefix: &mut Vec<u8>,
+        out: &mut Stream,
+        known: &mut Known<'_>,
+    ) {
+        // Links are not followed: a link is its target's text.
+        let lstat = || statat(dir, name, AtFlags::SYMLINK_NOFOLLOW);
+        let (kind, stat) = match kind {
+            // Some file systems do not tell the kind in the listing.
+            FileType::Unknown => match lstat() {
+                Ok(stat) => (FileType::from_raw_mode(stat.st_mode as _), Some(stat)),
+                Err(error) => return failed(out, prefix, error),
+            },
+            kind => (kind, None),
+        };
+        match kind {
+            FileType::Symlink => match readlinkat(dir, name, Vec::new()) {
+                Ok(target) => out.entry(prefix, b'l', target.as_bytes()),
+                Err(error) => failed(out, prefix, error),
+            },
+            FileType::Directory => {
+                out.entry(prefix, b'd', &[]);
+                let sub = path.join(OsStr::from_bytes(name.to_bytes()));
+                walk(&sub, OFlags::NOFOLLOW, prefix, out, known);
+            }
+            FileType::RegularFile => {
+                let stat = match stat.map_or_else(lstat, Ok) {
+                    Ok(stat) => stat,
+                    Err(error) => {
+                        known.found(None);
+                        return failed(out, prefix, error);
+                    }
+                };
+                // Replaced since it was listed: not a file any more.
+                if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
+                    known.found(None);
+                    return out.entry(prefix, b'o', &[]);
+                }
+                // Opened without following a link or waiting on a fifo put there since.
+                let file = || {
+                    let at = path.join(OsStr::from_bytes(name.to_bytes()));
+                    open(&at, OFlags::NOFOLLOW | OFlags::NONBLOCK)
+                };
+                match walked_file(Some(identity(&stat)), stat.st_size as u64, file, known) {
+                    Ok(digest) => out.entry(prefix, b'f', &digest),
+                    Err(error) => {
+                        known.found(None);
+                        out.entry(prefix, b'e', error_kind(&error).as_bytes());
+                    }
+                }
+            }
+            _ => out.entry(prefix, b'o', &[]),
+        }
+    }
+}
+
+/// Elsewhere: a tree walked with `std::fs::read_dir`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod walker {
+    use super::{error_kind, walked_file, Identity, Known, Stream};
+    use std::ffi::OsString;
+    use std::fs;
+    use std::path::Path;
+
+    /// Emptied directory listings, kept for the next directory: a walk allocates one per
+    /// level of the tree, not one per directory.
+    #[derive(Default)]
+    pub(super) struct Buffers {
+        listings: Vec<Vec<(OsString, fs::DirEntry)>>,
+    }
+
+    pub(super) fn walk_tree(root: &Path, out: &mut Stream, known: &mut Known<'_>) {
+        walk(root, &mut Vec::new(), out, known);
+    }
+
+    fn walk(dir: &Path, prefix: &mut Vec<u8>, out: &mut Stream, known: &mut Known<'_>) {
+        let listing = match fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(error) => {
+                log::debug!(
+                    "file_cache: directory {} cannot be listed ({error})",
+                    dir.display()
+                );
+                out.entry(prefix, b'e', error_kind(&error).as_bytes());
+                return;
+            }
+        };
+        let mut items = known.buffers.listings.pop().unwrap_or_default();
+        for item in listing {
+            match item {
+                Ok(item) => items.push((item.file_name(), item)),
+                Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+            }
+        }
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, item) in items.drain(..) {
+            let at = prefix.len();
+            if at > 0 {
+                prefix.push(b'/');
+            }
+            prefix.extend_from_slice(name.as_encoded_bytes());
+            // `DirEntry::file_type` does not follow links.
+            match item.file_type() {
+                Ok(kind) if kind.is_symlink() => match fs::read_link(item.path()) {
+                    Ok(target) => out.entry(prefix, b'l', target.as_os_str().as_encoded_bytes()),
+                    Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+                },
+                Ok(kind) if kind.is_dir() => {
+                    out.entry(prefix, b'd', &[]);
+                    walk(&item.path(), prefix, out, known);
+                }
+                Ok(kind) if kind.is_file() => {
+                    // `DirEntry::metadata` stats by the directory's descriptor where it
+                    // can; the path is only built for a file that must be read.
+                    let digest = item.metadata().and_then(|meta| {
+                        let open = || fs::File::open(item.path());
+                        walked_file(Identity::of(&meta), meta.len(), open, known)
+                    });
+                    match digest {
+                        Ok(digest) => out.entry(prefix, b'f', &digest),
+                        Err(error) => {
+                            known.found(None);
+                            out.entry(prefix, b'e', error_kind(&error).as_bytes());
+                        }
+                    }
+                }
+                Ok(_) => out.entry(prefix, b'o', &[]),
+                Err(error) => out.entry(prefix, b'e', error_kind(&error).as_bytes()),
+            }
+            prefix.truncate(at);
+        }
+        known.buffers.listings.push(items);
     }
 }
 
@@ -344,10 +907,15 @@ pub(crate) fn needs_reading(path: &Path, persisted: Option<&dyn Persisted>) -> b
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     fn none() -> Known<'static> {
         Known {
             persisted: None,
             learnt: Vec::new(),
+            now: SystemTime::now(),
+            walked: Vec::new(),
+            cursor: 0,
+            buffers: walker::Buffers::default(),
         }
     }
 
@@ -374,6 +942,10 @@ mod tests {
         let mut known = Known {
             persisted: Some(&fake),
             learnt: Vec::new(),
+            now: SystemTime::now(),
+            walked: Vec::new(),
+            cursor: 0,
+            buffers: walker::Buffers::default(),
         };
         let meta = fs::metadata(&planted).unwrap();
         let now = SystemTime::now();
@@ -442,6 +1014,91 @@ mod tests {
         assert_ne!(moved, id, "ctime moved");
         let fresh = file_digest_at(&path, &meta(), later(), &mut none()).unwrap();
         assert_eq!(fresh, *blake3::hash(b"BYTES").as_bytes());
+    }
+
+    /// A tree's next walk trusts each file by the identity the last walk found at the same
+    /// place, and by nothing else: an edited file is hashed again, and a young one is not
+    /// kept for the next walk.
+    #[cfg(unix)]
+    #[test]
+    fn a_walk_trusts_the_last_walk_of_its_tree_by_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        for (name, bytes) in [("a", "one"), ("b", "two"), ("sub/c", "three")] {
+            fs::write(tree.join(name), bytes).unwrap();
+        }
+        // The same tree by another path: walked without this path's last walk.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&tree, &link).unwrap();
+        let later = || SystemTime::now() + SETTLE + Duration::from_secs(1);
+        let walk = |path: &Path, now: SystemTime| {
+            let mut known = none();
+            known.now = now;
+            digest_with(path, &mut known)
+        };
+        let slot = |at: usize| {
+            let trees = TREES.lock().unwrap();
+            trees.as_ref().unwrap()[&tree][at]
+        };
+        let first = walk(&tree, later());
+        assert_eq!(first, walk(&link, later()));
+        let (id, digest) = slot(0).expect("a settled file is kept");
+        assert_eq!(digest, *blake3::hash(b"one").as_bytes());
+
+        // A digest planted for `a`'s identity at its place is what the next walk uses.
+        TREES
+            .lock()
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .get_mut(&tree)
+            .unwrap()[0] = Some((id, [7; 32]));
+        assert_ne!(walk(&tree, later()), first);
+        assert_eq!(walk(&link, later()), first);
+
+        // Edited: its identity moved, so it is hashed, and not kept while young.
+        TREES
+            .lock()
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .get_mut(&tree)
+            .unwrap()[0] = Some((id, [7; 32]));
+        fs::write(tree.join("a"), b"edited").unwrap();
+        let edited = walk(&tree, SystemTime::now());
+        assert_ne!(edited, first);
+        assert_eq!(edited, walk(&link, SystemTime::now()));
+        assert_eq!(slot(0), None, "a young file is not kept");
+        assert!(slot(2).is_some(), "sub/c, in walk order");
+    }
+
+    /// A tree's digest is the documented stream, whichever walk (by descriptors on Linux,
+    /// `std::fs::read_dir` elsewhere) produced it: sorted entries, each framed, then the end.
+    #[cfg(unix)]
+    #[test]
+    fn a_tree_digest_is_its_entries_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("s")).unwrap();
+        fs::write(tree.join("b"), b"one").unwrap();
+        fs::write(tree.join("a"), b"two").unwrap();
+        std::os::unix::fs::symlink("x", tree.join("s/l")).unwrap();
+        let mut expected = blake3::Hasher::new_derive_key(DOMAIN);
+        expected.update(b"d");
+        let mut entry = |path: &[u8], kind: u8, what: &[u8]| {
+            expected.update(&(path.len() as u64).to_le_bytes());
+            expected.update(path);
+            expected.update(&[kind]);
+            expected.update(&(what.len() as u64).to_le_bytes());
+            expected.update(what);
+        };
+        entry(b"a", b'f', blake3::hash(b"two").as_bytes());
+        entry(b"b", b'f', blake3::hash(b"one").as_bytes());
+        entry(b"s", b'd', b"");
+        entry(b"s/l", b'l', b"x");
+        expected.update(&u64::MAX.to_le_bytes());
+        assert_eq!(digest(&tree, None), *expected.finalize().as_bytes());
     }
 
     #[test]

@@ -189,6 +189,14 @@ pub mod __private {
         crate::stats::log_writes()
     }
 
+    /// Forgets the digests of `files = [..]` inputs this process remembers, and what it read
+    /// of each root's digest index, so that the next key finds them as a new process would;
+    /// for the benches.
+    pub fn forget_file_digests() {
+        crate::inputs::forget();
+        crate::disk::digests::forget();
+    }
+
     /// Pruning passes this process has made under `FILE_CACHE_MAX_SIZE`; for the tests.
     pub fn prune_passes() -> u64 {
         crate::disk::size_limit::passes()

@@ -14,9 +14,10 @@
 //! so a read-only cache keeps the index it has and writes nothing.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use crate::disk::{files, gate};
 use crate::inputs::{Identity, Persisted};
@@ -38,15 +39,18 @@ pub(crate) const MAX_BYTES: u64 = (RECORD_LEN as u64) << 16;
 pub(crate) struct Index {
     path: PathBuf,
     max_bytes: u64,
-    loaded: OnceLock<Records>,
+    /// Read at the first lookup; `None` until then (and again after [`forget`]).
+    loaded: Mutex<Option<Records>>,
 }
 
 /// The last valid record of each `(device, inode)`.
 type Records = HashMap<(u64, u64), (Identity, [u8; 32])>;
 
+/// Every root's index this process has used.
+static INDEXES: Mutex<Vec<&'static Index>> = Mutex::new(Vec::new());
+
 /// The index of the root at `root`, one per root for the life of the process.
 pub(crate) fn for_root(root: &Path) -> &'static Index {
-    static INDEXES: Mutex<Vec<&'static Index>> = Mutex::new(Vec::new());
     let path = root.join(NAME);
     let mut indexes = INDEXES.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(index) = indexes.iter().find(|index| index.path == path) {
@@ -57,35 +61,66 @@ pub(crate) fn for_root(root: &Path) -> &'static Index {
     index
 }
 
+/// Forgets what every index was read as, so that the next lookup reads it again, as a new
+/// process would; for benches.
+pub(crate) fn forget() {
+    let indexes = INDEXES.lock().unwrap_or_else(PoisonError::into_inner);
+    for index in indexes.iter() {
+        *index.loaded.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
 impl Index {
     fn at(path: PathBuf, max_bytes: u64) -> Index {
         Index {
             path,
             max_bytes,
-            loaded: OnceLock::new(),
+            loaded: Mutex::new(None),
         }
     }
 
-    fn records(&self) -> &Records {
-        self.loaded.get_or_init(|| {
-            let mut records = HashMap::new();
-            let bytes = match files::read_bounded(&self.path, self.max_bytes + RECORD_LEN as u64) {
-                Ok(bytes) => bytes,
-                Err(_) => return records,
-            };
-            for chunk in bytes.chunks_exact(RECORD_LEN) {
-                if let Some((id, digest)) = decode(chunk) {
-                    records.insert((id.dev, id.ino), (id, digest));
-                }
+    fn load(&self) -> Records {
+        let mut records = HashMap::new();
+        let bytes = match read_index(&self.path, self.max_bytes + RECORD_LEN as u64) {
+            Ok(bytes) => bytes,
+            Err(_) => return records,
+        };
+        for chunk in bytes.chunks_exact(RECORD_LEN) {
+            if let Some((id, digest)) = decode(chunk) {
+                records.insert((id.dev, id.ino), (id, digest));
             }
-            records
-        })
+        }
+        records
     }
+}
+
+/// The index's bytes, at most `limit`, read without following a link: a small index (up to
+/// 4 KiB, 39 records) in one read, as a fresh process's first key of an unchanged file
+/// costs little more than its `stat`. A read that does not fill the buffer is taken as the
+/// end: a record appended meanwhile is only missed (a rehash).
+fn read_index(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let mut file = files::open(OpenOptions::new().read(true), path)?;
+    let mut first = [0u8; 4096];
+    let first = &mut first[..usize::try_from(limit).map_or(4096, |limit| limit.min(4096))];
+    let read = loop {
+        match file.read(first) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            result => break result?,
+        }
+    };
+    let mut bytes = first[..read].to_vec();
+    if read == first.len() {
+        file.take(limit.saturating_sub(read as u64))
+            .read_to_end(&mut bytes)?;
+    }
+    Ok(bytes)
 }
 
 impl Persisted for Index {
     fn get(&self, id: &Identity) -> Option<[u8; 32]> {
-        let (known, digest) = self.records().get(&(id.dev, id.ino))?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        let records = loaded.get_or_insert_with(|| self.load());
+        let (known, digest) = records.get(&(id.dev, id.ino))?;
         (known == id).then_some(*digest)
     }
 
@@ -197,6 +232,19 @@ mod tests {
         moved.ctime += 1;
         assert_eq!(reader.get(&moved), None);
         assert_eq!(reader.get(&id(3)), None);
+    }
+
+    /// A root's index is read once per process, and again after [`forget`], as a new
+    /// process would read it.
+    #[test]
+    fn a_forgotten_index_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = for_root(dir.path());
+        assert_eq!(index.get(&id(1)), None, "read: empty");
+        Index::at(dir.path().join(NAME), MAX_BYTES).put(&[(id(1), [1; 32])]);
+        assert_eq!(index.get(&id(1)), None, "not read again");
+        forget();
+        assert_eq!(index.get(&id(1)), Some([1; 32]));
     }
 
     #[test]
