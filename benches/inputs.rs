@@ -5,7 +5,8 @@
 //!   read (the floor of noticing a change at all); and as the same process keys it again;
 //! - a 1 GiB file changed before every key (a few bytes rewritten in place), against
 //!   hashing it as `b3sum` does (blake3's `update_mmap_rayon`: mapped, on every core), with
-//!   a single-threaded read-and-hash for reference;
+//!   a single-threaded read-and-hash for reference (with `--features mmap`, the key maps
+//!   the file too: file_cache's `mmap` feature);
 //! - a tree of 10,000 small files unchanged against a plain recursive `stat` walk, and the
 //!   same tree with one file changed on every iteration against that walk plus hashing the
 //!   one file; and the unchanged tree as a fresh process keys it (its index read: 10,000

@@ -1,9 +1,10 @@
 //! How long a cached `async fn` with `files = [path]` holds its executor thread while it
-//! keys a 1 GiB file. An `async fn`'s key is built in its first `poll`, on the thread that
-//! polls it, and a changed file is hashed there (on every core, the polling thread
-//! waiting for the others). Measured on a tokio current-thread runtime with a ticker
-//! task that wakes every millisecond: the longest gap between two ticks while the call
-//! runs is how long the executor could run nothing else. Prints numbers, asserts none.
+//! keys a 1 GiB file. An `async fn` takes its files' digests before its key: on the
+//! polling thread when a `stat` answers (an unchanged file), and otherwise on a thread of
+//! its own, awaited. Measured on a tokio current-thread runtime with a ticker task that
+//! wakes every millisecond: the longest gap between two ticks while the call runs is how
+//! long the executor could run nothing else; the same call made inside `spawn_blocking`
+//! is the reference. Prints numbers, asserts none.
 //!
 //! ```sh
 //! cargo run --release --example async_inputs
@@ -106,11 +107,12 @@ fn main() {
     for _ in 0..3 {
         change();
         rows.push((
-            "changed file, awaited on the executor thread",
+            "changed file, awaited (read on another thread)",
             measure(&runtime, length(big.clone())),
         ));
     }
-    // The same call moved to tokio's blocking pool: the executor thread stays free.
+    // The same call moved to tokio's blocking pool, the way to keep any blocking work off
+    // the executor: the reference.
     for _ in 0..3 {
         change();
         let path = big.clone();

@@ -310,6 +310,8 @@ fn file_digest_at(
 ) -> io::Result<[u8; 32]> {
     match Identity::of(meta).and_then(|id| lookup(&id, known)) {
         Some(digest) => Ok(digest),
+        #[cfg(feature = "mmap")]
+        None if meta.len() >= PARALLEL_FROM => hash_mapped(path, meta, now, known),
         None => {
             let file = fs::File::open(path)?;
             hash_open(file, Identity::of(meta), meta.len(), now, known).map(|(digest, _)| digest)
@@ -339,6 +341,32 @@ fn hash_open(
         }
     }
     Ok((digest, None))
+}
+
+/// With the `mmap` feature: a large file named by its path hashed through a memory map, on
+/// every core (blake3's `update_mmap_rayon`, `b3sum`'s way). The digest is remembered as
+/// [`hash_open`] remembers one, when the path names the file it named before, with the
+/// same identity, once the hash is done.
+#[cfg(feature = "mmap")]
+fn hash_mapped(
+    path: &Path,
+    meta: &fs::Metadata,
+    now: SystemTime,
+    known: &mut Known<'_>,
+) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap_rayon(path)?;
+    let digest = *hasher.finalize().as_bytes();
+    HASHED.fetch_add(1, Ordering::Relaxed);
+    let before = Identity::of(meta);
+    let after = fs::metadata(path).ok().as_ref().and_then(Identity::of);
+    if let (Some(before), Some(after)) = (before, after) {
+        if before == after && before.settled_at(now) {
+            remember(before, digest);
+            known.learnt.push((before, digest));
+        }
+    }
+    Ok(digest)
 }
 
 /// Every byte of `file`, whose size was `len` when it was looked at: on this thread, or
@@ -917,6 +945,28 @@ mod tests {
             cursor: 0,
             buffers: walker::Buffers::default(),
         }
+    }
+
+    /// With the `mmap` feature, a large file named by its path is mapped: the same digest
+    /// as reading it, blake3's hash of its bytes.
+    #[cfg(all(unix, feature = "mmap"))]
+    #[test]
+    fn a_mapped_large_file_has_the_digest_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let mut bytes = vec![0u8; (PARALLEL_FROM + LEAF + 77) as usize];
+        blake3::Hasher::new()
+            .update(b"mapped")
+            .finalize_xof()
+            .fill(&mut bytes);
+        fs::write(&path, &bytes).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        let before = files_hashed();
+        let digest = file_digest_at(&path, &meta, SystemTime::now(), &mut none()).unwrap();
+        assert_eq!(digest, *blake3::hash(&bytes).as_bytes());
+        assert!(files_hashed() > before, "hashed, not remembered");
+        let read = parallel::hash(&fs::File::open(&path).unwrap(), bytes.len() as u64);
+        assert_eq!(read.unwrap(), digest);
     }
 
     /// The persisted index is asked after the memo, and told what was hashed settled.

@@ -84,7 +84,10 @@
 //!
 //! None is on by default. `remote` adds the [remote tier](crate::guide::remote) with both
 //! backends; `remote-redis` (the `redis` crate's synchronous client, about 50 more crates to
-//! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one.
+//! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one. `mmap` hashes
+//! a large input file (`files = [..]`, [`depends_on`]) through a memory map, at `b3sum`'s
+//! speed, at the price of a `SIGBUS` should another program truncate it meanwhile
+//! ([files and environment](crate::guide::inputs#what-it-costs)).
 // `unsafe` is denied everywhere but in the measured hot paths that need it, each allowing it
 // for itself with a `SAFETY` comment per block: `pod` (recognising a `Vec<f64>` and friends
 // by type id, and viewing numbers as bytes), `codec/flat` (copying such a vector in one go,

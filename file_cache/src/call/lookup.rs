@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 /// A cold key is computed once: within the process, the first caller leads and the others
 /// wait for its value ([`crate::flight`]); across processes, the leader takes the entry's
 /// lock and looks again once it holds it ([`crate::disk::lock`]).
+// A lookup lives on the stack for one call: boxing the miss would cost an allocation per
+// miss and save nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Lookup<T> {
     /// A stored value, checked and decoded (or the value another caller just computed).
     Hit(T),
