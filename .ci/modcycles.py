@@ -37,7 +37,8 @@ DOC_ONLY = {("guide",)}
 # Each part uses only parts of lower layers (or, without a cycle, of its own).
 LAYERS = {
     # leaves: settings, plain data, the formats
-    "config": 0, "pod": 0, "entry": 0, "verified": 0, "tracked": 0, "outputs": 0, "probing": 0,
+    "config": 0, "pod": 0, "entry": 0, "verified": 0, "tracked": 0, "outputs": 0, "probing": 0, "inputs": 0,
+    "dependencies": 0,
     # what a call is made of, each independent of the others
     "key": 1, "fingerprint": 1, "memory": 1, "flight": 1,
     "codec": 2,

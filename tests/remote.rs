@@ -43,6 +43,7 @@ fn main() -> std::process::ExitCode {
         redis_uploads_queued_at_exit_are_sent: Redis,
         s3_uploads_queued_at_exit_are_sent: S3,
         a_silent_remote_delays_exit_by_the_exit_wait_at_most,
+        a_dependency_travels_with_the_remote_entry: Redis,
         #[cfg(target_os = "linux")]
         a_read_only_root_keeps_no_remote_hit_and_warns_once: Redis,
     ])
@@ -60,6 +61,17 @@ fn square(x: u64) -> u64 {
 fn cube(x: u64) -> u64 {
     RUNS.fetch_add(1, Ordering::SeqCst);
     x * x * x
+}
+
+/// Reads `model.toml` in the working directory: a dependency named by a relative path.
+#[file_cache]
+fn scaled(x: u64) -> String {
+    file_cache::depends_on("model.toml");
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    format!(
+        "{x} {}",
+        std::fs::read_to_string("model.toml").unwrap_or_default()
+    )
 }
 
 #[file_cache(ttl = "1s")]
@@ -118,6 +130,13 @@ fn child() {
             let error = remote::clear(None).expect_err("a read-only cache clears nothing");
             assert!(error.to_string().contains("FILE_CACHE_READONLY"), "{error}");
             println!("REFUSED");
+        }
+        Some("scaled") => {
+            // Alone in its process: changing the working directory disturbs no other test.
+            std::env::set_current_dir(env("TEST_CWD")).expect("the machine's directory");
+            println!("VALUE {}", scaled(2));
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+            assert!(remote::flush(Duration::from_secs(30)));
         }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
@@ -841,4 +860,41 @@ fn a_read_only_root_keeps_no_remote_hit_and_warns_once() {
             "still on the remote"
         );
     }
+}
+
+/// An entry's recorded dependencies travel with it: another machine's hit re-checks them
+/// there, each path as the body named it (a relative one in that machine's directory).
+fn a_dependency_travels_with_the_remote_entry() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let machine = |config: &str| {
+        let cwd = tempfile::tempdir().unwrap().keep();
+        std::fs::write(cwd.join("model.toml"), config).unwrap();
+        let mut envs = server.env();
+        envs.push(("FILE_CACHE_DIR".into(), fresh_root().display().to_string()));
+        envs.push(("TEST_CWD".into(), cwd.display().to_string()));
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let output = run_child(CHILD, "scaled", &envs);
+        (
+            marked_lines(&output, "VALUE ").remove(0),
+            runs(&output),
+            output,
+        )
+    };
+    let (value, runs_a, _) = machine("small");
+    assert_eq!((value.as_str(), runs_a), ("2 small", 1));
+    let (value, runs_b, b) = machine("small");
+    assert_eq!(
+        (value.as_str(), runs_b),
+        ("2 small", 0),
+        "the same file there: a remote hit"
+    );
+    assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::scaled").len(), 1);
+    let (value, runs_c, c) = machine("large");
+    assert_eq!(
+        (value.as_str(), runs_c),
+        ("2 large", 1),
+        "another file there: a miss"
+    );
+    assert_eq!(log_lines(&c, "DEBUG", "model.toml changed").len(), 1);
 }

@@ -7,7 +7,7 @@
 //!      0     8  magic  b"FCACHE\r\n"
 //!      8     2  format version (u16 LE)
 //!     10     1  codec id
-//!     11     1  flags (zero; reserved)
+//!     11     1  flags: bit 0, the entry records dependencies (below); others zero
 //!     12    32  key: the full digest the entry answers for
 //!     44    32  code hash of the function version that wrote it
 //!     76    16  layout fingerprint of the value type
@@ -20,6 +20,14 @@
 //!  150+n    16  header checksum: XXH3-128 of bytes [0, 150+n) (u128 LE)
 //!  166+n     …  payload: exactly `payload length` bytes, nothing after
 //! ```
+//!
+//! An entry whose flags have bit 0 set records the files its body declared it read
+//! (`depends_on`): 4 bytes of length `d` (u32 LE) and `d` bytes of dependencies follow
+//! the type name, inside the checked header, and the header checksum follows them. The
+//! dependencies are opaque here (the `dependencies` module owns their bytes). An entry
+//! without them is byte for byte an entry of the layout above; a reader that predates the
+//! flag finds the checksum where the length is, and so takes such an entry for a damaged
+//! one: a miss, never a wrong value. A flag this version does not know is refused.
 //!
 //! Every byte of a file is covered by a check: the header by its own checksum (so fields
 //! a hit does not compare, like timestamps, still cannot be flipped silently), the payload
@@ -41,6 +49,13 @@ pub(crate) const MAGIC: [u8; 8] = *b"FCACHE\r\n";
 /// Version of the layout described in the module docs.
 pub(crate) const FORMAT_VERSION: u16 = 3;
 
+/// Flag: the header records dependencies after the type name.
+const HAS_DEPENDENCIES: u8 = 1;
+/// Length of the dependencies' length field.
+const DEPENDENCIES_LEN_LEN: usize = 4;
+/// Most bytes of dependencies an entry records (a few hundred thousand paths).
+pub(crate) const MAX_DEPENDENCIES_LEN: usize = 64 << 20;
+
 const FIXED_LEN: usize = 150;
 /// Where the payload length sits in the fixed part.
 const PAYLOAD_LEN_AT: usize = 108;
@@ -56,6 +71,9 @@ pub(crate) struct Header<'a> {
     pub(crate) created_ms: u64,
     pub(crate) compute_us: u64,
     pub(crate) type_name: &'a str,
+    /// The files the value depends on, as the `dependencies` module encodes them; empty
+    /// for none.
+    pub(crate) dependencies: &'a [u8],
 }
 
 /// Why some bytes are not a valid entry.
@@ -69,6 +87,8 @@ pub(crate) enum EntryError {
     PayloadLength { declared: u64, actual: usize },
     PayloadChecksum,
     TypeNameTooLong(usize),
+    UnknownFlags(u8),
+    DependenciesTooLong(usize),
 }
 
 impl fmt::Display for EntryError {
@@ -85,6 +105,12 @@ impl fmt::Display for EntryError {
             ),
             EntryError::PayloadChecksum => f.write_str("payload checksum mismatch"),
             EntryError::TypeNameTooLong(n) => write!(f, "type name of {n} bytes is too long"),
+            EntryError::UnknownFlags(flags) => {
+                write!(f, "flags {flags:#04x} this version does not know")
+            }
+            EntryError::DependenciesTooLong(n) => {
+                write!(f, "dependencies of {n} bytes are too long")
+            }
         }
     }
 }
@@ -97,11 +123,20 @@ impl Header<'_> {
         let name = self.type_name.as_bytes();
         let name_len =
             u16::try_from(name.len()).map_err(|_| EntryError::TypeNameTooLong(name.len()))?;
-        let mut out = Vec::with_capacity(FIXED_LEN + name.len() + HEADER_SUM_LEN);
+        let dependencies = self.dependencies;
+        if dependencies.len() > MAX_DEPENDENCIES_LEN {
+            return Err(EntryError::DependenciesTooLong(dependencies.len()));
+        }
+        let (flags, extra) = if dependencies.is_empty() {
+            (0, 0)
+        } else {
+            (HAS_DEPENDENCIES, DEPENDENCIES_LEN_LEN + dependencies.len())
+        };
+        let mut out = Vec::with_capacity(FIXED_LEN + name.len() + extra + HEADER_SUM_LEN);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.push(self.codec);
-        out.push(0);
+        out.push(flags);
         out.extend_from_slice(&self.key);
         out.extend_from_slice(&self.code_hash);
         out.extend_from_slice(&self.layout);
@@ -111,6 +146,10 @@ impl Header<'_> {
         out.extend_from_slice(&payload_sum(payload));
         out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(name);
+        if flags & HAS_DEPENDENCIES != 0 {
+            out.extend_from_slice(&(dependencies.len() as u32).to_le_bytes());
+            out.extend_from_slice(dependencies);
+        }
         let sum = header_sum(&out);
         out.extend_from_slice(&sum);
         Ok(out)
@@ -132,21 +171,31 @@ pub(crate) fn declared_len(start: &[u8]) -> Option<u64> {
     let mut word = [0u8; 8];
     word.copy_from_slice(&fixed[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 8]);
     let payload_len = u64::from_le_bytes(word);
-    payload_len.checked_add(declared_header_len(fixed)? as u64)
+    payload_len.checked_add(declared_header_len(start)? as u64)
 }
 
-/// Length of the header of an entry whose value's type is named `type_name`.
+/// Length of the header of an entry whose value's type is named `type_name` and that
+/// records no dependencies.
 #[cfg_attr(not(unix), allow(dead_code))] // for reading flat vectors, on Unix
 pub(crate) fn header_len(type_name: &str) -> usize {
     FIXED_LEN + type_name.len() + HEADER_SUM_LEN
 }
 
-/// Length of the header that starts `start`, as its type name's length field says;
-/// `None` until the fixed part is there. Unchecked, like [`declared_len`].
+/// Length of the header that starts `start`, as its length fields say; `None` until the
+/// fixed part is there (and, for an entry with dependencies, their length). Unchecked,
+/// like [`declared_len`].
 pub(crate) fn declared_header_len(start: &[u8]) -> Option<usize> {
     let fixed = start.get(..FIXED_LEN)?;
     let name_len = u16::from_le_bytes([fixed[FIXED_LEN - 2], fixed[FIXED_LEN - 1]]);
-    Some(FIXED_LEN + usize::from(name_len) + HEADER_SUM_LEN)
+    let name_end = FIXED_LEN + usize::from(name_len);
+    let dependencies = if fixed[11] & HAS_DEPENDENCIES != 0 {
+        let field = start.get(name_end..name_end + DEPENDENCIES_LEN_LEN)?;
+        let len = u32::from_le_bytes(field.try_into().ok()?);
+        DEPENDENCIES_LEN_LEN + usize::try_from(len).ok()?
+    } else {
+        0
+    };
+    Some(name_end + dependencies + HEADER_SUM_LEN)
 }
 
 /// The payload of an entry [`parse`] accepted (empty for anything shorter than a header).
@@ -283,7 +332,10 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
     if version != FORMAT_VERSION {
         return Err(EntryError::UnsupportedVersion(version));
     }
-    let [codec, _flags] = fields.take();
+    let [codec, flags] = fields.take();
+    if flags & !HAS_DEPENDENCIES != 0 {
+        return Err(EntryError::UnknownFlags(flags));
+    }
     let key = fields.take();
     let code_hash = fields.take();
     let layout = fields.take();
@@ -292,16 +344,33 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
     let payload_len = u64::from_le_bytes(fields.take());
     let declared_sum = fields.take();
     let name_len = usize::from(u16::from_le_bytes(fields.take()));
-    let header_len = FIXED_LEN + name_len + HEADER_SUM_LEN;
-    if bytes.len() < header_len {
-        return Err(EntryError::Truncated { len: bytes.len() });
-    }
-    let (checked, sum) = bytes[..header_len].split_at(FIXED_LEN + name_len);
+    let name_end = FIXED_LEN + name_len;
+    let truncated = EntryError::Truncated { len: bytes.len() };
+    // Every length is compared with the bytes present before it sizes anything.
+    let checked_len = if flags & HAS_DEPENDENCIES != 0 {
+        let field = bytes
+            .get(name_end..name_end + DEPENDENCIES_LEN_LEN)
+            .ok_or(truncated.clone())?;
+        let len = u32::from_le_bytes([field[0], field[1], field[2], field[3]]) as usize;
+        (name_end + DEPENDENCIES_LEN_LEN)
+            .checked_add(len)
+            .ok_or(truncated.clone())?
+    } else {
+        name_end
+    };
+    let header_len = checked_len
+        .checked_add(HEADER_SUM_LEN)
+        .filter(|&len| len <= bytes.len())
+        .ok_or(truncated)?;
+    let (checked, sum) = bytes[..header_len].split_at(checked_len);
     if header_sum(checked) != sum {
         return Err(EntryError::HeaderChecksum);
     }
-    let type_name =
-        std::str::from_utf8(&checked[FIXED_LEN..]).map_err(|_| EntryError::TypeNameNotUtf8)?;
+    let type_name = std::str::from_utf8(&checked[FIXED_LEN..name_end])
+        .map_err(|_| EntryError::TypeNameNotUtf8)?;
+    let dependencies = checked
+        .get(name_end + DEPENDENCIES_LEN_LEN..)
+        .unwrap_or(&[]);
     Ok(ParsedHeader {
         header: Header {
             codec,
@@ -311,6 +380,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
             created_ms,
             compute_us,
             type_name,
+            dependencies,
         },
         len: header_len,
         payload_len,
@@ -318,7 +388,8 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
     })
 }
 
-/// The longest header there is: enough bytes to read any header with [`parse_header`].
+/// The longest header without dependencies: enough bytes to read any such header with
+/// [`parse_header`]; [`declared_header_len`] says how long one with dependencies is.
 pub(crate) const MAX_HEADER_LEN: usize = FIXED_LEN + u16::MAX as usize + HEADER_SUM_LEN;
 
 #[cfg(test)]
@@ -334,6 +405,7 @@ mod tests {
             created_ms: 1_700_000_000_000,
             compute_us: 2_000_000,
             type_name: "alloc::vec::Vec<u64>",
+            dependencies: &[],
         }
     }
 
@@ -437,6 +509,73 @@ mod tests {
         let mut bytes = file(&sample(), b"p");
         bytes[8] = 99;
         assert_eq!(parse(&bytes), Err(EntryError::UnsupportedVersion(99)));
+    }
+
+    fn with_dependencies() -> Header<'static> {
+        Header {
+            dependencies: b"some recorded dependencies",
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn dependencies_round_trip_inside_the_checked_header() {
+        let bytes = file(&with_dependencies(), b"payload bytes");
+        assert_eq!(bytes[11], HAS_DEPENDENCIES);
+        let (header, payload) = parse(&bytes).unwrap();
+        assert_eq!(header, with_dependencies());
+        assert_eq!(payload, b"payload bytes");
+        assert_eq!(declared_len(&bytes), Some(bytes.len() as u64));
+        assert_eq!(self::payload(&bytes), b"payload bytes");
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            assert!(parse(&damaged).is_err(), "flip at byte {at} passed");
+        }
+        for len in 0..bytes.len() {
+            assert!(parse(&bytes[..len]).is_err(), "truncation to {len} passed");
+        }
+    }
+
+    #[test]
+    fn an_entry_without_dependencies_keeps_the_layout_before_them() {
+        let bytes = file(&sample(), b"p");
+        assert_eq!(bytes[11], 0);
+        let name_end = FIXED_LEN + sample().type_name.len();
+        assert_eq!(
+            header_sum(&bytes[..name_end]),
+            bytes[name_end..name_end + HEADER_SUM_LEN]
+        );
+    }
+
+    #[test]
+    fn a_reader_that_ignores_the_flag_takes_dependencies_for_damage() {
+        // Such a reader checks the bytes before the dependencies against the bytes where
+        // its layout puts the checksum.
+        let bytes = file(&with_dependencies(), b"p");
+        let name_end = FIXED_LEN + sample().type_name.len();
+        assert_ne!(
+            header_sum(&bytes[..name_end]),
+            bytes[name_end..name_end + HEADER_SUM_LEN]
+        );
+    }
+
+    #[test]
+    fn unknown_flags_are_refused() {
+        let mut bytes = file(&sample(), b"p");
+        bytes[11] = 0x82;
+        let name_end = FIXED_LEN + sample().type_name.len();
+        let sum = header_sum(&bytes[..name_end]);
+        bytes[name_end..name_end + HEADER_SUM_LEN].copy_from_slice(&sum);
+        assert_eq!(parse(&bytes), Err(EntryError::UnknownFlags(0x82)));
+    }
+
+    #[test]
+    fn a_lying_dependencies_length_is_a_truncation() {
+        let mut bytes = file(&with_dependencies(), b"xyz");
+        let name_end = FIXED_LEN + sample().type_name.len();
+        bytes[name_end..name_end + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(parse(&bytes), Err(EntryError::Truncated { .. })));
     }
 
     #[test]

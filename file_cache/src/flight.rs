@@ -34,12 +34,13 @@ fn shard(key: &Key) -> MutexGuard<'static, HashMap<Key, Arc<Flight>>> {
 /// How a flight ended.
 #[derive(Clone)]
 pub(crate) enum Outcome {
-    /// The leader's value, encoded exactly as an entry's payload, its type, and the id of
-    /// its codec.
+    /// The leader's value, encoded exactly as an entry's payload, its type, the id of its
+    /// codec, and the dependencies its body recorded (encoded, opaque here).
     Value {
         type_name: &'static str,
         codec: u8,
         payload: Arc<[u8]>,
+        dependencies: Arc<[u8]>,
     },
     /// The leader went away before its body finished (a dropped future): look again, and
     /// one waiter computes for the others.
@@ -257,6 +258,7 @@ mod tests {
             type_name: "t",
             codec: 1,
             payload: bytes.into(),
+            dependencies: Arc::from(&[][..]),
         }
     }
 

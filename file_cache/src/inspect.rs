@@ -43,6 +43,7 @@
 //! ```
 
 pub use crate::config::{parse_duration, parse_size, ParseDurationError, ParseSizeError};
+pub use crate::dependencies::Dependency;
 pub use crate::disk::gate::{read_only_root as read_only, ReadOnly};
 pub use crate::disk::hitlog::{DamagedHitLog, HitTotals};
 pub use crate::disk::scan::{

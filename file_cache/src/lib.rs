@@ -28,7 +28,7 @@
 //! # The attribute
 //!
 //! [`#[file_cache]`](macro@file_cache) lists every option with an example: `ignore`,
-//! `version`, `deps`, `result`, `dir`, `ttl`, `lock`, `memory` and `codec`.
+//! `files`, `env`, `version`, `deps`, `result`, `dir`, `ttl`, `lock`, `memory` and `codec`.
 //! [`#[file_cache::track]`](macro@track) marks the helpers, types and constants a cached
 //! function names in `deps`, so that editing them invalidates its entries.
 //!
@@ -37,9 +37,12 @@
 //! - **Sets**: a `HashSet` serializes in a random order, so a parameter typed `HashSet` is a
 //!   compile error, and one inside your own argument type makes calls miss: use a
 //!   `BTreeSet`. Maps (`HashMap` included) are hashed order-independently.
-//! - **Only the arguments are keyed**: files, environment variables and global state the
-//!   function reads are not, nor code it calls unless named in `deps`. Pass what matters as
-//!   an argument, set a `ttl`, or change `version`.
+//! - **Only the arguments are keyed**, with what the paths listed in `files = [..]` name,
+//!   the variables listed in `env = [..]`, and the files the body declares with
+//!   [`depends_on`] ([files and environment](crate::guide::inputs)): other files,
+//!   environment variables and global state the function reads are not, nor code it calls
+//!   unless named in `deps`. Pass what matters as an argument, set a `ttl`, or change
+//!   `version`.
 //! - **`&mut` parameters are replayed**: their value on entry is keyed, their value on exit
 //!   stored and written back on a hit; ignore handles that are not data.
 //! - **serde attributes act on keys and values**: a `#[serde(skip)]` field is not keyed, and
@@ -81,7 +84,10 @@
 //!
 //! None is on by default. `remote` adds the [remote tier](crate::guide::remote) with both
 //! backends; `remote-redis` (the `redis` crate's synchronous client, about 50 more crates to
-//! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one.
+//! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one. `mmap` hashes
+//! a large input file (`files = [..]`, [`depends_on`]) through a memory map, at `b3sum`'s
+//! speed, at the price of a `SIGBUS` should another program truncate it meanwhile
+//! ([files and environment](crate::guide::inputs#what-it-costs)).
 // `unsafe` is denied everywhere but in the measured hot paths that need it, each allowing it
 // for itself with a `SAFETY` comment per block: `pod` (recognising a `Vec<f64>` and friends
 // by type id, and viewing numbers as bytes), `codec/flat` (copying such a vector in one go,
@@ -95,11 +101,13 @@
 mod call;
 mod codec;
 mod config;
+mod dependencies;
 mod disk;
 mod entry;
 mod fingerprint;
 mod flight;
 pub mod guide;
+mod inputs;
 pub mod inspect;
 mod key;
 mod manage;
@@ -118,6 +126,7 @@ pub mod remote;
 #[path = "remote/off.rs"]
 mod remote;
 
+pub use dependencies::depends_on;
 #[doc(inline)]
 pub use file_cache_macros::file_cache;
 #[doc(inline)]
@@ -152,7 +161,7 @@ pub use call::{call, call_outputs, call_result, call_result_outputs, KeyBuilder}
 #[doc(hidden)]
 pub use call::{call_async, call_outputs_async, call_result_async, call_result_outputs_async};
 #[doc(hidden)]
-pub use call::{KeyArg, KeySelf};
+pub use call::{FilesArg, KeyArg, KeySelf};
 #[doc(hidden)]
 pub use outputs::{output, replace, Output};
 #[doc(hidden)]
@@ -170,8 +179,9 @@ pub mod __private {
     pub use crate::call::{call_async, call_result_async};
     pub use crate::call::{call_outputs, call_result_outputs};
     pub use crate::call::{call_outputs_async, call_result_outputs_async};
-    pub use crate::call::{KeyArg, KeySelf};
+    pub use crate::call::{FilesArg, FilesDigests, KeyArg, KeySelf};
     pub use crate::codec::Codec;
+    pub use crate::inputs::files_hashed;
     pub use crate::outputs::{output, replace, Output, OutputRefs, MAX_OUTPUTS};
     pub use crate::site::{Site, SiteInfo};
     pub use crate::tracked::{combine, Tracked};
@@ -180,6 +190,14 @@ pub mod __private {
     /// How many times this process has written a hit log; for the tests (a hit writes none).
     pub fn hit_log_writes() -> u64 {
         crate::stats::log_writes()
+    }
+
+    /// Forgets the digests of `files = [..]` inputs this process remembers, and what it read
+    /// of each root's digest index, so that the next key finds them as a new process would;
+    /// for the benches.
+    pub fn forget_file_digests() {
+        crate::inputs::forget();
+        crate::disk::digests::forget();
     }
 
     /// Pruning passes this process has made under `FILE_CACHE_MAX_SIZE`; for the tests.

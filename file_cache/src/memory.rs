@@ -30,6 +30,9 @@ pub(crate) struct Meta {
     pub(crate) file_len: u64,
     /// The id of the codec the payload is in, as its entry's header records it.
     pub(crate) codec: u8,
+    /// How many of the bytes kept, before the payload, are the dependencies the entry
+    /// records (encoded, opaque here): each hit re-checks them.
+    pub(crate) dependencies_len: usize,
 }
 
 /// The bytes of one entry's payload, shared with hits in progress.

@@ -89,6 +89,7 @@ impl Site {
                 stats: SiteStats::new(),
                 root: OnceLock::new(),
                 key_prefix: OnceLock::new(),
+                digest_index: OnceLock::new(),
             },
         }
     }
@@ -101,6 +102,18 @@ impl Site {
             None => Cow::Borrowed(root.as_path()),
             Some(dir) => Cow::Owned(root.join(dir)),
         }
+    }
+
+    /// The root's index of input files' digests (for `files = [...]` and `depends_on`),
+    /// when the root is one the cache may use.
+    pub(crate) fn digest_index(&self) -> Option<&'static dyn crate::inputs::Persisted> {
+        let found = self.state.digest_index.get_or_init(|| {
+            let index = root_of(self)
+                .usable()
+                .then(|| crate::disk::digests::for_root(&self.root()));
+            DigestIndex(index)
+        });
+        found.0.map(|index| index as &dyn crate::inputs::Persisted)
     }
 
     /// `module::path::name`, as users see the function in logs.
@@ -232,6 +245,21 @@ pub(crate) struct SiteState {
     /// The digest of the constant start of every key of this function (see
     /// `KeyBuilder::begin`), computed on first use.
     pub(crate) key_prefix: OnceLock<[u8; 32]>,
+    /// The root's index of input files' digests, looked up on first use.
+    digest_index: OnceLock<DigestIndex>,
+}
+
+/// [`Site::digest_index`]'s answer, kept.
+struct DigestIndex(Option<&'static crate::disk::digests::Index>);
+
+impl std::fmt::Debug for DigestIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "DigestIndex(Some)"
+        } else {
+            "DigestIndex(None)"
+        })
+    }
 }
 
 /// The fingerprint a site computed for its value type, kept for the rest of the process.

@@ -177,6 +177,43 @@ struct Row {
     time_saved: Duration,
     stale_entries: u64,
     invalid_entries: u64,
+    /// The entries that recorded files their body read (`depends_on`), each with those
+    /// files; entries that recorded none are not listed.
+    dependencies: Vec<EntryDependencies>,
+}
+
+/// One entry's recorded dependencies, in `list --json`.
+#[derive(Serialize)]
+struct EntryDependencies {
+    /// The entry's key, in hex: its file's name.
+    key: String,
+    files: Vec<DependencyRow>,
+}
+
+/// One recorded dependency: the path as the body named it, and the digest of what it named.
+#[derive(Serialize)]
+struct DependencyRow {
+    path: String,
+    digest: String,
+}
+
+fn dependencies_of(entries: &[scan::Entry]) -> Vec<EntryDependencies> {
+    entries
+        .iter()
+        .filter_map(|entry| entry.header.as_ref().ok())
+        .filter(|info| !info.dependencies.is_empty())
+        .map(|info| EntryDependencies {
+            key: inspect::to_hex(&info.key),
+            files: info
+                .dependencies
+                .iter()
+                .map(|dependency| DependencyRow {
+                    path: dependency.path.display().to_string(),
+                    digest: inspect::to_hex(&dependency.digest),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn list(root: &Path, json: bool) -> Result<(), Failed> {
@@ -208,6 +245,7 @@ fn list(root: &Path, json: bool) -> Result<(), Failed> {
                 time_saved: f.hits.time_saved,
                 stale_entries: f.entries.iter().filter(|e| e.is_stale(f.current)).count() as u64,
                 invalid_entries: f.entries.iter().filter(|e| e.header.is_err()).count() as u64,
+                dependencies: dependencies_of(&f.entries),
             }
         })
         .collect();

@@ -750,3 +750,54 @@ fn older_than_takes_the_durations_ttl_takes() {
         }
     }
 }
+
+/// Set in the child that fills a root with an entry that records a dependency: the file.
+const DEPENDENCY_VAR: &str = "FILE_CACHE_CLI_TEST_DEPENDENCY";
+
+#[file_cache]
+fn configured(name: &str) -> String {
+    let config = std::env::var_os(DEPENDENCY_VAR).expect("set by the parent");
+    file_cache::depends_on(&config);
+    format!("{name}: {}", std::fs::read_to_string(&config).unwrap())
+}
+
+/// Not a test of its own: the body of the child that stores `configured` entries.
+#[test]
+fn fill_dependency_child() {
+    if std::env::var_os(DEPENDENCY_VAR).is_none() {
+        return;
+    }
+    configured("a");
+    configured("b");
+}
+
+#[test]
+fn list_json_shows_the_files_an_entry_depends_on() {
+    let root = tempfile::tempdir().unwrap();
+    let inputs = tempfile::tempdir().unwrap();
+    let config = inputs.path().join("model.toml");
+    std::fs::write(&config, "temperature = 0.2").unwrap();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "fill_dependency_child", "--nocapture"])
+        .env(DEPENDENCY_VAR, &config)
+        .env("FILE_CACHE_DIR", root.path())
+        .env_remove("FILE_CACHE")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let json = listing(root.path());
+    let configured = function(&json, "cli::configured").expect("configured listed");
+    let entries = configured["dependencies"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{configured}");
+    for entry in entries {
+        assert_eq!(entry["key"].as_str().unwrap().len(), 64, "{entry}");
+        let files = entry["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{entry}");
+        assert_eq!(files[0]["path"], config.display().to_string());
+        assert_eq!(files[0]["digest"].as_str().unwrap().len(), 64);
+    }
+    let render = function(&listing(filled_root().path()), "cli::render")
+        .unwrap()
+        .clone();
+    assert_eq!(render["dependencies"], serde_json::json!([]));
+}

@@ -37,6 +37,12 @@ pub(crate) struct Options {
     /// `codec = "msgpack"`: the codec the function starts with, as the name of a variant of
     /// the runtime's `Codec` (default: postcard, which switches when it must).
     pub codec: Option<Ident>,
+    /// `env = ["MODEL", ...]`: environment variables whose values (or absence) join the key,
+    /// read at each call.
+    pub env: Vec<LitStr>,
+    /// `files = [path, ...]`: parameters keyed by what they name on disk (a file's bytes, a
+    /// directory's tree) as well as by their value.
+    pub files: Vec<Ident>,
     /// Mistakes found while parsing, combined; parsing does not stop at the first one.
     pub errors: Option<syn::Error>,
 }
@@ -98,6 +104,16 @@ impl Options {
                     let list = input.call(deps::parse_list)?;
                     self.deps.extend(list);
                 }
+                "env" => {
+                    input.parse::<Token![=]>()?;
+                    let list = input.call(parse_token_list)?;
+                    self.add_env(list);
+                }
+                "files" => {
+                    input.parse::<Token![=]>()?;
+                    let list = input.call(parse_token_list)?;
+                    self.add_files(list);
+                }
                 "lock" => {
                     input.parse::<Token![=]>()?;
                     let value: LitBool = input.parse()?;
@@ -115,7 +131,8 @@ impl Options {
                             "unknown option `{name}`; expected `ignore = [param, ...]`, \
                              `result = true|false`, `dir = \"path\"`, `version = \"...\"`, \
                              `deps = [path, ...]`, `ttl = \"12h\"`, `lock = true|false`, \
-                             `memory = true|false` or `codec = \"msgpack\"`"
+                             `memory = true|false`, `codec = \"msgpack\"`, `env = [\"NAME\", ...]` \
+                             or `files = [param, ...]`"
                         ),
                     ));
                     skip_to_next_option(input)?;
@@ -221,6 +238,63 @@ impl Options {
         }
     }
 
+    /// `env = ["A", "B"]`: each element must be a string literal naming a variable; anything
+    /// else is an error on its tokens.
+    fn add_env(&mut self, list: Vec<TokenStream>) {
+        for tokens in list {
+            match syn::parse2::<LitStr>(tokens.clone()) {
+                Ok(name) if name.value().is_empty() || name.value().contains(['=', '\0']) => self
+                    .push_error(syn::Error::new(
+                        name.span(),
+                        format!(
+                            "{:?} is not an environment variable's name: a name is not empty \
+                             and holds no `=` or NUL",
+                            name.value()
+                        ),
+                    )),
+                Ok(name) => {
+                    if self.env.iter().any(|seen| seen.value() == name.value()) {
+                        self.push_error(syn::Error::new(
+                            name.span(),
+                            format!("{:?} is named more than once in `env`", name.value()),
+                        ));
+                    } else {
+                        self.env.push(name);
+                    }
+                }
+                Err(_) => {
+                    let written = tokens.to_string();
+                    self.push_error(syn::Error::new_spanned(
+                        &tokens,
+                        format!(
+                            "`env` takes environment variables' names as string literals: \
+                             write `env = [{:?}]`",
+                            written.trim_matches('"')
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// `files = [a, b]`: each element must be a parameter's name (checked against the
+    /// function in `valid.rs`).
+    fn add_files(&mut self, list: Vec<TokenStream>) {
+        for tokens in list {
+            match syn::parse2::<Ident>(tokens.clone()) {
+                Ok(name) if self.files.contains(&name) => self.push_error(syn::Error::new(
+                    name.span(),
+                    format!("`{name}` is named more than once in `files`"),
+                )),
+                Ok(name) => self.files.push(name),
+                Err(_) => self.push_error(syn::Error::new_spanned(
+                    &tokens,
+                    "`files` takes parameters' names: `files = [path, ...]`",
+                )),
+            }
+        }
+    }
+
     fn push_error(&mut self, error: syn::Error) {
         match &mut self.errors {
             Some(errors) => errors.combine(error),
@@ -240,6 +314,28 @@ fn parse_ident_list(input: ParseStream) -> syn::Result<Vec<Ident>> {
     bracketed!(content in input);
     let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
     Ok(names.into_iter().collect())
+}
+
+/// `[x, y, ...]` as each element's tokens (split at top-level commas), so that a wrong kind of
+/// element is reported on its own tokens rather than as a parse error.
+fn parse_token_list(input: ParseStream) -> syn::Result<Vec<TokenStream>> {
+    let content;
+    bracketed!(content in input);
+    let mut items = Vec::new();
+    let mut current = TokenStream::new();
+    while !content.is_empty() {
+        if content.peek(Token![,]) {
+            content.parse::<Token![,]>()?;
+            items.push(std::mem::take(&mut current));
+            continue;
+        }
+        let token: proc_macro2::TokenTree = content.parse()?;
+        current.extend([token]);
+    }
+    if !current.is_empty() {
+        items.push(current);
+    }
+    Ok(items)
 }
 
 /// The units a duration may use, as error messages list them.
@@ -457,6 +553,40 @@ mod tests {
             );
             assert!(message.contains(hint), "{message}");
         }
+    }
+
+    #[test]
+    fn env_and_files() {
+        let options = Options::from_tokens(quote!(env = ["MODEL", "HOME",], files = [p, q]));
+        assert!(options.errors.is_none());
+        let env: Vec<String> = options.env.iter().map(LitStr::value).collect();
+        assert_eq!(env, ["MODEL", "HOME"]);
+        let files: Vec<String> = options.files.iter().map(Ident::to_string).collect();
+        assert_eq!(files, ["p", "q"]);
+        for args in [
+            quote!(env = [MODEL]),
+            quote!(env = [1]),
+            quote!(env = ["A", "A"]),
+            quote!(env = [""]),
+            quote!(env = ["A=B"]),
+            quote!(env = "A"),
+            quote!(files = ["p"]),
+            quote!(files = [p, p]),
+            quote!(files = [a::b]),
+        ] {
+            assert!(
+                Options::from_tokens(args.clone()).errors.is_some(),
+                "accepted `{args}`"
+            );
+        }
+        let options = Options::from_tokens(quote!(env = [MODEL, "OK", 3]));
+        let messages = messages(&options);
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[0].contains("write `env = [\"MODEL\"]`"),
+            "{messages:?}"
+        );
+        assert_eq!(options.env.len(), 1, "the valid name is kept");
     }
 
     #[test]

@@ -142,6 +142,8 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
     };
 
     let mut feed = Vec::new();
+    // Statements before the key is begun (an `async fn` awaits its files' digests there).
+    let mut pre_key = Vec::new();
     // Where the function is. A method (or any function whose signature names `Self`) names
     // its `Self` type: its directory is per type and the impl's type arguments are keyed.
     // Every function also keys a closure's type name, which holds the impl and the trait
@@ -172,6 +174,10 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             }
             Generic::Lifetime(_) => {}
         }
+    }
+    if !options.env.is_empty() {
+        let names = &options.env;
+        feed.push(quote! { __fc_k.env(&[#(#names),*]); });
     }
     if let Some(receiver) = &function.receiver {
         if !options.ignore.iter().any(|name| name == "self") {
@@ -241,6 +247,41 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
             #(#cfg)*
             __fc_k.#method(#name, #value);
         });
+        // What a parameter in `files = [...]` names on disk joins the key after its value.
+        // A generic one (`P: AsRef<Path>`, `impl AsRef<Path>`) through its `AsRef`; any
+        // other through the runtime's `FilesArg`, whose error says what `files` takes.
+        if options.files.iter().any(|named| named.unraw() == *name) {
+            let paths = if generic {
+                quote_spanned! {span=>
+                    ::core::convert::AsRef::<::std::path::Path>::as_ref(&#binding)
+                }
+            } else {
+                value.clone()
+            };
+            if sig.asyncness.is_some() {
+                // An `async fn` takes the digests first, off the executor's thread when
+                // that means reading files, and builds the key from them.
+                let digests = syn::Ident::new(&format!("__fc_files_{}", param.index), span);
+                pre_key.push(quote_spanned! {span=>
+                    #(#cfg)*
+                    let #digests = ::file_cache::__private::KeyBuilder::files_digests(&__FC_SITE, #paths).await;
+                });
+                feed.push(quote_spanned! {span=>
+                    #(#cfg)*
+                    __fc_k.files_digested(#name, #paths, &#digests);
+                });
+            } else if generic {
+                feed.push(quote_spanned! {span=>
+                    #(#cfg)*
+                    __fc_k.file_generic(#name, #paths);
+                });
+            } else {
+                feed.push(quote_spanned! {span=>
+                    #(#cfg)*
+                    __fc_k.files(#name, #paths);
+                });
+            }
+        }
     }
 
     // Pattern parameters take a generated name in the signature and are destructured,
@@ -380,6 +421,7 @@ fn expand(function: &Function, options: &Options, hash: [u8; 32]) -> TokenStream
         #(#inner_attrs)*
         #vis #sig {
             #site
+            #(#pre_key)*
             let __fc_key = match ::file_cache::__private::KeyBuilder::begin(&__FC_SITE) {
                 ::core::option::Option::Some(mut __fc_k) => {
                     #(#feed)*

@@ -150,6 +150,41 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
         errors.push(syn::Error::new(ignored.span(), message));
     }
 
+    for named in &options.files {
+        let param = function.params.iter().find(|p| p.ident() == Some(named));
+        let message = match param {
+            _ if named == "self" => Some(format!(
+                "`files` names path parameters, and `self` is not one; pass the path as a \
+                 parameter of `{name}`"
+            )),
+            None => Some(format!(
+                "`{named}` is not a parameter of `{name}`; `files = [...]` names the parameters \
+                 whose files are keyed by their contents"
+            )),
+            Some(_) if options.is_ignored(named) => Some(format!(
+                "`{named}` is ignored, so it is not part of the key and what it names cannot \
+                 be either; remove it from `ignore` or from `files`"
+            )),
+            Some(param) => not_a_path(&param.ty).map(|why| {
+                format!(
+                    "`{named}` cannot name a file: {why}; `files = [...]` takes parameters \
+                     whose type is a path (`&Path`, `PathBuf`, `&str`, `String`, anything \
+                     `AsRef<Path>`), an `Option` of one, or a slice or `Vec` of them"
+                )
+            }),
+        };
+        if let Some(message) = message {
+            // A type that is not a path is reported on the type; anything else on the name.
+            let error = match param {
+                Some(param) if !options.is_ignored(named) && named != "self" => {
+                    syn::Error::new_spanned(&param.ty, message)
+                }
+                _ => syn::Error::new(named.span(), message),
+            };
+            errors.push(error);
+        }
+    }
+
     if let Some(dir) = &options.dir {
         if dir.value().is_empty() {
             errors.push(syn::Error::new(
@@ -200,6 +235,44 @@ pub(crate) fn check(function: &Function, options: &Options) -> syn::Result<()> {
 const MAX_OUTPUTS: usize = 12;
 
 /// Whether a bound is one of the closure traits (`Fn`, `FnMut`, `FnOnce`, their async forms).
+/// Why `ty` can be seen, from its tokens alone, not to name paths: a number, `bool`, `char`,
+/// a tuple, a function pointer, or a container of one of those. `None` when it may (the
+/// trait bound on the generated call then decides, with its own message).
+fn not_a_path(ty: &syn::Type) -> Option<String> {
+    const SCALARS: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "bool", "char",
+    ];
+    match ty {
+        syn::Type::Reference(reference) => not_a_path(&reference.elem),
+        syn::Type::Paren(inner) => not_a_path(&inner.elem),
+        syn::Type::Group(inner) => not_a_path(&inner.elem),
+        syn::Type::Slice(slice) => not_a_path(&slice.elem),
+        syn::Type::Array(array) => not_a_path(&array.elem),
+        syn::Type::Tuple(tuple) if tuple.elems.is_empty() => Some("`()` names nothing".into()),
+        syn::Type::Tuple(_) => Some("a tuple is not a path".into()),
+        syn::Type::FnPtr(_) => Some("a function pointer is not a path".into()),
+        syn::Type::Never(_) => Some("`!` is not a path".into()),
+        syn::Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last()?;
+            let ident = last.ident.to_string();
+            if path.path.segments.len() == 1 && SCALARS.contains(&ident.as_str()) {
+                return Some(format!("`{ident}` is not a path"));
+            }
+            // `Option<T>`, `Vec<T>`, `Box<T>`: look inside.
+            if matches!(ident.as_str(), "Option" | "Vec" | "Box") {
+                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let Some(syn::GenericArgument::Type(inner)) = args.args.first() {
+                        return not_a_path(inner);
+                    }
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 fn is_closure_bound(bound: &syn::TypeParamBound) -> bool {
     match bound {
         syn::TypeParamBound::Trait(bound) => bound.path.segments.last().is_some_and(|last| {

@@ -13,9 +13,7 @@
 //! process holds tries again after a short, growing delay ([`BeginFuture`]).
 
 use super::builder::CallKey;
-use super::lookup::{BeginFuture, Lookup};
-use crate::flight::Computing;
-use crate::key::Key;
+use super::lookup::{BeginFuture, Lookup, Miss};
 use crate::outputs::{OutputRefs, Returned};
 use crate::site::Site;
 use serde::de::DeserializeOwned;
@@ -33,8 +31,8 @@ where
 {
     match BeginFuture::new(site, key).await {
         Lookup::Hit(value) => value,
-        Lookup::Miss(miss) => {
-            let value = computing(*miss.key(), body).await;
+        Lookup::Miss(mut miss) => {
+            let value = computing(&mut miss, body).await;
             miss.store(&value);
             value
         }
@@ -55,8 +53,8 @@ where
 {
     match BeginFuture::new(site, key).await {
         Lookup::Hit(value) => Ok(value),
-        Lookup::Miss(miss) => {
-            let result = computing(*miss.key(), body).await;
+        Lookup::Miss(mut miss) => {
+            let result = computing(&mut miss, body).await;
             match &result {
                 Ok(value) => miss.store(value),
                 Err(_) => miss.fail(),
@@ -84,8 +82,8 @@ where
             Some((value, outputs)) => (value, Some(outputs)),
             None => (body.await.0, None),
         },
-        Lookup::Miss(miss) => {
-            let (value, outputs) = computing(*miss.key(), body).await;
+        Lookup::Miss(mut miss) => {
+            let (value, outputs) = computing(&mut miss, body).await;
             miss.store(&Returned::View(&value, &outputs));
             (value, None)
         }
@@ -110,8 +108,8 @@ where
             Some((value, outputs)) => (Ok(value), Some(outputs)),
             None => (body.await.0, None),
         },
-        Lookup::Miss(miss) => {
-            let (result, outputs) = computing(*miss.key(), body).await;
+        Lookup::Miss(mut miss) => {
+            let (result, outputs) = computing(&mut miss, body).await;
             match &result {
                 Ok(value) => miss.store(&Returned::View(value, &outputs)),
                 Err(_) => miss.fail(),
@@ -122,15 +120,13 @@ where
     }
 }
 
-/// Runs `body`, marking `key` as computed on whichever thread polls it, for as long as
-/// each poll lasts: a call the body makes to the same key runs inside such a poll.
-async fn computing<F: Future>(key: Key, body: F) -> F::Output {
+/// Runs `body` as [`Miss::run`] runs a blocking one, around each poll: its key marked as
+/// computed on whichever thread polls it, for as long as the poll lasts (a call the body
+/// makes to the same key runs inside such a poll), and its dependency frame on that
+/// thread's stack, so that what it records follows the task, not the thread.
+async fn computing<F: Future>(miss: &mut Miss, body: F) -> F::Output {
     let mut body = std::pin::pin!(body);
-    std::future::poll_fn(move |cx| {
-        let _here = Computing::enter(&key);
-        body.as_mut().poll(cx)
-    })
-    .await
+    std::future::poll_fn(move |cx| miss.run(|| body.as_mut().poll(cx))).await
 }
 
 #[cfg(test)]

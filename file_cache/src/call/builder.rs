@@ -3,6 +3,7 @@
 //! [`CallKey`], and the traits here check arguments with errors that tell the user what to
 //! do. It knows the key's inputs, not where an entry lives or how a value is stored.
 
+use super::files::FilesArg;
 use crate::config::{config, Mode};
 use crate::key::{Key, KeyError, KeyHasher};
 use crate::outputs::Output;
@@ -34,6 +35,59 @@ pub trait KeySelf: Serialize {}
 
 #[diagnostic::do_not_recommend]
 impl<T: ?Sized + Serialize> KeySelf for T {}
+
+impl KeyBuilder {
+    /// Adds what a parameter named in `files = [...]` names on disk: for each of its paths,
+    /// the digest of the file's bytes, the directory's tree, or "missing". The parameter's
+    /// own value (the path as written) is keyed as any argument, separately.
+    pub fn files<T: ?Sized + FilesArg>(&mut self, name: &'static str, value: &T) {
+        self.files_digested(name, value, &[]);
+    }
+
+    /// The digests of the paths a `files = [...]` parameter of an `async fn` names, taken
+    /// before its key is begun without blocking the executor's thread (see
+    /// [`FilesDigests`](super::FilesDigests)); [`Self::files_digested`] keys them.
+    pub fn files_digests<T: ?Sized + FilesArg>(
+        site: &'static Site,
+        value: &T,
+    ) -> super::FilesDigests {
+        super::files::files_digests(site, value)
+    }
+
+    /// [`Self::files`] with the digests of the parameter's paths taken already, in order
+    /// (by [`Self::files_digests`]); a path without one is hashed here.
+    pub fn files_digested<T: ?Sized + FilesArg>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+        digests: &[[u8; 32]],
+    ) {
+        self.hasher.write_label("files");
+        self.hasher.write_label(name);
+        let index = self.site.digest_index();
+        // A call made from inside a cached body: that body's value depends on these paths
+        // too, since a hit of this call skips nothing the body would see.
+        let in_body = crate::dependencies::in_body();
+        let hasher = &mut self.hasher;
+        let mut given = digests.iter();
+        value.each_path(&mut |path| {
+            let digest = match given.next() {
+                Some(digest) => *digest,
+                None => crate::inputs::digest(path, index),
+            };
+            hasher.write_raw(&digest);
+            if in_body {
+                crate::dependencies::record(path, digest);
+            }
+        });
+    }
+
+    /// [`Self::files`] for a parameter whose type is generic (`P: AsRef<Path>`,
+    /// `impl AsRef<Path>`): the one path its `AsRef` gives.
+    pub fn file_generic(&mut self, name: &'static str, path: &std::path::Path) {
+        self.files(name, path);
+    }
+}
 
 impl KeyBuilder {
     /// Adds one named argument; the bound's error message says how to ignore it.
@@ -194,6 +248,22 @@ impl KeyBuilder {
         self.hasher.write_label("deps");
         for hash in hashes {
             self.hasher.write_raw(hash);
+        }
+    }
+
+    /// Adds the values of the environment variables `names` as they are now (each call reads
+    /// them again): a variable that is set, even to nothing, is keyed by its bytes; one that
+    /// is not set is keyed as unset, which no value equals.
+    pub fn env(&mut self, names: &[&'static str]) {
+        self.hasher.write_label("env");
+        for name in names {
+            self.hasher.write_label(name);
+            match std::env::var_os(name) {
+                Some(value) => self.hasher.write_raw(value.as_encoded_bytes()),
+                // A label where a value's raw bytes would be: a different tag, so unset
+                // never reads as any value, the empty one included.
+                None => self.hasher.write_label("unset"),
+            }
         }
     }
 

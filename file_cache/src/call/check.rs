@@ -1,7 +1,7 @@
 //! Whether stored bytes are the entry a call asked for: the header's key, type, layout and
-//! codec, its age against the function's `ttl`, and the decoding of its payload. Any
-//! tier's bytes (file, memory, remote) pass the same checks. It reads no file and counts
-//! nothing.
+//! codec, its age against the function's `ttl`, the decoding of its payload, and whether
+//! the files it recorded as dependencies still hold what they held. Any tier's bytes
+//! (file, memory, remote) pass the same checks. It reads no entry file and counts nothing.
 
 use super::builder::CallKey;
 use crate::codec::{self, Codec};
@@ -12,24 +12,47 @@ use crate::verified::FileId;
 use serde::de::DeserializeOwned;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The value of the entry in `bytes`, checked to be the one `key` asks for; the entry's
+/// recorded dependencies are not checked (see [`decode_entry_from`]).
+#[cfg(test)]
 pub(crate) fn decode_entry<T: DeserializeOwned>(
     bytes: &[u8],
     key: &CallKey,
     layout: &Fingerprint,
 ) -> Result<T, String> {
-    decode_entry_from(bytes, None, key, layout)
+    decode_entry_from(bytes, None, key, layout).map(|(value, _)| value)
 }
 
-/// [`decode_entry`] for bytes read from the file `id` (see [`entry::parse_from`]).
-pub(super) fn decode_entry_from<T: DeserializeOwned>(
-    bytes: &[u8],
+/// The value of the entry in `bytes` (read from the file `id`, if any: see
+/// [`entry::parse_from`]), checked to be the one `key` asks for, with the dependencies the
+/// entry records (encoded), which the caller checks with [`dependencies_hold`].
+pub(super) fn decode_entry_from<'b, T: DeserializeOwned>(
+    bytes: &'b [u8],
     id: Option<FileId>,
     key: &CallKey,
     layout: &Fingerprint,
-) -> Result<T, String> {
+) -> Result<(T, &'b [u8]), String> {
     let (header, payload) = entry::parse_from(bytes, id).map_err(|e| e.to_string())?;
     let codec = check_header(&header, key, layout, std::any::type_name::<T>())?;
-    codec::decode_with(codec, payload).map_err(|e| format!("its value does not decode: {e}"))
+    let value = codec::decode_with(codec, payload)
+        .map_err(|e| format!("its value does not decode: {e}"))?;
+    Ok((value, header.dependencies))
+}
+
+/// Whether every file an entry recorded as a dependency (`dependencies`, encoded) still
+/// holds what it held when the value was computed; one that changed makes the entry a
+/// miss like any other, logged at debug level. One `stat` per unchanged file.
+pub(super) fn dependencies_hold(site: &Site, dependencies: &[u8]) -> bool {
+    if dependencies.is_empty() {
+        return true;
+    }
+    match crate::dependencies::check(dependencies, site.digest_index()) {
+        Ok(()) => true,
+        Err(changed) => {
+            log::debug!("file_cache: miss {} ({changed})", site.display_name());
+            false
+        }
+    }
 }
 
 /// Whether a checked header is the entry of `key` for a value of type `expected` of

@@ -10,10 +10,10 @@ use super::tiers::{disk_hit, entry_path, memory_hit, memory_of, note_version, re
 use super::write::store;
 use crate::codec::{self, Codec};
 use crate::config::config;
+use crate::dependencies::{self, Recorded};
 use crate::disk::lock::{self, EntryLock};
 use crate::disk::root::{Access, Root};
 use crate::flight::{self, Follower, Joined, Leader, Outcome};
-use crate::key::Key;
 use crate::memory::Memory;
 use crate::site::{root_of, Problem, Site};
 use crate::stats;
@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 /// A cold key is computed once: within the process, the first caller leads and the others
 /// wait for its value ([`crate::flight`]); across processes, the leader takes the entry's
 /// lock and looks again once it holds it ([`crate::disk::lock`]).
+// A lookup lives on the stack for one call: boxing the miss would cost an allocation per
+// miss and save nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Lookup<T> {
     /// A stored value, checked and decoded (or the value another caller just computed).
     Hit(T),
@@ -53,6 +56,8 @@ pub(crate) struct Miss {
     pub(super) key: CallKey,
     pub(super) path: PathBuf,
     pub(super) started: Instant,
+    /// What the body recorded with `depends_on` (and nested calls' files), so far.
+    pub(super) recorded: Recorded,
     // Field order is drop order: the flight ends after the lock is released.
     pub(super) lock: Option<EntryLock>,
     /// `None` for a caller whose leader failed: it computes alongside the other waiters.
@@ -205,6 +210,7 @@ impl<T: DeserializeOwned> Pending<T> {
             key,
             path: std::mem::take(&mut self.path),
             started: Instant::now(),
+            recorded: Recorded::default(),
             lock,
             leader: Some(leader),
         }))
@@ -281,6 +287,7 @@ impl<T: DeserializeOwned> Pending<T> {
                 type_name,
                 codec,
                 payload,
+                dependencies,
             } if type_name == std::any::type_name::<T>() => {
                 log::debug!(
                     "file_cache: hit {} (from another caller)",
@@ -288,6 +295,7 @@ impl<T: DeserializeOwned> Pending<T> {
                 );
                 let codec = Codec::from_id(codec)?;
                 let value = codec::decode_with(codec, &payload).ok()?;
+                dependencies::inherit(&dependencies);
                 stats::record_waited(self.site, &self.path);
                 Some(Lookup::Hit(value))
             }
@@ -305,6 +313,7 @@ impl<T: DeserializeOwned> Pending<T> {
                     key,
                     path: std::mem::take(&mut self.path),
                     started: Instant::now(),
+                    recorded: Recorded::default(),
                     lock: None,
                     leader: None,
                 }))
@@ -315,28 +324,29 @@ impl<T: DeserializeOwned> Pending<T> {
 }
 
 impl Miss {
-    /// Marks this key's body as running on the current thread while the guard lives, so
-    /// that the body calling itself with the same key does not wait for itself.
-    pub(crate) fn computing(&self) -> flight::Computing {
-        flight::Computing::enter(&self.key.key)
-    }
-
-    /// The key this miss computes.
-    pub(crate) fn key(&self) -> &Key {
-        &self.key.key
+    /// Runs (a poll of) the body: marked as computing this key on the current thread, so
+    /// that the body calling itself with the same key does not wait for itself, and with a
+    /// frame of its own for what it declares it reads (`depends_on`).
+    pub(crate) fn run<R>(&mut self, body: impl FnOnce() -> R) -> R {
+        let _here = flight::Computing::enter(&self.key.key);
+        dependencies::collect(self.site.digest_index(), &mut self.recorded, body)
     }
 
     /// Stores the body's value and hands it to callers waiting for it; problems are logged,
     /// never returned.
     pub(crate) fn store<T: Serialize + DeserializeOwned>(self, value: &T) {
+        let recorded = self.recorded.encode();
         let payload = store(
             self.site,
             self.root,
             &self.key,
             &self.path,
             value,
+            &recorded,
             self.started.elapsed(),
         );
+        // The body calling this one made its value from this one's.
+        dependencies::inherit(&recorded);
         // Remove the lock file while holding the lock, then wake this process's followers.
         drop(self.lock);
         let Some(leader) = self.leader else {
@@ -347,6 +357,7 @@ impl Miss {
                 type_name: std::any::type_name::<T>(),
                 codec,
                 payload: payload.into(),
+                dependencies: recorded.into(),
             }),
             None => leader.fail(),
         }
@@ -355,6 +366,7 @@ impl Miss {
     /// Ends a miss whose body failed (an `Err`): its waiters compute at once, for
     /// themselves, instead of queueing behind one another (see [`Outcome::Failed`]).
     pub(crate) fn fail(self) {
+        dependencies::inherit(&self.recorded.encode());
         drop(self.lock);
         if let Some(leader) = self.leader {
             leader.fail();

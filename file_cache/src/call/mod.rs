@@ -7,6 +7,7 @@
 mod asynchronous;
 mod builder;
 mod check;
+mod files;
 mod lookup;
 mod probe;
 mod tiers;
@@ -17,6 +18,7 @@ pub use asynchronous::{
 };
 pub use builder::{CallKey, KeyArg, KeyBuilder, KeySelf};
 pub use check::decode_untrusted;
+pub use files::{FilesArg, FilesDigests};
 pub use write::write_entry;
 
 use crate::outputs::{OutputRefs, Returned};
@@ -36,11 +38,8 @@ where
 {
     match Lookup::begin(site, key) {
         Lookup::Hit(value) => value,
-        Lookup::Miss(miss) => {
-            let value = {
-                let _here = miss.computing();
-                body()
-            };
+        Lookup::Miss(mut miss) => {
+            let value = miss.run(body);
             miss.store(&value);
             value
         }
@@ -57,11 +56,8 @@ where
 {
     match Lookup::begin(site, key) {
         Lookup::Hit(value) => Ok(value),
-        Lookup::Miss(miss) => {
-            let result = {
-                let _here = miss.computing();
-                body()
-            };
+        Lookup::Miss(mut miss) => {
+            let result = miss.run(body);
             match &result {
                 Ok(value) => miss.store(value),
                 Err(_) => miss.fail(),
@@ -91,11 +87,8 @@ where
             Some((value, outputs)) => (value, Some(outputs)),
             None => (body().0, None),
         },
-        Lookup::Miss(miss) => {
-            let (value, outputs) = {
-                let _here = miss.computing();
-                body()
-            };
+        Lookup::Miss(mut miss) => {
+            let (value, outputs) = miss.run(body);
             miss.store(&Returned::View(&value, &outputs));
             (value, None)
         }
@@ -121,11 +114,8 @@ where
             Some((value, outputs)) => (Ok(value), Some(outputs)),
             None => (body().0, None),
         },
-        Lookup::Miss(miss) => {
-            let (result, outputs) = {
-                let _here = miss.computing();
-                body()
-            };
+        Lookup::Miss(mut miss) => {
+            let (result, outputs) = miss.run(body);
             match &result {
                 Ok(value) => miss.store(&Returned::View(value, &outputs)),
                 Err(_) => miss.fail(),

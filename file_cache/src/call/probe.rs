@@ -4,7 +4,7 @@
 //! tiers' reads, not how a miss is computed or stored.
 
 use super::builder::CallKey;
-use super::check::{decode_entry, is_expired};
+use super::check::{decode_entry_from, dependencies_hold, is_expired};
 use super::tiers::{entry_path, memory_of, remote_entry};
 use crate::codec::{self, Codec};
 use crate::config::{config, Mode};
@@ -22,9 +22,11 @@ pub(crate) fn would_hit<T: DeserializeOwned>(site: &'static Site, key: &CallKey)
     }
     if let Some(memory) = memory_of(site) {
         let held = memory.get(key.key.as_bytes());
-        if held.is_some_and(|(payload, meta)| {
-            Codec::from_id(meta.codec)
-                .is_some_and(|codec| codec::decode_with::<T>(codec, &payload).is_ok())
+        if held.is_some_and(|(bytes, meta)| {
+            let (recorded, payload) = bytes.split_at(meta.dependencies_len.min(bytes.len()));
+            dependencies_hold(site, recorded)
+                && Codec::from_id(meta.codec)
+                    .is_some_and(|codec| codec::decode_with::<T>(codec, payload).is_ok())
         }) {
             return true;
         }
@@ -32,7 +34,8 @@ pub(crate) fn would_hit<T: DeserializeOwned>(site: &'static Site, key: &CallKey)
     let path = entry_path(site, key);
     if let Ok(Some(bytes)) = read::read(&path, 0) {
         let usable = !is_expired(site, &bytes)
-            && decode_entry::<T>(&bytes, key, &site.fingerprint::<T>()).is_ok();
+            && decode_entry_from::<T>(&bytes, None, key, &site.fingerprint::<T>())
+                .is_ok_and(|(_, recorded)| dependencies_hold(site, recorded));
         if usable {
             return true;
         }

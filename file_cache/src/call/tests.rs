@@ -48,6 +48,7 @@ fn entry_with_layout(
         created_ms: 0,
         compute_us: 0,
         type_name,
+        dependencies: &[],
     };
     let mut bytes = header.encode(payload).unwrap();
     bytes.extend_from_slice(payload);

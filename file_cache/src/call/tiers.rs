@@ -7,12 +7,13 @@
 use super::builder::CallKey;
 #[cfg(unix)]
 use super::check::check_header;
-use super::check::{decode_entry, decode_entry_from, is_expired};
+use super::check::{decode_entry_from, dependencies_hold, is_expired};
 
 #[cfg(unix)]
 use crate::codec::flat;
 use crate::codec::{self, Codec};
 use crate::config::{config, Mode};
+use crate::dependencies;
 use crate::disk::root::Access;
 use crate::disk::size_limit;
 use crate::disk::{paths, read, versions};
@@ -63,14 +64,20 @@ pub(super) fn memory_hit<T: DeserializeOwned>(
     if config().mode == Mode::Refresh {
         return None;
     }
-    let (payload, meta) = memory.get(key.key.as_bytes())?;
+    let (bytes, meta) = memory.get(key.key.as_bytes())?;
+    let (recorded, payload) = bytes.split_at(meta.dependencies_len.min(bytes.len()));
+    if !dependencies_hold(site, recorded) {
+        memory.remove(key.key.as_bytes());
+        return None;
+    }
     let decoded = match Codec::from_id(meta.codec) {
-        Some(codec) => codec::decode_with(codec, &payload),
+        Some(codec) => codec::decode_with(codec, payload),
         None => Err(codec::Error::unknown(meta.codec)),
     };
     match decoded {
         Ok(value) => {
             log::debug!("file_cache: memory hit {}", site.display_name());
+            dependencies::inherit(recorded);
             // Counted like a file hit; the function's directory was noted when the entry
             // came into memory (the empty path notes nothing).
             stats::record_hit(site, Path::new(""), meta.file_len, meta.compute_us);
@@ -152,10 +159,21 @@ pub(super) fn lookup_bytes<T: DeserializeOwned>(
         return None;
     }
     match decode_entry_from(bytes, file_id, key, &site.fingerprint::<T>()) {
-        Ok(value) => {
-            let meta = note_hit(site, key, path, bytes, bytes.len() as u64);
+        Ok((value, recorded)) => {
+            if !dependencies_hold(site, recorded) {
+                return None;
+            }
+            dependencies::inherit(recorded);
+            let mut meta = note_hit(site, key, path, bytes, bytes.len() as u64);
+            meta.dependencies_len = recorded.len();
             let payload = entry::payload(bytes);
-            keep_in_memory(memory, key, meta, payload.len(), || Cow::Borrowed(payload));
+            keep_in_memory(memory, key, meta, recorded.len() + payload.len(), || {
+                if recorded.is_empty() {
+                    Cow::Borrowed(payload)
+                } else {
+                    Cow::Owned([recorded, payload].concat())
+                }
+            });
             Some(value)
         }
         Err(reason) => {
@@ -270,6 +288,7 @@ pub(super) fn note_hit(
         compute_us: saved_us,
         file_len,
         codec: entry::peek_codec(head).unwrap_or(0),
+        dependencies_len: 0,
     }
 }
 
@@ -340,12 +359,16 @@ pub(super) fn remote_hit<T: DeserializeOwned>(
     }
     let (value, entry) = remote_entry(site, key, path)?;
     log::debug!("file_cache: remote hit {}", site.display_name());
+    // Checked whole already: the header alone says what the entry depends on.
+    if let Ok(parsed) = entry::parse_header(&entry) {
+        dependencies::inherit(parsed.header.dependencies);
+    }
     keep_locally(site, path, &entry);
     Some(value)
 }
 
-/// The remote's entry for `path`, checked (signature, expiry, header) and decoded, with
-/// its bytes; `None` (logged) for a miss of any kind.
+/// The remote's entry for `path`, checked (signature, expiry, header, recorded
+/// dependencies) and decoded, with its bytes; `None` (logged) for a miss of any kind.
 pub(super) fn remote_entry<T: DeserializeOwned>(
     site: &'static Site,
     key: &CallKey,
@@ -371,8 +394,9 @@ pub(super) fn remote_entry<T: DeserializeOwned>(
         log::debug!("file_cache: expired remote entry {}", site.display_name());
         return None;
     }
-    match decode_entry::<T>(&entry, key, &site.fingerprint::<T>()) {
-        Ok(value) => Some((value, entry)),
+    match decode_entry_from::<T>(&entry, None, key, &site.fingerprint::<T>()) {
+        // Dependencies are paths as the body named them, checked on this machine.
+        Ok((value, recorded)) => dependencies_hold(site, recorded).then_some((value, entry)),
         Err(reason) => {
             refuse(reason);
             None

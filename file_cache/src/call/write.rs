@@ -9,7 +9,7 @@ use super::tiers::{entry_path, memory_of, note_version, warn_write_failure};
 use crate::codec::{self, Codec};
 use crate::disk::root::{Access, Root};
 use crate::disk::{gate, size_limit};
-use crate::entry::Header;
+use crate::entry::{EntryError, Header};
 use crate::memory::{self};
 use crate::site::{root_of, Problem, Site};
 use crate::stats;
@@ -24,17 +24,19 @@ use std::time::Duration;
 #[doc(hidden)]
 pub fn write_entry<T: Serialize + DeserializeOwned>(site: &'static Site, key: CallKey, value: &T) {
     let path = entry_path(site, &key);
-    store(site, root_of(site), &key, &path, value, Duration::ZERO);
+    store(site, root_of(site), &key, &path, value, &[], Duration::ZERO);
 }
 
-/// Encodes and writes the entry; problems are logged, never returned. Returns the encoded
-/// value and its codec's id unless it cannot be cached at all.
+/// Encodes and writes the entry, with the `dependencies` its body recorded (encoded);
+/// problems are logged, never returned. Returns the encoded value and its codec's id
+/// unless it cannot be cached at all.
 pub(super) fn store<T>(
     site: &'static Site,
     root: &Root,
     key: &CallKey,
     path: &Path,
     value: &T,
+    dependencies: &[u8],
     took: Duration,
 ) -> Option<(u8, Vec<u8>)>
 where
@@ -51,9 +53,21 @@ where
         created_ms: unix_millis(),
         compute_us,
         type_name,
+        dependencies,
     };
     let header = match header.encode(&payload) {
         Ok(header) => header,
+        Err(error @ EntryError::DependenciesTooLong(_)) => {
+            // This call's only: an entry without them would be a stale hit later.
+            site.warn_once(Problem::Encode, || {
+                format!(
+                    "{}: a call declared more dependencies than an entry records ({error}); \
+                     its result is not stored",
+                    site.display_name()
+                )
+            });
+            return Some((codec.id(), payload));
+        }
         Err(error) => {
             refuse::<T>(site, error.to_string());
             return None;
@@ -86,8 +100,13 @@ where
                     compute_us,
                     file_len: len,
                     codec: codec.id(),
+                    dependencies_len: dependencies.len(),
                 };
-                memory.insert(key.key.as_bytes(), &payload, meta);
+                if dependencies.is_empty() {
+                    memory.insert(key.key.as_bytes(), &payload, meta);
+                } else {
+                    memory.insert(key.key.as_bytes(), &[dependencies, &payload].concat(), meta);
+                }
             }
         }
         Err(error) => warn_write_failure(site, path, &error),

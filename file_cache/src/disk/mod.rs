@@ -6,6 +6,7 @@
 //! size bound ([`size_limit`]). It moves bytes and names files: it never decodes a value,
 //! and knows nothing of sites, calls, stats or the remote tier.
 
+pub(crate) mod digests;
 pub(crate) mod files;
 pub(crate) mod gate;
 pub(crate) mod hitlog;

@@ -184,6 +184,7 @@ mod tests {
             created_ms: 0,
             compute_us: 0,
             type_name: "u8",
+            dependencies: &[],
         };
         let header = header.encode(b"").unwrap();
         let payload_len = declared - header.len() as u64;

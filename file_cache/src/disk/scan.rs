@@ -388,8 +388,18 @@ impl EntryFile {
         let mut bytes = Vec::new();
         let file = files::open(fs::OpenOptions::new().read(true), &self.path)?;
         let size = file.metadata()?.len();
-        file.take(entry::MAX_HEADER_LEN as u64)
-            .read_to_end(&mut bytes)?;
+        let mut file = file.take(entry::MAX_HEADER_LEN as u64);
+        file.read_to_end(&mut bytes)?;
+        // A header that records dependencies may be longer: read up to its declared end
+        // (never past the file's own size).
+        if let Some(len) = entry::declared_header_len(&bytes) {
+            let len = (len as u64).min(size);
+            if len > bytes.len() as u64 {
+                let file = file.into_inner();
+                file.take(len - bytes.len() as u64)
+                    .read_to_end(&mut bytes)?;
+            }
+        }
         let parsed = match entry::parse_header(&bytes) {
             Ok(parsed) => parsed,
             Err(error) => return Ok(Err(InvalidEntry(error))),
@@ -413,6 +423,7 @@ fn info(header: &entry::Header<'_>, payload_len: u64) -> EntryInfo {
         created: UNIX_EPOCH + Duration::from_millis(header.created_ms),
         compute_time: Duration::from_micros(header.compute_us),
         payload_len,
+        dependencies: crate::dependencies::decode(header.dependencies).unwrap_or_default(),
     }
 }
 
@@ -432,6 +443,10 @@ pub struct EntryInfo {
     pub compute_time: Duration,
     /// Size of the encoded value.
     pub payload_len: u64,
+    /// The files the value was computed from, as its body declared them with
+    /// [`depends_on`](crate::depends_on) (and nested cached calls' `files = [...]`): each
+    /// path as named, with the digest of what it named. A hit re-checks them.
+    pub dependencies: Vec<crate::dependencies::Dependency>,
 }
 
 /// Checks a whole entry file (magic, format version, both checksums, lengths) and returns
@@ -547,6 +562,7 @@ mod tests {
             created_ms: 1_000,
             compute_us: 5,
             type_name: "u8",
+            dependencies: &[],
         };
         let mut bytes = header.encode(&[7; 5000]).unwrap();
         bytes.extend_from_slice(&[7; 5000]);

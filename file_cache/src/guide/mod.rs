@@ -6,6 +6,7 @@
 //! - [`keys`]: what a call's key is made of, and what a function may take and return.
 //! - [`invalidation`]: what invalidates an entry and what does not (code, types, `cfg`,
 //!   `deps`, `version`, `ttl`).
+//! - [`inputs`]: files, directory trees and environment variables as keys (`files`, `env`).
 //! - [`caveats`]: what changes results (sets, files and environment, `&mut`, serde
 //!   attributes).
 //! - [`configuration`]: every `FILE_CACHE_*` environment variable, with its default and
@@ -25,6 +26,9 @@ pub mod keys {}
 
 #[doc = include_str!("invalidation.md")]
 pub mod invalidation {}
+
+#[doc = include_str!("inputs.md")]
+pub mod inputs {}
 
 #[doc = include_str!("caveats.md")]
 pub mod caveats {}
