@@ -263,29 +263,25 @@ fn digest_with(path: &Path, known: &mut Known<'_>) -> [u8; 32] {
             let now = known.now;
             match file_digest_at(path, &meta, now, known) {
                 Ok(digest) => out.put(&digest),
-                Err(error) => {
-                    log::debug!(
-                        "file_cache: {} cannot be read ({error}); keyed as unreadable",
-                        path.display()
-                    );
-                    out.put(b"e");
-                    out.put(error_kind(&error).as_bytes());
-                }
+                Err(error) => unreadable(path, &error, &mut out),
             }
         }
         // A fifo, socket or device: its kind, never its contents (opening a fifo blocks).
         Ok(_) => out.put(b"o"),
         Err(error) if error.kind() == io::ErrorKind::NotFound => out.put(b"m"),
-        Err(error) => {
-            log::debug!(
-                "file_cache: {} cannot be read ({error}); keyed as unreadable",
-                path.display()
-            );
-            out.put(b"e");
-            out.put(error_kind(&error).as_bytes());
-        }
+        Err(error) => unreadable(path, &error, &mut out),
     }
     *out.finish().finalize().as_bytes()
+}
+
+/// Keys a path that cannot be read by why (the error's kind), and says so in the log.
+fn unreadable(path: &Path, error: &io::Error, out: &mut Stream) {
+    log::debug!(
+        "file_cache: {} cannot be read ({error}); keyed as unreadable",
+        path.display()
+    );
+    out.put(b"e");
+    out.put(error_kind(error).as_bytes());
 }
 
 /// The digest remembered for `id`: in this process's memo, then in the persisted index
