@@ -263,6 +263,13 @@ mod tests {
                 Err(RemoteError::BadSetting(message)) if message.contains("cannot read")
             ));
             assert!(Redis::open("rediss://h:1/0", timeout, None).is_ok());
+            // The `#insecure` suffix (no verification) is not built: it fails, never skips
+            // the checks.
+            let insecure = Redis::open("rediss://127.0.0.1:1/0#insecure", timeout, None).unwrap();
+            assert!(matches!(
+                insecure.get("x"),
+                Err(RemoteError::Backend(message)) if message.contains("insecure")
+            ));
         } else {
             assert!(matches!(
                 Redis::open("rediss://h:1/0", timeout, None),
