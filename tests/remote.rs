@@ -1,7 +1,8 @@
 //! The remote tier against real servers (`redis-server`, and `moto_server` for S3): two
 //! "machines" (processes with separate local roots) share results; a corrupted remote
 //! entry, a wrong secret, a server killed mid-run, unreachable and broken servers never
-//! break a call; the remote can be listed and cleared.
+//! break a call; `rediss://` trusts the CA it is given and no other; the remote can be
+//! listed and cleared.
 
 mod common;
 #[path = "remote_servers/harness.rs"]
@@ -44,6 +45,7 @@ fn main() -> std::process::ExitCode {
         s3_uploads_queued_at_exit_are_sent: S3,
         a_silent_remote_delays_exit_by_the_exit_wait_at_most,
         a_dependency_travels_with_the_remote_entry: Redis,
+        rediss_shares_results_and_a_wrong_certificate_is_a_remote_failure: Redis,
         #[cfg(target_os = "linux")]
         a_read_only_root_keeps_no_remote_hit_and_warns_once: Redis,
     ])
@@ -85,7 +87,8 @@ const CHILD: &str = "child";
 const XS: &str = "TEST_XS";
 /// Env var: the backend a child's own server is (`redis` or `s3`).
 const BACKEND: &str = "TEST_BACKEND";
-/// Env var: what the fake server does (`refused`, `silent`, `partial`).
+/// Env var: what the fake server does (`refused`, `silent`, `partial`; `silent_tls`: silent,
+/// reached by `rediss://`).
 const FAKE: &str = "TEST_FAKE";
 
 /// A child's part, chosen by its role. Run with no role (the parent's run) it checks
@@ -527,11 +530,13 @@ fn s3_server_killed_mid_run_degrades_to_local_only() {
 fn broken_server(kind: Kind, fake: &str) {
     let port = match fake {
         "refused" => free_port(),
-        "silent" => fake_server(kind, Fake::Silent),
+        "silent" | "silent_tls" => fake_server(kind, Fake::Silent),
         "partial" => fake_server(kind, Fake::Partial),
         other => panic!("unknown fake {other}"),
     };
     let url = match kind {
+        // A server that accepts the connection and never answers the TLS handshake.
+        Kind::Redis if fake == "silent_tls" => format!("rediss://127.0.0.1:{port}/0"),
         Kind::Redis => format!("redis://127.0.0.1:{port}/0"),
         Kind::S3 => {
             for (k, v) in s3_env(port) {
@@ -581,7 +586,7 @@ fn broken(kind: Kind, fake: &str) {
 }
 
 fn redis_refused_silent_and_partial_servers_never_break_a_call() {
-    for fake in ["refused", "silent", "partial"] {
+    for fake in ["refused", "silent", "partial", "silent_tls"] {
         broken(Kind::Redis, fake);
     }
 }
@@ -590,6 +595,155 @@ fn s3_refused_silent_and_partial_servers_never_break_a_call() {
     for fake in ["refused", "silent", "partial"] {
         broken(Kind::S3, fake);
     }
+}
+
+/// A certificate authority made for one test: its certificate (PEM) and its signing key.
+struct Authority {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+fn authority(name: &str) -> Authority {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = KeyPair::generate().expect("CA key");
+    let pem = params.self_signed(&key).expect("self-signed CA").pem();
+    Authority {
+        pem,
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// PEM files in one directory: a CA, another CA, and a certificate for 127.0.0.1 (with its
+/// key) that the first one signed.
+struct TlsFiles {
+    ca: PathBuf,
+    other_ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn tls_files(dir: &Path) -> TlsFiles {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let (ca, other) = (authority("test CA"), authority("another CA"));
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("server parameters");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().expect("server key");
+    let cert = params
+        .signed_by(&key, &ca.issuer)
+        .expect("server certificate");
+    let files = TlsFiles {
+        ca: dir.join("ca.pem"),
+        other_ca: dir.join("other-ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    for (path, pem) in [
+        (&files.ca, ca.pem),
+        (&files.other_ca, other.pem),
+        (&files.cert, cert.pem()),
+        (&files.key, key.serialize_pem()),
+    ] {
+        std::fs::write(path, pem).expect("write a PEM file");
+    }
+    files
+}
+
+/// A `compute` child on its own local root, on the remote at `url`, trusting the CA
+/// certificates in `ca` (`FILE_CACHE_REMOTE_CA`) when given.
+fn tls_machine(root: &Path, url: &str, ca: Option<&Path>, xs: &str) -> Output {
+    let root = root.display().to_string();
+    let mut envs = vec![
+        ("FILE_CACHE_REMOTE", url.to_owned()),
+        ("FILE_CACHE_DIR", root),
+        (XS, xs.to_owned()),
+    ];
+    if let Some(ca) = ca {
+        envs.push(("FILE_CACHE_REMOTE_CA", ca.display().to_string()));
+    }
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_child(CHILD, "compute", &envs)
+}
+
+/// `rediss://` against a `redis-server` whose certificate a CA made here signed: trusting
+/// that CA, machines share results; trusting the system's roots or another CA, the
+/// handshake fails as any remote failure does (the value computed locally, one warning,
+/// the breaker opening), and a CA file that cannot be read keeps the tier off.
+fn rediss_shares_results_and_a_wrong_certificate_is_a_remote_failure() {
+    init();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tls = tls_files(dir.path());
+    let server = Server::start_tls(&tls.cert, &tls.key, &tls.ca);
+    let url = format!(
+        "rediss://127.0.0.1:{}/0",
+        server.tls_port.expect("TLS port")
+    );
+
+    let root_a = fresh_root();
+    let a = tls_machine(&root_a, &url, Some(&tls.ca), "3,4");
+    assert_eq!(runs(&a), 2);
+    assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    assert!(log_lines(&a, "WARN", "").is_empty(), "{a:?}");
+    let files_a = entry_files(&root_a);
+    assert_eq!(files_a.len(), 2);
+    for file in &files_a {
+        // Read back through the server's plain port.
+        let stored = server.get(&remote_name(file)).expect("uploaded over TLS");
+        assert_eq!(stored, std::fs::read(file).unwrap());
+    }
+    let b = tls_machine(&fresh_root(), &url, Some(&tls.ca), "3,4,5");
+    assert_eq!(runs(&b), 1, "3 and 4 are remote hits");
+    assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::square").len(), 2);
+    assert!(log_lines(&b, "WARN", "").is_empty(), "{b:?}");
+
+    for (trusted, what) in [
+        (None, "the system's roots"),
+        (Some(&tls.other_ca), "another CA"),
+    ] {
+        let out = tls_machine(
+            &fresh_root(),
+            &url,
+            trusted.map(PathBuf::as_path),
+            "3,4,5,6",
+        );
+        assert_eq!(runs(&out), 4, "{what}: every value computed here");
+        assert_eq!(
+            marked_lines(&out, "VALUE "),
+            ["3 9", "4 16", "5 25", "6 36"]
+        );
+        let warnings = log_lines(&out, "WARN", "");
+        assert_eq!(warnings.len(), 1, "{what}: one warning: {warnings:?}");
+        assert!(
+            warnings[0].contains("failed to read") && warnings[0].contains("certificate"),
+            "{what}: the handshake refused the server's certificate: {warnings:?}"
+        );
+        assert_eq!(
+            log_lines(&out, "DEBUG", "skipped after 3 failures").len(),
+            1,
+            "{what}: the breaker opened"
+        );
+    }
+
+    let missing = dir.path().join("missing.pem");
+    let out = tls_machine(&fresh_root(), &url, Some(&missing), "3");
+    assert_eq!(runs(&out), 1);
+    let warnings = log_lines(&out, "WARN", "");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("FILE_CACHE_REMOTE_CA") && warnings[0].contains("local cache only"),
+        "{warnings:?}"
+    );
 }
 
 /// In a child: list and clear the remote tier per function and as a whole.

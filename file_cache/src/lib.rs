@@ -83,8 +83,9 @@
 //! # Cargo features
 //!
 //! None is on by default. `remote` adds the [remote tier](crate::guide::remote) with both
-//! backends; `remote-redis` (the `redis` crate's synchronous client, about 50 more crates to
-//! build) or `remote-s3` (`object_store` on a private tokio runtime) adds one. `mmap` hashes
+//! backends, TLS included; `remote-redis` (the `redis` crate's synchronous client, about 40
+//! more crates to build; `redis://` only), `remote-redis-tls` (the same with `rediss://`)
+//! or `remote-s3` (`object_store` on a private tokio runtime) adds one. `mmap` hashes
 //! a large input file (`files = [..]`, [`depends_on`]) through a memory map, at `b3sum`'s
 //! speed, at the price of a `SIGBUS` should another program truncate it meanwhile
 //! ([files and environment](crate::guide::inputs#what-it-costs)).

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ pub const PREFIX: &str = "team/cache";
 pub struct Server {
     pub kind: Kind,
     pub port: u16,
+    /// The port that speaks TLS, beside the plain one (Redis, [`Server::start_tls`]).
+    pub tls_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -105,10 +108,33 @@ impl Server {
     }
 
     pub fn start_on(kind: Kind, port: u16) -> Server {
+        Server::launch(kind, port, None)
+    }
+
+    /// A Redis server that also speaks TLS on [`Server::tls_port`], with the certificate
+    /// and key in `cert` and `key` (PEM files); clients are not asked for certificates.
+    /// The plain port stays open for the test's own checks ([`Server::get`]).
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Server {
+        let tls_port = free_port();
+        let mut args: Vec<String> = vec!["--tls-port".into(), tls_port.to_string()];
+        for (option, file) in [
+            ("--tls-cert-file", cert),
+            ("--tls-key-file", key),
+            ("--tls-ca-cert-file", ca),
+        ] {
+            args.push(option.into());
+            args.push(file.display().to_string());
+        }
+        args.extend(["--tls-auth-clients".into(), "no".into()]);
+        Server::launch(Kind::Redis, free_port(), Some((tls_port, args)))
+    }
+
+    /// Starts the server; for Redis, `tls` holds the TLS port and options.
+    fn launch(kind: Kind, port: u16, tls: Option<(u16, Vec<String>)>) -> Server {
+        let tls_port = tls.as_ref().map(|(tls_port, _)| *tls_port);
         let child = match kind {
-            Kind::Redis => spawn(
-                kind,
-                &[
+            Kind::Redis => {
+                let mut args: Vec<String> = vec![
                     "--port".into(),
                     port.to_string(),
                     "--bind".into(),
@@ -117,8 +143,10 @@ impl Server {
                     String::new(),
                     "--appendonly".into(),
                     "no".into(),
-                ],
-            ),
+                ];
+                args.extend(tls.into_iter().flat_map(|(_, options)| options));
+                spawn(kind, &args)
+            }
             Kind::S3 => spawn(
                 kind,
                 &[
@@ -132,6 +160,7 @@ impl Server {
         let mut server = Server {
             kind,
             port,
+            tls_port,
             child: Some(child),
         };
         server.wait_ready();
@@ -147,7 +176,14 @@ impl Server {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("{} server exited at start: {status}", self.kind.name());
+                    let hint = match self.tls_port {
+                        Some(_) => " (a redis-server built without TLS exits on --tls-port)",
+                        None => "",
+                    };
+                    panic!(
+                        "{} server exited at start: {status}{hint}",
+                        self.kind.name()
+                    );
                 }
             }
             let ready = match self.kind {

@@ -68,7 +68,10 @@ impl Tier {
     /// The same store with [`ADMIN_TIMEOUT`], opened on first use.
     fn admin(&self) -> Result<&dyn Backend, RemoteError> {
         let timeout = ADMIN_TIMEOUT.max(self.timeout());
-        match self.admin.get_or_init(|| open_backend(&self.url, timeout)) {
+        match self
+            .admin
+            .get_or_init(|| open_backend(&self.url, timeout, self.ca.as_deref()))
+        {
             Ok(backend) => Ok(backend.as_ref()),
             Err(error) => Err(error.clone()),
         }

@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ pub const RETRY_VAR: &str = "FILE_CACHE_REMOTE_RETRY_S";
 
 /// Environment variable: how values are written to the remote ([`Writes`]).
 pub const WRITE_VAR: &str = "FILE_CACHE_REMOTE_WRITE";
+
+/// Environment variable: a PEM file of the CA certificates a `rediss://` server's
+/// certificate must chain to, instead of the system's trusted roots.
+pub const CA_VAR: &str = "FILE_CACHE_REMOTE_CA";
 
 /// Environment variable: seconds a thread that queued background uploads waits for them
 /// as it ends (the main thread: as the program exits); `0` does not wait.
@@ -80,6 +85,7 @@ pub struct Remote {
     pub(super) retry_after: Duration,
     pub(super) writes: Writes,
     pub(super) exit_wait: Duration,
+    pub(super) ca: Option<PathBuf>,
 }
 
 impl fmt::Debug for Remote {
@@ -91,6 +97,7 @@ impl fmt::Debug for Remote {
             .field("retry_after", &self.retry_after)
             .field("writes", &self.writes)
             .field("exit_wait", &self.exit_wait)
+            .field("ca", &self.ca)
             .finish()
     }
 }
@@ -107,6 +114,7 @@ impl Remote {
             retry_after: DEFAULT_RETRY_AFTER,
             writes: Writes::Background,
             exit_wait: DEFAULT_EXIT_WAIT,
+            ca: None,
         }
     }
 
@@ -142,6 +150,15 @@ impl Remote {
         self
     }
 
+    /// Trusts only the CA certificates in `pem_file` (PEM, one or more) for a `rediss://`
+    /// server's certificate, instead of the system's trusted roots: for a server whose
+    /// certificate a private CA signed. A file that cannot be read, or holds no certificate,
+    /// keeps the remote tier off (with a warning) when it starts.
+    pub fn ca(mut self, pem_file: impl Into<PathBuf>) -> Remote {
+        self.ca = Some(pem_file.into());
+        self
+    }
+
     /// The configuration the `FILE_CACHE_REMOTE*` variables describe; `None` when
     /// `FILE_CACHE_REMOTE` is unset or empty. Unusable values are warnings and keep the
     /// default.
@@ -169,6 +186,10 @@ impl Remote {
         // on and unsigned.
         if let Some(secret) = var_os(SECRET_VAR) {
             remote = remote.secret(secret.into_encoded_bytes());
+        }
+        // A path, whatever its bytes.
+        if let Some(ca) = var_os(CA_VAR).filter(|path| !path.is_empty()) {
+            remote = remote.ca(ca);
         }
         let number = |name: &str, most: u64| -> Option<u64> {
             let value = var(name)?;
@@ -204,6 +225,28 @@ impl Remote {
         Some(remote)
     }
 }
+
+/// The PEM bytes of the CA file `path` ([`CA_VAR`]); a file that cannot be read, or holds
+/// no certificate, is a setting that keeps the tier off, never a fallback to other roots.
+#[cfg_attr(not(feature = "remote-redis-tls"), allow(dead_code))]
+pub(super) fn read_ca(path: &Path) -> Result<Vec<u8>, RemoteError> {
+    let refused = |why: String| {
+        RemoteError::BadSetting(format!(
+            "{CA_VAR}={}: {why}; the remote tier stays off rather than trust other certificates",
+            path.display()
+        ))
+    };
+    let pem = std::fs::read(path).map_err(|e| refused(format!("cannot read it ({e})")))?;
+    if !pem
+        .windows(CERTIFICATE_PEM.len())
+        .any(|window| window == CERTIFICATE_PEM)
+    {
+        return Err(refused("it holds no PEM certificate".to_owned()));
+    }
+    Ok(pem)
+}
+
+const CERTIFICATE_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// What [`set`] or the environment chose; fixed at first use.
 pub(super) static CHOSEN: OnceLock<Option<Remote>> = OnceLock::new();

@@ -18,8 +18,9 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `FILE_CACHE_REMOTE` | `redis://[:password@]host:port/db` or `s3://bucket/prefix` |
+//! | `FILE_CACHE_REMOTE` | `redis://[:password@]host:port/db`, `rediss://...` (TLS) or `s3://bucket/prefix` |
 //! | `FILE_CACHE_REMOTE_SECRET` | sign entries, refuse unsigned or wrongly signed ones |
+//! | `FILE_CACHE_REMOTE_CA` | a PEM file of the CAs a `rediss://` server's certificate must chain to, instead of the system's roots |
 //! | `FILE_CACHE_REMOTE_TIMEOUT_MS` | longest wait to connect or for the next bytes (default 200) |
 //! | `FILE_CACHE_REMOTE_RETRY_S` | how long a failing remote is skipped (default 30) |
 //! | `FILE_CACHE_REMOTE_WRITE` | `background` (default), `sync` or `off` (read only; `FILE_CACHE_READONLY=1` makes it `off`) |
@@ -47,7 +48,7 @@ mod upload;
 
 pub use admin::{clear, list, RemoteEntry};
 pub use config::{
-    set, Remote, RemoteError, Writes, EXIT_WAIT_VAR, REMOTE_VAR, RETRY_VAR, SECRET_VAR,
+    set, Remote, RemoteError, Writes, CA_VAR, EXIT_WAIT_VAR, REMOTE_VAR, RETRY_VAR, SECRET_VAR,
     TIMEOUT_VAR, WRITE_VAR,
 };
 
@@ -55,7 +56,7 @@ use backend::Backend;
 use breaker::{Breaker, Tripped};
 use config::{chosen, redact, DEFAULT_TIMEOUT, MAX_SETTING};
 use mac::Mac;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -72,6 +73,7 @@ struct Tier {
     /// The same store with [`ADMIN_TIMEOUT`], for [`list`] and [`clear`]; opened on use.
     admin: OnceLock<Result<Box<dyn Backend>, RemoteError>>,
     url: String,
+    ca: Option<PathBuf>,
 }
 
 fn tier() -> Option<&'static Tier> {
@@ -99,7 +101,11 @@ fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
         )));
     }
     Ok(Tier {
-        backend: open_backend(&remote.url, remote.timeout.min(MAX_SETTING))?,
+        backend: open_backend(
+            &remote.url,
+            remote.timeout.min(MAX_SETTING),
+            remote.ca.as_deref(),
+        )?,
         mac: remote.secret.as_deref().map(Mac::new),
         breaker: Breaker::new(remote.retry_after.min(MAX_SETTING)),
         // A read-only cache writes nowhere, the remote included.
@@ -112,18 +118,33 @@ fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
         exit_wait: remote.exit_wait,
         admin: OnceLock::new(),
         url: remote.url.clone(),
+        ca: remote.ca.clone(),
     })
 }
 
-fn open_backend(url: &str, timeout: Duration) -> Result<Box<dyn Backend>, RemoteError> {
+/// The backend `url` names; `ca` is [`Remote::ca`].
+fn open_backend(
+    url: &str,
+    timeout: Duration,
+    ca: Option<&Path>,
+) -> Result<Box<dyn Backend>, RemoteError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         #[cfg(feature = "remote-redis")]
         Some("redis" | "rediss" | "redis+unix" | "unix") => {
-            Ok(Box::new(redis::Redis::open(url, timeout)?))
+            Ok(Box::new(redis::Redis::open(url, timeout, ca)?))
         }
         #[cfg(feature = "remote-s3")]
-        Some("s3") => Ok(Box::new(s3::S3::open(url, timeout)?)),
+        Some("s3") => {
+            if let Some(ca) = ca {
+                log::warn!(
+                    "file_cache: ignoring {CA_VAR}={}: it applies to rediss:// only (S3 over \
+                     HTTPS trusts the system's roots)",
+                    ca.display()
+                );
+            }
+            Ok(Box::new(s3::S3::open(url, timeout)?))
+        }
         #[cfg(not(feature = "remote-redis"))]
         Some("redis" | "rediss") => Err(RemoteError::BadUrl(format!(
             "{}: this build has no Redis support (feature `remote-redis`)",
@@ -411,9 +432,11 @@ mod tests {
 
     #[test]
     fn unknown_schemes_are_refused() {
-        let error = open_backend("ftp://x", DEFAULT_TIMEOUT).err().unwrap();
+        let error = open_backend("ftp://x", DEFAULT_TIMEOUT, None)
+            .err()
+            .unwrap();
         assert!(matches!(error, RemoteError::BadUrl(_)), "{error}");
-        assert!(open_backend("no scheme", DEFAULT_TIMEOUT).is_err());
+        assert!(open_backend("no scheme", DEFAULT_TIMEOUT, None).is_err());
     }
 
     /// A backend in memory that can fail on demand or hold its puts at a gate.
@@ -471,6 +494,7 @@ mod tests {
             exit_wait,
             admin: OnceLock::new(),
             url: "memory://".into(),
+            ca: None,
         }));
         (memory, tier)
     }

@@ -3,11 +3,16 @@
 //!
 //! Keys are `file_cache/<function dir>/<key hex>`. Connections are kept in a small pool;
 //! each has the timeout on connect, on every write and on every read, so a stalled server
-//! costs a call about one timeout per step. A connection that saw an error is dropped.
+//! costs a call about one timeout per step (the TLS handshake included: it runs within the
+//! connect timeout). A connection that saw an error is dropped.
+//!
 //! Plain `redis://` is unencrypted; use it on a trusted network (and sign entries).
+//! `rediss://` (feature `remote-redis-tls`) is TLS through rustls: the server's certificate
+//! must chain to the system's trusted roots, or to the CAs of `FILE_CACHE_REMOTE_CA` instead.
 
 use super::backend::Backend;
-use super::config::{redact, RemoteError};
+use super::config::{redact, RemoteError, CA_VAR};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,10 +31,64 @@ fn backend_error(error: redis::RedisError) -> RemoteError {
     RemoteError::Backend(error.to_string())
 }
 
+fn bad_url(url: &str, error: redis::RedisError) -> RemoteError {
+    RemoteError::BadUrl(format!("{}: {error}", redact(url)))
+}
+
+/// A `rediss://` client: the system's trusted roots, or only the CAs in `ca`.
+#[cfg(feature = "remote-redis-tls")]
+fn tls_client(url: &str, ca: Option<&Path>) -> Result<redis::Client, RemoteError> {
+    // The URL alone first, so that a bad one is reported as such.
+    let client = redis::Client::open(url).map_err(|e| bad_url(url, e))?;
+    // rustls takes its crypto provider from the process; one that picked none, or whose
+    // build enables two, would make rustls panic. Installing ours is what rustls does itself
+    // when it has one, and a provider the program installed first stays.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    let Some(ca) = ca else { return Ok(client) };
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(super::config::read_ca(ca)?),
+    };
+    redis::Client::build_with_tls(url, certificates).map_err(|e| {
+        RemoteError::BadSetting(format!(
+            "{CA_VAR}={}: {e}; the remote tier stays off rather than trust other certificates",
+            ca.display()
+        ))
+    })
+}
+
+#[cfg(not(feature = "remote-redis-tls"))]
+fn tls_client(url: &str, _ca: Option<&Path>) -> Result<redis::Client, RemoteError> {
+    Err(RemoteError::BadUrl(format!(
+        "{}: this build has no TLS for Redis (feature `remote-redis-tls`, part of `remote`)",
+        redact(url)
+    )))
+}
+
 impl Redis {
-    pub(super) fn open(url: &str, timeout: Duration) -> Result<Redis, RemoteError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| RemoteError::BadUrl(format!("{}: {e}", redact(url))))?;
+    /// A client for `url`; `ca` is the PEM file of the only CAs a `rediss://` server's
+    /// certificate may chain to. Nothing connects yet.
+    pub(super) fn open(
+        url: &str,
+        timeout: Duration,
+        ca: Option<&Path>,
+    ) -> Result<Redis, RemoteError> {
+        let tls = url
+            .split_once("://")
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("rediss"));
+        let client = match (tls, ca) {
+            (true, ca) => tls_client(url, ca)?,
+            (false, None) => redis::Client::open(url).map_err(|e| bad_url(url, e))?,
+            (false, Some(_)) => {
+                return Err(RemoteError::BadSetting(format!(
+                    "{CA_VAR} is set but {} is not TLS (rediss://): the remote tier stays off \
+                     rather than send in the clear what was meant to be encrypted",
+                    redact(url)
+                )))
+            }
+        };
         Ok(Redis {
             client,
             idle: Mutex::new(Vec::new()),
@@ -167,9 +226,62 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_is_for_tls_only_and_must_hold_a_certificate() {
+        use super::super::config::{Remote, REMOTE_VAR};
+        let remote = Remote::from_lookup(|name| match name {
+            REMOTE_VAR => Some("rediss://h:1/0".into()),
+            CA_VAR => Some("/etc/team-ca.pem".into()),
+            _ => None,
+        });
+        assert_eq!(
+            remote.and_then(|r| r.ca),
+            Some(std::path::PathBuf::from("/etc/team-ca.pem"))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let timeout = Duration::from_millis(10);
+        // Plain redis:// with a CA: sent in the clear what was meant to be encrypted.
+        std::fs::write(&ca, b"-----BEGIN CERTIFICATE-----\n").unwrap();
+        assert!(matches!(
+            Redis::open("redis://h:1/0", timeout, Some(&ca)),
+            Err(RemoteError::BadSetting(message)) if message.contains(CA_VAR)
+        ));
+        if cfg!(feature = "remote-redis-tls") {
+            for (bytes, why) in [
+                (&b"not a certificate"[..], "no PEM certificate"),
+                (b"", "no PEM"),
+            ] {
+                std::fs::write(&ca, bytes).unwrap();
+                assert!(matches!(
+                    Redis::open("rediss://h:1/0", timeout, Some(&ca)),
+                    Err(RemoteError::BadSetting(message)) if message.contains(why)
+                ));
+            }
+            let missing = dir.path().join("missing.pem");
+            assert!(matches!(
+                Redis::open("rediss://h:1/0", timeout, Some(&missing)),
+                Err(RemoteError::BadSetting(message)) if message.contains("cannot read")
+            ));
+            assert!(Redis::open("rediss://h:1/0", timeout, None).is_ok());
+            // The `#insecure` suffix (no verification) is not built: it fails, never skips
+            // the checks.
+            let insecure = Redis::open("rediss://127.0.0.1:1/0#insecure", timeout, None).unwrap();
+            assert!(matches!(
+                insecure.get("x"),
+                Err(RemoteError::Backend(message)) if message.contains("insecure")
+            ));
+        } else {
+            assert!(matches!(
+                Redis::open("rediss://h:1/0", timeout, None),
+                Err(RemoteError::BadUrl(message)) if message.contains("remote-redis-tls")
+            ));
+        }
+    }
+
+    #[test]
     fn bad_urls_are_refused_without_connecting() {
         assert!(matches!(
-            Redis::open("redis://:pw@host:notaport/0", Duration::from_millis(10)),
+            Redis::open("redis://:pw@host:notaport/0", Duration::from_millis(10), None),
             Err(RemoteError::BadUrl(message)) if !message.contains("pw")
         ));
     }
