@@ -40,6 +40,8 @@ fn main() -> std::process::ExitCode {
         s3_remote_tier_lists_and_clears: S3,
         an_expired_remote_entry_is_a_miss: Redis,
         concurrent_callers_ask_the_remote_once: Redis,
+        a_remote_hit_waits_for_no_entry_lock: Redis,
+        a_clear_after_a_remote_hit_leaves_no_local_copy: Redis,
         redis_uploads_queued_at_exit_are_sent: Redis,
         s3_uploads_queued_at_exit_are_sent: S3,
         a_silent_remote_delays_exit_by_the_exit_wait_at_most,
@@ -137,6 +139,14 @@ fn child() {
             println!("VALUE {}", scaled(2));
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
             assert!(remote::flush(Duration::from_secs(30)));
+        }
+        Some("hit_then_clear") => {
+            // A remote hit, whose local copy is written in the background, then a clear.
+            let x: u64 = env(XS).parse().expect("a number");
+            assert_eq!(square(x), x * x);
+            let cleared = file_cache::clear_all().expect("clear");
+            println!("CLEARED {cleared}");
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
         }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
@@ -676,6 +686,70 @@ fn concurrent_callers_ask_the_remote_once() {
     assert_eq!(runs(&output), 0);
     // The flight's leader asks the remote; the others get its value or its local copy.
     assert_eq!(log_lines(&output, "DEBUG", "remote hit").len(), 1);
+}
+
+/// The remote is asked before the entry's lock: a remote hit neither creates a lock file
+/// nor waits for one held by another process. Its local copy, written off the call's
+/// path, is on disk when the process has ended.
+fn a_remote_hit_waits_for_no_entry_lock() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let root_a = fresh_root();
+    assert_eq!(runs(&machine(&root_a, &server, "31", &[])), 1);
+    let entry_a = entry_files(&root_a).remove(0);
+    // Another process holds the entry's lock on machine B (as it would while computing).
+    let root_b = fresh_root();
+    let entry_b = root_b.join(entry_a.strip_prefix(&root_a).unwrap());
+    let lock_path = entry_b.with_file_name(format!(
+        ".{}.lock",
+        entry_b.file_name().unwrap().to_str().unwrap()
+    ));
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let root = root_b.clone();
+    let caller = std::thread::spawn(move || {
+        let _ = sender.send(machine(&root, &server, "31", &[]));
+    });
+    // A call that waited for the lock would wait for as long as it is held: give up after a
+    // generous while, releasing it, so that the test ends either way.
+    let finished = receiver.recv_timeout(Duration::from_secs(30));
+    let b = match finished {
+        Ok(output) => output,
+        Err(_) => {
+            drop(lock);
+            caller.join().unwrap();
+            panic!("the remote hit waited for the entry's lock held by another process");
+        }
+    };
+    assert_eq!(runs(&b), 0, "a remote hit");
+    assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::square").len(), 1);
+    assert!(log_lines(&b, "DEBUG", "waiting for the lock").is_empty());
+    assert_eq!(
+        std::fs::read(&entry_b).expect("the local copy, written before the process ended"),
+        std::fs::read(&entry_a).unwrap()
+    );
+    assert!(lock_path.exists(), "the held lock file is untouched");
+    drop(lock);
+    caller.join().unwrap();
+}
+
+/// A clear right after a remote hit leaves no local copy behind: the copy queued for the
+/// background writer is written before the clear, not after it.
+fn a_clear_after_a_remote_hit_leaves_no_local_copy() {
+    init();
+    let server = Server::start(Kind::Redis);
+    assert_eq!(runs(&machine(&fresh_root(), &server, "37", &[])), 1);
+    let root = fresh_root();
+    let mut envs = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
+    envs.push((XS.into(), "37".into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_child(CHILD, "hit_then_clear", &envs);
+    assert_eq!(runs(&output), 0, "a remote hit");
+    assert_eq!(marked_lines(&output, "CLEARED "), ["1"]);
+    assert!(entry_files(&root).is_empty(), "{:?}", entry_files(&root));
 }
 
 /// Runs the `shared_caller` binary, which computes one value and returns from `main` at

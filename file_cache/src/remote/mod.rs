@@ -4,7 +4,8 @@
 //! file).
 //!
 //! Local first: on a local miss the remote is asked; a remote hit is checked exactly like a
-//! local file and written to the local tier; a computed value is written to both. The
+//! local file and written to the local tier (off the call's path); a computed value is
+//! written to both. The
 //! remote holds the bytes of a local entry, named `<function dir>/<key hex>`, followed by a
 //! signature (a keyed blake3 MAC) when `FILE_CACHE_REMOTE_SECRET` is set.
 //!
