@@ -34,6 +34,9 @@ struct State {
     bytes: usize,
     /// A job is running.
     running: bool,
+    /// The writer thread waits for work: a new job wakes it (a busy writer takes the
+    /// next job without being woken, sparing the caller a system call).
+    waiting: bool,
     /// The writer thread: not started, running, or not startable (jobs then run inline).
     writer: Writer,
 }
@@ -58,6 +61,7 @@ static QUEUE: Queue = Queue {
         jobs: VecDeque::new(),
         bytes: 0,
         running: false,
+        waiting: false,
         writer: Writer::NotStarted,
     }),
     work: Condvar::new(),
@@ -93,8 +97,11 @@ pub(crate) fn run_later(bytes: usize, job: impl FnOnce() + Send + 'static) {
     }
     state.bytes += bytes;
     state.jobs.push_back((Box::new(job), bytes));
+    let wake = state.waiting;
     drop(state);
-    QUEUE.work.notify_one();
+    if wake {
+        QUEUE.work.notify_one();
+    }
     // This thread waits for the queue as it ends. `try_with`: from another thread-local's
     // destructor there is nothing to register with; `flush` still covers the job.
     let _ = END.try_with(|end| end.queued.set(true));
@@ -110,10 +117,12 @@ fn writer() {
                     state.running = true;
                     break next;
                 }
+                state.waiting = true;
                 state = QUEUE
                     .work
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
+                state.waiting = false;
             }
         };
         // A job that panics loses its own write, not the thread.
