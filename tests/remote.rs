@@ -170,6 +170,34 @@ fn compute() {
     }
     println!("RUNS {}", RUNS.load(Ordering::SeqCst));
     println!("FLUSHED {}", remote::flush(Duration::from_secs(30)));
+    let stats = file_cache::stats()
+        .into_iter()
+        .find(|s| s.function == "remote::square")
+        .expect("square was called");
+    println!(
+        "REMOTE {} hits {} misses {} uploads {} read {} written",
+        stats.remote_hits,
+        stats.remote_misses,
+        stats.uploads,
+        stats.remote_bytes_read,
+        stats.remote_bytes_written
+    );
+}
+
+/// What a `compute` child's statistics said of the remote tier: hits, misses, uploads.
+fn remote_counts(output: &Output) -> (u64, u64, u64) {
+    let numbers = remote_numbers(output);
+    (numbers[0], numbers[1], numbers[2])
+}
+
+/// Every number of a `compute` child's `REMOTE` line: hits, misses, uploads, bytes read,
+/// bytes written.
+fn remote_numbers(output: &Output) -> Vec<u64> {
+    marked_lines(output, "REMOTE ")
+        .remove(0)
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect()
 }
 
 fn runs(output: &Output) -> usize {
@@ -221,6 +249,11 @@ fn two_machines_share_results(kind: Kind) {
     let a = machine(&root_a, &server, "3,4", &[]);
     assert_eq!(runs(&a), 2);
     assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    assert_eq!(
+        remote_counts(&a),
+        (0, 2, 2),
+        "two remote misses, two uploads"
+    );
     let files_a = entry_files(&root_a);
     assert_eq!(files_a.len(), 2);
     for file in &files_a {
@@ -232,6 +265,11 @@ fn two_machines_share_results(kind: Kind) {
     // Machine B, an empty local root: remote hits, written to its local tier.
     let b = machine(&root_b, &server, "3,4,5", &[]);
     assert_eq!(runs(&b), 1, "only 5 is computed");
+    assert_eq!(
+        remote_counts(&b),
+        (2, 1, 1),
+        "3 and 4 from the remote, 5 uploaded"
+    );
     assert_eq!(marked_lines(&b, "VALUE "), ["3 9", "4 16", "5 25"]);
     assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::square").len(), 2);
     assert_eq!(entry_files(&root_b).len(), 3);
@@ -898,6 +936,11 @@ fn a_read_only_root_keeps_no_remote_hit_and_warns_once() {
     let a = machine(&filled, &server, "3,4", &[]);
     assert_eq!(runs(&a), 2);
     assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    assert_eq!(
+        remote_counts(&a),
+        (0, 2, 2),
+        "two remote misses, two uploads"
+    );
 
     let read_only = ReadOnlyDir::new();
     let b = machine(read_only.path(), &server, "3,4,5", &[]);

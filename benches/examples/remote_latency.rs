@@ -83,19 +83,22 @@ fn main() {
             CALLS,
             "every call of the local row hit"
         );
+        assert_eq!(
+            after.remote_hits, before.remote_hits,
+            "none from the remote"
+        );
         std::fs::remove_dir_all(&function_dir).expect("drop the local tier");
         // A local miss, then a remote hit: fetched, checked, decoded, kept locally.
         let remote_hit = time(&mut |i| {
             std::hint::black_box(value(i, size));
         });
         let remote_after = counters();
-        // No memory tier and no local file: every hit of this row is a remote hit.
         assert_eq!(
             remote_after.misses, after.misses,
             "the remote row computed nothing"
         );
         assert_eq!(
-            remote_after.hits - after.hits,
+            remote_after.remote_hits - after.remote_hits,
             CALLS,
             "every call of the remote row was a remote hit"
         );

@@ -358,7 +358,12 @@ pub(super) fn remote_hit<T: DeserializeOwned>(
     if config().mode == Mode::Refresh {
         return None;
     }
-    let (value, entry) = remote_entry(site, key, path)?;
+    let Some((value, entry)) = remote_entry(site, key, path) else {
+        if remote::enabled() {
+            stats::record_remote_miss(site);
+        }
+        return None;
+    };
     log::debug!("file_cache: remote hit {}", site.display_name());
     // Checked whole already: the header alone says what the entry depends on.
     let recorded = entry::parse_header(&entry)
@@ -368,6 +373,7 @@ pub(super) fn remote_hit<T: DeserializeOwned>(
     let len = entry.len() as u64;
     let saved_us = entry::peek_times(&entry).map_or(0, |(_, compute_us)| compute_us);
     stats::record_hit(site, path, len, saved_us);
+    stats::record_remote_hit(site, len);
     let meta = memory::Meta {
         compute_us: saved_us,
         file_len: len,
