@@ -41,6 +41,8 @@ fn main() -> std::process::ExitCode {
         s3_remote_tier_lists_and_clears: S3,
         an_expired_remote_entry_is_a_miss: Redis,
         concurrent_callers_ask_the_remote_once: Redis,
+        a_remote_hit_waits_for_no_entry_lock: Redis,
+        a_clear_after_a_remote_hit_leaves_no_local_copy: Redis,
         redis_uploads_queued_at_exit_are_sent: Redis,
         s3_uploads_queued_at_exit_are_sent: S3,
         a_silent_remote_delays_exit_by_the_exit_wait_at_most,
@@ -141,6 +143,14 @@ fn child() {
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
             assert!(remote::flush(Duration::from_secs(30)));
         }
+        Some("hit_then_clear") => {
+            // A remote hit, whose local copy is written in the background, then a clear.
+            let x: u64 = env(XS).parse().expect("a number");
+            assert_eq!(square(x), x * x);
+            let cleared = file_cache::clear_all().expect("clear");
+            println!("CLEARED {cleared}");
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+        }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
@@ -163,6 +173,34 @@ fn compute() {
     }
     println!("RUNS {}", RUNS.load(Ordering::SeqCst));
     println!("FLUSHED {}", remote::flush(Duration::from_secs(30)));
+    let stats = file_cache::stats()
+        .into_iter()
+        .find(|s| s.function == "remote::square")
+        .expect("square was called");
+    println!(
+        "REMOTE {} hits {} misses {} uploads {} read {} written",
+        stats.remote_hits,
+        stats.remote_misses,
+        stats.uploads,
+        stats.remote_bytes_read,
+        stats.remote_bytes_written
+    );
+}
+
+/// What a `compute` child's statistics said of the remote tier: hits, misses, uploads.
+fn remote_counts(output: &Output) -> (u64, u64, u64) {
+    let numbers = remote_numbers(output);
+    (numbers[0], numbers[1], numbers[2])
+}
+
+/// Every number of a `compute` child's `REMOTE` line: hits, misses, uploads, bytes read,
+/// bytes written.
+fn remote_numbers(output: &Output) -> Vec<u64> {
+    marked_lines(output, "REMOTE ")
+        .remove(0)
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect()
 }
 
 fn runs(output: &Output) -> usize {
@@ -214,6 +252,11 @@ fn two_machines_share_results(kind: Kind) {
     let a = machine(&root_a, &server, "3,4", &[]);
     assert_eq!(runs(&a), 2);
     assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    assert_eq!(
+        remote_counts(&a),
+        (0, 2, 2),
+        "two remote misses, two uploads"
+    );
     let files_a = entry_files(&root_a);
     assert_eq!(files_a.len(), 2);
     for file in &files_a {
@@ -225,6 +268,11 @@ fn two_machines_share_results(kind: Kind) {
     // Machine B, an empty local root: remote hits, written to its local tier.
     let b = machine(&root_b, &server, "3,4,5", &[]);
     assert_eq!(runs(&b), 1, "only 5 is computed");
+    assert_eq!(
+        remote_counts(&b),
+        (2, 1, 1),
+        "3 and 4 from the remote, 5 uploaded"
+    );
     assert_eq!(marked_lines(&b, "VALUE "), ["3 9", "4 16", "5 25"]);
     assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::square").len(), 2);
     assert_eq!(entry_files(&root_b).len(), 3);
@@ -832,6 +880,70 @@ fn concurrent_callers_ask_the_remote_once() {
     assert_eq!(log_lines(&output, "DEBUG", "remote hit").len(), 1);
 }
 
+/// The remote is asked before the entry's lock: a remote hit neither creates a lock file
+/// nor waits for one held by another process. Its local copy, written off the call's
+/// path, is on disk when the process has ended.
+fn a_remote_hit_waits_for_no_entry_lock() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let root_a = fresh_root();
+    assert_eq!(runs(&machine(&root_a, &server, "31", &[])), 1);
+    let entry_a = entry_files(&root_a).remove(0);
+    // Another process holds the entry's lock on machine B (as it would while computing).
+    let root_b = fresh_root();
+    let entry_b = root_b.join(entry_a.strip_prefix(&root_a).unwrap());
+    let lock_path = entry_b.with_file_name(format!(
+        ".{}.lock",
+        entry_b.file_name().unwrap().to_str().unwrap()
+    ));
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let root = root_b.clone();
+    let caller = std::thread::spawn(move || {
+        let _ = sender.send(machine(&root, &server, "31", &[]));
+    });
+    // A call that waited for the lock would wait for as long as it is held: give up after a
+    // generous while, releasing it, so that the test ends either way.
+    let finished = receiver.recv_timeout(Duration::from_secs(30));
+    let b = match finished {
+        Ok(output) => output,
+        Err(_) => {
+            drop(lock);
+            caller.join().unwrap();
+            panic!("the remote hit waited for the entry's lock held by another process");
+        }
+    };
+    assert_eq!(runs(&b), 0, "a remote hit");
+    assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::square").len(), 1);
+    assert!(log_lines(&b, "DEBUG", "waiting for the lock").is_empty());
+    assert_eq!(
+        std::fs::read(&entry_b).expect("the local copy, written before the process ended"),
+        std::fs::read(&entry_a).unwrap()
+    );
+    assert!(lock_path.exists(), "the held lock file is untouched");
+    drop(lock);
+    caller.join().unwrap();
+}
+
+/// A clear right after a remote hit leaves no local copy behind: the copy queued for the
+/// background writer is written before the clear, not after it.
+fn a_clear_after_a_remote_hit_leaves_no_local_copy() {
+    init();
+    let server = Server::start(Kind::Redis);
+    assert_eq!(runs(&machine(&fresh_root(), &server, "37", &[])), 1);
+    let root = fresh_root();
+    let mut envs = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
+    envs.push((XS.into(), "37".into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_child(CHILD, "hit_then_clear", &envs);
+    assert_eq!(runs(&output), 0, "a remote hit");
+    assert_eq!(marked_lines(&output, "CLEARED "), ["1"]);
+    assert!(entry_files(&root).is_empty(), "{:?}", entry_files(&root));
+}
+
 /// Runs the `shared_caller` binary, which computes one value and returns from `main` at
 /// once, on its own local root; returns what it printed.
 fn caller_returning_from_main(root: &Path, server: &Server) -> String {
@@ -978,6 +1090,11 @@ fn a_read_only_root_keeps_no_remote_hit_and_warns_once() {
     let a = machine(&filled, &server, "3,4", &[]);
     assert_eq!(runs(&a), 2);
     assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    assert_eq!(
+        remote_counts(&a),
+        (0, 2, 2),
+        "two remote misses, two uploads"
+    );
 
     let read_only = ReadOnlyDir::new();
     let b = machine(read_only.path(), &server, "3,4,5", &[]);

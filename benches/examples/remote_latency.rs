@@ -2,6 +2,11 @@
 //! GET of the same bytes with the same client library), on a real server it starts on a
 //! loopback port (`redis-server`, or `moto_server` for S3).
 //!
+//! The memory tier is off (`FILE_CACHE_MEMORY=0`): it would answer both rows from this
+//! process's memory. So the local row reads entry files, and the remote row, run after the
+//! function's directory is removed, asks the remote for every call. Each row checks, from
+//! `file_cache::stats()`, that every call was answered by the tier it names.
+//!
 //! ```sh
 //! cargo run --release -p file_cache_benches --features remote --example remote_latency -- redis   # or: s3
 //! ```
@@ -32,6 +37,8 @@ fn main() {
     let kind = Kind::parse(&std::env::args().nth(1).unwrap_or_else(|| "redis".into()));
     let root = tempfile::tempdir().expect("temp dir");
     std::env::set_var("FILE_CACHE_DIR", root.path());
+    // Before the first cached call: settings are read once.
+    std::env::set_var("FILE_CACHE_MEMORY", "0");
     let server = Server::start(kind);
     if kind == Kind::S3 {
         for (k, v) in s3_env(server.port) {
@@ -42,11 +49,12 @@ fn main() {
     let function_dir = root.path().join("remote_latency.value");
 
     println!(
-        "backend: {} ({CALLS} calls per row; median / p90 in µs)",
+        "backend: {} ({CALLS} calls per row; median / p90 in µs; memory tier off: \
+         FILE_CACHE_MEMORY=0)",
         kind.name()
     );
-    println!("| value size | local hit | remote hit | backend GET floor |");
-    println!("|---|---|---|---|");
+    println!("| value size | local hit (file) | remote hit (local tier empty) | backend GET floor | remote / GET |");
+    println!("|---|---|---|---|---|");
     for size in [1usize << 10, 256 << 10] {
         let seed = size as u64 * 1000;
         for i in 0..CALLS {
@@ -61,14 +69,39 @@ fn main() {
                 })
                 .collect()
         };
+        let before = counters();
         let local = time(&mut |i| {
             std::hint::black_box(value(i, size));
         });
+        let after = counters();
+        assert_eq!(
+            after.misses, before.misses,
+            "the local row computed nothing"
+        );
+        assert_eq!(
+            after.hits - before.hits,
+            CALLS,
+            "every call of the local row hit"
+        );
+        assert_eq!(
+            after.remote_hits, before.remote_hits,
+            "none from the remote"
+        );
         std::fs::remove_dir_all(&function_dir).expect("drop the local tier");
-        // A local miss, then a remote hit: fetched, checked, decoded, written locally.
+        // A local miss, then a remote hit: fetched, checked, decoded, kept locally.
         let remote_hit = time(&mut |i| {
             std::hint::black_box(value(i, size));
         });
+        let remote_after = counters();
+        assert_eq!(
+            remote_after.misses, after.misses,
+            "the remote row computed nothing"
+        );
+        assert_eq!(
+            remote_after.remote_hits - after.remote_hits,
+            CALLS,
+            "every call of the remote row was a remote hit"
+        );
         let names: Vec<String> = remote::list(Some("remote_latency.value"))
             .expect("list")
             .into_iter()
@@ -80,10 +113,19 @@ fn main() {
         let (r50, r90) = micros(remote_hit);
         let (f50, f90) = micros(floor);
         println!(
-            "| {} KiB | {l50:.0} / {l90:.0} | {r50:.0} / {r90:.0} | {f50:.0} / {f90:.0} |",
-            size >> 10
+            "| {} KiB | {l50:.0} / {l90:.0} | {r50:.0} / {r90:.0} | {f50:.0} / {f90:.0} | {:.2}x |",
+            size >> 10,
+            r50 / f50
         );
     }
+}
+
+/// The cached function's counters so far.
+fn counters() -> file_cache::FunctionStats {
+    file_cache::stats()
+        .into_iter()
+        .find(|s| s.function == "remote_latency::value")
+        .expect("the function has been called")
 }
 
 /// A plain GET of each object with the backend's client, as file_cache's backend holds it.

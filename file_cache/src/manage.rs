@@ -55,6 +55,8 @@ use std::io;
 /// ```
 pub fn clear(function: &str) -> io::Result<u64> {
     gate::check(&config().root)?;
+    // Local copies of remote hits still queued would land after the clear.
+    crate::disk::later::flush(crate::disk::later::END_WAIT);
     versions::forget();
     // The memory tier does not know which function a key belongs to: it is emptied whole.
     crate::memory::clear_global();
@@ -107,6 +109,7 @@ fn remove_all(functions: impl IntoIterator<Item = scan::FunctionDir>) -> io::Res
 /// ```
 pub fn clear_all() -> io::Result<u64> {
     gate::check(&config().root)?;
+    crate::disk::later::flush(crate::disk::later::END_WAIT);
     versions::forget();
     crate::memory::clear_global();
     remove_all(scan::functions(&config().root)?)

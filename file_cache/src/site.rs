@@ -284,6 +284,13 @@ pub(crate) struct SiteStats {
     pub(crate) waited: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) uploads_dropped: AtomicU64,
+    /// The remote tier's counts: hits, misses (asked, no usable entry), uploads made, and
+    /// the bytes of each way.
+    pub(crate) remote_hits: AtomicU64,
+    pub(crate) remote_misses: AtomicU64,
+    pub(crate) uploads: AtomicU64,
+    pub(crate) remote_bytes_read: AtomicU64,
+    pub(crate) remote_bytes_written: AtomicU64,
     /// Misses whose value was not stored because the root is read-only.
     pub(crate) not_stored_read_only: AtomicU64,
     pub(crate) stripes: [HitStripe; STRIPES],
@@ -337,6 +344,11 @@ impl SiteStats {
             waited: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             uploads_dropped: AtomicU64::new(0),
+            remote_hits: AtomicU64::new(0),
+            remote_misses: AtomicU64::new(0),
+            uploads: AtomicU64::new(0),
+            remote_bytes_read: AtomicU64::new(0),
+            remote_bytes_written: AtomicU64::new(0),
             not_stored_read_only: AtomicU64::new(0),
             stripes: [const { HitStripe::new() }; STRIPES],
             dir: OnceLock::new(),

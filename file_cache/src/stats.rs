@@ -47,8 +47,10 @@ fn register(site: &'static Site) {
     let registered = &site.state.stats.registered;
     if !registered.load(Ordering::Relaxed) && !registered.swap(true, Ordering::Relaxed) {
         SITES.lock().unwrap_or_else(|e| e.into_inner()).push(site);
-        // Drops of uploads count for registered sites only (see `record_upload_dropped`).
+        // Uploads, and drops of uploads, count for registered sites only (see
+        // `record_upload_dropped`).
         crate::remote::on_dropped(record_upload_dropped);
+        crate::remote::on_uploaded(record_upload);
     }
 }
 
@@ -123,19 +125,52 @@ pub(crate) fn record_not_stored(site: &'static Site, why: &dyn std::fmt::Display
     }
 }
 
-/// A remote upload of an entry in `function_dir` that was dropped or given up; counted for
-/// the function whose directory that is (a method's first `Self` type's, see
-/// [`FunctionStats::function`]).
-pub(crate) fn record_upload_dropped(function_dir: &Path) {
+/// A hit answered by the remote tier, of an object of `bytes` bytes (counted as a hit too,
+/// by [`record_hit`]).
+pub(crate) fn record_remote_hit(site: &'static Site, bytes: u64) {
+    let stats = &site.state.stats;
+    stats.remote_hits.fetch_add(1, Ordering::Relaxed);
+    stats.remote_bytes_read.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// A local miss the remote tier was asked about and had no usable entry for (none, refused,
+/// expired, or the remote failed or is skipped after failures).
+pub(crate) fn record_remote_miss(site: &'static Site) {
+    register(site);
+    site.state
+        .stats
+        .remote_misses
+        .fetch_add(1, Ordering::Relaxed);
+}
+
+/// The site whose function directory is `function_dir`, among those registered.
+fn site_of_dir(function_dir: &Path) -> Option<&'static Site> {
     let sites = SITES.lock().unwrap_or_else(|e| e.into_inner());
-    let site = sites.iter().find(|site| {
+    sites.iter().copied().find(|site| {
         site.state
             .stats
             .dir
             .get()
             .is_some_and(|dir| dir == function_dir)
-    });
-    if let Some(site) = site {
+    })
+}
+
+/// An upload of `bytes` bytes of an entry in `function_dir` that the remote stored.
+pub(crate) fn record_upload(function_dir: &Path, bytes: u64) {
+    if let Some(site) = site_of_dir(function_dir) {
+        let stats = &site.state.stats;
+        stats.uploads.fetch_add(1, Ordering::Relaxed);
+        stats
+            .remote_bytes_written
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A remote upload of an entry in `function_dir` that was dropped or given up; counted for
+/// the function whose directory that is (a method's first `Self` type's, see
+/// [`FunctionStats::function`]).
+pub(crate) fn record_upload_dropped(function_dir: &Path) {
+    if let Some(site) = site_of_dir(function_dir) {
         site.state
             .stats
             .uploads_dropped
@@ -298,6 +333,20 @@ pub struct FunctionStats {
     /// the upload queue was full, or given up at exit after the exit wait
     /// (`FILE_CACHE_REMOTE_EXIT_WAIT`). They are in the local cache all the same.
     pub uploads_dropped: u64,
+    /// Of the hits, those answered by the remote tier (after a local miss).
+    pub remote_hits: u64,
+    /// Local misses the remote tier was asked about and had no usable entry for (none,
+    /// one refused or expired, or the remote failing or skipped after failures): they ran
+    /// the body.
+    pub remote_misses: u64,
+    /// Entries the remote tier stored (in the call with `FILE_CACHE_REMOTE_WRITE=sync`,
+    /// otherwise in the background).
+    pub uploads: u64,
+    /// Bytes of the entries [`remote_hits`](Self::remote_hits) fetched (without their
+    /// signatures, when entries are signed).
+    pub remote_bytes_read: u64,
+    /// Bytes of the objects of [`uploads`](Self::uploads) (signatures included).
+    pub remote_bytes_written: u64,
     /// Misses whose value was computed and returned but not stored, because the cache is
     /// read-only: `FILE_CACHE_READONLY=1`, or a root this process cannot write (a read-only
     /// mount, no permission). The first one of the process is logged at `info`.
@@ -354,6 +403,11 @@ pub fn stats() -> Vec<FunctionStats> {
                 bytes_written: stats.bytes_written.load(Ordering::Relaxed),
                 time_saved: Duration::from_micros(stats.sum(|s| &s.saved_us)),
                 uploads_dropped: stats.uploads_dropped.load(Ordering::Relaxed),
+                remote_hits: stats.remote_hits.load(Ordering::Relaxed),
+                remote_misses: stats.remote_misses.load(Ordering::Relaxed),
+                uploads: stats.uploads.load(Ordering::Relaxed),
+                remote_bytes_read: stats.remote_bytes_read.load(Ordering::Relaxed),
+                remote_bytes_written: stats.remote_bytes_written.load(Ordering::Relaxed),
                 not_stored_read_only: stats.not_stored_read_only.load(Ordering::Relaxed),
                 not_cached: site.uncacheable_reason().map(str::to_owned),
             }

@@ -1,12 +1,14 @@
 //! The tier order, written once: [`Pending::step`] reads memory, the entry file, the
-//! key's flight in this process, the entry's lock across processes, the entry file again,
-//! then the remote tier, and otherwise hands the caller a [`Miss`] to run the body and
+//! key's flight in this process, the remote tier, the entry's lock across processes, the
+//! entry file again, and otherwise hands the caller a [`Miss`] to run the body and
 //! store. Each tier's own reading and bookkeeping (what a hit counts, what it keeps in
 //! memory, what a remote hit writes back to the file) sits below it. It owns no format:
 //! checks are `check`'s, writes are `write`'s, bytes come from `disk` and `remote`.
 
 use super::builder::CallKey;
-use super::tiers::{disk_hit, entry_path, memory_hit, memory_of, note_version, remote_hit};
+use super::tiers::{
+    disk_hit, entry_path, keep_locally, memory_hit, memory_of, note_version, remote_hit,
+};
 use super::write::store;
 use crate::codec::{self, Codec};
 use crate::config::config;
@@ -183,20 +185,27 @@ impl<T: DeserializeOwned> Pending<T> {
                 Ok(leader) => self.leader = Some(leader),
                 Err(detour) => return detour.into(),
             }
+            // 4. The remote tier, asked once by the flight's leader, before the entry's lock
+            //    (a lock is a file to create and remove, dearer than the request itself): its
+            //    value goes to this process's waiters, its entry to the file, written off the
+            //    call's path. Another process asks the remote for itself, as it would have
+            //    found the file.
+            if let Some((value, entry)) = remote_hit(self.site, key, &self.path, self.memory) {
+                if let Some(leader) = self.leader.take() {
+                    leader.finish(|| shared::<T>(&entry));
+                }
+                keep_locally(self.site, &self.path, entry);
+                return Step::Ready(Lookup::Hit(value));
+            }
         }
-        // 4. The entry's lock: the leader of one process computes, the others wait for it.
+        // 5. The entry's lock: the leader of one process computes, the others wait for it.
         let lock = match self.lock_entry(block) {
             Ok(lock) => lock,
             Err(detour) => return detour.into(),
         };
-        // 5. The entry file again: another caller may have stored the value since the first
+        // 6. The entry file again: another caller may have stored the value since the first
         //    look, while we joined the flight or waited for the lock.
         if let Some(value) = disk_hit(self.site, key, &self.path, self.memory) {
-            return Step::Ready(Lookup::Hit(value));
-        }
-        // 6. The remote tier, asked only by the caller that would compute (under the
-        //    entry's lock): its hit is written to the entry file, where the others find it.
-        if let Some(value) = remote_hit(self.site, key, &self.path) {
             return Step::Ready(Lookup::Hit(value));
         }
         // 7. The body: a miss, whose caller runs it and stores its value ([`Miss::store`]).
@@ -320,6 +329,20 @@ impl<T: DeserializeOwned> Pending<T> {
             }
             _ => None,
         }
+    }
+}
+
+/// What a flight's waiters get from a remote hit's entry (checked whole already): its
+/// payload, codec and recorded dependencies, as a computed value would give them.
+fn shared<T>(entry: &[u8]) -> Outcome {
+    let dependencies = crate::entry::parse_header(entry)
+        .map(|parsed| parsed.header.dependencies)
+        .unwrap_or_default();
+    Outcome::Value {
+        type_name: std::any::type_name::<T>(),
+        codec: crate::entry::peek_codec(entry).unwrap_or(0),
+        payload: crate::entry::payload(entry).into(),
+        dependencies: dependencies.into(),
     }
 }
 

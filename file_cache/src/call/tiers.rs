@@ -15,7 +15,7 @@ use crate::codec::{self, Codec};
 use crate::config::{config, Mode};
 use crate::dependencies;
 use crate::disk::root::Access;
-use crate::disk::size_limit;
+use crate::disk::{later, size_limit};
 use crate::disk::{paths, read, versions};
 use crate::entry::{self};
 #[cfg(unix)]
@@ -347,24 +347,44 @@ pub(super) fn note_version(site: &'static Site, path: &Path, storing: bool) {
 }
 
 /// The remote tier, asked after a local miss by the caller that would compute: its entry,
-/// checked as a file's is, decoded, and written to the local tier (where the other
-/// callers find it) and counted as a hit; `None` (logged) for a miss of any kind.
+/// checked as a file's is, decoded, counted as a hit and kept in `memory`; `None` (logged)
+/// for a miss of any kind. Returns the entry's bytes too, for [`keep_locally`].
 pub(super) fn remote_hit<T: DeserializeOwned>(
     site: &'static Site,
     key: &CallKey,
     path: &Path,
-) -> Option<T> {
+    memory: Option<&Memory>,
+) -> Option<(T, Vec<u8>)> {
     if config().mode == Mode::Refresh {
         return None;
     }
-    let (value, entry) = remote_entry(site, key, path)?;
+    let Some((value, entry)) = remote_entry(site, key, path) else {
+        if remote::enabled() {
+            stats::record_remote_miss(site);
+        }
+        return None;
+    };
     log::debug!("file_cache: remote hit {}", site.display_name());
     // Checked whole already: the header alone says what the entry depends on.
-    if let Ok(parsed) = entry::parse_header(&entry) {
-        dependencies::inherit(parsed.header.dependencies);
-    }
-    keep_locally(site, path, &entry);
-    Some(value)
+    let recorded = entry::parse_header(&entry)
+        .map(|parsed| parsed.header.dependencies)
+        .unwrap_or_default();
+    dependencies::inherit(recorded);
+    let len = entry.len() as u64;
+    let saved_us = entry::peek_times(&entry).map_or(0, |(_, compute_us)| compute_us);
+    stats::record_hit(site, path, len, saved_us);
+    stats::record_remote_hit(site, len);
+    let meta = memory::Meta {
+        compute_us: saved_us,
+        file_len: len,
+        codec: entry::peek_codec(&entry).unwrap_or(0),
+        dependencies_len: recorded.len(),
+    };
+    let payload = entry::payload(&entry);
+    keep_in_memory(memory, key, meta, recorded.len() + payload.len(), || {
+        Cow::Owned([recorded, payload].concat())
+    });
+    Some((value, entry))
 }
 
 /// The remote's entry for `path`, checked (signature, expiry, header, recorded
@@ -404,11 +424,10 @@ pub(super) fn remote_entry<T: DeserializeOwned>(
     }
 }
 
-/// Writes a remote hit to the local tier, within the size bound, and counts the hit.
-pub(super) fn keep_locally(site: &'static Site, path: &Path, entry: &[u8]) {
-    let len = entry.len() as u64;
-    let saved_us = entry::peek_times(entry).map_or(0, |(_, compute_us)| compute_us);
-    stats::record_hit(site, path, len, saved_us);
+/// Writes a remote hit's entry to the local tier, within the size bound, off the caller's
+/// path: the writer thread of [`later`] writes it (through the same atomic write as any
+/// store) while the call returns. A crash before then loses only this local copy.
+pub(super) fn keep_locally(site: &'static Site, path: &Path, entry: Vec<u8>) {
     if root_of(site).access() != Access::ReadWrite {
         // A root that cannot be written was said once, when it was checked; a read-only
         // cache keeps nothing, in silence.
@@ -418,13 +437,17 @@ pub(super) fn keep_locally(site: &'static Site, path: &Path, entry: &[u8]) {
         );
         return;
     }
-    if !size_limit::admit(path, len) {
-        return;
-    }
-    match crate::disk::write::write_atomic(path, &[entry]) {
-        Ok(()) => size_limit::stored(path, len),
-        Err(error) => warn_write_failure(site, path, &error),
-    }
+    let path = path.to_path_buf();
+    later::run_later(entry.len(), move || {
+        let len = entry.len() as u64;
+        if !size_limit::admit(&path, len) {
+            return;
+        }
+        match crate::disk::write::write_atomic(&path, &[&entry]) {
+            Ok(()) => size_limit::stored(&path, len),
+            Err(error) => warn_write_failure(site, &path, &error),
+        }
+    });
 }
 
 /// A root that cannot be written usually fails every function alike: warn once per process.

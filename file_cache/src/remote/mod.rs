@@ -4,7 +4,8 @@
 //! file).
 //!
 //! Local first: on a local miss the remote is asked; a remote hit is checked exactly like a
-//! local file and written to the local tier; a computed value is written to both. The
+//! local file and written to the local tier (off the call's path); a computed value is
+//! written to both. The
 //! remote holds the bytes of a local entry, named `<function dir>/<key hex>`, followed by a
 //! signature (a keyed blake3 MAC) when `FILE_CACHE_REMOTE_SECRET` is set.
 //!
@@ -221,12 +222,15 @@ impl Tier {
         }
     }
 
-    fn put(&self, name: &str, object: &[u8]) {
+    /// Stores `object` as `name`, an entry of the function whose directory is
+    /// `function_dir` (what counts the upload in the statistics).
+    fn put(&self, name: &str, object: &[u8], function_dir: &Path) {
         if self
             .guarded("store", || self.backend.put(name, object))
             .is_some()
         {
             log::debug!("file_cache: remote stored {name}");
+            upload::uploaded(function_dir, object.len());
         }
     }
 }
@@ -260,6 +264,18 @@ pub(crate) fn on_dropped(hook: fn(&Path)) {
     upload::on_dropped(hook);
 }
 
+/// Has `hook` called with the function directory and the size of every object the remote
+/// stored, in the call or in the background; the first hook set stays.
+pub(crate) fn on_uploaded(hook: fn(&Path, u64)) {
+    upload::on_uploaded(hook);
+}
+
+/// Whether a remote tier is configured and usable (it may still be skipped for a while
+/// after failures).
+pub(crate) fn enabled() -> bool {
+    tier().is_some()
+}
+
 /// Writes a newly stored entry (`parts`, concatenated) to the remote, as configured.
 pub(crate) fn store(path: &Path, parts: &[&[u8]]) {
     let Some(tier) = tier() else { return };
@@ -274,14 +290,14 @@ pub(crate) fn store(path: &Path, parts: &[&[u8]]) {
         Some(mac) => mac.seal(&name, &entry),
         None => entry,
     };
+    let function_dir = path
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     match tier.writes {
-        Writes::Sync => tier.put(&name, &object),
+        Writes::Sync => tier.put(&name, &object, &function_dir),
         Writes::Background => {
-            let function_dir = path
-                .parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
             let job = upload::Job {
                 name,
                 object,
@@ -459,6 +475,9 @@ mod tests {
         fn put(&self, name: &str, bytes: &[u8]) -> Result<(), RemoteError> {
             drop(self.gate.lock().unwrap());
             self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(RemoteError::Backend("down".into()));
+            }
             self.objects
                 .lock()
                 .unwrap()
@@ -611,6 +630,38 @@ mod tests {
         }
         assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
         assert_eq!(memory.objects.lock().unwrap().len(), 20);
+    }
+
+    fn function_stats(dir: &Path) -> crate::FunctionStats {
+        let name = dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace('.', "::");
+        crate::stats()
+            .into_iter()
+            .find(|s| s.function == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn uploads_are_counted_with_their_bytes_for_their_function() {
+        let (memory, tier) = memory_tier(Writes::Background);
+        let dir = Path::new("/nowhere/remote_test.counted");
+        site_in(dir);
+        tier.put("counted/sync", &[1; 7], dir);
+        for i in 0..3 {
+            let mut job = job(&format!("counted/{i}"), vec![0; 10]);
+            job.function_dir = dir.to_path_buf();
+            tier.uploads.push(tier, job);
+        }
+        assert!(tier.uploads.wait_empty(Duration::from_secs(60)));
+        let stats = function_stats(dir);
+        assert_eq!((stats.uploads, stats.remote_bytes_written), (4, 37));
+        // A failed upload is not one.
+        memory.failing.store(true, Ordering::SeqCst);
+        tier.put("counted/failed", &[1; 7], dir);
+        assert_eq!(function_stats(dir).uploads, 4);
     }
 
     #[test]

@@ -20,3 +20,11 @@ pub(crate) fn store(_: &Path, _: &[&[u8]]) {}
 
 #[inline(always)]
 pub(crate) fn on_dropped(_: fn(&Path)) {}
+
+#[inline(always)]
+pub(crate) fn on_uploaded(_: fn(&Path, u64)) {}
+
+#[inline(always)]
+pub(crate) fn enabled() -> bool {
+    false
+}

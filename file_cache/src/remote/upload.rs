@@ -32,6 +32,20 @@ pub(super) fn on_dropped(hook: fn(&Path)) {
     let _ = ON_DROPPED.set(hook);
 }
 
+/// Called with the function directory and size of each object the remote stored.
+static ON_UPLOADED: OnceLock<fn(&Path, u64)> = OnceLock::new();
+
+pub(super) fn on_uploaded(hook: fn(&Path, u64)) {
+    let _ = ON_UPLOADED.set(hook);
+}
+
+/// Counts an object of `bytes` bytes of `function_dir` stored by the remote.
+pub(super) fn uploaded(function_dir: &Path, bytes: usize) {
+    if let Some(hook) = ON_UPLOADED.get() {
+        hook(function_dir, bytes as u64);
+    }
+}
+
 /// One upload: the remote object, and the local directory of its function (what names
 /// the function in the statistics).
 pub(super) struct Job {
@@ -134,7 +148,7 @@ impl Queue {
                     state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            tier.put(&job.name, &job.object);
+            tier.put(&job.name, &job.object, &job.function_dir);
             let mut state = self.lock();
             state.uploading = None;
             state.bytes = state.bytes.saturating_sub(job.object.len());

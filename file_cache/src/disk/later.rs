@@ -1,0 +1,244 @@
+//! Writes made off the caller's path: a job queued here (the local copy of a remote hit)
+//! is run by one background thread, in order, and the call returns without waiting for
+//! the file system. It runs what it is given (each job writes through the same atomic
+//! write, and so the gate, as any store); it knows nothing of what the jobs write.
+//!
+//! A crash between a call's return and its job loses only that job's write (the local
+//! copy of something the remote still holds). Otherwise nothing is lost or left racing:
+//! when the queue is full the caller runs its job itself; a thread that queued jobs waits
+//! for the queue as it ends (the main thread when `main` returns or the program calls
+//! `std::process::exit`, where `exit` runs its thread-locals' destructors, as glibc's
+//! does), for at most [`END_WAIT`]; and [`flush`] waits for every job queued so far
+//! (clearing the cache calls it first, so that no write queued before a clear lands after
+//! it).
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Most jobs waiting at once; past that, the caller runs its own.
+const MAX_QUEUED: usize = 1024;
+/// Most bytes (as the jobs declare them) waiting at once.
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// Longest an ending thread waits for the queue.
+pub(crate) const END_WAIT: Duration = Duration::from_secs(10);
+
+/// One write to make later, and the bytes it holds.
+type Job = Box<dyn FnOnce() + Send>;
+
+struct State {
+    jobs: VecDeque<(Job, usize)>,
+    /// Bytes of the queued jobs and of the one running.
+    bytes: usize,
+    /// A job is running.
+    running: bool,
+    /// The writer thread waits for work: a new job wakes it (a busy writer takes the
+    /// next job without being woken, sparing the caller a system call).
+    waiting: bool,
+    /// The writer thread: not started, running, or not startable (jobs then run inline).
+    writer: Writer,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    NotStarted,
+    Running,
+    Failed,
+}
+
+struct Queue {
+    state: Mutex<State>,
+    /// Signalled when a job is queued.
+    work: Condvar,
+    /// Signalled when the queue is empty and no job runs.
+    idle: Condvar,
+}
+
+static QUEUE: Queue = Queue {
+    state: Mutex::new(State {
+        jobs: VecDeque::new(),
+        bytes: 0,
+        running: false,
+        waiting: false,
+        writer: Writer::NotStarted,
+    }),
+    work: Condvar::new(),
+    idle: Condvar::new(),
+};
+
+fn lock() -> MutexGuard<'static, State> {
+    QUEUE.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `job` (a write of about `bytes` bytes) on the writer thread, soon; runs it at once
+/// on this thread when the queue is full or no thread can be started.
+pub(crate) fn run_later(bytes: usize, job: impl FnOnce() + Send + 'static) {
+    let mut state = lock();
+    if state.writer == Writer::NotStarted {
+        let started = std::thread::Builder::new()
+            .name("file_cache-writer".into())
+            .spawn(writer);
+        state.writer = match started {
+            Ok(_) => Writer::Running,
+            Err(error) => {
+                log::debug!("file_cache: no writer thread ({error}); writing in the call");
+                Writer::Failed
+            }
+        };
+    }
+    let full =
+        state.jobs.len() >= MAX_QUEUED || state.bytes.saturating_add(bytes) > MAX_QUEUED_BYTES;
+    if state.writer != Writer::Running || full {
+        drop(state);
+        job();
+        return;
+    }
+    state.bytes += bytes;
+    state.jobs.push_back((Box::new(job), bytes));
+    let wake = state.waiting;
+    drop(state);
+    if wake {
+        QUEUE.work.notify_one();
+    }
+    // This thread waits for the queue as it ends. `try_with`: from another thread-local's
+    // destructor there is nothing to register with; `flush` still covers the job.
+    let _ = END.try_with(|end| end.queued.set(true));
+}
+
+/// The writer thread: one job at a time, in order.
+fn writer() {
+    loop {
+        let (job, bytes) = {
+            let mut state = lock();
+            loop {
+                if let Some(next) = state.jobs.pop_front() {
+                    state.running = true;
+                    break next;
+                }
+                state.waiting = true;
+                state = QUEUE
+                    .work
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                state.waiting = false;
+            }
+        };
+        // A job that panics loses its own write, not the thread.
+        if catch_unwind(AssertUnwindSafe(job)).is_err() {
+            log::debug!("file_cache: a background write panicked");
+        }
+        let mut state = lock();
+        state.running = false;
+        state.bytes = state.bytes.saturating_sub(bytes);
+        if state.jobs.is_empty() {
+            QUEUE.idle.notify_all();
+        }
+    }
+}
+
+/// Waits until every job queued so far has run, for at most `timeout`; returns whether
+/// the queue is empty.
+pub(crate) fn flush(timeout: Duration) -> bool {
+    let deadline = Instant::now().checked_add(timeout);
+    let mut state = lock();
+    while !state.jobs.is_empty() || state.running {
+        let left = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        if left.is_zero() {
+            return false;
+        }
+        state = QUEUE
+            .idle
+            .wait_timeout(state, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    true
+}
+
+/// Set in a thread that queued a job: it waits for the queue as it ends.
+struct End {
+    queued: Cell<bool>,
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        if self.queued.get() && !flush(END_WAIT) {
+            log::warn!(
+                "file_cache: local copies of remote hits still unwritten after {} s; \
+                 going on without them",
+                END_WAIT.as_secs()
+            );
+        }
+    }
+}
+
+thread_local! {
+    static END: End = const { End { queued: Cell::new(false) } };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn jobs_run_in_order_and_flush_waits_for_them() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..50 {
+            let seen = Arc::clone(&seen);
+            run_later(10, move || seen.lock().unwrap().push(i));
+        }
+        assert!(flush(Duration::from_secs(60)));
+        let seen = seen.lock().unwrap();
+        let mine: Vec<i32> = seen.iter().copied().collect();
+        assert_eq!(mine, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_thread_waits_for_its_jobs_as_it_ends() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&ran);
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                let counted = Arc::clone(&counted);
+                run_later(1, move || {
+                    std::thread::sleep(Duration::from_millis(1));
+                    counted.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        })
+        .join()
+        .unwrap();
+        // No flush: the thread's end waited.
+        assert_eq!(ran.load(Ordering::SeqCst), 20);
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_stop_the_writer() {
+        run_later(1, || panic!("a job that fails"));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&ran);
+        run_later(1, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(flush(Duration::from_secs(60)));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_job_too_big_for_the_queue_runs_in_the_call() {
+        let here = std::thread::current().id();
+        let ran_on = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&ran_on);
+        run_later(MAX_QUEUED_BYTES + 1, move || {
+            *seen.lock().unwrap() = Some(std::thread::current().id());
+        });
+        assert_eq!(*ran_on.lock().unwrap(), Some(here));
+    }
+}
