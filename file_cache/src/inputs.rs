@@ -609,6 +609,15 @@ fn hash_tree(root: &Path, out: &mut Stream, known: &mut Known<'_>) {
     out.put(&u64::MAX.to_le_bytes());
 }
 
+/// Keys a directory of a tree that cannot be listed, at its place `prefix`, by why.
+fn unlistable(dir: &Path, error: &io::Error, prefix: &[u8], out: &mut Stream) {
+    log::debug!(
+        "file_cache: directory {} cannot be listed ({error})",
+        dir.display()
+    );
+    out.entry(prefix, b'e', error_kind(error).as_bytes());
+}
+
 fn error_kind(error: &io::Error) -> String {
     format!("{:?}", error.kind())
 }
@@ -714,14 +723,7 @@ mod walker {
     ) {
         let dir = match open(path, flags | OFlags::DIRECTORY) {
             Ok(dir) => dir,
-            Err(error) => {
-                log::debug!(
-                    "file_cache: directory {} cannot be listed ({error})",
-                    path.display()
-                );
-                out.entry(prefix, b'e', error_kind(&error).as_bytes());
-                return;
-            }
+            Err(error) => return super::unlistable(path, &error, prefix, out),
         };
         let dir = &dir;
         let mut level = known.buffers.levels.pop().unwrap_or_default();
@@ -849,14 +851,7 @@ mod walker {
     fn walk(dir: &Path, prefix: &mut Vec<u8>, out: &mut Stream, known: &mut Known<'_>) {
         let listing = match fs::read_dir(dir) {
             Ok(listing) => listing,
-            Err(error) => {
-                log::debug!(
-                    "file_cache: directory {} cannot be listed ({error})",
-                    dir.display()
-                );
-                out.entry(prefix, b'e', error_kind(&error).as_bytes());
-                return;
-            }
+            Err(error) => return super::unlistable(dir, &error, prefix, out),
         };
         let mut items = known.buffers.listings.pop().unwrap_or_default();
         for item in listing {

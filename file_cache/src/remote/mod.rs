@@ -540,15 +540,17 @@ mod tests {
     }
 
     fn uploads_dropped(dir: &Path) -> u64 {
+        stats_of(dir).map_or(0, |s| s.uploads_dropped)
+    }
+
+    /// The stats of the function whose directory is `dir`, if it is registered.
+    fn stats_of(dir: &Path) -> Option<crate::FunctionStats> {
         let name = dir
             .file_name()
             .unwrap()
             .to_string_lossy()
             .replace('.', "::");
-        crate::stats()
-            .into_iter()
-            .find(|s| s.function == name)
-            .map_or(0, |s| s.uploads_dropped)
+        crate::stats().into_iter().find(|s| s.function == name)
     }
 
     #[test]
@@ -633,15 +635,7 @@ mod tests {
     }
 
     fn function_stats(dir: &Path) -> crate::FunctionStats {
-        let name = dir
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .replace('.', "::");
-        crate::stats()
-            .into_iter()
-            .find(|s| s.function == name)
-            .unwrap()
+        stats_of(dir).unwrap()
     }
 
     #[test]
