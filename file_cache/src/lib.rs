@@ -54,6 +54,8 @@
 //!
 //! - [Keys](crate::guide::keys): what a call's key is made of, what a function may take and
 //!   return (the `Result` rule, patterns, arrays).
+//! - [Inputs](crate::guide::inputs): files, directory trees and environment variables as
+//!   parts of the key (`files = [..]`, `env = [..]`), and [`depends_on`].
 //! - [Invalidation](crate::guide::invalidation): what invalidates an entry and what does not,
 //!   `deps` and `#[file_cache::track]`, the layout fingerprint.
 //! - [Configuration](crate::guide::configuration): every `FILE_CACHE_*` environment
