@@ -2,7 +2,8 @@
 //! "machines" (processes with separate local roots) share results; a corrupted remote
 //! entry, a wrong secret, a server killed mid-run, unreachable and broken servers never
 //! break a call; `rediss://` trusts the CA it is given and no other; the remote can be
-//! listed and cleared.
+//! listed (with ages and versions), cleared and pruned; entries expire after
+//! `FILE_CACHE_REMOTE_TTL`; S3 over HTTPS trusts the CA it is given and no other.
 
 mod common;
 #[path = "remote_servers/harness.rs"]
@@ -11,12 +12,12 @@ mod remote_servers;
 
 use common::{child_role, entry_files, init, logged, marked_lines, run_child};
 use file_cache::file_cache;
-use file_cache::remote::{self, Remote, Writes};
+use file_cache::remote::{self, Prune, Remote, Writes};
 use remote_servers::{fake_server, free_port, s3_env, Fake, Kind, Server};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Every test of this binary and the server it needs: a test whose server is not on the
 /// PATH is reported as ignored (see `tests/remote_servers/harness.rs`).
@@ -50,6 +51,11 @@ fn main() -> std::process::ExitCode {
         rediss_shares_results_and_a_wrong_certificate_is_a_remote_failure: Redis,
         #[cfg(target_os = "linux")]
         a_read_only_root_keeps_no_remote_hit_and_warns_once: Redis,
+        redis_a_remote_ttl_expires_the_keys: Redis,
+        s3_an_object_older_than_the_remote_ttl_is_a_miss: S3,
+        redis_remote_prune_removes_old_and_stale_entries: Redis,
+        s3_remote_prune_removes_old_and_stale_entries: S3,
+        s3_over_https_trusts_the_ca_it_is_given_and_no_other: S3,
     ])
 }
 
@@ -90,7 +96,7 @@ const XS: &str = "TEST_XS";
 /// Env var: the backend a child's own server is (`redis` or `s3`).
 const BACKEND: &str = "TEST_BACKEND";
 /// Env var: what the fake server does (`refused`, `silent`, `partial`; `silent_tls`: silent,
-/// reached by `rediss://`).
+/// reached by `rediss://` or `https://`).
 const FAKE: &str = "TEST_FAKE";
 
 /// A child's part, chosen by its role. Run with no role (the parent's run) it checks
@@ -134,8 +140,15 @@ fn child() {
         Some("clear_read_only") => {
             let error = remote::clear(None).expect_err("a read-only cache clears nothing");
             assert!(error.to_string().contains("FILE_CACHE_READONLY"), "{error}");
+            let old = Prune::new().older_than(Duration::ZERO);
+            let error = remote::prune(&old).expect_err("a read-only cache prunes nothing");
+            assert!(error.to_string().contains("FILE_CACHE_READONLY"), "{error}");
+            // A dry run changes nothing: it may say what a prune would remove.
+            let would = remote::prune(&old.dry_run()).expect("a dry run");
+            assert!(!would.is_empty());
             println!("REFUSED");
         }
+        Some("prune") => prune_child(),
         Some("scaled") => {
             // Alone in its process: changing the working directory disturbs no other test.
             std::env::set_current_dir(env("TEST_CWD")).expect("the machine's directory");
@@ -590,15 +603,21 @@ fn broken_server(kind: Kind, fake: &str) {
             for (k, v) in s3_env(port) {
                 std::env::set_var(k, v);
             }
+            if fake == "silent_tls" {
+                // HTTPS, trusting a CA of our own: the handshake never completes.
+                std::env::set_var("AWS_ENDPOINT_URL", format!("https://127.0.0.1:{port}"));
+            }
             "s3://bucket/prefix".to_owned()
         }
     };
-    remote::set(Some(
-        Remote::new(url)
-            .timeout(Duration::from_millis(100))
-            .writes(Writes::Sync),
-    ))
-    .expect("first use");
+    let mut remote = Remote::new(url)
+        .timeout(Duration::from_millis(100))
+        .writes(Writes::Sync);
+    if kind == Kind::S3 && fake == "silent_tls" {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        remote = remote.ca(tls_files(&dir).ca);
+    }
+    remote::set(Some(remote)).expect("first use");
     for x in 1..=6 {
         assert_eq!(square(x), x * x);
         assert_eq!(cube(x), x * x * x);
@@ -640,7 +659,7 @@ fn redis_refused_silent_and_partial_servers_never_break_a_call() {
 }
 
 fn s3_refused_silent_and_partial_servers_never_break_a_call() {
-    for fake in ["refused", "silent", "partial"] {
+    for fake in ["refused", "silent", "partial", "silent_tls"] {
         broken(Kind::S3, fake);
     }
 }
@@ -1168,4 +1187,227 @@ fn a_dependency_travels_with_the_remote_entry() {
         "another file there: a miss"
     );
     assert_eq!(log_lines(&c, "DEBUG", "model.toml changed").len(), 1);
+}
+
+/// `FILE_CACHE_REMOTE_TTL` on Redis: keys are written with that expiry (`SET ... EX`);
+/// without it, they have none.
+fn redis_a_remote_ttl_expires_the_keys() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let root = fresh_root();
+    let a = machine(&root, &server, "3", &[("FILE_CACHE_REMOTE_TTL", "1h")]);
+    assert_eq!(remote_counts(&a), (0, 1, 1), "uploaded");
+    let three = remote_name(&entry_files(&root)[0]);
+    let ttl = server.ttl(&three);
+    assert!((3500..=3600).contains(&ttl), "expires in an hour: {ttl}");
+
+    let plain = fresh_root();
+    machine(&plain, &server, "5", &[]);
+    let five = remote_name(&entry_files(&plain)[0]);
+    assert_eq!(server.ttl(&five), -1, "no expiry");
+}
+
+/// `FILE_CACHE_REMOTE_TTL` on S3: an object written longer ago than that is a miss, and the
+/// value computed then overwrites it; a younger one is a hit.
+fn s3_an_object_older_than_the_remote_ttl_is_a_miss() {
+    init();
+    let server = Server::start(Kind::S3);
+    let ttl = "FILE_CACHE_REMOTE_TTL";
+    let root_a = fresh_root();
+    machine(&root_a, &server, "3", &[]);
+    let three = remote_name(&entry_files(&root_a)[0]);
+    let first = server.get(&three).expect("uploaded");
+
+    let young = machine(&fresh_root(), &server, "3", &[(ttl, "1h")]);
+    assert_eq!(runs(&young), 0, "younger than its time to live: a hit");
+
+    // Last-Modified has whole seconds: 2 s later, the object is surely more than 1 s old.
+    std::thread::sleep(Duration::from_millis(2100));
+    let root_c = fresh_root();
+    let old = machine(&root_c, &server, "3", &[(ttl, "1s")]);
+    assert_eq!(runs(&old), 1, "older than its time to live: computed again");
+    assert_eq!(remote_counts(&old), (0, 1, 1), "a miss, and uploaded again");
+    assert_eq!(
+        log_lines(&old, "DEBUG", "older than the remote time to live").len(),
+        1
+    );
+    let second = server.get(&three).expect("overwritten");
+    assert_ne!(second, first, "a new entry (another creation time)");
+    assert_eq!(second, std::fs::read(&entry_files(&root_c)[0]).unwrap());
+}
+
+/// A copy of the entry `bytes` under another key (its first byte `key_byte`), created at
+/// `created`, by the version `code_hash` when given: what an older run, or another version
+/// of the function, would have stored. Entry format 3 without dependencies: the header
+/// checksum is made again. Returns the bytes and the key in hex.
+fn forged(
+    bytes: &[u8],
+    key_byte: u8,
+    code_hash: Option<[u8; 32]>,
+    created: SystemTime,
+) -> (Vec<u8>, String) {
+    let mut bytes = bytes.to_vec();
+    bytes[12] = key_byte;
+    if let Some(hash) = code_hash {
+        bytes[44..76].copy_from_slice(&hash);
+    }
+    let ms = created.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    bytes[92..100].copy_from_slice(&ms.to_le_bytes());
+    let end = 150 + u16::from_le_bytes([bytes[148], bytes[149]]) as usize;
+    let sum = xxhash_rust::xxh3::xxh3_128(&bytes[..end]);
+    bytes[end..end + 16].copy_from_slice(&sum.to_le_bytes());
+    let key = bytes[12..44].iter().map(|b| format!("{b:02x}")).collect();
+    (bytes, key)
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// In a child: list the remote (ages and versions), prune it dry against a root without
+/// version records (`TEST_FRESH`), then for real against its own root.
+fn prune_child() {
+    let now = SystemTime::now();
+    for entry in remote::list(None).expect("list") {
+        println!(
+            "LIST {}/{} {} {}",
+            entry.function,
+            entry.key,
+            entry
+                .age(now)
+                .map_or("-".into(), |age| age.as_secs().to_string()),
+            entry.version.as_ref().map_or("-".into(), hex)
+        );
+    }
+    let month = Duration::from_secs(30 * 86_400);
+    let criteria = Prune::new().older_than(month).stale();
+    let dry = criteria.clone().versions_from(env("TEST_FRESH")).dry_run();
+    for (entry, why) in remote::prune(&dry).expect("dry run") {
+        println!("DRY {}/{} {why:?}", entry.function, entry.key);
+    }
+    for (entry, why) in remote::prune(&criteria).expect("prune") {
+        println!("PRUNED {}/{} {why:?}", entry.function, entry.key);
+    }
+    for entry in remote::list(None).expect("list") {
+        println!("LEFT {}/{}", entry.function, entry.key);
+    }
+}
+
+/// `remote::prune`: entries older than an age go by the creation time their header
+/// records; stale entries are those of another version than the one the local root
+/// records, or, without a record, than the newest entry's. A dry run removes nothing.
+fn remote_prune_removes_old_and_stale_entries(kind: Kind) {
+    init();
+    let server = Server::start(kind);
+    let root = fresh_root();
+    machine(&root, &server, "3,4", &[]);
+    let files = entry_files(&root);
+    let mut kept: Vec<String> = files.iter().map(|f| remote_name(f)).collect();
+    let dir = kept[0].split('/').next().unwrap().to_owned();
+    let recorded = std::fs::read_to_string(root.join(&dir).join(".current")).unwrap();
+    let entry = std::fs::read(&files[0]).unwrap();
+    let now = SystemTime::now();
+    // This version's, made 40 days ago.
+    let (old, old_key) = forged(&entry, 0xa1, None, now - Duration::from_secs(40 * 86_400));
+    // Another version's, made now: the newest.
+    let (stale, stale_key) = forged(&entry, 0xb2, Some([7; 32]), now);
+    let (old_name, stale_name) = (format!("{dir}/{old_key}"), format!("{dir}/{stale_key}"));
+    server.put(&old_name, &old);
+    server.put(&stale_name, &stale);
+
+    let mut envs = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
+    envs.push(("TEST_FRESH".into(), fresh_root().display().to_string()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = run_child(CHILD, "prune", &envs);
+
+    let listed: Vec<Vec<String>> = marked_lines(&out, "LIST ")
+        .iter()
+        .map(|line| line.split(' ').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    let of = |name: &str| listed.iter().find(|l| l[0] == name).unwrap().clone();
+    for name in &kept {
+        assert_eq!(of(name)[2], recorded.trim(), "the version that wrote it");
+        assert!(of(name)[1].parse::<u64>().unwrap() < 3600, "made just now");
+    }
+    let old_age: u64 = of(&old_name)[1].parse().unwrap();
+    assert!((40 * 86_400..41 * 86_400).contains(&old_age), "{old_age}");
+    assert_eq!(of(&stale_name)[2], hex(&[7; 32]));
+
+    let sorted = |mut lines: Vec<String>| {
+        lines.sort();
+        lines
+    };
+    // Without a record, the newest entry's version is current: the others are stale.
+    let mut dry = vec![format!("{old_name} Old")];
+    dry.extend(kept.iter().map(|name| format!("{name} Stale")));
+    assert_eq!(sorted(marked_lines(&out, "DRY ")), sorted(dry));
+    assert_eq!(
+        sorted(marked_lines(&out, "PRUNED ")),
+        sorted(vec![
+            format!("{old_name} Old"),
+            format!("{stale_name} Stale")
+        ])
+    );
+    kept.sort();
+    assert_eq!(sorted(marked_lines(&out, "LEFT ")), kept);
+    assert!(server.get(&old_name).is_none() && server.get(&stale_name).is_none());
+}
+
+fn redis_remote_prune_removes_old_and_stale_entries() {
+    remote_prune_removes_old_and_stale_entries(Kind::Redis);
+}
+
+fn s3_remote_prune_removes_old_and_stale_entries() {
+    remote_prune_removes_old_and_stale_entries(Kind::S3);
+}
+
+/// S3 over HTTPS with `FILE_CACHE_REMOTE_CA`: a moto_server whose certificate a CA made
+/// here signed. Trusting that CA, machines share results; trusting the system's roots or
+/// another CA, the handshake fails as any remote failure does (computed locally, one
+/// warning, the breaker opening).
+fn s3_over_https_trusts_the_ca_it_is_given_and_no_other() {
+    init();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tls = tls_files(dir.path());
+    let server = Server::start_s3_tls(&tls.cert, &tls.key, &tls.ca);
+    let (ca, other_ca) = (
+        tls.ca.display().to_string(),
+        tls.other_ca.display().to_string(),
+    );
+    // moto is slow to shake hands: a generous timeout keeps this about trust, not speed.
+    let timeout = ("FILE_CACHE_REMOTE_TIMEOUT_MS", "5000");
+    fn trusting<'a>(trusted: &'a str, timeout: (&'a str, &'a str)) -> [(&'a str, &'a str); 2] {
+        [("FILE_CACHE_REMOTE_CA", trusted), timeout]
+    }
+
+    let a = machine(&fresh_root(), &server, "3,4", &trusting(&ca, timeout));
+    assert!(log_lines(&a, "WARN", "").is_empty(), "{a:?}");
+    assert_eq!(runs(&a), 2);
+    assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    assert_eq!(remote_counts(&a), (0, 2, 2), "uploaded over HTTPS");
+    let b = machine(&fresh_root(), &server, "3,4,5", &trusting(&ca, timeout));
+    assert_eq!(runs(&b), 1, "3 and 4 are remote hits");
+    assert_eq!(remote_counts(&b), (2, 1, 1));
+    assert!(log_lines(&b, "WARN", "").is_empty(), "{b:?}");
+
+    for (extra, what) in [
+        (vec![timeout], "the system's roots"),
+        (trusting(&other_ca, timeout).to_vec(), "another CA"),
+    ] {
+        let out = machine(&fresh_root(), &server, "3,4,5,6", &extra);
+        assert_eq!(runs(&out), 4, "{what}: every value computed here");
+        let warnings = log_lines(&out, "WARN", "");
+        assert_eq!(warnings.len(), 1, "{what}: one warning: {warnings:?}");
+        assert!(
+            warnings[0].contains("failed to read") && warnings[0].contains("certificate"),
+            "{what}: the handshake refused the server's certificate: {warnings:?}"
+        );
+        assert_eq!(
+            log_lines(&out, "DEBUG", "skipped after 3 failures").len(),
+            1,
+            "{what}: the breaker opened"
+        );
+    }
 }

@@ -61,7 +61,8 @@ pub const PREFIX: &str = "team/cache";
 pub struct Server {
     pub kind: Kind,
     pub port: u16,
-    /// The port that speaks TLS, beside the plain one (Redis, [`Server::start_tls`]).
+    /// The port that speaks TLS: beside the plain one for Redis ([`Server::start_tls`]);
+    /// the only one, equal to `port`, for S3 over HTTPS ([`Server::start_s3_tls`]).
     pub tls_port: Option<u16>,
     child: Option<Child>,
 }
@@ -127,6 +128,58 @@ impl Server {
         }
         args.extend(["--tls-auth-clients".into(), "no".into()]);
         Server::launch(Kind::Redis, free_port(), Some((tls_port, args)))
+    }
+
+    /// An S3 server (moto) that speaks HTTPS only, with the certificate and key in `cert`
+    /// and `key` (PEM files), which `ca` signed; its bucket is made over HTTPS by Python's
+    /// standard library (moto_server is a Python program: where it runs, so does
+    /// `python3`).
+    pub fn start_s3_tls(cert: &Path, key: &Path, ca: &Path) -> Server {
+        let port = free_port();
+        let child = spawn(
+            Kind::S3,
+            &[
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "-c".into(),
+                cert.display().to_string(),
+                "-k".into(),
+                key.display().to_string(),
+            ],
+        );
+        let mut server = Server {
+            kind: Kind::S3,
+            port,
+            tls_port: Some(port),
+            child: Some(child),
+        };
+        let script = "import ssl, sys, urllib.request as r\n\
+             context = ssl.create_default_context(cafile=sys.argv[2])\n\
+             request = r.Request(sys.argv[1], method='PUT', data=b'', \
+             headers={'Authorization': sys.argv[3]})\n\
+             print(r.urlopen(request, context=context, timeout=5).status)\n";
+        let url = format!("https://127.0.0.1:{port}/{BUCKET}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(Child::try_wait) {
+                panic!("moto_server exited at start: {status}");
+            }
+            let made = Command::new("python3")
+                .args(["-c", script, &url, &ca.display().to_string(), FAKE_AUTH])
+                .stderr(Stdio::null())
+                .output()
+                .is_ok_and(|out| out.status.success());
+            if made {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server over HTTPS did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Starts the server; for Redis, `tls` holds the TLS port and options.
@@ -209,6 +262,13 @@ impl Server {
         let mut env = vec![("FILE_CACHE_REMOTE".to_owned(), self.url())];
         if self.kind == Kind::S3 {
             env.extend(s3_env(self.port));
+            if self.tls_port.is_some() {
+                for (name, value) in &mut env {
+                    if name == "AWS_ENDPOINT_URL" {
+                        *value = format!("https://127.0.0.1:{}", self.port);
+                    }
+                }
+            }
         }
         env
     }
@@ -257,6 +317,16 @@ impl Server {
                 assert_eq!(status, 200, "S3 PUT");
             }
         }
+    }
+
+    /// The seconds one entry's key has left to live (Redis `TTL`: -1 for none, -2 for no
+    /// such key).
+    pub fn ttl(&self, name: &str) -> i64 {
+        let mut connection = redis_connection(self.port);
+        redis::cmd("TTL")
+            .arg(format!("file_cache/{name}"))
+            .query(&mut connection)
+            .expect("redis TTL")
     }
 
     /// Closes every client connection but the one asking (Redis only).

@@ -24,13 +24,17 @@ pub const RETRY_VAR: &str = "FILE_CACHE_REMOTE_RETRY_S";
 /// Environment variable: how values are written to the remote ([`Writes`]).
 pub const WRITE_VAR: &str = "FILE_CACHE_REMOTE_WRITE";
 
-/// Environment variable: a PEM file of the CA certificates a `rediss://` server's
-/// certificate must chain to, instead of the system's trusted roots.
+/// Environment variable: a PEM file of the CA certificates the server's certificate
+/// (`rediss://`, S3 over HTTPS) must chain to, instead of the system's trusted roots.
 pub const CA_VAR: &str = "FILE_CACHE_REMOTE_CA";
 
 /// Environment variable: seconds a thread that queued background uploads waits for them
 /// as it ends (the main thread: as the program exits); `0` does not wait.
 pub const EXIT_WAIT_VAR: &str = "FILE_CACHE_REMOTE_EXIT_WAIT";
+
+/// Environment variable: how long a remote entry lives (`30d`, `12h`...): Redis expires
+/// the key, S3 objects written longer ago are misses.
+pub const TTL_VAR: &str = "FILE_CACHE_REMOTE_TTL";
 
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -41,6 +45,10 @@ pub(super) const DEFAULT_EXIT_WAIT: Duration = Duration::from_secs(5);
 /// The longest timeout, retry period or exit wait a setting may ask for (a day): longer ones
 /// are clamped to it, so no arithmetic on them can overflow.
 pub(super) const MAX_SETTING: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest remote time to live (about 136 years): longer ones are clamped to it, so
+/// that Redis accepts it and no arithmetic on it can overflow.
+pub(super) const MAX_TTL: Duration = Duration::from_secs(u32::MAX as u64);
 
 /// How computed values reach the remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +94,7 @@ pub struct Remote {
     pub(super) writes: Writes,
     pub(super) exit_wait: Duration,
     pub(super) ca: Option<PathBuf>,
+    pub(super) ttl: Option<Duration>,
 }
 
 impl fmt::Debug for Remote {
@@ -98,6 +107,7 @@ impl fmt::Debug for Remote {
             .field("writes", &self.writes)
             .field("exit_wait", &self.exit_wait)
             .field("ca", &self.ca)
+            .field("ttl", &self.ttl)
             .finish()
     }
 }
@@ -115,6 +125,7 @@ impl Remote {
             writes: Writes::Background,
             exit_wait: DEFAULT_EXIT_WAIT,
             ca: None,
+            ttl: None,
         }
     }
 
@@ -150,12 +161,23 @@ impl Remote {
         self
     }
 
-    /// Trusts only the CA certificates in `pem_file` (PEM, one or more) for a `rediss://`
-    /// server's certificate, instead of the system's trusted roots: for a server whose
-    /// certificate a private CA signed. A file that cannot be read, or holds no certificate,
-    /// keeps the remote tier off (with a warning) when it starts.
+    /// Trusts only the CA certificates in `pem_file` (PEM, one or more) for the server's
+    /// certificate (`rediss://`, or S3 over HTTPS), instead of the system's trusted roots:
+    /// for a server whose certificate a private CA signed. A file that cannot be read, or
+    /// holds no certificate, keeps the remote tier off (with a warning) when it starts; so
+    /// does a CA for a remote that is not TLS (`redis://`, an `http://` S3 endpoint).
     pub fn ca(mut self, pem_file: impl Into<PathBuf>) -> Remote {
         self.ca = Some(pem_file.into());
+        self
+    }
+
+    /// How long a remote entry lives after it is written: Redis stores the key with this
+    /// expiry (`SET ... EX`); an S3 object written longer ago (its `Last-Modified`, against
+    /// this machine's clock) is a miss, and the call's new value overwrites it (deleting old
+    /// objects is the bucket's lifecycle rules' job, or `file-cache remote prune`). Zero,
+    /// like the default, is no expiry; more than 136 years is clamped to that.
+    pub fn ttl(mut self, ttl: Duration) -> Remote {
+        self.ttl = (!ttl.is_zero()).then_some(ttl.min(MAX_TTL));
         self
     }
 
@@ -214,6 +236,16 @@ impl Remote {
         if let Some(s) = number(EXIT_WAIT_VAR, MAX_SETTING.as_secs()) {
             remote.exit_wait = Duration::from_secs(s);
         }
+        if let Some(value) = var(TTL_VAR).filter(|value| !value.trim().is_empty()) {
+            match crate::config::parse_duration(&value) {
+                Ok(ttl) if ttl.is_zero() => log::warn!(
+                    "file_cache: ignoring {TTL_VAR}={value:?}: a time to live of zero would keep \
+                     nothing; entries do not expire"
+                ),
+                Ok(ttl) => remote = remote.ttl(ttl),
+                Err(e) => log::warn!("file_cache: ignoring {TTL_VAR}: {e}; entries do not expire"),
+            }
+        }
         if let Some(value) = var(WRITE_VAR) {
             match Writes::parse(&value) {
                 Some(writes) => remote.writes = writes,
@@ -228,7 +260,10 @@ impl Remote {
 
 /// The PEM bytes of the CA file `path` ([`CA_VAR`]); a file that cannot be read, or holds
 /// no certificate, is a setting that keeps the tier off, never a fallback to other roots.
-#[cfg_attr(not(feature = "remote-redis-tls"), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "remote-redis-tls", feature = "remote-s3")),
+    allow(dead_code)
+)]
 pub(super) fn read_ca(path: &Path) -> Result<Vec<u8>, RemoteError> {
     let refused = |why: String| {
         RemoteError::BadSetting(format!(
@@ -306,5 +341,44 @@ pub(super) fn redact(url: &str) -> String {
             }
         }
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Remote {
+        Remote::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_time_to_live_takes_the_ttl_grammar() {
+        let url = (REMOTE_VAR, "redis://h:1/0");
+        assert_eq!(with(&[url]).ttl, None, "unset: no expiry");
+        for (text, secs) in [("30d", 30 * 86_400), ("12h", 12 * 3600), (" 1h30m ", 5400)] {
+            assert_eq!(
+                with(&[url, (TTL_VAR, text)]).ttl,
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for ignored in ["", "0s", "3 days", "12", "-1h", "30m1h"] {
+            assert_eq!(with(&[url, (TTL_VAR, ignored)]).ttl, None, "{ignored:?}");
+        }
+        assert_eq!(
+            with(&[url, (TTL_VAR, "999999999w")]).ttl,
+            Some(MAX_TTL),
+            "clamped"
+        );
+        let remote = Remote::new("s3://b").ttl(Duration::from_secs(60));
+        assert_eq!(remote.ttl, Some(Duration::from_secs(60)));
+        assert_eq!(remote.ttl(Duration::ZERO).ttl, None);
+        assert!(format!("{:?}", Remote::new("s3://b").ttl(Duration::from_secs(9))).contains("9s"));
     }
 }

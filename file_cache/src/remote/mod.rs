@@ -21,7 +21,8 @@
 //! |---|---|
 //! | `FILE_CACHE_REMOTE` | `redis://[:password@]host:port/db`, `rediss://...` (TLS) or `s3://bucket/prefix` |
 //! | `FILE_CACHE_REMOTE_SECRET` | sign entries, refuse unsigned or wrongly signed ones |
-//! | `FILE_CACHE_REMOTE_CA` | a PEM file of the CAs a `rediss://` server's certificate must chain to, instead of the system's roots |
+//! | `FILE_CACHE_REMOTE_CA` | a PEM file of the CAs the server's certificate must chain to (`rediss://`, S3 over HTTPS), instead of the system's roots |
+//! | `FILE_CACHE_REMOTE_TTL` | how long an entry lives on the remote (`30d`, `12h`; default: no expiry): Redis expires the key, an older S3 object is a miss |
 //! | `FILE_CACHE_REMOTE_TIMEOUT_MS` | longest wait to connect or for the next bytes (default 200) |
 //! | `FILE_CACHE_REMOTE_RETRY_S` | how long a failing remote is skipped (default 30) |
 //! | `FILE_CACHE_REMOTE_WRITE` | `background` (default), `sync` or `off` (read only; `FILE_CACHE_READONLY=1` makes it `off`) |
@@ -47,10 +48,10 @@ mod redis;
 mod s3;
 mod upload;
 
-pub use admin::{clear, list, RemoteEntry};
+pub use admin::{clear, list, prune, Prune, PruneReason, RemoteEntry};
 pub use config::{
     set, Remote, RemoteError, Writes, CA_VAR, EXIT_WAIT_VAR, REMOTE_VAR, RETRY_VAR, SECRET_VAR,
-    TIMEOUT_VAR, WRITE_VAR,
+    TIMEOUT_VAR, TTL_VAR, WRITE_VAR,
 };
 
 use backend::Backend;
@@ -75,6 +76,7 @@ struct Tier {
     admin: OnceLock<Result<Box<dyn Backend>, RemoteError>>,
     url: String,
     ca: Option<PathBuf>,
+    ttl: Option<Duration>,
 }
 
 fn tier() -> Option<&'static Tier> {
@@ -106,6 +108,7 @@ fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
             &remote.url,
             remote.timeout.min(MAX_SETTING),
             remote.ca.as_deref(),
+            remote.ttl,
         )?,
         mac: remote.secret.as_deref().map(Mac::new),
         breaker: Breaker::new(remote.retry_after.min(MAX_SETTING)),
@@ -120,32 +123,25 @@ fn connect(remote: &Remote) -> Result<Tier, RemoteError> {
         admin: OnceLock::new(),
         url: remote.url.clone(),
         ca: remote.ca.clone(),
+        ttl: remote.ttl,
     })
 }
 
-/// The backend `url` names; `ca` is [`Remote::ca`].
+/// The backend `url` names; `ca` is [`Remote::ca`], `ttl` [`Remote::ttl`].
 fn open_backend(
     url: &str,
     timeout: Duration,
     ca: Option<&Path>,
+    ttl: Option<Duration>,
 ) -> Result<Box<dyn Backend>, RemoteError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         #[cfg(feature = "remote-redis")]
         Some("redis" | "rediss" | "redis+unix" | "unix") => {
-            Ok(Box::new(redis::Redis::open(url, timeout, ca)?))
+            Ok(Box::new(redis::Redis::open(url, timeout, ca, ttl)?))
         }
         #[cfg(feature = "remote-s3")]
-        Some("s3") => {
-            if let Some(ca) = ca {
-                log::warn!(
-                    "file_cache: ignoring {CA_VAR}={}: it applies to rediss:// only (S3 over \
-                     HTTPS trusts the system's roots)",
-                    ca.display()
-                );
-            }
-            Ok(Box::new(s3::S3::open(url, timeout)?))
-        }
+        Some("s3") => Ok(Box::new(s3::S3::open(url, timeout, ca, ttl)?)),
         #[cfg(not(feature = "remote-redis"))]
         Some("redis" | "rediss") => Err(RemoteError::BadUrl(format!(
             "{}: this build has no Redis support (feature `remote-redis`)",
@@ -448,11 +444,11 @@ mod tests {
 
     #[test]
     fn unknown_schemes_are_refused() {
-        let error = open_backend("ftp://x", DEFAULT_TIMEOUT, None)
+        let error = open_backend("ftp://x", DEFAULT_TIMEOUT, None, None)
             .err()
             .unwrap();
         assert!(matches!(error, RemoteError::BadUrl(_)), "{error}");
-        assert!(open_backend("no scheme", DEFAULT_TIMEOUT, None).is_err());
+        assert!(open_backend("no scheme", DEFAULT_TIMEOUT, None, None).is_err());
     }
 
     /// A backend in memory that can fail on demand or hold its puts at a gate.
@@ -484,7 +480,7 @@ mod tests {
                 .insert(name.to_owned(), bytes.to_vec());
             Ok(())
         }
-        fn list(&self, _: &str) -> Result<Vec<(String, u64)>, RemoteError> {
+        fn list(&self, _: &str) -> Result<Vec<backend::Listed>, RemoteError> {
             Ok(Vec::new())
         }
         fn delete(&self, _: &[String]) -> Result<(), RemoteError> {
@@ -514,6 +510,7 @@ mod tests {
             admin: OnceLock::new(),
             url: "memory://".into(),
             ca: None,
+            ttl: None,
         }));
         (memory, tier)
     }

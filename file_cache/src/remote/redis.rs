@@ -4,13 +4,14 @@
 //! Keys are `file_cache/<function dir>/<key hex>`. Connections are kept in a small pool;
 //! each has the timeout on connect, on every write and on every read, so a stalled server
 //! costs a call about one timeout per step (the TLS handshake included: it runs within the
-//! connect timeout). A connection that saw an error is dropped.
+//! connect timeout). A connection that saw an error is dropped. With a time to live, keys
+//! are written with `SET ... EX` and Redis deletes them when they expire.
 //!
 //! Plain `redis://` is unencrypted; use it on a trusted network (and sign entries).
 //! `rediss://` (feature `remote-redis-tls`) is TLS through rustls: the server's certificate
 //! must chain to the system's trusted roots, or to the CAs of `FILE_CACHE_REMOTE_CA` instead.
 
-use super::backend::Backend;
+use super::backend::{Backend, Listed};
 use super::config::{redact, RemoteError, CA_VAR};
 use std::path::Path;
 use std::sync::Mutex;
@@ -24,6 +25,8 @@ pub(super) struct Redis {
     client: redis::Client,
     idle: Mutex<Vec<redis::Connection>>,
     timeout: Duration,
+    /// The expiry of written keys, in whole seconds (at least one).
+    expire_secs: Option<u64>,
     shown: String,
 }
 
@@ -69,11 +72,12 @@ fn tls_client(url: &str, _ca: Option<&Path>) -> Result<redis::Client, RemoteErro
 
 impl Redis {
     /// A client for `url`; `ca` is the PEM file of the only CAs a `rediss://` server's
-    /// certificate may chain to. Nothing connects yet.
+    /// certificate may chain to; written keys expire after `ttl`. Nothing connects yet.
     pub(super) fn open(
         url: &str,
         timeout: Duration,
         ca: Option<&Path>,
+        ttl: Option<Duration>,
     ) -> Result<Redis, RemoteError> {
         let tls = url
             .split_once("://")
@@ -93,6 +97,7 @@ impl Redis {
             client,
             idle: Mutex::new(Vec::new()),
             timeout,
+            expire_secs: ttl.map(expire_secs),
             shown: redact(url),
         })
     }
@@ -136,6 +141,15 @@ impl Redis {
     }
 }
 
+/// A time to live in whole seconds for `EX`: rounded up, at least one.
+fn expire_secs(ttl: Duration) -> u64 {
+    ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)
+}
+
+/// Keys whose start `heads` asks for in one pipeline; also the chunk of `STRLEN`s and
+/// `DEL`s.
+const BATCH: usize = 1000;
+
 /// `*`, `?`, `[` and `\` are glob syntax in `SCAN MATCH`.
 fn escape_glob(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -155,14 +169,16 @@ impl Backend for Redis {
 
     fn put(&self, name: &str, bytes: &[u8]) -> Result<(), RemoteError> {
         self.with(|c| {
-            redis::cmd("SET")
-                .arg(format!("{PREFIX}{name}"))
-                .arg(bytes)
-                .query(c)
+            let mut set = redis::cmd("SET");
+            set.arg(format!("{PREFIX}{name}")).arg(bytes);
+            if let Some(secs) = self.expire_secs {
+                set.arg("EX").arg(secs);
+            }
+            set.query(c)
         })
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, RemoteError> {
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>, RemoteError> {
         let pattern = format!("{}*", escape_glob(&format!("{PREFIX}{prefix}")));
         let mut names = Vec::new();
         let mut cursor: u64 = 0;
@@ -185,7 +201,7 @@ impl Backend for Redis {
         names.sort();
         names.dedup(); // SCAN may return a key twice
         let mut out = Vec::with_capacity(names.len());
-        for chunk in names.chunks(1000) {
+        for chunk in names.chunks(BATCH) {
             let sizes: Vec<u64> = self.with(|c| {
                 let mut pipe = redis::pipe();
                 for key in chunk {
@@ -195,15 +211,41 @@ impl Backend for Redis {
             })?;
             for (key, size) in chunk.iter().zip(sizes) {
                 if let Some(name) = key.strip_prefix(PREFIX) {
-                    out.push((name.to_owned(), size));
+                    out.push(Listed {
+                        name: name.to_owned(),
+                        size,
+                        modified: None,
+                    });
                 }
             }
         }
         Ok(out)
     }
 
+    fn heads(&self, wanted: &[(String, u64)]) -> Result<Vec<Vec<u8>>, RemoteError> {
+        let mut out = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(BATCH) {
+            let starts: Vec<Vec<u8>> = self.with(|c| {
+                let mut pipe = redis::pipe();
+                for (name, len) in chunk {
+                    // GETRANGE's end is inclusive; a key that is gone answers "".
+                    let end = len.saturating_sub(1).min(i64::MAX as u64);
+                    pipe.cmd("GETRANGE")
+                        .arg(format!("{PREFIX}{name}"))
+                        .arg(0)
+                        .arg(end);
+                }
+                pipe.query(c)
+            })?;
+            for ((_, len), start) in chunk.iter().zip(starts) {
+                out.push(if *len == 0 { Vec::new() } else { start });
+            }
+        }
+        Ok(out)
+    }
+
     fn delete(&self, names: &[String]) -> Result<(), RemoteError> {
-        for chunk in names.chunks(1000) {
+        for chunk in names.chunks(BATCH) {
             let keys: Vec<String> = chunk.iter().map(|n| format!("{PREFIX}{n}")).collect();
             self.with(|c| redis::cmd("DEL").arg(&keys).query::<u64>(c))?;
         }
@@ -218,6 +260,13 @@ impl Backend for Redis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_is_whole_seconds_rounded_up() {
+        assert_eq!(expire_secs(Duration::from_secs(3600)), 3600);
+        assert_eq!(expire_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(expire_secs(Duration::from_millis(1)), 1);
+    }
 
     #[test]
     fn globs_are_escaped() {
@@ -243,7 +292,7 @@ mod tests {
         // Plain redis:// with a CA: sent in the clear what was meant to be encrypted.
         std::fs::write(&ca, b"-----BEGIN CERTIFICATE-----\n").unwrap();
         assert!(matches!(
-            Redis::open("redis://h:1/0", timeout, Some(&ca)),
+            Redis::open("redis://h:1/0", timeout, Some(&ca), None),
             Err(RemoteError::BadSetting(message)) if message.contains(CA_VAR)
         ));
         if cfg!(feature = "remote-redis-tls") {
@@ -253,26 +302,27 @@ mod tests {
             ] {
                 std::fs::write(&ca, bytes).unwrap();
                 assert!(matches!(
-                    Redis::open("rediss://h:1/0", timeout, Some(&ca)),
+                    Redis::open("rediss://h:1/0", timeout, Some(&ca), None),
                     Err(RemoteError::BadSetting(message)) if message.contains(why)
                 ));
             }
             let missing = dir.path().join("missing.pem");
             assert!(matches!(
-                Redis::open("rediss://h:1/0", timeout, Some(&missing)),
+                Redis::open("rediss://h:1/0", timeout, Some(&missing), None),
                 Err(RemoteError::BadSetting(message)) if message.contains("cannot read")
             ));
-            assert!(Redis::open("rediss://h:1/0", timeout, None).is_ok());
+            assert!(Redis::open("rediss://h:1/0", timeout, None, None).is_ok());
             // The `#insecure` suffix (no verification) is not built: it fails, never skips
             // the checks.
-            let insecure = Redis::open("rediss://127.0.0.1:1/0#insecure", timeout, None).unwrap();
+            let insecure =
+                Redis::open("rediss://127.0.0.1:1/0#insecure", timeout, None, None).unwrap();
             assert!(matches!(
                 insecure.get("x"),
                 Err(RemoteError::Backend(message)) if message.contains("insecure")
             ));
         } else {
             assert!(matches!(
-                Redis::open("rediss://h:1/0", timeout, None),
+                Redis::open("rediss://h:1/0", timeout, None, None),
                 Err(RemoteError::BadUrl(message)) if message.contains("remote-redis-tls")
             ));
         }
@@ -281,7 +331,7 @@ mod tests {
     #[test]
     fn bad_urls_are_refused_without_connecting() {
         assert!(matches!(
-            Redis::open("redis://:pw@host:notaport/0", Duration::from_millis(10), None),
+            Redis::open("redis://:pw@host:notaport/0", Duration::from_millis(10), None, None),
             Err(RemoteError::BadUrl(message)) if !message.contains("pw")
         ));
     }

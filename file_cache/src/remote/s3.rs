@@ -7,33 +7,120 @@
 //! `AWS_REGION`, `AWS_ENDPOINT_URL`...). The timeout bounds connecting and each read
 //! (waiting for the response, and for each next piece of its body); retries are off, the
 //! circuit breaker decides when to try again.
+//!
+//! HTTPS verifies the server's certificate against the system's trusted roots, or only
+//! against the CAs of `FILE_CACHE_REMOTE_CA`. With a time to live, an object whose
+//! `Last-Modified` is older than that is a miss (S3 itself deletes nothing: that is the
+//! bucket's lifecycle rules' job).
 
-use super::backend::Backend;
-use super::config::RemoteError;
+use super::backend::{Backend, Listed};
+use super::config::{read_ca, RemoteError, CA_VAR};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{
+    Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
 use std::future::Future;
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest a caller waits for any one request, whatever the client does.
 const SAFETY_CAP: Duration = Duration::from_secs(120);
+
+/// Ranged reads `heads` has in flight at once.
+const CONCURRENT_HEADS: usize = 32;
 
 pub(super) struct S3 {
     store: Arc<AmazonS3>,
     prefix: String,
     runtime: tokio::runtime::Runtime,
+    ttl: Option<Duration>,
     shown: String,
 }
 
+/// An object's `Last-Modified` as a time of this machine's clock.
+fn modified(meta: &object_store::ObjectMeta) -> Option<SystemTime> {
+    let ms = meta.last_modified.timestamp_millis();
+    match u64::try_from(ms) {
+        Ok(ms) => UNIX_EPOCH.checked_add(Duration::from_millis(ms)),
+        Err(_) => UNIX_EPOCH.checked_sub(Duration::from_millis(ms.unsigned_abs())),
+    }
+}
+
+/// Whether an object written at `modified` has outlived `ttl` at `now` (one from a clock
+/// ahead of this machine's has not).
+fn expired(modified: Option<SystemTime>, ttl: Option<Duration>, now: SystemTime) -> bool {
+    match (modified, ttl) {
+        (Some(modified), Some(ttl)) => now.duration_since(modified).is_ok_and(|age| age > ttl),
+        _ => false,
+    }
+}
+
+/// The client options for `ca` (the PEM file of the only CAs trusted, or the system's
+/// roots), refusing a CA for a plain-HTTP endpoint.
+fn client_options(
+    timeout: Duration,
+    plain_http: bool,
+    ca: Option<&std::path::Path>,
+) -> Result<ClientOptions, RemoteError> {
+    let mut options = ClientOptions::new()
+        .with_connect_timeout(timeout)
+        .with_read_timeout(timeout)
+        .with_timeout_disabled()
+        .with_allow_http(plain_http);
+    let Some(ca) = ca else { return Ok(options) };
+    if plain_http {
+        return Err(RemoteError::BadSetting(format!(
+            "{CA_VAR} is set but the S3 endpoint is plain http://: the remote tier stays off \
+             rather than send in the clear what was meant to be encrypted"
+        )));
+    }
+    let certificates = Certificate::from_pem_bundle(&read_ca(ca)?).map_err(|e| {
+        RemoteError::BadSetting(format!(
+            "{CA_VAR}={}: {e}; the remote tier stays off rather than trust other certificates",
+            ca.display()
+        ))
+    })?;
+    if certificates.is_empty() {
+        return Err(RemoteError::BadSetting(format!(
+            "{CA_VAR}={}: it holds no certificate; the remote tier stays off rather than trust \
+             other certificates",
+            ca.display()
+        )));
+    }
+    for certificate in certificates {
+        options = options.with_root_certificate(certificate);
+    }
+    // These CAs only, as for `rediss://`: not added to the system's roots.
+    Ok(options.with_no_system_certificates(true))
+}
+
+/// The error with its causes: what failed under "error sending request" (a certificate
+/// that does not verify, a refused connection) is in them.
 fn backend_error(error: object_store::Error) -> RemoteError {
-    RemoteError::Backend(error.to_string())
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = error.source();
+    }
+    RemoteError::Backend(message)
 }
 
 impl S3 {
-    pub(super) fn open(url: &str, timeout: Duration) -> Result<S3, RemoteError> {
+    /// A client for `url`; `ca` is the PEM file of the only CAs an HTTPS endpoint's
+    /// certificate may chain to; objects older than `ttl` are misses. Nothing connects yet.
+    pub(super) fn open(
+        url: &str,
+        timeout: Duration,
+        ca: Option<&std::path::Path>,
+        ttl: Option<Duration>,
+    ) -> Result<S3, RemoteError> {
         let bad = |reason: &str| RemoteError::BadUrl(format!("{url}: {reason}"));
         let rest = url
             .split_once("://")
@@ -50,11 +137,7 @@ impl S3 {
         let plain_http = endpoint
             .as_deref()
             .is_some_and(|e| e.to_ascii_lowercase().starts_with("http://"));
-        let options = ClientOptions::new()
-            .with_connect_timeout(timeout)
-            .with_read_timeout(timeout)
-            .with_timeout_disabled()
-            .with_allow_http(plain_http);
+        let options = client_options(timeout, plain_http, ca)?;
         let retry = RetryConfig {
             max_retries: 0,
             retry_timeout: timeout,
@@ -76,6 +159,7 @@ impl S3 {
             store: Arc::new(store),
             prefix,
             runtime,
+            ttl,
             shown: format!("s3://{bucket}/{}", prefix_shown(rest)),
         })
     }
@@ -124,8 +208,16 @@ impl Backend for S3 {
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>, RemoteError> {
         let store = Arc::clone(&self.store);
         let path = self.path(name);
+        let ttl = self.ttl;
         self.run(async move {
             match store.get(&path).await {
+                Ok(result) if expired(modified(&result.meta), ttl, SystemTime::now()) => {
+                    log::debug!(
+                        "file_cache: remote object {path} is older than the remote time to \
+                         live: a miss"
+                    );
+                    Ok(None)
+                }
                 Ok(result) => Ok(Some(result.bytes().await.map_err(backend_error)?.to_vec())),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(error) => Err(backend_error(error)),
@@ -143,7 +235,7 @@ impl Backend for S3 {
         })
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, RemoteError> {
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>, RemoteError> {
         use futures_util::TryStreamExt;
         let store = Arc::clone(&self.store);
         let root = self.prefix.clone();
@@ -168,10 +260,53 @@ impl Backend for S3 {
                 .into_iter()
                 .filter_map(|meta| {
                     let name = meta.location.as_ref().strip_prefix(&strip)?.to_owned();
-                    Some((name, meta.size))
+                    Some(Listed {
+                        name,
+                        size: meta.size,
+                        modified: modified(&meta),
+                    })
                 })
                 .collect())
         })
+    }
+
+    fn heads(&self, wanted: &[(String, u64)]) -> Result<Vec<Vec<u8>>, RemoteError> {
+        let mut out = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(CONCURRENT_HEADS) {
+            let reads: Vec<(Path, u64)> = chunk
+                .iter()
+                .map(|(name, len)| (self.path(name), *len))
+                .collect();
+            let store = Arc::clone(&self.store);
+            let starts = self.run(async move {
+                let tasks: Vec<_> = reads
+                    .into_iter()
+                    .map(|(path, len)| {
+                        let store = Arc::clone(&store);
+                        tokio::spawn(async move {
+                            if len == 0 {
+                                return Ok(Vec::new());
+                            }
+                            match store.get_range(&path, 0..len).await {
+                                Ok(bytes) => Ok(bytes.to_vec()),
+                                Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+                                Err(error) => Err(backend_error(error)),
+                            }
+                        })
+                    })
+                    .collect();
+                let mut starts = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    let start = task
+                        .await
+                        .map_err(|e| RemoteError::Backend(format!("a ranged read failed: {e}")))?;
+                    starts.push(start?);
+                }
+                Ok(starts)
+            })?;
+            out.extend(starts);
+        }
+        Ok(out)
     }
 
     fn delete(&self, names: &[String]) -> Result<(), RemoteError> {
@@ -185,5 +320,54 @@ impl Backend for S3 {
 
     fn describe(&self) -> String {
         self.shown.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_expires_once_older_than_the_time_to_live() {
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let written = |ago: Duration| Some(now - ago);
+        assert!(!expired(written(hour * 2), None, now), "no time to live");
+        assert!(!expired(None, Some(hour), now), "no Last-Modified");
+        assert!(!expired(written(hour / 2), Some(hour), now));
+        assert!(expired(written(hour * 2), Some(hour), now));
+        // Written by a clock ahead of this one: not old.
+        assert!(!expired(Some(now + hour), Some(hour), now));
+    }
+
+    #[test]
+    fn a_ca_is_the_only_trust_for_https_and_refused_for_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let timeout = Duration::from_millis(10);
+        std::fs::write(&ca, b"no certificate here").unwrap();
+        assert!(matches!(
+            client_options(timeout, false, Some(&ca)),
+            Err(RemoteError::BadSetting(message)) if message.contains("no PEM certificate")
+        ));
+        // Marked as one, but not a certificate.
+        std::fs::write(
+            &ca,
+            b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            client_options(timeout, false, Some(&ca)),
+            Err(RemoteError::BadSetting(message)) if message.contains(CA_VAR)
+        ));
+        assert!(matches!(
+            client_options(timeout, true, Some(&ca)),
+            Err(RemoteError::BadSetting(message)) if message.contains("http://")
+        ));
+        assert!(matches!(
+            client_options(timeout, false, Some(&dir.path().join("missing.pem"))),
+            Err(RemoteError::BadSetting(message)) if message.contains("cannot read")
+        ));
+        assert!(client_options(timeout, true, None).is_ok());
     }
 }
