@@ -5,6 +5,7 @@
 //! file-cache list
 //! file-cache prune --max-size 2GiB --older-than 30d --stale
 //! FILE_CACHE_REMOTE=redis://cache:6379/0 file-cache remote list
+//! FILE_CACHE_REMOTE=redis://cache:6379/0 file-cache remote prune --older-than 30d --stale
 //! ```
 //!
 //! Exit status: 0 on success, 1 when something failed (an entry that could not be
@@ -84,7 +85,7 @@ enum Command {
     },
     /// Check every entry's header and checksums; remove those that are broken
     Verify,
-    /// The shared remote tier named by FILE_CACHE_REMOTE: list or clear it
+    /// The shared remote tier named by FILE_CACHE_REMOTE: list, clear or prune it
     #[cfg(feature = "remote")]
     Remote {
         #[command(subcommand)]
@@ -138,7 +139,7 @@ fn main() -> ExitCode {
         } => prune(&root, max_size, older_than, stale, dry_run),
         Command::Verify => verify(&root),
         #[cfg(feature = "remote")]
-        Command::Remote { command } => remote::run(command),
+        Command::Remote { command } => remote::run(command, &root),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,17 +1,21 @@
-//! `file-cache remote list|clear`: the shared remote tier named by `FILE_CACHE_REMOTE`
-//! (with the backend's usual credentials in the environment).
+//! `file-cache remote list|clear|prune`: the shared remote tier named by
+//! `FILE_CACHE_REMOTE` (with the backend's usual credentials in the environment).
 
-use crate::{error, human, Failed};
-use clap::Subcommand;
-use file_cache::remote::{self, RemoteEntry};
+use crate::{error, human, parse_age, Failed};
+use clap::{ArgGroup, Subcommand};
+use file_cache::remote::{self, Prune, PruneReason, RemoteEntry};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Subcommand)]
 pub(crate) enum RemoteCommand {
-    /// One line per function on the remote: entries and size
+    /// One line per function on the remote: entries, size, oldest and newest entry (by the
+    /// creation time their headers record, read without the payloads)
     List {
-        /// Print every entry as JSON instead of a table
+        /// Print every entry as JSON instead of a table: its size, creation time, the
+        /// time the store wrote it (S3) and the version of the code that wrote it
         #[arg(long)]
         json: bool,
     },
@@ -22,9 +26,27 @@ pub(crate) enum RemoteCommand {
         #[arg(value_name = "FUNCTION")]
         functions: Vec<String>,
     },
+    /// Remove remote entries that are old or stale
+    #[command(group(ArgGroup::new("criteria").required(true).multiple(true)))]
+    Prune {
+        /// Remove entries created longer ago than this (e.g. 30d, 12h, 1h30m, 2w), as
+        /// `prune --older-than` takes it
+        #[arg(long, value_name = "AGE", group = "criteria", value_parser = parse_age)]
+        older_than: Option<Duration>,
+        /// Remove entries written by another version of their function's code than the
+        /// current one: the version the local root's version record names (the version
+        /// that last ran here, under --dir), or else that of the function's newest remote
+        /// entry. Entries of other branches' versions are stale too: run it where the code
+        /// whose entries should stay last ran
+        #[arg(long, group = "criteria")]
+        stale: bool,
+        /// Say what would be removed, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
-pub(crate) fn run(command: RemoteCommand) -> Result<(), Failed> {
+pub(crate) fn run(command: RemoteCommand, root: &Path) -> Result<(), Failed> {
     let Some(shown) = remote::describe() else {
         return Err(error(format!(
             "no usable remote: set {} (redis://host:port/db or s3://bucket/prefix)",
@@ -34,6 +56,11 @@ pub(crate) fn run(command: RemoteCommand) -> Result<(), Failed> {
     match command {
         RemoteCommand::List { json } => list(&shown, json),
         RemoteCommand::Clear { functions } => clear(&shown, &functions),
+        RemoteCommand::Prune {
+            older_than,
+            stale,
+            dry_run,
+        } => prune(&shown, root, older_than, stale, dry_run),
     }
 }
 
@@ -50,6 +77,21 @@ fn dir_names(function: &str) -> Vec<String> {
     }
 }
 
+/// Seconds since the Unix epoch, for JSON.
+fn secs(time: Option<SystemTime>) -> Option<u64> {
+    time.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+}
+
+/// One function's row of the table.
+#[derive(Default)]
+struct Row {
+    entries: u64,
+    bytes: u64,
+    oldest: Option<SystemTime>,
+    newest: Option<SystemTime>,
+}
+
 fn list(shown: &str, json: bool) -> Result<(), Failed> {
     let entries = remote::list(None).map_err(|e| error(format!("{shown}: {e}")))?;
     if json {
@@ -58,6 +100,12 @@ fn list(shown: &str, json: bool) -> Result<(), Failed> {
             function: &'a str,
             key: &'a str,
             bytes: u64,
+            /// Creation time its header records, seconds since the Unix epoch.
+            created: Option<u64>,
+            /// When the store wrote the object (S3), seconds since the Unix epoch.
+            modified: Option<u64>,
+            /// The code hash of the version that wrote it, in hex.
+            version: Option<String>,
         }
         let rows: Vec<Entry<'_>> = entries
             .iter()
@@ -65,6 +113,9 @@ fn list(shown: &str, json: bool) -> Result<(), Failed> {
                 function: &e.function,
                 key: &e.key,
                 bytes: e.size,
+                created: secs(e.created),
+                modified: secs(e.modified),
+                version: e.version.as_ref().map(file_cache::inspect::to_hex),
             })
             .collect();
         return match serde_json::to_string_pretty(&rows) {
@@ -75,22 +126,42 @@ fn list(shown: &str, json: bool) -> Result<(), Failed> {
             Err(e) => Err(error(e)),
         };
     }
-    let mut per_function: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for RemoteEntry { function, size, .. } in &entries {
-        let row = per_function.entry(function).or_default();
-        row.0 += 1;
-        row.1 += size;
+    let mut per_function: BTreeMap<&str, Row> = BTreeMap::new();
+    for entry in &entries {
+        let row = per_function.entry(&entry.function).or_default();
+        row.entries += 1;
+        row.bytes += entry.size;
+        // The creation time, or else when the store wrote it.
+        if let Some(time) = entry.created.or(entry.modified) {
+            row.oldest = Some(row.oldest.map_or(time, |t| t.min(time)));
+            row.newest = Some(row.newest.map_or(time, |t| t.max(time)));
+        }
     }
     say!("remote {shown}");
     let width = per_function
         .keys()
-        .map(|f| f.len())
+        .map(|f| f.chars().count())
         .max()
         .unwrap_or(0)
         .max(8);
-    say!("{:<width$}  {:>7}  {:>9}", "FUNCTION", "ENTRIES", "SIZE");
-    for (function, (count, bytes)) in &per_function {
-        say!("{function:<width$}  {count:>7}  {:>9}", human::size(*bytes));
+    say!(
+        "{:<width$}  {:>7}  {:>9}  {:>9}  {:>9}",
+        "FUNCTION",
+        "ENTRIES",
+        "SIZE",
+        "OLDEST",
+        "NEWEST"
+    );
+    let now = SystemTime::now();
+    let when = |time: Option<SystemTime>| time.map_or("-".to_owned(), |t| human::age(t, now));
+    for (function, row) in &per_function {
+        say!(
+            "{function:<width$}  {:>7}  {:>9}  {:>9}  {:>9}",
+            row.entries,
+            human::size(row.bytes),
+            when(row.oldest),
+            when(row.newest)
+        );
     }
     Ok(())
 }
@@ -124,4 +195,45 @@ fn clear(shown: &str, functions: &[String]) -> Result<(), Failed> {
     } else {
         Ok(())
     }
+}
+
+fn prune(
+    shown: &str,
+    root: &Path,
+    older_than: Option<Duration>,
+    stale: bool,
+    dry_run: bool,
+) -> Result<(), Failed> {
+    let mut criteria = Prune::new().versions_from(root);
+    if let Some(age) = older_than {
+        criteria = criteria.older_than(age);
+    }
+    if stale {
+        criteria = criteria.stale();
+    }
+    if dry_run {
+        criteria = criteria.dry_run();
+    }
+    let removed = remote::prune(&criteria).map_err(|e| error(format!("{shown}: {e}")))?;
+    let why = |reason: PruneReason| match reason {
+        PruneReason::Old => "old",
+        PruneReason::Stale => "stale",
+        _ => "other",
+    };
+    if dry_run {
+        for (RemoteEntry { function, key, .. }, reason) in &removed {
+            say!("would remove {function}/{key} ({})", why(*reason));
+        }
+    }
+    let count = |reason| removed.iter().filter(|(_, r)| *r == reason).count();
+    let bytes = removed.iter().map(|(entry, _)| entry.size).sum();
+    say!(
+        "{} {} remote entries ({}) from {shown}: {} old, {} stale",
+        if dry_run { "would remove" } else { "removed" },
+        removed.len(),
+        human::size(bytes),
+        count(PruneReason::Old),
+        count(PruneReason::Stale)
+    );
+    Ok(())
 }
