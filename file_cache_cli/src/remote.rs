@@ -5,17 +5,19 @@ use crate::{error, human, parse_age, Failed};
 use clap::{ArgGroup, Subcommand};
 use file_cache::remote::{self, Prune, PruneReason, RemoteEntry};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Subcommand)]
 pub(crate) enum RemoteCommand {
-    /// One line per function on the remote: entries, size, oldest and newest entry (by the
-    /// creation time their headers record, read without the payloads)
+    /// One line per function on the remote: entries (and how many are stale, as
+    /// `prune --stale` decides), size, oldest and newest entry (by the creation time their
+    /// headers record, read without the payloads)
     List {
         /// Print every entry as JSON instead of a table: its size, creation time, the
-        /// time the store wrote it (S3) and the version of the code that wrote it
+        /// time the store wrote it (S3), the version of the code that wrote it and whether
+        /// that is stale
         #[arg(long)]
         json: bool,
     },
@@ -54,7 +56,7 @@ pub(crate) fn run(command: RemoteCommand, root: &Path) -> Result<(), Failed> {
         )));
     };
     match command {
-        RemoteCommand::List { json } => list(&shown, json),
+        RemoteCommand::List { json } => list(&shown, root, json),
         RemoteCommand::Clear { functions } => clear(&shown, &functions),
         RemoteCommand::Prune {
             older_than,
@@ -87,13 +89,24 @@ fn secs(time: Option<SystemTime>) -> Option<u64> {
 #[derive(Default)]
 struct Row {
     entries: u64,
+    stale: u64,
     bytes: u64,
     oldest: Option<SystemTime>,
     newest: Option<SystemTime>,
 }
 
-fn list(shown: &str, json: bool) -> Result<(), Failed> {
+fn list(shown: &str, root: &Path, json: bool) -> Result<(), Failed> {
     let entries = remote::list(None).map_err(|e| error(format!("{shown}: {e}")))?;
+    // Stale as `prune --stale` decides it: against the root's version records, else the
+    // function's newest remote entry.
+    let stale: BTreeSet<(String, String)> = Prune::new()
+        .stale()
+        .versions_from(root)
+        .select(entries.clone())
+        .into_iter()
+        .map(|(entry, _)| (entry.function, entry.key))
+        .collect();
+    let is_stale = |e: &RemoteEntry| stale.contains(&(e.function.clone(), e.key.clone()));
     if json {
         #[derive(Serialize)]
         struct Entry<'a> {
@@ -106,6 +119,8 @@ fn list(shown: &str, json: bool) -> Result<(), Failed> {
             modified: Option<u64>,
             /// The code hash of the version that wrote it, in hex.
             version: Option<String>,
+            /// Written by another version than its function's current one.
+            stale: bool,
         }
         let rows: Vec<Entry<'_>> = entries
             .iter()
@@ -116,6 +131,7 @@ fn list(shown: &str, json: bool) -> Result<(), Failed> {
                 created: secs(e.created),
                 modified: secs(e.modified),
                 version: e.version.as_ref().map(file_cache::inspect::to_hex),
+                stale: is_stale(e),
             })
             .collect();
         return match serde_json::to_string_pretty(&rows) {
@@ -130,6 +146,7 @@ fn list(shown: &str, json: bool) -> Result<(), Failed> {
     for entry in &entries {
         let row = per_function.entry(&entry.function).or_default();
         row.entries += 1;
+        row.stale += u64::from(is_stale(entry));
         row.bytes += entry.size;
         // The creation time, or else when the store wrote it.
         if let Some(time) = entry.created.or(entry.modified) {
@@ -138,30 +155,37 @@ fn list(shown: &str, json: bool) -> Result<(), Failed> {
         }
     }
     say!("remote {shown}");
-    let width = per_function
-        .keys()
-        .map(|f| f.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    say!(
-        "{:<width$}  {:>7}  {:>9}  {:>9}  {:>9}",
-        "FUNCTION",
-        "ENTRIES",
-        "SIZE",
-        "OLDEST",
-        "NEWEST"
-    );
     let now = SystemTime::now();
     let when = |time: Option<SystemTime>| time.map_or("-".to_owned(), |t| human::age(t, now));
+    let mut table = vec![["FUNCTION", "ENTRIES", "SIZE", "OLDEST", "NEWEST"].map(String::from)];
     for (function, row) in &per_function {
-        say!(
-            "{function:<width$}  {:>7}  {:>9}  {:>9}  {:>9}",
-            row.entries,
+        let mut entries = row.entries.to_string();
+        if row.stale > 0 {
+            entries = format!("{entries} ({} stale)", row.stale);
+        }
+        table.push([
+            function.to_string(),
+            entries,
             human::size(row.bytes),
             when(row.oldest),
-            when(row.newest)
-        );
+            when(row.newest),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &table {
+        let mut line = format!("{:<w$}", row[0], w = widths[0]);
+        for (cell, width) in row.iter().zip(&widths).skip(1) {
+            line.push_str(&format!("  {cell:>width$}"));
+        }
+        say!("{line}");
     }
     Ok(())
 }

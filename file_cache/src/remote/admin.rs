@@ -205,6 +205,19 @@ impl Prune {
         self.dry_run = true;
         self
     }
+
+    /// Of `entries` (a [`list`]), those these criteria remove, with why: what [`prune`]
+    /// decides, without asking the remote anything (only the local version records are
+    /// read). For a listing that marks stale entries, say.
+    pub fn select(&self, entries: Vec<RemoteEntry>) -> Vec<(RemoteEntry, PruneReason)> {
+        let root = self
+            .versions_from
+            .clone()
+            .unwrap_or_else(|| crate::config::config().root.clone());
+        let recorded =
+            |function: &str| recorded_version(&root.join(function).join(CURRENT_VERSION));
+        choose(entries, self, SystemTime::now(), recorded)
+    }
 }
 
 /// Why [`prune`] removes an entry.
@@ -228,12 +241,7 @@ pub fn prune(criteria: &Prune) -> Result<Vec<(RemoteEntry, PruneReason)>, Remote
     if criteria.older_than.is_none() && !criteria.stale {
         return Ok(Vec::new());
     }
-    let root = criteria
-        .versions_from
-        .clone()
-        .unwrap_or_else(|| crate::config::config().root.clone());
-    let recorded = |function: &str| recorded_version(&root.join(function).join(CURRENT_VERSION));
-    let doomed = choose(list(None)?, criteria, SystemTime::now(), recorded);
+    let doomed = criteria.select(list(None)?);
     if !criteria.dry_run {
         let names: Vec<String> = doomed.iter().map(|(entry, _)| entry.name()).collect();
         tier.admin()?.delete(&names)?;

@@ -310,12 +310,22 @@ impl Backend for S3 {
     }
 
     fn delete(&self, names: &[String]) -> Result<(), RemoteError> {
-        for name in names {
-            let store = Arc::clone(&self.store);
-            let path = self.path(name);
-            self.run(async move { store.delete(&path).await.map_err(backend_error) })?;
+        use futures_util::TryStreamExt;
+        if names.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let store = Arc::clone(&self.store);
+        let paths: Vec<Path> = names.iter().map(|name| self.path(name)).collect();
+        // Bulk deletes (`DeleteObjects`), a thousand objects a request.
+        self.run(async move {
+            let paths = futures_util::stream::iter(paths.into_iter().map(Ok));
+            let _: Vec<Path> = store
+                .delete_stream(Box::pin(paths))
+                .try_collect()
+                .await
+                .map_err(backend_error)?;
+            Ok(())
+        })
     }
 
     fn describe(&self) -> String {
