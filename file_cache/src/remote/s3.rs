@@ -380,4 +380,37 @@ mod tests {
         ));
         assert!(client_options(timeout, true, None).is_ok());
     }
+
+    #[test]
+    fn a_ca_replaces_the_system_roots() {
+        use object_store::ClientConfigKey::NoSystemCertificates;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, TEST_CA).unwrap();
+        let timeout = Duration::from_millis(10);
+        let options = client_options(timeout, false, Some(&ca)).unwrap();
+        assert_eq!(
+            options.get_config_value(&NoSystemCertificates).as_deref(),
+            Some("true")
+        );
+        let system = client_options(timeout, false, None).unwrap();
+        assert_eq!(
+            system.get_config_value(&NoSystemCertificates).as_deref(),
+            Some("false")
+        );
+    }
+
+    /// A self-signed CA certificate (made once with openssl; its key is gone).
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBkTCCATegAwIBAgIUTHzOXBUMYslJLvNFr1Nm7b6godAwCgYIKoZIzj0EAwIw
+HTEbMBkGA1UEAwwSZmlsZV9jYWNoZSB0ZXN0IENBMCAXDTI2MTIwNjE2MDQyMloY
+DzIxMjYxMTEyMTYwNDIyWjAdMRswGQYDVQQDDBJmaWxlX2NhY2hlIHRlc3QgQ0Ew
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAS5lzsVmAOThMofW3PC2LLzCIQJ4eBL
+xZ6aUfLX8jyBhXZEl1Z2zuG6j77vONZD8TGsqiP8OnDu/JWEmdIEUmuDo1MwUTAd
+BgNVHQ4EFgQUDRC5/MaUw54y7e6aR62PBRDNRRswHwYDVR0jBBgwFoAUDRC5/MaU
+w54y7e6aR62PBRDNRRswDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBF
+AiEAxRiF9czTfE7Et7DSZjp1h8ukwu5U7OkeH0mekFa75i8CICXDvNzdqDMSqS+b
+4pVhz4d4Lf/TZI4fxduriFIJr21h
+-----END CERTIFICATE-----
+";
 }
