@@ -530,11 +530,20 @@ mod tests {
         writes: Writes,
         exit_wait: Duration,
     ) -> (&'static Memory, &'static Tier) {
+        memory_tier_with(writes, exit_wait, true, None)
+    }
+
+    fn memory_tier_with(
+        writes: Writes,
+        exit_wait: Duration,
+        compress: bool,
+        mac: Option<Mac>,
+    ) -> (&'static Memory, &'static Tier) {
         let memory: &'static Memory = Box::leak(Box::default());
         let tier = Box::leak(Box::new(Tier {
             backend: Box::new(memory),
-            mac: None,
-            compress: true,
+            mac,
+            compress,
             breaker: Breaker::new(Duration::from_secs(3600)),
             writes,
             uploads: upload::Queue::default(),
@@ -720,6 +729,44 @@ mod tests {
             memory.calls.load(Ordering::SeqCst),
             breaker::THRESHOLD as usize
         );
+    }
+
+    /// A plain entry of `payload`.
+    fn entry_of(payload: &[u8]) -> Vec<u8> {
+        let header = crate::entry::Header {
+            codec: 1,
+            key: [7; 32],
+            code_hash: [9; 32],
+            layout: [3; 16],
+            created_ms: 1_700_000_000_000,
+            compute_us: 2_000_000,
+            type_name: "alloc::string::String",
+            dependencies: &[],
+        };
+        let mut bytes = header.encode(payload).unwrap();
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn entries_are_compressed_then_signed_as_they_are_sent() {
+        let text = "{\"id\": 1, \"name\": \"a record\"}, ".repeat(2000);
+        let entry = entry_of(text.as_bytes());
+        let dir = Path::new("/nowhere/remote_test.compressed");
+        for (compress, mac) in [(true, None), (true, Some(Mac::new(b"s"))), (false, None)] {
+            let (memory, tier) =
+                memory_tier_with(Writes::Sync, Duration::from_secs(60), compress, mac.clone());
+            tier.send("f/k", &entry, dir);
+            let object = memory.objects.lock().unwrap()["f/k"].clone();
+            let opened = mac::open(mac.as_ref(), "f/k", object.clone()).unwrap();
+            assert_eq!(crate::entry::peek_compressed(&opened), compress);
+            if compress {
+                assert!(object.len() < entry.len() / 4, "{}", object.len());
+                assert_eq!(compress::decompress(&opened).unwrap(), entry);
+            } else {
+                assert_eq!(object, entry);
+            }
+        }
     }
 
     #[test]
