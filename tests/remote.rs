@@ -3,7 +3,8 @@
 //! entry, a wrong secret, a server killed mid-run, unreachable and broken servers never
 //! break a call; `rediss://` trusts the CA it is given and no other; the remote can be
 //! listed (with ages and versions), cleared and pruned; entries expire after
-//! `FILE_CACHE_REMOTE_TTL`; S3 over HTTPS trusts the CA it is given and no other.
+//! `FILE_CACHE_REMOTE_TTL`; S3 over HTTPS trusts the CA it is given and no other; large
+//! values travel compressed, and a damaged compressed object is a miss.
 
 mod common;
 #[path = "remote_servers/harness.rs"]
@@ -56,6 +57,11 @@ fn main() -> std::process::ExitCode {
         redis_remote_prune_removes_old_and_stale_entries: Redis,
         s3_remote_prune_removes_old_and_stale_entries: S3,
         s3_over_https_trusts_the_ca_it_is_given_and_no_other: S3,
+        redis_a_large_text_travels_compressed_and_noise_as_it_is: Redis,
+        s3_a_large_text_travels_compressed_and_noise_as_it_is: S3,
+        an_uncompressed_object_is_still_a_hit: Redis,
+        a_damaged_compressed_object_is_a_miss: Redis,
+        a_tampered_compressed_object_fails_its_signature: Redis,
     ])
 }
 
@@ -88,6 +94,69 @@ fn scaled(x: u64) -> String {
 fn brief(x: u64) -> u64 {
     RUNS.fetch_add(1, Ordering::SeqCst);
     x + 1
+}
+
+/// About 256 KiB of JSON text, as an API or a language model answers: records with ids,
+/// names, dates, tags and sentences drawn from a small vocabulary.
+fn json_text(seed: u64) -> String {
+    const WORDS: [&str; 24] = [
+        "the", "model", "returns", "a", "summary", "of", "each", "document", "with", "its",
+        "score", "and", "tokens", "used", "for", "query", "cache", "response", "latency", "user",
+        "request", "result", "value", "field",
+    ];
+    let mut random = Xorshift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut records = Vec::new();
+    let mut len = 0;
+    let mut id = 0u64;
+    while len < 256 << 10 {
+        let text: Vec<&str> = (0..12 + random.next() % 20)
+            .map(|_| WORDS[(random.next() % WORDS.len() as u64) as usize])
+            .collect();
+        let record = serde_json::json!({
+            "id": id,
+            "user": format!("user{}", random.next() % 1000),
+            "email": format!("user{}@example.com", random.next() % 1000),
+            "created_at": format!("2026-{:02}-{:02}T{:02}:{:02}:00Z",
+                1 + random.next() % 12, 1 + random.next() % 28,
+                random.next() % 24, random.next() % 60),
+            "score": (random.next() % 10_000) as f64 / 100.0,
+            "tags": [WORDS[(random.next() % 24) as usize], WORDS[(random.next() % 24) as usize]],
+            "text": text.join(" "),
+        });
+        len += record.to_string().len() + 1;
+        records.push(record);
+        id += 1;
+    }
+    serde_json::to_string(&records).expect("JSON")
+}
+
+/// 256 KiB that no compressor shrinks.
+fn noise_bytes(seed: u64) -> Vec<u8> {
+    let mut random = Xorshift(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    (0..256 << 10).map(|_| random.next() as u8).collect()
+}
+
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[file_cache]
+fn document(seed: u64) -> String {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    json_text(seed)
+}
+
+#[file_cache]
+fn noise(seed: u64) -> Vec<u8> {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    noise_bytes(seed)
 }
 
 const CHILD: &str = "child";
@@ -163,6 +232,19 @@ fn child() {
             let cleared = file_cache::clear_all().expect("clear");
             println!("CLEARED {cleared}");
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+        }
+        Some("large") => {
+            // Each of `TEST_XS` as a document and as noise, then what the remote holds.
+            for x in env(XS).split(',') {
+                let x: u64 = x.parse().expect("a number");
+                assert!(document(x) == json_text(x), "document {x} comes back equal");
+                assert!(noise(x) == noise_bytes(x), "noise {x} comes back equal");
+            }
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+            println!("FLUSHED {}", remote::flush(Duration::from_secs(30)));
+            for object in remote::list(None).unwrap_or_default() {
+                println!("OBJECT {}/{} {}", object.function, object.key, object.size);
+            }
         }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
@@ -1410,4 +1492,198 @@ fn s3_over_https_trusts_the_ca_it_is_given_and_no_other() {
             "{what}: the breaker opened"
         );
     }
+}
+
+/// A `large` child on its own local root.
+fn large_machine(root: &Path, server: &Server, xs: &str, extra: &[(&str, &str)]) -> Output {
+    let mut envs: Vec<(String, String)> = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
+    envs.push((XS.into(), xs.into()));
+    for (k, v) in extra {
+        envs.push((k.to_string(), v.to_string()));
+    }
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_child(CHILD, "large", &envs)
+}
+
+/// The size of each remote object, by name, as `remote::list` told a `large` child.
+fn object_sizes(output: &Output) -> std::collections::HashMap<String, u64> {
+    marked_lines(output, "OBJECT ")
+        .into_iter()
+        .map(|line| {
+            let (name, size) = line.split_once(' ').expect("name size");
+            (name.to_owned(), size.parse().expect("a size"))
+        })
+        .collect()
+}
+
+/// The local entry file of the function `remote::<name>` under `root` (one per function).
+fn entry_of(root: &Path, name: &str) -> PathBuf {
+    let dir = format!("remote.{name}");
+    let mut files: Vec<PathBuf> = entry_files(root)
+        .into_iter()
+        .filter(|f| f.components().any(|c| c.as_os_str() == dir.as_str()))
+        .collect();
+    assert_eq!(files.len(), 1, "one entry of {name}: {files:?}");
+    files.remove(0)
+}
+
+/// Whether an entry's flags say its payload is compressed.
+fn is_compressed(entry: &[u8]) -> bool {
+    entry[11] & 2 != 0
+}
+
+fn a_large_text_travels_compressed_and_noise_as_it_is(kind: Kind) {
+    init();
+    let server = Server::start(kind);
+    let root_a = fresh_root();
+    let a = large_machine(&root_a, &server, "1", &[]);
+    assert_eq!(runs(&a), 2);
+    assert_eq!(marked_lines(&a, "FLUSHED "), ["true"]);
+    let sizes = object_sizes(&a);
+    let (document_file, noise_file) = (entry_of(&root_a, "document"), entry_of(&root_a, "noise"));
+    let document_entry = std::fs::read(&document_file).unwrap();
+    assert!(document_entry.len() > 256 << 10);
+    assert!(!is_compressed(&document_entry), "the local entry is plain");
+    let document_object = sizes[&remote_name(&document_file)];
+    assert!(
+        document_object * 3 < document_entry.len() as u64,
+        "the text is stored compressed: {document_object} bytes for an entry of {}",
+        document_entry.len()
+    );
+    assert!(is_compressed(
+        &server.get(&remote_name(&document_file)).unwrap()
+    ));
+    // Noise does not compress: the object is the local entry, byte for byte.
+    let noise_entry = std::fs::read(&noise_file).unwrap();
+    assert_eq!(sizes[&remote_name(&noise_file)], noise_entry.len() as u64);
+    assert_eq!(server.get(&remote_name(&noise_file)).unwrap(), noise_entry);
+
+    // Another machine: both from the remote, equal (the child checks), and its local copies
+    // are the plain entries A wrote.
+    let root_b = fresh_root();
+    let b = large_machine(&root_b, &server, "1", &[]);
+    assert_eq!(runs(&b), 0, "both from the remote");
+    assert_eq!(
+        log_lines(&b, "DEBUG", "remote hit remote::document").len(),
+        1
+    );
+    for file in [&document_file, &noise_file] {
+        let copy = root_b.join(file.strip_prefix(&root_a).unwrap());
+        assert_eq!(std::fs::read(copy).unwrap(), std::fs::read(file).unwrap());
+    }
+    // The remote gone: B's local copies answer on their own.
+    let gone = large_machine(
+        &root_b,
+        &server,
+        "1",
+        &[("FILE_CACHE_REMOTE", "redis://127.0.0.1:1/0")],
+    );
+    assert_eq!(runs(&gone), 0, "local hits");
+    assert!(log_lines(&gone, "WARN", "unusable").is_empty());
+}
+
+fn redis_a_large_text_travels_compressed_and_noise_as_it_is() {
+    a_large_text_travels_compressed_and_noise_as_it_is(Kind::Redis);
+}
+
+fn s3_a_large_text_travels_compressed_and_noise_as_it_is() {
+    a_large_text_travels_compressed_and_noise_as_it_is(Kind::S3);
+}
+
+/// What a writer without compression (`FILE_CACHE_REMOTE_COMPRESS=off`, or a version that
+/// predates it) stores is read by one that compresses.
+fn an_uncompressed_object_is_still_a_hit() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let root_a = fresh_root();
+    let a = large_machine(
+        &root_a,
+        &server,
+        "4",
+        &[("FILE_CACHE_REMOTE_COMPRESS", "off")],
+    );
+    assert_eq!(runs(&a), 2);
+    let document_file = entry_of(&root_a, "document");
+    assert_eq!(
+        server.get(&remote_name(&document_file)).unwrap(),
+        std::fs::read(&document_file).unwrap(),
+        "stored plain"
+    );
+    let b = large_machine(&fresh_root(), &server, "4", &[]);
+    assert_eq!(runs(&b), 0, "plain objects are hits");
+}
+
+/// Stores document 2 from a fresh machine; returns its remote name and object.
+fn stored_document(server: &Server, extra: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let root = fresh_root();
+    large_machine(&root, server, "2", extra);
+    let name = remote_name(&entry_of(&root, "document"));
+    let object = server.get(&name).expect("uploaded");
+    assert!(is_compressed(&object));
+    (name, object)
+}
+
+/// A compressed entry with `len` as the plain payload's length, its header checksum made
+/// good again: only the decompression can tell.
+fn with_plain_len(object: &[u8], len: u64) -> Vec<u8> {
+    let name_len = u16::from_le_bytes([object[148], object[149]]) as usize;
+    let fields_at = 150 + name_len;
+    let sum_at = fields_at + 40;
+    let mut lying = object.to_vec();
+    lying[fields_at..fields_at + 8].copy_from_slice(&len.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_128(&lying[..sum_at]).to_le_bytes();
+    lying[sum_at..sum_at + 16].copy_from_slice(&sum);
+    lying
+}
+
+fn a_damaged_compressed_object_is_a_miss() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let (name, object) = stored_document(&server, &[]);
+    let plain_len = {
+        let fields_at = 150 + u16::from_le_bytes([object[148], object[149]]) as usize;
+        u64::from_le_bytes(object[fields_at..fields_at + 8].try_into().unwrap())
+    };
+    let mut flipped = object.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let damaged = [
+        ("a flipped byte", flipped),
+        ("truncated", object[..object.len() - 10].to_vec()),
+        ("a size too large", with_plain_len(&object, plain_len + 1)),
+        ("a size too small", with_plain_len(&object, plain_len - 1)),
+        ("a bomb's size", with_plain_len(&object, 1 << 40)),
+    ];
+    for (what, bytes) in damaged {
+        server.put(&name, &bytes);
+        let b = large_machine(&fresh_root(), &server, "2", &[]);
+        assert_eq!(runs(&b), 1, "{what}: the document is recomputed");
+        assert_eq!(
+            log_lines(&b, "WARN", "unusable remote entry").len(),
+            1,
+            "{what}: said once"
+        );
+        // It stored a good object again: compressed, and a hit.
+        let again = server.get(&name).unwrap();
+        assert!(again != bytes && is_compressed(&again), "{what}");
+        let hit = large_machine(&fresh_root(), &server, "2", &[]);
+        assert_eq!(runs(&hit), 0, "{what}: stored again");
+    }
+}
+
+fn a_tampered_compressed_object_fails_its_signature() {
+    init();
+    let server = Server::start(Kind::Redis);
+    let secret = [("FILE_CACHE_REMOTE_SECRET", "team secret")];
+    let (name, object) = stored_document(&server, &secret);
+    let hit = large_machine(&fresh_root(), &server, "2", &secret);
+    assert_eq!(runs(&hit), 0, "signed and compressed: a hit");
+    let mut tampered = object.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x01;
+    server.put(&name, &tampered);
+    let b = large_machine(&fresh_root(), &server, "2", &secret);
+    assert_eq!(runs(&b), 1);
+    assert_eq!(log_lines(&b, "WARN", "signature does not match").len(), 1);
 }

@@ -7,6 +7,19 @@
 //! function's directory is removed, asks the remote for every call. Each row checks, from
 //! `file_cache::stats()`, that every call was answered by the tier it names.
 //!
+//! Three values: 1 KiB and 256 KiB of random bytes (which no compressor shrinks, so they
+//! travel as they are) and about 256 KiB of JSON text (records with names, dates and
+//! sentences, as an API or a language model answers), which the remote tier sends
+//! compressed. Each row says the bytes on the wire (the remote object's size, from
+//! `remote::list`).
+//!
+//! As on a team's machines, one process computes and uploads (its rows: the miss with its
+//! upload, the local hit, the bytes on the wire, and the backend's GET of those bytes), and
+//! another, with an empty local tier, makes the remote hits. Each round has two writers,
+//! with compression on and off (`FILE_CACHE_REMOTE_COMPRESS=off`), and one reader that
+//! fetches what each wrote, one call of each in turn, so that both settings meet the same
+//! machine at the same moments: the ratios of those calls compare them within one run.
+//!
 //! ```sh
 //! cargo run --release -p file_cache_benches --features remote --example remote_latency -- redis   # or: s3
 //! ```
@@ -15,17 +28,96 @@
 mod remote_servers;
 
 use file_cache::file_cache;
-use file_cache::remote::{self, Remote, Writes};
+use file_cache::remote;
 use object_store::ObjectStoreExt;
-use remote_servers::{s3_env, Kind, Server, BUCKET, PREFIX};
+use remote_servers::{Kind, Server, BUCKET, PREFIX};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+/// Random bytes (xorshift): incompressible.
 #[file_cache]
-fn value(i: u64, size: usize) -> Vec<u8> {
-    (0..size).map(|b| (b as u64 ^ i) as u8).collect()
+fn bytes(i: u64, size: usize) -> Vec<u8> {
+    let mut random = Xorshift(i.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    (0..size).map(|_| random.next() as u8).collect()
 }
 
-const CALLS: u64 = 300;
+/// About 256 KiB of JSON text: records of an API's or a language model's answer.
+#[file_cache]
+fn document(i: u64) -> String {
+    const WORDS: [&str; 24] = [
+        "the", "model", "returns", "a", "summary", "of", "each", "document", "with", "its",
+        "score", "and", "tokens", "used", "for", "query", "cache", "response", "latency", "user",
+        "request", "result", "value", "field",
+    ];
+    let mut random = Xorshift(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut records = Vec::new();
+    let mut len = 0;
+    while len < 256 << 10 {
+        let text: Vec<&str> = (0..12 + random.next() % 20)
+            .map(|_| WORDS[(random.next() % 24) as usize])
+            .collect();
+        let record = serde_json::json!({
+            "id": records.len(),
+            "user": format!("user{}", random.next() % 1000),
+            "email": format!("user{}@example.com", random.next() % 1000),
+            "created_at": format!("2026-{:02}-{:02}T{:02}:{:02}:00Z",
+                1 + random.next() % 12, 1 + random.next() % 28,
+                random.next() % 24, random.next() % 60),
+            "score": (random.next() % 10_000) as f64 / 100.0,
+            "tags": [WORDS[(random.next() % 24) as usize], WORDS[(random.next() % 24) as usize]],
+            "text": text.join(" "),
+        });
+        len += record.to_string().len() + 1;
+        records.push(record);
+    }
+    serde_json::to_string(&records).expect("JSON")
+}
+
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// One row: a value of each call's `i`, and the function's directory name.
+struct Row {
+    name: &'static str,
+    function: &'static str,
+    call: fn(u64),
+}
+
+const ROWS: [Row; 3] = [
+    Row {
+        name: "1 KiB random bytes",
+        function: "bytes",
+        call: |i| {
+            std::hint::black_box(bytes(i, 1 << 10));
+        },
+    },
+    Row {
+        name: "256 KiB random bytes",
+        function: "bytes",
+        call: |i| {
+            std::hint::black_box(bytes(i, 256 << 10));
+        },
+    },
+    Row {
+        name: "256 KiB JSON text",
+        function: "document",
+        call: |i| {
+            std::hint::black_box(document(i));
+        },
+    },
+];
+
+const CALLS: u64 = 200;
+/// Rounds of each setting, alternated.
+const ROUNDS: usize = 5;
 
 fn micros(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
@@ -34,46 +126,168 @@ fn micros(mut samples: Vec<Duration>) -> (f64, f64) {
 }
 
 fn main() {
-    let kind = Kind::parse(&std::env::args().nth(1).unwrap_or_else(|| "redis".into()));
-    let root = tempfile::tempdir().expect("temp dir");
-    std::env::set_var("FILE_CACHE_DIR", root.path());
-    // Before the first cached call: settings are read once.
-    std::env::set_var("FILE_CACHE_MEMORY", "0");
+    let backend = std::env::args().nth(1).unwrap_or_else(|| "redis".into());
+    let kind = Kind::parse(&backend);
+    match std::env::args().nth(2).as_deref() {
+        Some(WRITER) => return write(kind, seed_base()),
+        Some(READER) => return read(seed_base()),
+        _ => {}
+    }
     let server = Server::start(kind);
-    if kind == Kind::S3 {
-        for (k, v) in s3_env(server.port) {
-            std::env::set_var(k, v);
+    println!(
+        "backend: {backend} ({CALLS} calls per row; median / p90 in µs; memory tier off: \
+         FILE_CACHE_MEMORY=0; {ROUNDS} rounds)"
+    );
+    println!(
+        "| value | compression | bytes on the wire | miss (compute, upload in the call) | \
+         local hit | backend GET of those bytes (floor) | remote hit | remote / GET |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    // Per round and row: the ratios (on / off) of the remote hit, the bytes and the miss.
+    let mut ratios: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); ROWS.len()];
+    let median = |cell: &str| -> f64 { cell.split(" / ").next().unwrap().parse().unwrap() };
+    for round in 0..ROUNDS as u64 {
+        // Which writer goes first alternates: a process that follows another pays for
+        // what that one left behind.
+        let (on_seed, off_seed) = ((2 * round + 1) * 10_000_000, (2 * round + 2) * 10_000_000);
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        let mut written = [Vec::new(), Vec::new()];
+        for compress in order {
+            let seed = if compress { on_seed } else { off_seed };
+            written[usize::from(!compress)] = child(&server, WRITER, &[seed], compress);
+        }
+        // One reader makes both settings' remote hits, call by call in turn.
+        let read = child(&server, READER, &[on_seed, off_seed], true);
+        for (r, row) in read.iter().enumerate() {
+            for (w, setting) in ["on", "off"].into_iter().enumerate() {
+                let [name, wire, local, floor, miss] = &written[w][r][..] else {
+                    panic!("a writer's row")
+                };
+                let hit = &row[1 + w];
+                println!(
+                    "| {name} | {setting} | {wire} | {miss} | {local} | {floor} | {hit} | {:.2}x |",
+                    median(hit) / median(floor)
+                );
+            }
+            let paired: f64 = row[3].parse().unwrap();
+            let wire = |w: usize| -> f64 { written[w][r][1].parse().unwrap() };
+            let miss = |w: usize| median(&written[w][r][4]);
+            ratios[r].push((paired, wire(0) / wire(1), miss(0) / miss(1)));
         }
     }
-    remote::set(Some(Remote::new(server.url()).writes(Writes::Sync))).expect("first use");
-    let function_dir = root.path().join("remote_latency.value");
-
+    println!();
     println!(
-        "backend: {} ({CALLS} calls per row; median / p90 in µs; memory tier off: \
-         FILE_CACHE_MEMORY=0)",
-        kind.name()
+        "Compression on / off, the median of the rounds (each round's in brackets): remote \
+         hit (the median of the ratios of calls made in turn by one reader), bytes on the \
+         wire, miss"
     );
-    println!("| value size | local hit (file) | remote hit (local tier empty) | backend GET floor | remote / GET |");
-    println!("|---|---|---|---|---|");
-    for size in [1usize << 10, 256 << 10] {
-        let seed = size as u64 * 1000;
-        for i in 0..CALLS {
-            value(seed + i, size); // computed, stored locally and remotely
-        }
-        let time = |f: &mut dyn FnMut(u64)| -> Vec<Duration> {
-            (0..CALLS)
-                .map(|i| {
-                    let start = Instant::now();
-                    f(seed + i);
-                    start.elapsed()
-                })
-                .collect()
+    for (row, rounds) in ROWS.iter().zip(&ratios) {
+        let median_of = |pick: fn(&(f64, f64, f64)) -> f64| {
+            let mut all: Vec<f64> = rounds.iter().map(pick).collect();
+            all.sort_by(f64::total_cmp);
+            all[all.len() / 2]
         };
-        let before = counters();
-        let local = time(&mut |i| {
-            std::hint::black_box(value(i, size));
-        });
-        let after = counters();
+        let each = |pick: fn(&(f64, f64, f64)) -> f64| {
+            let all: Vec<String> = rounds.iter().map(|r| format!("{:.2}", pick(r))).collect();
+            all.join(", ")
+        };
+        println!(
+            "- {}: remote hit {:.2}x [{}], bytes {:.2}x, miss {:.2}x [{}]",
+            row.name,
+            median_of(|p| p.0),
+            each(|p| p.0),
+            median_of(|p| p.1),
+            median_of(|p| p.2),
+            each(|p| p.2),
+        );
+    }
+}
+
+const WRITER: &str = "--write";
+const READER: &str = "--read";
+/// The first arguments of the values a child computes or reads, comma-separated.
+const SEED_VAR: &str = "REMOTE_LATENCY_SEEDS";
+
+fn seed_base() -> Vec<u64> {
+    std::env::var(SEED_VAR)
+        .expect("seeds")
+        .split(',')
+        .map(|seed| seed.parse().expect("a number"))
+        .collect()
+}
+
+/// Runs this program as `role` against `server`; its tab-separated `ROW` lines, split.
+fn child(server: &Server, role: &str, seeds: &[u64], compress: bool) -> Vec<Vec<String>> {
+    let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let root = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(std::env::current_exe().expect("self"))
+        .args([server_kind(server), role])
+        .envs(server.env())
+        .env("REMOTE_LATENCY_PORT", server.port.to_string())
+        .env("FILE_CACHE_DIR", root.path())
+        // The memory tier would answer from this process's memory.
+        .env("FILE_CACHE_MEMORY", "0")
+        .env("FILE_CACHE_REMOTE_WRITE", "sync")
+        .env(
+            "FILE_CACHE_REMOTE_COMPRESS",
+            if compress { "on" } else { "off" },
+        )
+        .env(SEED_VAR, seeds.join(","))
+        .output()
+        .expect("run a child");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("ROW\t"))
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+fn server_kind(server: &Server) -> &'static str {
+    if server.url().starts_with("s3://") {
+        "s3"
+    } else {
+        "redis"
+    }
+}
+
+/// Calls `value` with each of this row's arguments; the time of each call.
+fn time(seed: u64, value: fn(u64)) -> Vec<Duration> {
+    (0..CALLS)
+        .map(|i| {
+            let start = Instant::now();
+            value(seed + i);
+            start.elapsed()
+        })
+        .collect()
+}
+
+/// The writer: computes and uploads each row's values, then reads them from its local
+/// tier; prints each row's bytes on the wire, local hit and the backend's GET of them.
+fn write(kind: Kind, seeds: Vec<u64>) {
+    let seed = seeds[0];
+    let port: u16 = std::env::var("REMOTE_LATENCY_PORT")
+        .expect("port")
+        .parse()
+        .expect("port");
+    for (r, row) in ROWS.iter().enumerate() {
+        let seed = seed + r as u64 * 1_000_000;
+        let function = format!("remote_latency.{}", row.function);
+        // Objects of an earlier row of the same function are not this row's.
+        let earlier: HashSet<String> = remote::list(Some(&function))
+            .expect("list")
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        // Computed, stored locally and remotely (in the call: `sync`).
+        let miss = time(seed, row.call);
+        let before = counters(row.function);
+        let local = time(seed, row.call);
+        let after = counters(row.function);
         assert_eq!(
             after.misses, before.misses,
             "the local row computed nothing"
@@ -83,57 +297,92 @@ fn main() {
             CALLS,
             "every call of the local row hit"
         );
-        assert_eq!(
-            after.remote_hits, before.remote_hits,
-            "none from the remote"
-        );
-        std::fs::remove_dir_all(&function_dir).expect("drop the local tier");
-        // A local miss, then a remote hit: fetched, checked, decoded, kept locally.
-        let remote_hit = time(&mut |i| {
-            std::hint::black_box(value(i, size));
-        });
-        let remote_after = counters();
-        assert_eq!(
-            remote_after.misses, after.misses,
-            "the remote row computed nothing"
-        );
-        assert_eq!(
-            remote_after.remote_hits - after.remote_hits,
-            CALLS,
-            "every call of the remote row was a remote hit"
-        );
-        let names: Vec<String> = remote::list(Some("remote_latency.value"))
+        let objects: Vec<remote::RemoteEntry> = remote::list(Some(&function))
             .expect("list")
             .into_iter()
+            .filter(|e| !earlier.contains(&e.key))
+            .collect();
+        assert_eq!(objects.len(), CALLS as usize, "this row's objects");
+        let mut sizes: Vec<u64> = objects.iter().map(|e| e.size).collect();
+        sizes.sort();
+        let names: Vec<String> = objects
+            .iter()
             .map(|e| format!("{}/{}", e.function, e.key))
             .collect();
-        assert!(names.len() >= CALLS as usize);
-        let floor = floor(kind, &server, &names[..CALLS as usize]);
+        let (m50, m90) = micros(miss);
         let (l50, l90) = micros(local);
-        let (r50, r90) = micros(remote_hit);
-        let (f50, f90) = micros(floor);
+        let (f50, f90) = micros(floor(kind, port, &names));
         println!(
-            "| {} KiB | {l50:.0} / {l90:.0} | {r50:.0} / {r90:.0} | {f50:.0} / {f90:.0} | {:.2}x |",
-            size >> 10,
-            r50 / f50
+            "ROW\t{}\t{}\t{l50:.0} / {l90:.0}\t{f50:.0} / {f90:.0}\t{m50:.0} / {m90:.0}",
+            row.name,
+            sizes[sizes.len() / 2]
         );
     }
 }
 
+/// The reader: an empty local tier; each row's remote hits of the values of both seeds,
+/// one call of each in turn. Prints both timings and the median of the calls' ratios
+/// (first seed / second). Clears the remote after.
+fn read(seeds: Vec<u64>) {
+    let [first, second] = seeds[..] else {
+        panic!("two seeds")
+    };
+    for (r, row) in ROWS.iter().enumerate() {
+        let offset = r as u64 * 1_000_000;
+        let before = file_cache::stats()
+            .into_iter()
+            .find(|s| s.function == format!("remote_latency::{}", row.function));
+        let mut times = [Vec::new(), Vec::new()];
+        for i in 0..CALLS {
+            for (s, seed) in [first, second].into_iter().enumerate() {
+                let start = Instant::now();
+                (row.call)(seed + offset + i);
+                times[s].push(start.elapsed());
+            }
+        }
+        let after = counters(row.function);
+        let (misses, remote_hits) =
+            before.map_or((0, 0), |before| (before.misses, before.remote_hits));
+        assert_eq!(after.misses, misses, "the remote row computed nothing");
+        assert_eq!(
+            after.remote_hits - remote_hits,
+            2 * CALLS,
+            "every call of the remote row was a remote hit"
+        );
+        let mut ratios: Vec<f64> = times[0]
+            .iter()
+            .zip(&times[1])
+            .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let [a, b] = times.map(micros);
+        println!(
+            "ROW\t{}\t{:.0} / {:.0}\t{:.0} / {:.0}\t{:.3}",
+            row.name,
+            a.0,
+            a.1,
+            b.0,
+            b.1,
+            ratios[ratios.len() / 2]
+        );
+    }
+    remote::clear(None).expect("clear the remote");
+}
+
 /// The cached function's counters so far.
-fn counters() -> file_cache::FunctionStats {
+fn counters(function: &str) -> file_cache::FunctionStats {
+    let function = format!("remote_latency::{function}");
     file_cache::stats()
         .into_iter()
-        .find(|s| s.function == "remote_latency::value")
+        .find(|s| s.function == function)
         .expect("the function has been called")
 }
 
 /// A plain GET of each object with the backend's client, as file_cache's backend holds it.
-fn floor(kind: Kind, server: &Server, names: &[String]) -> Vec<Duration> {
+fn floor(kind: Kind, port: u16, names: &[String]) -> Vec<Duration> {
     match kind {
         Kind::Redis => {
-            let client =
-                redis::Client::open(format!("redis://127.0.0.1:{}/0", server.port)).expect("url");
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("url");
             let mut connection = client.get_connection().expect("connect");
             names
                 .iter()

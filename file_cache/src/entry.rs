@@ -7,7 +7,8 @@
 //!      0     8  magic  b"FCACHE\r\n"
 //!      8     2  format version (u16 LE)
 //!     10     1  codec id
-//!     11     1  flags: bit 0, the entry records dependencies (below); others zero
+//!     11     1  flags: bit 0, the entry records dependencies; bit 1, the payload is
+//!                compressed (both below); others zero
 //!     12    32  key: the full digest the entry answers for
 //!     44    32  code hash of the function version that wrote it
 //!     76    16  layout fingerprint of the value type
@@ -28,6 +29,17 @@
 //! without them is byte for byte an entry of the layout above; a reader that predates the
 //! flag finds the checksum where the length is, and so takes such an entry for a damaged
 //! one: a miss, never a wrong value. A flag this version does not know is refused.
+//!
+//! An entry whose flags have bit 1 set holds its payload compressed with zstd: the remote
+//! tier stores large payloads so (local files never are). Its header is the plain entry's,
+//! uncompressed, with the payload length and checksum of the bytes stored (the compressed
+//! payload), and 40 more bytes inside the checked header, after the dependencies if any:
+//! the length (u64 LE) and blake3 checksum of the payload before compression. So the
+//! header checksum covers them, the payload checksum covers what is stored, and the
+//! plain entry rebuilt from the two ([`decompressed`]) is checked like any other: its
+//! payload against the checksum it was written with. [`parse`] refuses a compressed
+//! entry: its payload is not the value's bytes. A reader that predates the flag refuses it
+//! as a flag it does not know: a miss.
 //!
 //! Every byte of a file is covered by a check: the header by its own checksum (so fields
 //! a hit does not compare, like timestamps, still cannot be flipped silently), the payload
@@ -51,6 +63,18 @@ pub(crate) const FORMAT_VERSION: u16 = 3;
 
 /// Flag: the header records dependencies after the type name.
 const HAS_DEPENDENCIES: u8 = 1;
+/// Flag: the payload is compressed (zstd); the header records the plain payload's length
+/// and checksum after the dependencies.
+const COMPRESSED: u8 = 2;
+/// The flags this version reads.
+const KNOWN_FLAGS: u8 = HAS_DEPENDENCIES | COMPRESSED;
+/// Length of a compressed entry's fields: the plain payload's length and checksum.
+const COMPRESSED_FIELDS_LEN: usize = 8 + PAYLOAD_SUM_LEN;
+/// Where the flags sit in the fixed part.
+const FLAGS_AT: usize = 11;
+/// Where the payload checksum sits in the fixed part.
+#[cfg(any(test, feature = "remote-redis", feature = "remote-s3"))]
+const PAYLOAD_SUM_AT: usize = PAYLOAD_LEN_AT + 8;
 /// Length of the dependencies' length field.
 const DEPENDENCIES_LEN_LEN: usize = 4;
 /// Most bytes of dependencies an entry records (a few hundred thousand paths).
@@ -79,16 +103,26 @@ pub(crate) struct Header<'a> {
 /// Why some bytes are not a valid entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EntryError {
-    Truncated { len: usize },
+    Truncated {
+        len: usize,
+    },
     BadMagic,
     UnsupportedVersion(u16),
     HeaderChecksum,
     TypeNameNotUtf8,
-    PayloadLength { declared: u64, actual: usize },
+    PayloadLength {
+        declared: u64,
+        actual: usize,
+    },
     PayloadChecksum,
     TypeNameTooLong(usize),
     UnknownFlags(u8),
     DependenciesTooLong(usize),
+    /// A compressed entry, where a plain one is read (a local file, or [`parse`]).
+    Compressed,
+    /// A compressed entry that does not decompress to the payload its header declares.
+    #[cfg(any(test, feature = "remote-redis", feature = "remote-s3"))]
+    Decompression(String),
 }
 
 impl fmt::Display for EntryError {
@@ -111,6 +145,9 @@ impl fmt::Display for EntryError {
             EntryError::DependenciesTooLong(n) => {
                 write!(f, "dependencies of {n} bytes are too long")
             }
+            EntryError::Compressed => f.write_str("a compressed entry where a plain one belongs"),
+            #[cfg(any(test, feature = "remote-redis", feature = "remote-s3"))]
+            EntryError::Decompression(why) => write!(f, "its payload does not decompress ({why})"),
         }
     }
 }
@@ -188,14 +225,19 @@ pub(crate) fn declared_header_len(start: &[u8]) -> Option<usize> {
     let fixed = start.get(..FIXED_LEN)?;
     let name_len = u16::from_le_bytes([fixed[FIXED_LEN - 2], fixed[FIXED_LEN - 1]]);
     let name_end = FIXED_LEN + usize::from(name_len);
-    let dependencies = if fixed[11] & HAS_DEPENDENCIES != 0 {
+    let dependencies = if fixed[FLAGS_AT] & HAS_DEPENDENCIES != 0 {
         let field = start.get(name_end..name_end + DEPENDENCIES_LEN_LEN)?;
         let len = u32::from_le_bytes(field.try_into().ok()?);
         DEPENDENCIES_LEN_LEN + usize::try_from(len).ok()?
     } else {
         0
     };
-    Some(name_end + dependencies + HEADER_SUM_LEN)
+    let compressed = if fixed[FLAGS_AT] & COMPRESSED != 0 {
+        COMPRESSED_FIELDS_LEN
+    } else {
+        0
+    };
+    (name_end + compressed + HEADER_SUM_LEN).checked_add(dependencies)
 }
 
 /// The payload of an entry [`parse`] accepted (empty for anything shorter than a header).
@@ -255,7 +297,7 @@ pub(crate) fn parse_from(
     bytes: &[u8],
     id: Option<FileId>,
 ) -> Result<(Header<'_>, &[u8]), EntryError> {
-    let parsed = parse_header(bytes)?;
+    let parsed = parse_plain_header(bytes)?;
     let payload = &bytes[parsed.len..];
     check_payload(&parsed, &[payload], id)?;
     Ok((parsed.header, payload))
@@ -269,9 +311,105 @@ pub(crate) fn parse_parts<'a>(
     rest: &[u8],
     id: Option<FileId>,
 ) -> Result<Header<'a>, EntryError> {
-    let parsed = parse_header(head)?;
+    let parsed = parse_plain_header(head)?;
     check_payload(&parsed, &[&head[parsed.len..], rest], id)?;
     Ok(parsed.header)
+}
+
+/// [`parse_header`], refusing a compressed entry: its payload is not the value's bytes.
+fn parse_plain_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError> {
+    let parsed = parse_header(bytes)?;
+    if parsed.plain.is_some() {
+        return Err(EntryError::Compressed);
+    }
+    Ok(parsed)
+}
+
+/// Whether `bytes` are a whole entry, plain or compressed, whose checksums hold (the
+/// payload's over the bytes stored). A compressed payload is not decompressed.
+#[cfg(any(test, feature = "remote-redis", feature = "remote-s3"))]
+pub(crate) fn is_stored_entry(bytes: &[u8]) -> bool {
+    parse_header(bytes).is_ok_and(|parsed| {
+        let payload = &bytes[parsed.len..];
+        check_payload(&parsed, &[payload], None).is_ok()
+    })
+}
+
+/// Whether the entry in `bytes` says its payload is compressed; read without checking
+/// anything (see [`peek_times`]): [`decompressed`] checks it all.
+#[cfg(any(test, feature = "remote-redis", feature = "remote-s3"))]
+pub(crate) fn peek_compressed(bytes: &[u8]) -> bool {
+    bytes
+        .get(FLAGS_AT)
+        .is_some_and(|flags| flags & COMPRESSED != 0)
+}
+
+/// The payload of the plain entry `entry`, for [`compressed`]; `None` for bytes that are
+/// not a plain entry's header followed by exactly its payload's length.
+#[cfg(any(test, feature = "remote-redis", feature = "remote-s3"))]
+pub(crate) fn plain_payload(entry: &[u8]) -> Option<&[u8]> {
+    let parsed = parse_plain_header(entry).ok()?;
+    entry
+        .get(parsed.len..)
+        .filter(|payload| payload.len() as u64 == parsed.payload_len)
+}
+
+/// The compressed form of the plain entry `entry` (whose header [`plain_payload`]
+/// accepted), with `payload` its payload compressed: the same header, flagged, declaring
+/// the compressed payload's length and checksum and recording the plain payload's.
+#[cfg(any(test, feature = "remote-redis", feature = "remote-s3"))]
+pub(crate) fn compressed(entry: &[u8], payload: &[u8]) -> Result<Vec<u8>, EntryError> {
+    let parsed = parse_plain_header(entry)?;
+    let checked = &entry[..parsed.len - HEADER_SUM_LEN];
+    let mut out =
+        Vec::with_capacity(checked.len() + COMPRESSED_FIELDS_LEN + HEADER_SUM_LEN + payload.len());
+    out.extend_from_slice(checked);
+    out[FLAGS_AT] |= COMPRESSED;
+    out[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    out[PAYLOAD_SUM_AT..PAYLOAD_SUM_AT + PAYLOAD_SUM_LEN].copy_from_slice(&payload_sum(payload));
+    out.extend_from_slice(&parsed.payload_len.to_le_bytes());
+    out.extend_from_slice(&parsed.payload_sum);
+    let sum = header_sum(&out);
+    out.extend_from_slice(&sum);
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// The plain entry of the compressed entry `stored`: its header and the checksum of what is
+/// stored are checked, then `decompress` is given the stored payload and the plain
+/// payload's length, which it must produce exactly (in no more memory than that). The
+/// plain payload is not checked here: the entry returned is checked like any other
+/// ([`parse`]), against the checksum its payload was written with.
+#[cfg(any(test, feature = "remote-redis", feature = "remote-s3"))]
+pub(crate) fn decompressed(
+    stored: &[u8],
+    decompress: impl FnOnce(&[u8], usize) -> Result<Vec<u8>, String>,
+) -> Result<Vec<u8>, EntryError> {
+    let parsed = parse_header(stored)?;
+    let Some(plain) = parsed.plain else {
+        return Err(EntryError::Decompression("it is not compressed".to_owned()));
+    };
+    let payload = &stored[parsed.len..];
+    check_payload(&parsed, &[payload], None)?;
+    let plain_len = usize::try_from(plain.len)
+        .map_err(|_| EntryError::Decompression(format!("{} bytes", plain.len)))?;
+    let value = decompress(payload, plain_len).map_err(EntryError::Decompression)?;
+    if value.len() != plain_len {
+        return Err(EntryError::PayloadLength {
+            declared: plain.len,
+            actual: value.len(),
+        });
+    }
+    let fields_at = parsed.len - HEADER_SUM_LEN - COMPRESSED_FIELDS_LEN;
+    let mut out = Vec::with_capacity(fields_at + HEADER_SUM_LEN + value.len());
+    out.extend_from_slice(&stored[..fields_at]);
+    out[FLAGS_AT] &= !COMPRESSED;
+    out[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 8].copy_from_slice(&plain.len.to_le_bytes());
+    out[PAYLOAD_SUM_AT..PAYLOAD_SUM_AT + PAYLOAD_SUM_LEN].copy_from_slice(&plain.sum);
+    let sum = header_sum(&out);
+    out.extend_from_slice(&sum);
+    out.extend_from_slice(&value);
+    Ok(out)
 }
 
 /// Checks the payload, in `parts` that follow each other, against the length and the
@@ -314,8 +452,22 @@ pub(crate) struct ParsedHeader<'a> {
     pub(crate) header: Header<'a>,
     /// Length of the header: the payload starts here.
     pub(crate) len: usize,
+    /// Length of the payload stored (compressed, for a compressed entry).
     pub(crate) payload_len: u64,
     payload_sum: [u8; PAYLOAD_SUM_LEN],
+    /// For a compressed entry, what its payload is once decompressed.
+    pub(crate) plain: Option<PlainPayload>,
+}
+
+/// The length and checksum of a compressed entry's payload before compression.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(
+    not(any(feature = "remote-redis", feature = "remote-s3")),
+    allow(dead_code)
+)]
+pub(crate) struct PlainPayload {
+    pub(crate) len: u64,
+    sum: [u8; PAYLOAD_SUM_LEN],
 }
 
 /// Parses and checks the header at the start of `bytes`, which may hold more or less than
@@ -333,7 +485,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
         return Err(EntryError::UnsupportedVersion(version));
     }
     let [codec, flags] = fields.take();
-    if flags & !HAS_DEPENDENCIES != 0 {
+    if flags & !KNOWN_FLAGS != 0 {
         return Err(EntryError::UnknownFlags(flags));
     }
     let key = fields.take();
@@ -358,6 +510,14 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
     } else {
         name_end
     };
+    let fields_at = checked_len;
+    let checked_len = if flags & COMPRESSED != 0 {
+        fields_at
+            .checked_add(COMPRESSED_FIELDS_LEN)
+            .ok_or(truncated.clone())?
+    } else {
+        checked_len
+    };
     let header_len = checked_len
         .checked_add(HEADER_SUM_LEN)
         .filter(|&len| len <= bytes.len())
@@ -369,8 +529,18 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
     let type_name = std::str::from_utf8(&checked[FIXED_LEN..name_end])
         .map_err(|_| EntryError::TypeNameNotUtf8)?;
     let dependencies = checked
-        .get(name_end + DEPENDENCIES_LEN_LEN..)
+        .get(name_end + DEPENDENCIES_LEN_LEN..fields_at)
         .unwrap_or(&[]);
+    let plain = (flags & COMPRESSED != 0).then(|| {
+        let mut fields = Fields {
+            bytes: checked,
+            at: fields_at,
+        };
+        PlainPayload {
+            len: u64::from_le_bytes(fields.take()),
+            sum: fields.take(),
+        }
+    });
     Ok(ParsedHeader {
         header: Header {
             codec,
@@ -385,12 +555,15 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
         len: header_len,
         payload_len,
         payload_sum: declared_sum,
+        plain,
     })
 }
 
-/// The longest header without dependencies: enough bytes to read any such header with
-/// [`parse_header`]; [`declared_header_len`] says how long one with dependencies is.
-pub(crate) const MAX_HEADER_LEN: usize = FIXED_LEN + u16::MAX as usize + HEADER_SUM_LEN;
+/// The longest header without dependencies, compressed or not: enough bytes to read any
+/// such header with [`parse_header`]; [`declared_header_len`] says how long one with
+/// dependencies is.
+pub(crate) const MAX_HEADER_LEN: usize =
+    FIXED_LEN + u16::MAX as usize + COMPRESSED_FIELDS_LEN + HEADER_SUM_LEN;
 
 #[cfg(test)]
 mod tests {
@@ -576,6 +749,79 @@ mod tests {
         let name_end = FIXED_LEN + sample().type_name.len();
         bytes[name_end..name_end + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(parse(&bytes), Err(EntryError::Truncated { .. })));
+    }
+
+    /// The compressed form of `plain` whose "compression" reverses the payload: the
+    /// layout, without a codec.
+    fn reversed(plain: &[u8]) -> Vec<u8> {
+        let mut stored = plain_payload(plain).unwrap().to_vec();
+        stored.reverse();
+        compressed(plain, &stored).unwrap()
+    }
+
+    fn unreversed(stored: &[u8]) -> Result<Vec<u8>, EntryError> {
+        decompressed(stored, |payload, len| {
+            let mut out = payload.to_vec();
+            out.reverse();
+            out.truncate(len);
+            Ok(out)
+        })
+    }
+
+    #[test]
+    fn a_compressed_entry_keeps_its_header_and_becomes_the_plain_entry_again() {
+        for header in [sample(), with_dependencies()] {
+            let plain = file(&header, b"some payload bytes");
+            let stored = reversed(&plain);
+            assert_eq!(stored[11] & COMPRESSED, COMPRESSED);
+            assert!(peek_compressed(&stored) && !peek_compressed(&plain));
+            assert_eq!(declared_len(&stored), Some(stored.len() as u64));
+            assert_eq!(declared_header_len(&stored), Some(stored.len() - 18));
+            let parsed = parse_header(&stored).unwrap();
+            assert_eq!(parsed.header, header, "the header reads as it is");
+            assert_eq!(parsed.plain.map(|p| p.len), Some(18));
+            assert!(is_stored_entry(&stored));
+            assert_eq!(parse(&stored), Err(EntryError::Compressed));
+            assert_eq!(unreversed(&stored).unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn every_flipped_bit_or_truncation_of_a_compressed_entry_is_detected() {
+        let stored = reversed(&file(&with_dependencies(), b"some payload"));
+        for at in 0..stored.len() {
+            for bit in 0..8 {
+                let mut damaged = stored.clone();
+                damaged[at] ^= 1 << bit;
+                let passed = unreversed(&damaged).is_ok_and(|plain| parse(&plain).is_ok());
+                assert!(!passed, "flip of bit {bit} at byte {at} passed");
+                assert!(!is_stored_entry(&damaged), "flip of bit {bit} at byte {at}");
+            }
+        }
+        for len in 0..stored.len() {
+            assert!(unreversed(&stored[..len]).is_err(), "truncation to {len}");
+        }
+    }
+
+    #[test]
+    fn a_reader_that_predates_compression_refuses_it() {
+        // Such a reader knows bit 0 only, and refuses any other flag.
+        let stored = reversed(&file(&sample(), b"some payload"));
+        assert_ne!(stored[11] & !HAS_DEPENDENCIES, 0);
+    }
+
+    #[test]
+    fn a_decompression_that_falls_short_is_refused() {
+        let stored = reversed(&file(&sample(), b"some payload"));
+        let short = decompressed(&stored, |payload, _| Ok(payload[1..].to_vec()));
+        assert!(matches!(short, Err(EntryError::PayloadLength { .. })));
+        // The plain payload is checked against the checksum it was written with.
+        let wrong = decompressed(&stored, |payload, _| Ok(payload.to_vec())).unwrap();
+        assert_eq!(parse(&wrong), Err(EntryError::PayloadChecksum));
+        assert!(matches!(
+            decompressed(&file(&sample(), b"p"), |p, _| Ok(p.to_vec())),
+            Err(EntryError::Decompression(_))
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! entry holds.
 //!
 //! ```text
-//! entry bytes (exactly a local entry) | b"FCMAC1\r\n" | 32-byte keyed blake3
+//! entry bytes (a local entry, its payload compressed or not) | b"FCMAC1\r\n" | 32-byte keyed blake3
 //! ```
 //!
 //! The name is covered so that a signed entry cannot be copied under another key or
@@ -80,7 +80,7 @@ pub(crate) fn open(mac: Option<&Mac>, name: &str, mut object: Vec<u8>) -> Result
         // An unsigned entry that happens to end like a trailer still parses as an entry
         // only if it is one; the caller's checks refuse anything else.
         (None, true) => {
-            if crate::entry::parse(&object).is_ok() {
+            if crate::entry::is_stored_entry(&object) {
                 Ok(object)
             } else {
                 Err(Refused::NoSecret)

@@ -46,11 +46,12 @@ pub(super) fn uploaded(function_dir: &Path, bytes: usize) {
     }
 }
 
-/// One upload: the remote object, and the local directory of its function (what names
-/// the function in the statistics).
+/// One upload: the remote object's name, the entry it holds (compressed and signed as it
+/// is sent), and the local directory of its function (what names the function in the
+/// statistics).
 pub(super) struct Job {
     pub(super) name: String,
-    pub(super) object: Vec<u8>,
+    pub(super) entry: Vec<u8>,
     pub(super) function_dir: PathBuf,
 }
 
@@ -101,7 +102,7 @@ impl Queue {
         if !*self.started.get_or_init(|| spawn(tier)) {
             return;
         }
-        let size = job.object.len();
+        let size = job.entry.len();
         {
             let mut state = self.lock();
             let full = state.jobs.len() >= MAX_QUEUED
@@ -148,10 +149,10 @@ impl Queue {
                     state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            tier.put(&job.name, &job.object, &job.function_dir);
+            tier.send(&job.name, &job.entry, &job.function_dir);
             let mut state = self.lock();
             state.uploading = None;
-            state.bytes = state.bytes.saturating_sub(job.object.len());
+            state.bytes = state.bytes.saturating_sub(job.entry.len());
             drop(state);
             self.progress.notify_all();
         }
@@ -198,7 +199,7 @@ impl Queue {
                 .partition::<VecDeque<Queued>, _>(|queued| queued.thread == thread);
             state.jobs = others;
             for queued in &mine {
-                state.bytes = state.bytes.saturating_sub(queued.job.object.len());
+                state.bytes = state.bytes.saturating_sub(queued.job.entry.len());
             }
             let uploading = match &state.uploading {
                 Some((dir, t)) if *t == thread => Some(dir.clone()),
