@@ -245,6 +245,14 @@ fn child() {
             for object in remote::list(None).unwrap_or_default() {
                 println!("OBJECT {}/{} {}", object.function, object.key, object.size);
             }
+            let stats = file_cache::stats()
+                .into_iter()
+                .find(|s| s.function == "remote::document")
+                .expect("document was called");
+            println!(
+                "DOCUMENT {} read {} written",
+                stats.remote_bytes_read, stats.remote_bytes_written
+            );
         }
         Some("ttl") => {
             assert_eq!(brief(1), 2);
@@ -1554,6 +1562,8 @@ fn a_large_text_travels_compressed_and_noise_as_it_is(kind: Kind) {
     assert!(is_compressed(
         &server.get(&remote_name(&document_file)).unwrap()
     ));
+    // What travelled is counted as it travelled: the compressed object.
+    assert_eq!(document_bytes(&a), (0, document_object));
     // Noise does not compress: the object is the local entry, byte for byte.
     let noise_entry = std::fs::read(&noise_file).unwrap();
     assert_eq!(sizes[&remote_name(&noise_file)], noise_entry.len() as u64);
@@ -1564,6 +1574,7 @@ fn a_large_text_travels_compressed_and_noise_as_it_is(kind: Kind) {
     let root_b = fresh_root();
     let b = large_machine(&root_b, &server, "1", &[]);
     assert_eq!(runs(&b), 0, "both from the remote");
+    assert_eq!(document_bytes(&b), (document_object, 0));
     assert_eq!(
         log_lines(&b, "DEBUG", "remote hit remote::document").len(),
         1
@@ -1581,6 +1592,16 @@ fn a_large_text_travels_compressed_and_noise_as_it_is(kind: Kind) {
     );
     assert_eq!(runs(&gone), 0, "local hits");
     assert!(log_lines(&gone, "WARN", "unusable").is_empty());
+}
+
+/// What a `large` child's statistics said of its document's remote bytes: read, written.
+fn document_bytes(output: &Output) -> (u64, u64) {
+    let numbers: Vec<u64> = marked_lines(output, "DOCUMENT ")
+        .remove(0)
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
 }
 
 fn redis_a_large_text_travels_compressed_and_noise_as_it_is() {

@@ -342,8 +342,8 @@ pub struct FunctionStats {
     /// Entries the remote tier stored (in the call with `FILE_CACHE_REMOTE_WRITE=sync`,
     /// otherwise in the background).
     pub uploads: u64,
-    /// Bytes of the entries [`remote_hits`](Self::remote_hits) fetched (without their
-    /// signatures, when entries are signed).
+    /// Bytes [`remote_hits`](Self::remote_hits) fetched: the stored objects, as they
+    /// travelled (compressed, signatures included), as for `remote_bytes_written`.
     pub remote_bytes_read: u64,
     /// Bytes of the objects of [`uploads`](Self::uploads) (signatures included).
     pub remote_bytes_written: u64,

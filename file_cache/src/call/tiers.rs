@@ -358,7 +358,7 @@ pub(super) fn remote_hit<T: DeserializeOwned>(
     if config().mode == Mode::Refresh {
         return None;
     }
-    let Some((value, entry)) = remote_entry(site, key, path) else {
+    let Some((value, entry, fetched_len)) = remote_entry(site, key, path) else {
         if remote::enabled() {
             stats::record_remote_miss(site);
         }
@@ -373,7 +373,7 @@ pub(super) fn remote_hit<T: DeserializeOwned>(
     let len = entry.len() as u64;
     let saved_us = entry::peek_times(&entry).map_or(0, |(_, compute_us)| compute_us);
     stats::record_hit(site, path, len, saved_us);
-    stats::record_remote_hit(site, len);
+    stats::record_remote_hit(site, fetched_len);
     let meta = memory::Meta {
         compute_us: saved_us,
         file_len: len,
@@ -388,13 +388,14 @@ pub(super) fn remote_hit<T: DeserializeOwned>(
 }
 
 /// The remote's entry for `path`, checked (signature, expiry, header, recorded
-/// dependencies) and decoded, with its bytes; `None` (logged) for a miss of any kind.
+/// dependencies) and decoded, with its bytes and the number of bytes fetched (see
+/// [`remote::fetch`]); `None` (logged) for a miss of any kind.
 pub(super) fn remote_entry<T: DeserializeOwned>(
     site: &'static Site,
     key: &CallKey,
     path: &Path,
-) -> Option<(T, Vec<u8>)> {
-    let (name, fetched) = remote::fetch(path)?;
+) -> Option<(T, Vec<u8>, u64)> {
+    let (name, fetched, fetched_len) = remote::fetch(path)?;
     let refuse = |reason: String| {
         site.warn_once(Problem::BadEntry, || {
             format!(
@@ -416,7 +417,9 @@ pub(super) fn remote_entry<T: DeserializeOwned>(
     }
     match decode_entry_from::<T>(&entry, None, key, &site.fingerprint::<T>()) {
         // Dependencies are paths as the body named them, checked on this machine.
-        Ok((value, recorded)) => dependencies_hold(site, recorded).then_some((value, entry)),
+        Ok((value, recorded)) => {
+            dependencies_hold(site, recorded).then_some((value, entry, fetched_len))
+        }
         Err(reason) => {
             refuse(reason);
             None

@@ -267,12 +267,14 @@ pub(crate) enum Fetched {
 
 /// Asks the remote for the entry at `path` after a local miss: the object named `name`
 /// (see [`remote_name`]) and what it holds; `None` when there is no remote, no object, or
-/// the remote failed (logged, and counted by the breaker). The caller checks the entry:
-/// this tier moves bytes and never decodes.
-pub(crate) fn fetch(path: &Path) -> Option<(String, Fetched)> {
+/// the remote failed (logged, and counted by the breaker), and how many bytes were fetched
+/// (the stored object: compressed, signature included). The caller checks the entry: this
+/// tier moves bytes and never decodes.
+pub(crate) fn fetch(path: &Path) -> Option<(String, Fetched, u64)> {
     let tier = tier()?;
     let name = remote_name(path)?;
     let object = tier.guarded("read", || tier.backend.get(&name))??;
+    let fetched_len = object.len() as u64;
     let fetched = match mac::open(tier.mac.as_ref(), &name, object) {
         Ok(entry) if crate::entry::peek_compressed(&entry) => match compress::decompress(&entry) {
             Ok(plain) => Fetched::Entry(plain),
@@ -281,7 +283,7 @@ pub(crate) fn fetch(path: &Path) -> Option<(String, Fetched)> {
         Ok(entry) => Fetched::Entry(entry),
         Err(refused) => Fetched::Refused(refused.to_string()),
     };
-    Some((name, fetched))
+    Some((name, fetched, fetched_len))
 }
 
 /// Has `hook` called with the function directory of every upload dropped or given up (for
