@@ -565,11 +565,13 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<ParsedHeader<'_>, EntryError>
 pub(crate) const MAX_HEADER_LEN: usize =
     FIXED_LEN + u16::MAX as usize + COMPRESSED_FIELDS_LEN + HEADER_SUM_LEN;
 
+/// Entries for the tests of the modules that carry them.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod samples {
+    use super::Header;
 
-    fn sample() -> Header<'static> {
+    /// A header of fixed, recognisable fields, for a value of type `type_name`.
+    pub(crate) fn header(type_name: &'static str) -> Header<'static> {
         Header {
             codec: 1,
             key: [7; 32],
@@ -577,9 +579,27 @@ mod tests {
             layout: [3; 16],
             created_ms: 1_700_000_000_000,
             compute_us: 2_000_000,
-            type_name: "alloc::vec::Vec<u64>",
+            type_name,
             dependencies: &[],
         }
+    }
+
+    /// A whole plain entry of a `String` whose payload is `payload`.
+    pub(crate) fn entry(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = header("alloc::string::String")
+            .encode(payload)
+            .expect("a sample header encodes");
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Header<'static> {
+        samples::header("alloc::vec::Vec<u64>")
     }
 
     fn file(header: &Header<'_>, payload: &[u8]) -> Vec<u8> {

@@ -122,23 +122,6 @@ pub(super) fn decompress(stored: &[u8]) -> Result<Vec<u8>, EntryError> {
 mod tests {
     use super::*;
 
-    /// A plain entry whose payload is `payload`.
-    fn entry_of(payload: &[u8]) -> Vec<u8> {
-        let header = entry::Header {
-            codec: 1,
-            key: [7; 32],
-            code_hash: [9; 32],
-            layout: [3; 16],
-            created_ms: 1_700_000_000_000,
-            compute_us: 2_000_000,
-            type_name: "alloc::string::String",
-            dependencies: &[],
-        };
-        let mut bytes = header.encode(payload).unwrap();
-        bytes.extend_from_slice(payload);
-        bytes
-    }
-
     fn text(len: usize) -> Vec<u8> {
         let mut out = Vec::new();
         let mut i = 0u64;
@@ -166,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_large_compressible_payload_is_compressed_and_restored_exactly() {
-        let plain = entry_of(&text(256 << 10));
+        let plain = crate::entry::samples::entry(&text(256 << 10));
         let object = compress(&plain).expect("compressed");
         assert!(object.len() < plain.len() / 4, "{}", object.len());
         assert!(entry::peek_compressed(&object));
@@ -189,17 +172,17 @@ mod tests {
 
     #[test]
     fn small_incompressible_and_foreign_bytes_are_sent_as_they_are() {
-        assert!(compress(&entry_of(&text(MIN_PAYLOAD - 1))).is_none());
-        assert!(compress(&entry_of(&noise(256 << 10))).is_none());
+        assert!(compress(&crate::entry::samples::entry(&text(MIN_PAYLOAD - 1))).is_none());
+        assert!(compress(&crate::entry::samples::entry(&noise(256 << 10))).is_none());
         assert!(compress(b"not an entry").is_none());
         // Already compressed: not a plain entry.
-        let object = compress(&entry_of(&text(64 << 10))).unwrap();
+        let object = compress(&crate::entry::samples::entry(&text(64 << 10))).unwrap();
         assert!(compress(&object).is_none());
     }
 
     #[test]
     fn every_flipped_byte_and_truncation_of_a_compressed_entry_is_refused() {
-        let plain = entry_of(&text(8 << 10));
+        let plain = crate::entry::samples::entry(&text(8 << 10));
         let object = compress(&plain).unwrap();
         for at in 0..object.len() {
             let mut damaged = object.clone();
@@ -231,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_lying_plain_length_is_refused_without_allocating_it() {
-        let object = compress(&entry_of(&text(64 << 10))).unwrap();
+        let object = compress(&crate::entry::samples::entry(&text(64 << 10))).unwrap();
         // Shorter than the stream: the decompressor stops at the room it has.
         assert!(decompress(&lying(&object, 1000)).is_err());
         // Longer: what it produces is shorter than declared.
@@ -246,7 +229,7 @@ mod tests {
     #[test]
     fn a_stored_payload_that_is_not_zstd_is_refused() {
         // Good checksums over bytes zstd refuses.
-        let plain = entry_of(&text(8 << 10));
+        let plain = crate::entry::samples::entry(&text(8 << 10));
         let object = entry::compressed(&plain, b"certainly not a zstd frame").unwrap();
         let error = decompress(&object).unwrap_err();
         assert!(matches!(error, EntryError::Decompression(_)), "{error:?}");

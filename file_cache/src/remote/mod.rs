@@ -730,27 +730,10 @@ mod tests {
         );
     }
 
-    /// A plain entry of `payload`.
-    fn entry_of(payload: &[u8]) -> Vec<u8> {
-        let header = crate::entry::Header {
-            codec: 1,
-            key: [7; 32],
-            code_hash: [9; 32],
-            layout: [3; 16],
-            created_ms: 1_700_000_000_000,
-            compute_us: 2_000_000,
-            type_name: "alloc::string::String",
-            dependencies: &[],
-        };
-        let mut bytes = header.encode(payload).unwrap();
-        bytes.extend_from_slice(payload);
-        bytes
-    }
-
     #[test]
     fn entries_are_compressed_then_signed_as_they_are_sent() {
         let text = "{\"id\": 1, \"name\": \"a record\"}, ".repeat(2000);
-        let entry = entry_of(text.as_bytes());
+        let entry = crate::entry::samples::entry(text.as_bytes());
         let dir = Path::new("/nowhere/remote_test.compressed");
         for (compress, mac) in [(true, None), (true, Some(Mac::new(b"s"))), (false, None)] {
             let (memory, tier) =
