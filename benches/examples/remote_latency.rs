@@ -26,6 +26,8 @@
 
 #[path = "../../tests/remote_servers/mod.rs"]
 mod remote_servers;
+#[path = "../../tests/remote_servers/values.rs"]
+mod values;
 
 use file_cache::file_cache;
 use file_cache::remote;
@@ -34,54 +36,16 @@ use remote_servers::{Kind, Server, BUCKET, PREFIX};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-/// Random bytes (xorshift): incompressible.
+/// Random bytes: incompressible.
 #[file_cache]
 fn bytes(i: u64, size: usize) -> Vec<u8> {
-    let mut random = Xorshift(i.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
-    (0..size).map(|_| random.next() as u8).collect()
+    values::random_bytes(i, size)
 }
 
 /// About 256 KiB of JSON text: records of an API's or a language model's answer.
 #[file_cache]
 fn document(i: u64) -> String {
-    const WORDS: [&str; 24] = [
-        "the", "model", "returns", "a", "summary", "of", "each", "document", "with", "its",
-        "score", "and", "tokens", "used", "for", "query", "cache", "response", "latency", "user",
-        "request", "result", "value", "field",
-    ];
-    let mut random = Xorshift(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let mut records = Vec::new();
-    let mut len = 0;
-    while len < 256 << 10 {
-        let text: Vec<&str> = (0..12 + random.next() % 20)
-            .map(|_| WORDS[(random.next() % 24) as usize])
-            .collect();
-        let record = serde_json::json!({
-            "id": records.len(),
-            "user": format!("user{}", random.next() % 1000),
-            "email": format!("user{}@example.com", random.next() % 1000),
-            "created_at": format!("2026-{:02}-{:02}T{:02}:{:02}:00Z",
-                1 + random.next() % 12, 1 + random.next() % 28,
-                random.next() % 24, random.next() % 60),
-            "score": (random.next() % 10_000) as f64 / 100.0,
-            "tags": [WORDS[(random.next() % 24) as usize], WORDS[(random.next() % 24) as usize]],
-            "text": text.join(" "),
-        });
-        len += record.to_string().len() + 1;
-        records.push(record);
-    }
-    serde_json::to_string(&records).expect("JSON")
-}
-
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
+    values::json_text(i)
 }
 
 /// One row: a value of each call's `i`, and the function's directory name.
