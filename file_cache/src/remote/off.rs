@@ -11,7 +11,7 @@ pub(crate) enum Fetched {
 }
 
 #[inline(always)]
-pub(crate) fn fetch(_: &Path) -> Option<(String, Fetched)> {
+pub(crate) fn fetch(_: &Path) -> Option<(String, Fetched, u64)> {
     None
 }
 
