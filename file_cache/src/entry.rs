@@ -585,6 +585,10 @@ pub(crate) mod samples {
     }
 
     /// A whole plain entry of a `String` whose payload is `payload`.
+    #[cfg_attr(
+        not(any(feature = "remote-redis", feature = "remote-s3")),
+        allow(dead_code) // for the remote tier's tests
+    )]
     pub(crate) fn entry(payload: &[u8]) -> Vec<u8> {
         let mut bytes = header("alloc::string::String")
             .encode(payload)
