@@ -2,9 +2,9 @@
 //! GET of the same bytes with the same client library), on a real server it starts on a
 //! loopback port (`redis-server`, or `moto_server` for S3).
 //!
-//! The memory tier is off (`FILE_CACHE_MEMORY=0`): it would answer both rows from this
-//! process's memory. So the local row reads entry files, and the remote row, run after the
-//! function's directory is removed, asks the remote for every call. Each row checks, from
+//! The memory tier is off (`FILE_CACHE_MEMORY=0`): it would answer from the process's
+//! memory. So the local row reads entry files, and the remote row, made by a process whose
+//! local tier is empty, asks the remote for every call. Each row checks, from
 //! `file_cache::stats()`, that every call was answered by the tier it names.
 //!
 //! Three values: 1 KiB and 256 KiB of random bytes (which no compressor shrinks, so they
@@ -19,6 +19,9 @@
 //! with compression on and off (`FILE_CACHE_REMOTE_COMPRESS=off`), and one reader that
 //! fetches what each wrote, one call of each in turn, so that both settings meet the same
 //! machine at the same moments: the ratios of those calls compare them within one run.
+//! Before each such pair the reader also makes a plain GET of an uncompressed object of the
+//! row's size with the backend's client: the last lines compare the uncompressed remote
+//! hits with it, call by call, in the same process at the same moment.
 //!
 //! ```sh
 //! cargo run --release -p file_cache_benches --features remote --example remote_latency -- redis   # or: s3
@@ -53,6 +56,8 @@ struct Row {
     name: &'static str,
     function: &'static str,
     call: fn(u64),
+    /// Sizes of this row's uncompressed objects (the function's other rows' are not).
+    plain: std::ops::Range<u64>,
 }
 
 const ROWS: [Row; 3] = [
@@ -62,6 +67,7 @@ const ROWS: [Row; 3] = [
         call: |i| {
             std::hint::black_box(bytes(i, 1 << 10));
         },
+        plain: 1 << 10..4 << 10,
     },
     Row {
         name: "256 KiB random bytes",
@@ -69,6 +75,7 @@ const ROWS: [Row; 3] = [
         call: |i| {
             std::hint::black_box(bytes(i, 256 << 10));
         },
+        plain: 256 << 10..300 << 10,
     },
     Row {
         name: "256 KiB JSON text",
@@ -76,6 +83,7 @@ const ROWS: [Row; 3] = [
         call: |i| {
             std::hint::black_box(document(i));
         },
+        plain: 256 << 10..300 << 10,
     },
 ];
 
@@ -94,7 +102,7 @@ fn main() {
     let kind = Kind::parse(&backend);
     match std::env::args().nth(2).as_deref() {
         Some(WRITER) => return write(kind, seed_base()),
-        Some(READER) => return read(seed_base()),
+        Some(READER) => return read(kind, seed_base()),
         _ => {}
     }
     let server = Server::start(kind);
@@ -109,6 +117,8 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     // Per round and row: the ratios (on / off) of the remote hit, the bytes and the miss.
     let mut ratios: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); ROWS.len()];
+    // Per round and row, in the reader: its GET, its uncompressed remote hit, their ratio.
+    let mut against: Vec<Vec<(String, String, f64)>> = vec![Vec::new(); ROWS.len()];
     let median = |cell: &str| -> f64 { cell.split(" / ").next().unwrap().parse().unwrap() };
     for round in 0..ROUNDS as u64 {
         // Which writer goes first alternates: a process that follows another pays for
@@ -138,6 +148,7 @@ fn main() {
                 );
             }
             let paired: f64 = row[3].parse().unwrap();
+            against[r].push((row[4].clone(), row[2].clone(), row[5].parse().unwrap()));
             let wire = |w: usize| -> f64 { written[w][r][1].parse().unwrap() };
             let miss = |w: usize| median(&written[w][r][4]);
             ratios[r].push((paired, wire(0) / wire(1), miss(0) / miss(1)));
@@ -167,6 +178,27 @@ fn main() {
             median_of(|p| p.1),
             median_of(|p| p.2),
             each(|p| p.2),
+        );
+    }
+    println!();
+    println!(
+        "Remote hit (uncompressed) against a plain GET the reading process made just before \
+         it (an uncompressed object of the row's size, the same client, the same moment): \
+         per round, the GET's and the hit's median / p90 in µs, and the median of the \
+         calls' ratios"
+    );
+    for (row, rounds) in ROWS.iter().zip(&against) {
+        let mut all: Vec<f64> = rounds.iter().map(|r| r.2).collect();
+        all.sort_by(f64::total_cmp);
+        let each: Vec<String> = rounds
+            .iter()
+            .map(|(get, hit, ratio)| format!("GET {get}, hit {hit}: {ratio:.2}x"))
+            .collect();
+        println!(
+            "- {}: remote / GET {:.2}x [{}]",
+            row.name,
+            all[all.len() / 2],
+            each.join("; ")
         );
     }
 }
@@ -287,17 +319,32 @@ fn write(kind: Kind, seeds: Vec<u64>) {
 /// The reader: an empty local tier; each row's remote hits of the values of both seeds,
 /// one call of each in turn. Prints both timings and the median of the calls' ratios
 /// (first seed / second). Clears the remote after.
-fn read(seeds: Vec<u64>) {
+fn read(kind: Kind, seeds: Vec<u64>) {
     let [first, second] = seeds[..] else {
         panic!("two seeds")
     };
+    let port: u16 = std::env::var("REMOTE_LATENCY_PORT")
+        .expect("port")
+        .parse()
+        .expect("port");
+    let mut getter = Getter::new(kind, port);
     for (r, row) in ROWS.iter().enumerate() {
         let offset = r as u64 * 1_000_000;
+        // Uncompressed objects of this row, for a plain GET just before each pair of calls.
+        let plain: Vec<String> = remote::list(Some(&format!("remote_latency.{}", row.function)))
+            .expect("list")
+            .into_iter()
+            .filter(|e| row.plain.contains(&e.size))
+            .map(|e| format!("{}/{}", e.function, e.key))
+            .collect();
+        assert!(!plain.is_empty(), "uncompressed objects of {}", row.name);
+        let mut gets = Vec::new();
         let before = file_cache::stats()
             .into_iter()
             .find(|s| s.function == format!("remote_latency::{}", row.function));
         let mut times = [Vec::new(), Vec::new()];
         for i in 0..CALLS {
+            gets.push(getter.get(&plain[i as usize % plain.len()]));
             for (s, seed) in [first, second].into_iter().enumerate() {
                 let start = Instant::now();
                 (row.call)(seed + offset + i);
@@ -319,15 +366,26 @@ fn read(seeds: Vec<u64>) {
             .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
             .collect();
         ratios.sort_by(f64::total_cmp);
+        // The uncompressed setting's hits against the GET made just before each of them.
+        let mut against_get: Vec<f64> = times[1]
+            .iter()
+            .zip(&gets)
+            .map(|(hit, get)| hit.as_secs_f64() / get.as_secs_f64())
+            .collect();
+        against_get.sort_by(f64::total_cmp);
         let [a, b] = times.map(micros);
+        let g = micros(gets);
         println!(
-            "ROW\t{}\t{:.0} / {:.0}\t{:.0} / {:.0}\t{:.3}",
+            "ROW\t{}\t{:.0} / {:.0}\t{:.0} / {:.0}\t{:.3}\t{:.0} / {:.0}\t{:.3}",
             row.name,
             a.0,
             a.1,
             b.0,
             b.1,
-            ratios[ratios.len() / 2]
+            ratios[ratios.len() / 2],
+            g.0,
+            g.1,
+            against_get[against_get.len() / 2]
         );
     }
     remote::clear(None).expect("clear the remote");
@@ -344,46 +402,61 @@ fn counters(function: &str) -> file_cache::FunctionStats {
 
 /// A plain GET of each object with the backend's client, as file_cache's backend holds it.
 fn floor(kind: Kind, port: u16, names: &[String]) -> Vec<Duration> {
-    match kind {
-        Kind::Redis => {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("url");
-            let mut connection = client.get_connection().expect("connect");
-            names
-                .iter()
-                .map(|name| {
-                    let start = Instant::now();
-                    let bytes: Vec<u8> = redis::cmd("GET")
-                        .arg(format!("file_cache/{name}"))
-                        .query(&mut connection)
-                        .expect("GET");
-                    std::hint::black_box(bytes);
-                    start.elapsed()
-                })
-                .collect()
+    let mut getter = Getter::new(kind, port);
+    names.iter().map(|name| getter.get(name)).collect()
+}
+
+/// The backend's own client, as file_cache's backend holds it, for plain GETs.
+enum Getter {
+    Redis(redis::Connection),
+    S3(Box<dyn object_store::ObjectStore>, tokio::runtime::Runtime),
+}
+
+impl Getter {
+    fn new(kind: Kind, port: u16) -> Getter {
+        match kind {
+            Kind::Redis => {
+                let client =
+                    redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("url");
+                Getter::Redis(client.get_connection().expect("connect"))
+            }
+            Kind::S3 => {
+                let store = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(BUCKET)
+                    .with_allow_http(true)
+                    .build()
+                    .expect("S3 client");
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                Getter::S3(Box::new(store), runtime)
+            }
         }
-        Kind::S3 => {
-            let store = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(BUCKET)
-                .with_allow_http(true)
-                .build()
-                .expect("S3 client");
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            names
-                .iter()
-                .map(|name| {
-                    let path = object_store::path::Path::from(format!("{PREFIX}/{name}"));
-                    let start = Instant::now();
-                    let bytes = runtime
-                        .block_on(async { store.get(&path).await?.bytes().await })
-                        .expect("GET");
-                    std::hint::black_box(bytes);
-                    start.elapsed()
-                })
-                .collect()
+    }
+
+    /// How long a GET of the object `name` took.
+    fn get(&mut self, name: &str) -> Duration {
+        match self {
+            Getter::Redis(connection) => {
+                let start = Instant::now();
+                let bytes: Vec<u8> = redis::cmd("GET")
+                    .arg(format!("file_cache/{name}"))
+                    .query(connection)
+                    .expect("GET");
+                std::hint::black_box(bytes);
+                start.elapsed()
+            }
+            Getter::S3(store, runtime) => {
+                let path = object_store::path::Path::from(format!("{PREFIX}/{name}"));
+                let start = Instant::now();
+                let bytes = runtime
+                    .block_on(async { store.get(&path).await?.bytes().await })
+                    .expect("GET");
+                std::hint::black_box(bytes);
+                start.elapsed()
+            }
         }
     }
 }
