@@ -571,7 +571,7 @@ pub(crate) mod samples {
     use super::Header;
 
     /// A header of fixed, recognisable fields, for a value of type `type_name`.
-    pub(crate) fn header(type_name: &'static str) -> Header<'static> {
+    pub(crate) fn header(type_name: &str) -> Header<'_> {
         Header {
             codec: 1,
             key: [7; 32],

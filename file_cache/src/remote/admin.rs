@@ -381,16 +381,8 @@ mod tests {
 
     #[test]
     fn a_header_longer_than_the_guess_is_read_again() {
-        let header = entry::Header {
-            codec: 1,
-            key: [1; 32],
-            code_hash: [2; 32],
-            layout: [3; 16],
-            created_ms: 1_700_000_000_000,
-            compute_us: 5,
-            type_name: &"T".repeat(5000),
-            dependencies: &[],
-        };
+        let long_name = "T".repeat(5000);
+        let header = entry::samples::header(&long_name);
         let mut object = header.encode(b"payload").unwrap();
         object.extend_from_slice(b"payload");
         let size = object.len() as u64;
@@ -403,10 +395,10 @@ mod tests {
             modified: None,
         };
         let described = describe(listed(size), &object[..len as usize]).unwrap();
-        assert_eq!(described.version, Some([2; 32]));
+        assert_eq!(described.version, Some(header.code_hash));
         assert_eq!(
             described.created,
-            Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_000))
+            Some(UNIX_EPOCH + Duration::from_millis(header.created_ms))
         );
         assert_eq!(longer_header(&object[..len as usize], size), None);
         // Not an entry: no age, no version, still listed.
