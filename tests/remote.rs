@@ -1358,8 +1358,19 @@ fn remote_prune_removes_old_and_stale_entries(kind: Kind) {
     let now = SystemTime::now();
     // This version's, made 40 days ago.
     let (old, old_key) = forged(&entry, 0xa1, None, now - Duration::from_secs(40 * 86_400));
-    // Another version's, made now: the newest.
-    let (stale, stale_key) = forged(&entry, 0xb2, Some([7; 32]), now);
+    // Another version's, and the newest: a second after the latest of this version's, as
+    // their headers record it (not this process's clock, which a busy machine may see
+    // stepped back since the child stored them).
+    let latest_ms = files
+        .iter()
+        .map(|file| {
+            let bytes = std::fs::read(file).unwrap();
+            u64::from_le_bytes(bytes[92..100].try_into().unwrap())
+        })
+        .max()
+        .unwrap();
+    let newest = UNIX_EPOCH + Duration::from_millis(latest_ms + 1_000);
+    let (stale, stale_key) = forged(&entry, 0xb2, Some([7; 32]), newest);
     let (old_name, stale_name) = (format!("{dir}/{old_key}"), format!("{dir}/{stale_key}"));
     server.put(&old_name, &old);
     server.put(&stale_name, &stale);
