@@ -37,7 +37,7 @@ DOC_ONLY = {("guide",)}
 # Each part uses only parts of lower layers (or, without a cycle, of its own).
 LAYERS = {
     # leaves: settings, plain data, the formats
-    "config": 0, "pod": 0, "entry": 0, "verified": 0, "tracked": 0, "outputs": 0, "probing": 0, "inputs": 0,
+    "config": 0, "pod": 0, "checksum": 0, "entry": 0, "verified": 0, "tracked": 0, "outputs": 0, "probing": 0, "inputs": 0,
     "dependencies": 0,
     # what a call is made of, each independent of the others
     "key": 1, "fingerprint": 1, "memory": 1, "flight": 1,
@@ -53,7 +53,7 @@ LAYERS = {
 # calls, and the public management functions drive calls only through what a user could.
 NEVER = {("remote", "call"), ("manage", "call")}
 # The modules that may use `unsafe` (each also allows it for itself).
-UNSAFE = {("pod",), ("codec", "flat"), ("key", "hasher"), ("key", "sink"), ("key", "fast")}
+UNSAFE = {("pod",), ("checksum",), ("codec", "flat"), ("key", "hasher"), ("key", "sink"), ("key", "fast")}
 # The one module that changes anything on disk (see ARCHITECTURE.md).
 WRITE_GATE = ("disk", "gate")
 # What changes the file system, in the non-test code of every other module.

@@ -197,7 +197,7 @@ impl Header<'_> {
 const PAYLOAD_SUM_LEN: usize = 32;
 
 fn payload_sum(payload: &[u8]) -> [u8; PAYLOAD_SUM_LEN] {
-    *blake3::hash(payload).as_bytes()
+    crate::checksum::blake3(&[payload])
 }
 
 /// The whole file's length as its header declares it, from the first bytes of a file;
@@ -434,11 +434,7 @@ fn check_payload(
         // line bouncing between the cores of threads that hit.
         verified::count_hash();
     }
-    let mut hasher = blake3::Hasher::new();
-    for part in parts {
-        hasher.update(part);
-    }
-    if *hasher.finalize().as_bytes() != parsed.payload_sum {
+    if crate::checksum::blake3(parts) != parsed.payload_sum {
         return Err(EntryError::PayloadChecksum);
     }
     if let Some(id) = id {

@@ -102,6 +102,7 @@
 #![deny(missing_docs)]
 
 mod call;
+mod checksum;
 mod codec;
 mod config;
 mod dependencies;
