@@ -4,7 +4,8 @@
 //! break a call; `rediss://` trusts the CA it is given and no other; the remote can be
 //! listed (with ages and versions), cleared and pruned; entries expire after
 //! `FILE_CACHE_REMOTE_TTL`; S3 over HTTPS trusts the CA it is given and no other; large
-//! values travel compressed, and a damaged compressed object is a miss.
+//! values travel compressed, and a damaged compressed object is a miss; `remote::flush`
+//! has the local copies of remote hits written.
 
 mod common;
 #[path = "remote_servers/harness.rs"]
@@ -235,6 +236,10 @@ fn compute() {
     }
     println!("RUNS {}", RUNS.load(Ordering::SeqCst));
     println!("FLUSHED {}", remote::flush(Duration::from_secs(30)));
+    // Remote hits' local copies are written once a burst of hits pauses; the flush has
+    // had them written before the process ends.
+    let root = PathBuf::from(env("FILE_CACHE_DIR"));
+    println!("LOCAL {}", entry_files(&root).len());
     let stats = file_cache::stats()
         .into_iter()
         .find(|s| s.function == "remote::square")
@@ -337,6 +342,11 @@ fn two_machines_share_results(kind: Kind) {
     );
     assert_eq!(marked_lines(&b, "VALUE "), ["3 9", "4 16", "5 25"]);
     assert_eq!(log_lines(&b, "DEBUG", "remote hit remote::square").len(), 2);
+    assert_eq!(
+        marked_lines(&b, "LOCAL "),
+        ["3"],
+        "flushed: the copies are written"
+    );
     assert_eq!(entry_files(&root_b).len(), 3);
     for file in &files_a {
         let copy = root_b.join(file.strip_prefix(&root_a).unwrap());
@@ -784,6 +794,9 @@ fn tls_machine(root: &Path, url: &str, ca: Option<&Path>, xs: &str) -> Output {
         ("FILE_CACHE_REMOTE", url.to_owned()),
         ("FILE_CACHE_DIR", root),
         (XS, xs.to_owned()),
+        // A debug build's TLS handshake on a busy machine can outlast the default timeout;
+        // a wrong certificate fails the handshake at once whatever the timeout.
+        ("FILE_CACHE_REMOTE_TIMEOUT_MS", "5000".to_owned()),
     ];
     if let Some(ca) = ca {
         envs.push(("FILE_CACHE_REMOTE_CA", ca.display().to_string()));

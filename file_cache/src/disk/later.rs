@@ -3,6 +3,13 @@
 //! the file system. It runs what it is given (each job writes through the same atomic
 //! write, and so the gate, as any store); it knows nothing of what the jobs write.
 //!
+//! The writer lets a burst of calls go by before it writes: it starts once no job has
+//! been queued for [`PAUSE`], or once the oldest waiting job is [`MAX_DELAY`] old, or
+//! once [`START_BYTES`] wait. A program that pulls many entries from a remote in a row
+//! gets them at the remote's speed, with no file written beside its requests (on a small
+//! machine the writer's work slows the calls it runs beside), and a caller queues a job
+//! without a system call while the writer waits out a burst.
+//!
 //! A crash between a call's return and its job loses only that job's write (the local
 //! copy of something the remote still holds). Otherwise nothing is lost or left racing:
 //! when the queue is full the caller runs its job itself; a thread that queued jobs waits
@@ -10,7 +17,7 @@
 //! `std::process::exit`, where `exit` runs its thread-locals' destructors, as glibc's
 //! does), for at most [`END_WAIT`]; and [`flush`] waits for every job queued so far
 //! (clearing the cache calls it first, so that no write queued before a clear lands after
-//! it).
+//! it). Whoever waits for the queue has the writer start at once.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -22,6 +29,12 @@ use std::time::{Duration, Instant};
 const MAX_QUEUED: usize = 1024;
 /// Most bytes (as the jobs declare them) waiting at once.
 const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// The writer starts once no job has been queued for this long,
+pub(crate) const PAUSE: Duration = Duration::from_millis(2);
+/// or once its oldest job has waited this long,
+pub(crate) const MAX_DELAY: Duration = Duration::from_millis(100);
+/// or once this many bytes (or a quarter of [`MAX_QUEUED`] jobs) wait.
+const START_BYTES: usize = MAX_QUEUED_BYTES / 4;
 /// Longest an ending thread waits for the queue.
 pub(crate) const END_WAIT: Duration = Duration::from_secs(10);
 
@@ -34,9 +47,13 @@ struct State {
     bytes: usize,
     /// A job is running.
     running: bool,
-    /// The writer thread waits for work: a new job wakes it (a busy writer takes the
-    /// next job without being woken, sparing the caller a system call).
-    waiting: bool,
+    /// The writer sleeps until woken: a new job wakes it. (A writer waiting out a burst,
+    /// or busy, takes the next job without being woken, sparing the caller a system call.)
+    asleep: bool,
+    /// When the last job was queued.
+    last_queued: Option<Instant>,
+    /// Threads waiting for the queue to empty: the writer does not wait for a pause.
+    hurry: usize,
     /// The writer thread: not started, running, or not startable (jobs then run inline).
     writer: Writer,
 }
@@ -50,7 +67,7 @@ enum Writer {
 
 struct Queue {
     state: Mutex<State>,
-    /// Signalled when a job is queued.
+    /// Signalled when a job is queued to a sleeping writer, or someone hurries it.
     work: Condvar,
     /// Signalled when the queue is empty and no job runs.
     idle: Condvar,
@@ -61,7 +78,9 @@ static QUEUE: Queue = Queue {
         jobs: VecDeque::new(),
         bytes: 0,
         running: false,
-        waiting: false,
+        asleep: false,
+        last_queued: None,
+        hurry: 0,
         writer: Writer::NotStarted,
     }),
     work: Condvar::new(),
@@ -97,7 +116,8 @@ pub(crate) fn run_later(bytes: usize, job: impl FnOnce() + Send + 'static) {
     }
     state.bytes += bytes;
     state.jobs.push_back((Box::new(job), bytes));
-    let wake = state.waiting;
+    state.last_queued = Some(Instant::now());
+    let wake = state.asleep;
     drop(state);
     if wake {
         QUEUE.work.notify_one();
@@ -107,49 +127,70 @@ pub(crate) fn run_later(bytes: usize, job: impl FnOnce() + Send + 'static) {
     let _ = END.try_with(|end| end.queued.set(true));
 }
 
-/// The writer thread: one job at a time, in order.
+/// Until when the writer, holding jobs since `first`, waits before it writes; `None` to
+/// write now.
+fn start_at(state: &State, first: Instant) -> Option<Instant> {
+    if state.hurry > 0 || state.bytes >= START_BYTES || state.jobs.len() >= MAX_QUEUED / 4 {
+        return None;
+    }
+    let quiet = state.last_queued.unwrap_or(first).checked_add(PAUSE)?;
+    let at = quiet.min(first.checked_add(MAX_DELAY)?);
+    (at > Instant::now()).then_some(at)
+}
+
+/// The writer thread: waits for jobs, lets their burst go by, then runs every job queued,
+/// one at a time, in order.
 fn writer() {
+    let mut state = lock();
     loop {
-        let (job, bytes) = {
-            let mut state = lock();
-            loop {
-                if let Some(next) = state.jobs.pop_front() {
-                    state.running = true;
-                    break next;
-                }
-                state.waiting = true;
-                state = QUEUE
-                    .work
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-                state.waiting = false;
+        while state.jobs.is_empty() {
+            state.asleep = true;
+            state = QUEUE
+                .work
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            state.asleep = false;
+        }
+        let first = Instant::now();
+        while let Some(at) = start_at(&state, first) {
+            let left = at.saturating_duration_since(Instant::now());
+            state = QUEUE
+                .work
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        while let Some((job, bytes)) = state.jobs.pop_front() {
+            state.running = true;
+            drop(state);
+            // A job that panics loses its own write, not the thread.
+            if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                log::debug!("file_cache: a background write panicked");
             }
-        };
-        // A job that panics loses its own write, not the thread.
-        if catch_unwind(AssertUnwindSafe(job)).is_err() {
-            log::debug!("file_cache: a background write panicked");
+            state = lock();
+            state.running = false;
+            state.bytes = state.bytes.saturating_sub(bytes);
         }
-        let mut state = lock();
-        state.running = false;
-        state.bytes = state.bytes.saturating_sub(bytes);
-        if state.jobs.is_empty() {
-            QUEUE.idle.notify_all();
-        }
+        QUEUE.idle.notify_all();
     }
 }
 
 /// Waits until every job queued so far has run, for at most `timeout`; returns whether
-/// the queue is empty.
+/// the queue is empty. The writer starts at once.
 pub(crate) fn flush(timeout: Duration) -> bool {
     let deadline = Instant::now().checked_add(timeout);
     let mut state = lock();
+    state.hurry += 1;
+    QUEUE.work.notify_one();
+    let mut empty = true;
     while !state.jobs.is_empty() || state.running {
         let left = match deadline {
             Some(deadline) => deadline.saturating_duration_since(Instant::now()),
             None => Duration::from_secs(3600),
         };
         if left.is_zero() {
-            return false;
+            empty = false;
+            break;
         }
         state = QUEUE
             .idle
@@ -157,7 +198,8 @@ pub(crate) fn flush(timeout: Duration) -> bool {
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
-    true
+    state.hurry -= 1;
+    empty
 }
 
 /// Set in a thread that queued a job: it waits for the queue as it ends.
@@ -229,6 +271,53 @@ mod tests {
         });
         assert!(flush(Duration::from_secs(60)));
         assert_eq!(ran.load(Ordering::SeqCst), 1);
+    }
+
+    fn state(jobs: usize, bytes: usize, last_queued: Instant) -> State {
+        let mut queued: VecDeque<(Job, usize)> = VecDeque::new();
+        for _ in 0..jobs {
+            queued.push_back((Box::new(|| {}), bytes / jobs.max(1)));
+        }
+        State {
+            jobs: queued,
+            bytes,
+            running: false,
+            asleep: false,
+            last_queued: Some(last_queued),
+            hurry: 0,
+            writer: Writer::Running,
+        }
+    }
+
+    #[test]
+    fn the_writer_waits_out_a_burst_within_bounds() {
+        let now = Instant::now();
+        // A job just queued: wait for a pause after it.
+        let at = start_at(&state(3, 300, now), now).expect("waits");
+        assert!(at > now && at <= now + PAUSE, "{:?}", at - now);
+        // The last job queued a pause ago: start.
+        let then = now - PAUSE;
+        assert!(start_at(&state(3, 300, then), then).is_none());
+        // Jobs keep coming, but the first has waited long enough.
+        let first = now - MAX_DELAY;
+        assert!(start_at(&state(3, 300, now), first).is_none());
+        // A burst past its bytes or jobs bounds: start.
+        assert!(start_at(&state(3, START_BYTES, now), now).is_none());
+        assert!(start_at(&state(MAX_QUEUED / 4, 300, now), now).is_none());
+        // Someone waits for the queue: start.
+        let mut hurried = state(3, 300, now);
+        hurried.hurry = 1;
+        assert!(start_at(&hurried, now).is_none());
+    }
+
+    #[test]
+    fn a_job_nobody_waits_for_is_written_after_its_burst() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        run_later(1, move || sender.send(()).unwrap());
+        // (Tests beside this one may flush: then it runs sooner.)
+        receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the writer ran the job without a flush");
     }
 
     #[test]

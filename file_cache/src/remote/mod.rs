@@ -334,15 +334,20 @@ pub(crate) fn store(path: &Path, parts: &[&[u8]]) {
     }
 }
 
-/// Waits until every queued background upload has been tried, for at most `timeout`;
-/// returns whether the queue is empty. The thread that queued uploads waits for them
-/// anyway as it ends (see [`Remote::exit_wait`]); call this where the uploads were queued
-/// by other threads that outlive the program's end (a pool's), or to wait longer.
+/// Waits until every queued background upload has been tried and the local copy of every
+/// remote hit so far is written, for at most `timeout` in all; returns whether both
+/// queues are empty. The thread that queued uploads or hits waits for them anyway as it
+/// ends (see [`Remote::exit_wait`]); call this where they were queued by other threads
+/// that outlive the program's end (a pool's), or to wait longer, or to have the local
+/// copies written now rather than after a burst of remote hits.
 pub fn flush(timeout: Duration) -> bool {
-    match tier() {
+    let start = Instant::now();
+    let uploaded = match tier() {
         Some(tier) => tier.uploads.wait_empty(timeout),
         None => true,
-    }
+    };
+    let left = timeout.saturating_sub(start.elapsed());
+    crate::disk::later::flush(left) && uploaded
 }
 
 /// The remote in use, without credentials (`None` when there is none or it is unusable).
