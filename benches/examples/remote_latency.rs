@@ -122,7 +122,7 @@ fn main() {
     // Per round and row: the ratios (on / off) of the remote hit, the bytes and the miss.
     let mut ratios: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); ROWS.len()];
     // Per round and row, in the reader: its GET, its uncompressed remote hit, their ratio.
-    let mut against: Vec<Vec<(String, String, f64)>> = vec![Vec::new(); ROWS.len()];
+    let mut against: Vec<Vec<Against>> = vec![Vec::new(); ROWS.len()];
     let median = |cell: &str| -> f64 { cell.split(" / ").next().unwrap().parse().unwrap() };
     for round in 0..ROUNDS as u64 {
         // Which writer goes first alternates: a process that follows another pays for
@@ -152,7 +152,13 @@ fn main() {
                 );
             }
             let paired: f64 = row[3].parse().unwrap();
-            against[r].push((row[4].clone(), row[2].clone(), row[5].parse().unwrap()));
+            against[r].push((
+                row[4].clone(),
+                row[2].clone(),
+                row[5].parse().unwrap(),
+                row[6].clone(),
+                row[7].parse().unwrap(),
+            ));
             let wire = |w: usize| -> f64 { written[w][r][1].parse().unwrap() };
             let miss = |w: usize| median(&written[w][r][4]);
             ratios[r].push((paired, wire(0) / wire(1), miss(0) / miss(1)));
@@ -196,7 +202,7 @@ fn main() {
         all.sort_by(f64::total_cmp);
         let each: Vec<String> = rounds
             .iter()
-            .map(|(get, hit, ratio)| format!("GET {get}, hit {hit}: {ratio:.2}x"))
+            .map(|(get, hit, ratio, ..)| format!("GET {get}, hit {hit}: {ratio:.2}x"))
             .collect();
         println!(
             "- {}: remote / GET {:.2}x [{}]",
@@ -205,7 +211,32 @@ fn main() {
             each.join("; ")
         );
     }
+    println!();
+    println!(
+        "The same hits against that GET plus what no checked hit can skip, timed on the \
+         GET's bytes: their blake3 checksum and a copy into a value of their own (median / \
+         p90 µs of those two, and the median of the calls' ratios)"
+    );
+    for (row, rounds) in ROWS.iter().zip(&against) {
+        let mut all: Vec<f64> = rounds.iter().map(|r| r.4).collect();
+        all.sort_by(f64::total_cmp);
+        let each: Vec<String> = rounds
+            .iter()
+            .map(|(.., check, ratio)| format!("checksum and copy {check}: {ratio:.2}x"))
+            .collect();
+        println!(
+            "- {}: remote / (GET + checksum + copy) {:.2}x [{}]",
+            row.name,
+            all[all.len() / 2],
+            each.join("; ")
+        );
+    }
 }
+
+/// Per round, the reader's GET and uncompressed hit (median / p90), their ratio, the
+/// checksum and copy of the GET's bytes (median / p90), and the hit's ratio to the GET
+/// with them.
+type Against = (String, String, f64, String, f64);
 
 const WRITER: &str = "--write";
 const READER: &str = "--read";
@@ -343,12 +374,21 @@ fn read(kind: Kind, seeds: Vec<u64>) {
             .collect();
         assert!(!plain.is_empty(), "uncompressed objects of {}", row.name);
         let mut gets = Vec::new();
+        // What no checked hit can skip, on the GET's bytes: their blake3 checksum and a
+        // copy into a value of their own.
+        let mut checks = Vec::new();
         let before = file_cache::stats()
             .into_iter()
             .find(|s| s.function == format!("remote_latency::{}", row.function));
         let mut times = [Vec::new(), Vec::new()];
         for i in 0..CALLS {
-            gets.push(getter.get(&plain[i as usize % plain.len()]));
+            let (get, bytes) = getter.get(&plain[i as usize % plain.len()]);
+            gets.push(get);
+            let start = Instant::now();
+            std::hint::black_box(blake3::hash(&bytes));
+            std::hint::black_box(bytes.to_vec());
+            checks.push(start.elapsed());
+            drop(bytes);
             for (s, seed) in [first, second].into_iter().enumerate() {
                 let start = Instant::now();
                 (row.call)(seed + offset + i);
@@ -377,10 +417,17 @@ fn read(kind: Kind, seeds: Vec<u64>) {
             .map(|(hit, get)| hit.as_secs_f64() / get.as_secs_f64())
             .collect();
         against_get.sort_by(f64::total_cmp);
+        let mut against_checked: Vec<f64> = times[1]
+            .iter()
+            .zip(gets.iter().zip(&checks))
+            .map(|(hit, (get, check))| hit.as_secs_f64() / (*get + *check).as_secs_f64())
+            .collect();
+        against_checked.sort_by(f64::total_cmp);
         let [a, b] = times.map(micros);
         let g = micros(gets);
+        let c = micros(checks);
         println!(
-            "ROW\t{}\t{:.0} / {:.0}\t{:.0} / {:.0}\t{:.3}\t{:.0} / {:.0}\t{:.3}",
+            "ROW\t{}\t{:.0} / {:.0}\t{:.0} / {:.0}\t{:.3}\t{:.0} / {:.0}\t{:.3}\t{:.0} / {:.0}\t{:.3}",
             row.name,
             a.0,
             a.1,
@@ -389,7 +436,10 @@ fn read(kind: Kind, seeds: Vec<u64>) {
             ratios[ratios.len() / 2],
             g.0,
             g.1,
-            against_get[against_get.len() / 2]
+            against_get[against_get.len() / 2],
+            c.0,
+            c.1,
+            against_checked[against_checked.len() / 2]
         );
     }
     remote::clear(None).expect("clear the remote");
@@ -407,7 +457,7 @@ fn counters(function: &str) -> file_cache::FunctionStats {
 /// A plain GET of each object with the backend's client, as file_cache's backend holds it.
 fn floor(kind: Kind, port: u16, names: &[String]) -> Vec<Duration> {
     let mut getter = Getter::new(kind, port);
-    names.iter().map(|name| getter.get(name)).collect()
+    names.iter().map(|name| getter.get(name).0).collect()
 }
 
 /// The backend's own client, as file_cache's backend holds it, for plain GETs.
@@ -440,8 +490,8 @@ impl Getter {
         }
     }
 
-    /// How long a GET of the object `name` took.
-    fn get(&mut self, name: &str) -> Duration {
+    /// How long a GET of the object `name` took, and its bytes.
+    fn get(&mut self, name: &str) -> (Duration, Vec<u8>) {
         match self {
             Getter::Redis(connection) => {
                 let start = Instant::now();
@@ -449,8 +499,7 @@ impl Getter {
                     .arg(format!("file_cache/{name}"))
                     .query(connection)
                     .expect("GET");
-                std::hint::black_box(bytes);
-                start.elapsed()
+                (start.elapsed(), bytes)
             }
             Getter::S3(store, runtime) => {
                 let path = object_store::path::Path::from(format!("{PREFIX}/{name}"));
@@ -458,8 +507,7 @@ impl Getter {
                 let bytes = runtime
                     .block_on(async { store.get(&path).await?.bytes().await })
                     .expect("GET");
-                std::hint::black_box(bytes);
-                start.elapsed()
+                (start.elapsed(), bytes.to_vec())
             }
         }
     }
