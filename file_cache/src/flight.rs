@@ -10,20 +10,42 @@
 
 use crate::key::Key;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 /// Shards of the map; a power of two, indexed by the key's first byte.
 const SHARDS: usize = 32;
 
-type Shard = Mutex<HashMap<Key, Arc<Flight>>>;
+type Flights = HashMap<Key, Arc<Flight>, BuildHasherDefault<KeyBytes>>;
+type Shard = Mutex<Flights>;
 
 fn shards() -> &'static [Shard; SHARDS] {
     static SHARDS_MAP: OnceLock<[Shard; SHARDS]> = OnceLock::new();
-    SHARDS_MAP.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::new())))
+    SHARDS_MAP.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::default())))
 }
 
-fn shard(key: &Key) -> MutexGuard<'static, HashMap<Key, Arc<Flight>>> {
+/// Hashes a key by its bytes as they are: a key is a blake3 digest already, evenly spread,
+/// so hashing it again (SipHash, on every miss's join and finish) buys nothing.
+#[derive(Default)]
+struct KeyBytes(u64);
+
+impl Hasher for KeyBytes {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Folds in what it is given (the key's 32 bytes, and its length before them).
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+fn shard(key: &Key) -> MutexGuard<'static, Flights> {
     let index = usize::from(key.as_bytes()[0]) % SHARDS;
     // A panic never happens while a shard is locked; recover from poison all the same.
     shards()[index]
@@ -126,12 +148,7 @@ impl Leader {
     /// Ends the flight; `value` is asked for only if some follower is waiting.
     pub(crate) fn finish(mut self, value: impl FnOnce() -> Outcome) {
         if let Some(flight) = self.close() {
-            let outcome = if Leader::has_followers(&flight) {
-                value()
-            } else {
-                Outcome::Abandoned
-            };
-            wake(&flight, outcome);
+            wake(&flight, value);
         }
     }
 }
@@ -140,7 +157,7 @@ impl Leader {
     /// Ends the flight with nothing to share: see [`Outcome::Failed`].
     pub(crate) fn fail(mut self) {
         if let Some(flight) = self.close() {
-            wake(&flight, Outcome::Failed);
+            wake(&flight, || Outcome::Failed);
         }
     }
 }
@@ -154,12 +171,18 @@ impl Drop for Leader {
             } else {
                 Outcome::Abandoned
             };
-            wake(&flight, outcome);
+            wake(&flight, || outcome);
         }
     }
 }
 
-fn wake(flight: &Flight, outcome: Outcome) {
+/// Hands the flight's `outcome` to its followers, if it has any: a closed flight nobody
+/// follows is dropped as it is (waking nobody still costs a system call).
+fn wake(flight: &Arc<Flight>, outcome: impl FnOnce() -> Outcome) {
+    if !Leader::has_followers(flight) {
+        return;
+    }
+    let outcome = outcome();
     let wakers = {
         let mut state = flight.state();
         state.outcome = Some(outcome);

@@ -104,6 +104,9 @@ pub(crate) struct Pending<T> {
 }
 
 /// What one step of a [`Pending`] lookup came to.
+// Returned at once and matched, as a `Lookup` is (see there): boxing it would cost an
+// allocation per call.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Step<T> {
     /// Done: a hit, a miss to compute, or a bypass.
     Ready(Lookup<T>),
@@ -357,7 +360,7 @@ impl Miss {
 
     /// Stores the body's value and hands it to callers waiting for it; problems are logged,
     /// never returned.
-    pub(crate) fn store<T: Serialize + DeserializeOwned>(self, value: &T) {
+    pub(crate) fn store<T: Serialize + DeserializeOwned>(mut self, value: &T) {
         let recorded = self.recorded.encode();
         let payload = store(
             self.site,
@@ -367,6 +370,7 @@ impl Miss {
             value,
             &recorded,
             self.started.elapsed(),
+            self.lock.as_mut(),
         );
         // The body calling this one made its value from this one's.
         dependencies::inherit(&recorded);

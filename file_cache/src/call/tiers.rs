@@ -341,7 +341,7 @@ pub(super) fn note_version(site: &'static Site, path: &Path, storing: bool) {
     if !(first_lookup || storing) {
         return;
     }
-    if let Some(dir) = path.parent().and_then(Path::parent) {
+    if let Some(dir) = paths::dir_of(path).and_then(paths::dir_of) {
         versions::note(dir, &site.info.code_hash, storing);
     }
 }

@@ -7,8 +7,9 @@ use super::builder::CallKey;
 use super::check::unix_millis;
 use super::tiers::{entry_path, memory_of, note_version, warn_write_failure};
 use crate::codec::{self, Codec};
+use crate::disk::lock::EntryLock;
 use crate::disk::root::{Access, Root};
-use crate::disk::{gate, size_limit};
+use crate::disk::{gate, size_limit, write};
 use crate::entry::{EntryError, Header};
 use crate::memory::{self};
 use crate::site::{root_of, Problem, Site};
@@ -24,12 +25,23 @@ use std::time::Duration;
 #[doc(hidden)]
 pub fn write_entry<T: Serialize + DeserializeOwned>(site: &'static Site, key: CallKey, value: &T) {
     let path = entry_path(site, &key);
-    store(site, root_of(site), &key, &path, value, &[], Duration::ZERO);
+    store(
+        site,
+        root_of(site),
+        &key,
+        &path,
+        value,
+        &[],
+        Duration::ZERO,
+        None,
+    );
 }
 
-/// Encodes and writes the entry, with the `dependencies` its body recorded (encoded);
-/// problems are logged, never returned. Returns the encoded value and its codec's id
-/// unless it cannot be cached at all.
+/// Encodes and writes the entry, with the `dependencies` its body recorded (encoded),
+/// through the entry's `lock` when this call holds it; problems are logged, never
+/// returned. Returns the encoded value and its codec's id unless it cannot be cached at
+/// all.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn store<T>(
     site: &'static Site,
     root: &Root,
@@ -38,6 +50,7 @@ pub(super) fn store<T>(
     value: &T,
     dependencies: &[u8],
     took: Duration,
+    lock: Option<&mut EntryLock>,
 ) -> Option<(u8, Vec<u8>)>
 where
     T: Serialize + DeserializeOwned,
@@ -88,7 +101,12 @@ where
     site.state
         .entry_len
         .store(header.len() + payload.len(), Ordering::Relaxed);
-    match crate::disk::write::write_atomic(path, &[&header, &payload]) {
+    let parts: [&[u8]; 2] = [&header, &payload];
+    let written = match lock {
+        Some(lock) => write::write_locked(lock, path, &parts),
+        None => write::write_atomic(path, &parts),
+    };
+    match written {
         Ok(()) => {
             log::debug!("file_cache: stored {}", site.display_name());
             stats::record_store(site, len);

@@ -163,22 +163,59 @@ pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
 
 /// Creates a new file holding `parts`, readable by the user only.
 pub(crate) fn write_new(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    check(path)?;
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, file_mode());
-    let mut file: File = options.open(path)?;
-    for part in parts {
-        file.write_all(part)?;
-    }
-    Ok(())
+    let file = create_new(path)?;
+    write_parts(&file, parts)
 }
 
 /// [`write_new`] in 64 KiB pieces, pausing after each (a test hook, see `Faults`).
 pub(crate) fn write_new_slowly(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    write_new(path, &[])?;
-    let mut file = files::open(OpenOptions::new().append(true), path)?;
+    let file = create_new(path)?;
+    write_parts_slowly(&file, parts)
+}
+
+/// Creates the new file `path` (never an existing one, nor through a link), readable by the
+/// user only, open for reading and writing: a temporary file to write, or to lock first
+/// (see [`super::lock`]).
+pub(crate) fn create_new(path: &Path) -> io::Result<File> {
+    check(path)?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, file_mode());
+    options.open(path)
+}
+
+/// Writes `parts` at the position of `file`, one [`create_new`] handed out: in one system
+/// call when the system takes them all at once (an entry's header and payload).
+pub(crate) fn write_parts(mut file: &File, parts: &[&[u8]]) -> io::Result<()> {
+    const AT_ONCE: usize = 4;
+    let mut written = 0;
+    if (2..=AT_ONCE).contains(&parts.len()) {
+        let mut slices = [io::IoSlice::new(&[]); AT_ONCE];
+        for (slice, part) in slices.iter_mut().zip(parts) {
+            *slice = io::IoSlice::new(part);
+        }
+        written = loop {
+            match file.write_vectored(&slices[..parts.len()]) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                result => break result?,
+            }
+        };
+    }
+    // What the vectored write left (all of it, for a single part).
+    for part in parts {
+        if written >= part.len() {
+            written -= part.len();
+            continue;
+        }
+        file.write_all(&part[written..])?;
+        written = 0;
+    }
+    Ok(())
+}
+
+/// [`write_parts`] in 64 KiB pieces, pausing after each (a test hook, see `Faults`).
+pub(crate) fn write_parts_slowly(mut file: &File, parts: &[&[u8]]) -> io::Result<()> {
     for piece in parts.iter().flat_map(|part| part.chunks(64 << 10)) {
         file.write_all(piece)?;
         std::thread::sleep(Duration::from_millis(10));

@@ -14,27 +14,82 @@
 //! removes the file, and a holder always holds the file linked at the path, so two
 //! processes can never both believe they hold an entry's lock.
 //!
+//! On Unix, a holder that made the lock file itself (a new file, empty, private to the user
+//! like any temporary file) writes the entry into it and renames it over the entry: that
+//! removes the lock file, while still holding the lock, and stores the entry in one atomic
+//! step. A miss so creates one file, as a plain atomic write does, and frees none (a file
+//! freed on every store makes some file systems, ext4 without a journal among them, look
+//! over every recently freed inode before each file they create). A waiter that locked the
+//! file meanwhile finds it gone from the lock's path when it gets it, and starts over, as
+//! above; `flock` locks are advisory, so readers of the entry never notice the lock. The
+//! rename moves whatever the lock's path names, so the holder checks just before it that the
+//! path still names its file (a clear removes files without their locks, and another writer
+//! may have made a new lock file since), and otherwise writes the entry anew. (Windows locks
+//! are mandatory: a reader of an entry still locked would fail, so there the lock file is
+//! only a lock.)
+//!
 //! A holder killed before it removed its file leaves it behind, unlocked: the next holder
 //! of that key removes it, and a writer sweeping its shard removes it once it is stale
 //! (see `files::sweep`), through the same protocol (lock, check, remove).
 
 use crate::config::Faults;
-use crate::disk::files;
-use crate::disk::gate;
+use crate::disk::{files, gate, paths};
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The held lock of one entry; dropping it removes the lock file, then unlocks it.
+/// The held lock of one entry; dropping it removes the lock file (unless it became the
+/// entry), then unlocks it.
 #[derive(Debug)]
 pub(crate) struct EntryLock {
     path: PathBuf,
+    /// What the lock file is to the entry.
+    role: Role,
     // Closed after the removal in `drop`, which releases the lock.
-    _file: File,
+    file: File,
+}
+
+/// What a held lock file is to its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A lock only.
+    Lock,
+    /// Made empty by this holder (Unix): the entry may be written into it and renamed over
+    /// the entry.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Fresh,
+    /// Renamed over the entry: the lock's path no longer names it.
+    Entry,
+}
+
+impl EntryLock {
+    /// The lock's path and its file, empty and private, when the entry may be written into
+    /// it and renamed over the entry (see the module's documentation): then call
+    /// [`EntryLock::renamed`] once it is.
+    pub(crate) fn fresh_file(&self) -> Option<(&Path, &File)> {
+        (self.role == Role::Fresh).then_some((&self.path, &self.file))
+    }
+
+    /// Whether the lock's path still names the file this holder made and locked: a clear
+    /// removes files without their locks, and another writer may have made a new lock file
+    /// since.
+    pub(crate) fn still_fresh(&self) -> bool {
+        self.role == Role::Fresh && is_linked(&self.file).unwrap_or(false)
+    }
+
+    /// The lock's file was renamed over the entry: there is nothing left to remove.
+    pub(crate) fn renamed(&mut self) {
+        self.role = Role::Entry;
+    }
 }
 
 impl Drop for EntryLock {
     fn drop(&mut self) {
+        // Renamed over the entry, or removed by a clear meanwhile: then the path names
+        // nothing of ours (perhaps another writer's new lock file), and stays as it is.
+        if self.role == Role::Entry || !is_linked(&self.file).unwrap_or(true) {
+            return;
+        }
         // Best effort: a file left behind is removed by a later holder or sweep.
         let _ = gate::remove_file(&self.path);
     }
@@ -42,11 +97,7 @@ impl Drop for EntryLock {
 
 /// The lock file of an entry.
 pub(crate) fn lock_path(entry: &Path) -> PathBuf {
-    let name = entry
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    entry.with_file_name(format!(".{name}.lock"))
+    paths::dot_sibling(entry, ".lock")
 }
 
 /// Whether a file name is a lock file of ours.
@@ -93,22 +144,22 @@ fn create_dir(dir: &Path, recreated: &mut usize) -> io::Result<()> {
 /// when [`gave_up`] says so, that the lock file kept changing under every try.
 pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<Option<EntryLock>> {
     let path = lock_path(entry);
-    let dir = path.parent();
     let mut recreated = 0;
-    if let Some(dir) = dir {
-        create_dir(dir, &mut recreated)?;
+    #[cfg(unix)]
+    if let Some(held) = claim(&path, faults, &mut recreated)? {
+        return Ok(Some(held));
     }
     let mut tries = 0;
     while tries < MAX_TRIES {
         tries += 1;
         let file = match open(&path) {
             Ok(file) => file,
-            // The directory was removed since it was created: create it again.
+            // The directory is missing (not made yet, or removed since): create it.
             // (Not a try of the lock file: nothing changed it.)
             Err(error) if error.kind() == io::ErrorKind::NotFound && recreated < RECREATE_DIR => {
                 recreated += 1;
                 tries -= 1;
-                if let Some(dir) = dir {
+                if let Some(dir) = paths::dir_of(&path) {
                     create_dir(dir, &mut recreated)?;
                 }
                 continue;
@@ -131,11 +182,63 @@ pub(crate) fn acquire(entry: &Path, block: bool, faults: Faults) -> io::Result<O
             lock(&file, faults)?;
         }
         if still_linked(&file, &path)? {
-            return Ok(Some(EntryLock { path, _file: file }));
+            return Ok(Some(EntryLock {
+                path,
+                role: Role::Lock,
+                file,
+            }));
         }
         // The previous holder removed the file we waited on: start over with a new one.
     }
     Err(io::Error::other(GaveUp))
+}
+
+/// Takes the lock at `path` by making its file, new: `Some` when this process made it and
+/// holds it, `None` when the file is there already (held, or left behind, or another
+/// process got it first): take it the usual way.
+#[cfg(unix)]
+fn claim(path: &Path, faults: Faults, recreated: &mut usize) -> io::Result<Option<EntryLock>> {
+    let file = loop {
+        match gate::create_new(path) {
+            Ok(file) => break file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound && *recreated < RECREATE_DIR => {
+                *recreated += 1;
+                if let Some(dir) = paths::dir_of(path) {
+                    create_dir(dir, recreated)?;
+                }
+            }
+            // There already, or a link: the usual way finds out.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(error) => return Err(error),
+        }
+    };
+    // Another process may have opened it and locked it first, and even be done with it
+    // (then it removed it).
+    if !try_lock(&file, faults)? || !is_linked(&file)? {
+        return Ok(None);
+    }
+    Ok(Some(EntryLock {
+        path: path.to_path_buf(),
+        role: Role::Fresh,
+        file,
+    }))
+}
+
+/// Whether a lock file this process holds is still linked, hence still at its path: the
+/// only name it ever has is the lock's (nothing links lock files elsewhere, and only a
+/// holder renames one, over its entry), so a held file linked anywhere is linked there.
+/// One `fstat`, without looking the path up.
+#[cfg(unix)]
+fn is_linked(file: &File) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(file.metadata()?.nlink() > 0)
+}
+
+/// Without a link count in stable std, taken to be linked (a lock file is never made the
+/// entry there).
+#[cfg(not(unix))]
+fn is_linked(_file: &File) -> io::Result<bool> {
+    Ok(true)
 }
 
 /// Why [`acquire`] failed after [`MAX_TRIES`] tries.
@@ -352,6 +455,53 @@ mod tests {
             removed.load(Ordering::Relaxed) >= 100,
             "the shard was removed under the locks"
         );
+    }
+
+    /// The identity of the file at `path`.
+    #[cfg(unix)]
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).unwrap().ino()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_made_by_its_holder_is_fresh_and_one_left_behind_is_a_lock_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("ab/abcd");
+        let made = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+        let (path, _) = made.fresh_file().expect("made by its holder");
+        assert_eq!(path, lock_path(&entry));
+        assert!(made.still_fresh());
+        drop(made);
+        // What a holder killed before its cleanup leaves, half an entry perhaps.
+        fs::write(lock_path(&entry), b"partial").unwrap();
+        let found = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+        assert!(found.fresh_file().is_none(), "a file it did not make");
+        assert!(!found.still_fresh());
+        drop(found);
+        assert!(!lock_path(&entry).exists(), "the holder removes it");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_holder_whose_lock_file_was_removed_meanwhile_leaves_the_new_one_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        let held = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+        // A clear removes the file under the holder; another writer makes a new one.
+        fs::remove_file(lock_path(&entry)).unwrap();
+        assert!(!held.still_fresh());
+        let other = acquire(&entry, true, Faults::default()).unwrap().unwrap();
+        let others = inode(&lock_path(&entry));
+        drop(held);
+        assert_eq!(
+            inode(&lock_path(&entry)),
+            others,
+            "another's lock file stays"
+        );
+        drop(other);
+        assert!(!lock_path(&entry).exists());
     }
 
     #[test]

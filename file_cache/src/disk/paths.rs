@@ -110,10 +110,88 @@ pub(crate) fn entry_path(function_dir: &Path, key: &Key) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// The directory of the file at `path`, as [`Path::parent`] gives it, found by looking for
+/// the last separator rather than by parsing every component: a store asks it of its entry
+/// several times. Paths it cannot cut plainly (see [`plain_cut`]) take [`Path::parent`].
+pub(crate) fn dir_of(path: &Path) -> Option<&Path> {
+    match path.to_str().and_then(plain_cut) {
+        Some((dir, _)) => Some(Path::new(dir)),
+        None => path.parent(),
+    }
+}
+
+/// `<directory of path>/.<name of path><suffix>`: the name of a file kept beside another
+/// (an entry's lock), built without parsing the path's components for the usual path.
+pub(crate) fn dot_sibling(path: &Path, suffix: &str) -> PathBuf {
+    if let Some((dir, name)) = path.to_str().and_then(plain_cut) {
+        let mut sibling = String::with_capacity(dir.len() + name.len() + suffix.len() + 2);
+        // The separator `dir` was cut at, as the path spells it.
+        sibling.push_str(&path.to_str().unwrap_or_default()[..=dir.len()]);
+        sibling.push('.');
+        sibling.push_str(name);
+        sibling.push_str(suffix);
+        return PathBuf::from(sibling);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}{suffix}"))
+}
+
+/// `text` cut at its last separator into a directory and a name, where both are plain:
+/// a name that is not empty, `.` or `..`, and a directory that is `.` or ends with a plain
+/// name (not empty, not a root or a drive, `.` or `..`). Cut so, they are what [`Path::parent`] and
+/// [`Path::file_name`] give.
+fn plain_cut(text: &str) -> Option<(&str, &str)> {
+    let cut = text.rfind(std::path::is_separator)?;
+    let (dir, name) = (&text[..cut], &text[cut + 1..]);
+    let plain_name = !matches!(name, "" | "." | "..");
+    let last = dir
+        .rsplit(std::path::is_separator)
+        .next()
+        .unwrap_or_default();
+    let plain_dir = !matches!(last, "" | ".." | ".") && !dir.ends_with(':') || dir == ".";
+    (plain_name && plain_dir).then_some((dir, name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn a_directory_and_a_sibling_are_cut_as_path_parses_them() {
+        let paths = [
+            "/r/f/ab/abcd",
+            "r/f/ab/abcd",
+            "abcd",
+            "/abcd",
+            "/",
+            "",
+            "a/b/",
+            "a/b/.",
+            "a/b/..",
+            "a//b",
+            "./a",
+            "r/./x",
+            "r/../x",
+            "../x",
+            "r/.x",
+        ];
+        for path in paths.map(Path::new) {
+            assert_eq!(dir_of(path), path.parent(), "{path:?}");
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            assert_eq!(
+                dot_sibling(path, ".lock"),
+                path.with_file_name(format!(".{name}.lock")),
+                "{path:?}"
+            );
+        }
+    }
 
     #[test]
     fn dir_names_are_portable() {

@@ -5,9 +5,10 @@
 use crate::disk::files;
 use crate::disk::write::write_atomic;
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// Name of the file recording a function's current code hash.
@@ -72,9 +73,10 @@ pub(crate) fn note_current_version(dir: &Path, code_hash: &[u8; 32], create: boo
     true
 }
 
-/// Function directories whose version record this process has checked.
+/// Function directories whose version record this process has checked, by their paths'
+/// bytes (a `Path` compares component by component, parsing both; every store asks).
 /// (A `BTreeSet`: a `HashSet`'s random keys cost a fresh process a `getrandom` call.)
-static NOTED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+static NOTED: Mutex<BTreeSet<OsString>> = Mutex::new(BTreeSet::new());
 
 /// Records `code_hash` as the current version in the function directory `dir`, once per
 /// directory and process; without `create`, only where the directory exists already (a
@@ -82,14 +84,18 @@ static NOTED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 pub(crate) fn note(dir: &Path, code_hash: &[u8; 32], create: bool) {
     {
         let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
-        if !noted.insert(dir.to_path_buf()) {
+        // Looked up before inserting: the usual store allocates nothing here.
+        if noted.contains(dir.as_os_str()) || !noted.insert(dir.as_os_str().to_owned()) {
             return;
         }
     }
     if !note_current_version(dir, code_hash, create) {
         // Nothing stored yet: the first store records it, without creating directories for
         // a lookup.
-        NOTED.lock().unwrap_or_else(|e| e.into_inner()).remove(dir);
+        NOTED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(dir.as_os_str());
     }
 }
 

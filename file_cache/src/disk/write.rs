@@ -6,11 +6,13 @@
 use crate::config::{config, Faults};
 use crate::disk::files::{is_temp_file, temp_path};
 use crate::disk::gate::{self, create_dir_all, rename_over, write_new, write_new_slowly};
-use crate::disk::lock;
+use crate::disk::lock::{self, EntryLock};
+use crate::disk::paths;
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::{self};
 use std::io::{self};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -26,9 +28,18 @@ const WRITE_ATTEMPTS: usize = 4;
 /// something is clearing it as fast as it is written: the write counts as done and
 /// cleared at once (what a reader could have seen anyway), not as a failure.
 pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    let dir = path
-        .parent()
+    let dir = paths::dir_of(path)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "entry path has no parent"))?;
+    // The directory is there, usually: written at once, and made only when it is missing.
+    match write_temp(path, parts) {
+        Ok(()) => {
+            let config = config();
+            sweep_once(dir, config.stale_after, config.faults);
+            return Ok(());
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
     for _ in 0..WRITE_ATTEMPTS {
         match write_atomic_once(dir, path, parts) {
             Err(Vanished(error)) => {
@@ -47,6 +58,44 @@ pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// [`write_atomic`] for an entry whose lock this process holds: where the lock's file is
+/// new and its own (see [`lock`]), the entry is written into it and it is renamed over
+/// `path`, with no other file created; otherwise, or when that fails (the lock's file was
+/// removed meanwhile), as [`write_atomic`].
+pub(crate) fn write_locked(lock: &mut EntryLock, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    if let (Some((lock_file, file)), Some(dir)) = (lock.fresh_file(), paths::dir_of(path)) {
+        let config = config();
+        sweep_once(dir, config.stale_after, config.faults);
+        let write = if config.faults.slow_write {
+            gate::write_parts_slowly
+        } else {
+            gate::write_parts
+        };
+        let written = write(file, parts).and_then(|()| {
+            // The rename moves what the path names: only the file written, never another.
+            if lock.still_fresh() {
+                rename_over(lock_file, path, config.faults)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the lock file was removed meanwhile",
+                ))
+            }
+        });
+        match written {
+            Ok(()) => {
+                lock.renamed();
+                return Ok(());
+            }
+            Err(error) => log::debug!(
+                "file_cache: cannot write {} through its lock file ({error}); writing it anew",
+                path.display()
+            ),
+        }
+    }
+    write_atomic(path, parts)
 }
 
 /// A write whose directory, which it had created or found, was removed under it.
@@ -73,37 +122,42 @@ fn write_atomic_once(dir: &Path, path: &Path, parts: &[&[u8]]) -> Result<io::Res
     }
     let config = config();
     sweep_once(dir, config.stale_after, config.faults);
+    match write_temp(path, parts) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(Vanished(error)),
+        result => Ok(result),
+    }
+}
+
+/// Writes `parts` to a new temporary file beside `path` and renames it over `path`; on a
+/// failure, removes the temporary file.
+fn write_temp(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let faults = config().faults;
     let temp = temp_path(path);
-    let write = if config.faults.slow_write {
+    let write = if faults.slow_write {
         write_new_slowly
     } else {
         write_new
     };
-    let result = write(&temp, parts).and_then(|()| rename_over(&temp, path, config.faults));
-    match result {
-        Ok(()) => Ok(Ok(())),
-        Err(error) => {
-            // Best effort: the temporary file may not exist, and a failure here changes
-            // nothing.
-            let _ = gate::remove_file(&temp);
-            if error.kind() == io::ErrorKind::NotFound {
-                Err(Vanished(error))
-            } else {
-                Ok(Err(error))
-            }
-        }
+    let result = write(&temp, parts).and_then(|()| rename_over(&temp, path, faults));
+    if result.is_err() {
+        // Best effort: the temporary file may not exist, and a failure here changes
+        // nothing.
+        let _ = gate::remove_file(&temp);
     }
+    result
 }
 
 /// Sweeps `dir` the first time this process writes there: a long-lived process does not
 /// list a directory on every store, and every process that writes somewhere sweeps it.
 fn sweep_once(dir: &Path, stale_after: Duration, faults: Faults) {
-    static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-    let first = SWEPT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get_or_insert_with(HashSet::new)
-        .insert(dir.to_path_buf());
+    // Keyed by the path's bytes: a `Path` hashes component by component, parsing it.
+    static SWEPT: Mutex<Option<HashSet<OsString>>> = Mutex::new(None);
+    let first = {
+        let mut swept = SWEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        let swept = swept.get_or_insert_with(HashSet::new);
+        // Looked up before inserting: the usual store allocates nothing here.
+        !swept.contains(dir.as_os_str()) && swept.insert(dir.as_os_str().to_owned())
+    };
     if first {
         sweep(dir, stale_after, faults);
     }
@@ -149,6 +203,116 @@ mod tests {
     use super::*;
     use crate::disk::gate::rename_over_only;
     use crate::disk::read::read;
+
+    /// The identity of the file at `path`.
+    #[cfg(unix)]
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).unwrap().ino()
+    }
+
+    fn names(dir: &Path) -> Vec<std::ffi::OsString> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_made_by_its_holder_becomes_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("ab/abcd");
+        let mut held = lock::acquire(&entry, true, Faults::default())
+            .unwrap()
+            .unwrap();
+        let lock_file = inode(&lock::lock_path(&entry));
+        write_locked(&mut held, &entry, &[b"head", b"payload"]).unwrap();
+        assert_eq!(read(&entry, 0).unwrap().unwrap(), b"headpayload");
+        assert_eq!(inode(&entry), lock_file, "one file made: the lock's");
+        assert_eq!(
+            names(&dir.path().join("ab")),
+            ["abcd"],
+            "no lock or temporary file"
+        );
+        // A writer that takes the lock now makes a new file; the first holder leaves it.
+        let next = lock::acquire(&entry, false, Faults::default()).unwrap();
+        assert!(next.is_some(), "free at once");
+        drop(held);
+        assert!(
+            lock::lock_path(&entry).exists(),
+            "the next holder's file stays"
+        );
+        drop(next);
+        assert_eq!(names(&dir.path().join("ab")), ["abcd"]);
+        assert_eq!(read(&entry, 0).unwrap().unwrap(), b"headpayload");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_waiter_on_a_lock_file_that_became_the_entry_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        let mut held = lock::acquire(&entry, true, Faults::default())
+            .unwrap()
+            .unwrap();
+        let waiter = std::thread::spawn({
+            let entry = entry.clone();
+            move || {
+                let lock = lock::acquire(&entry, true, Faults::default())
+                    .unwrap()
+                    .unwrap();
+                let linked = inode(&lock::lock_path(&entry));
+                (linked, lock)
+            }
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        write_locked(&mut held, &entry, &[b"value"]).unwrap();
+        drop(held);
+        let (linked, lock) = waiter.join().unwrap();
+        assert_ne!(linked, inode(&entry), "it holds a lock file, not the entry");
+        drop(lock);
+        assert_eq!(names(dir.path()), ["e"]);
+        assert_eq!(read(&entry, 0).unwrap().unwrap(), b"value");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_replaced_meanwhile_is_never_renamed_over_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        let mut held = lock::acquire(&entry, true, Faults::default())
+            .unwrap()
+            .unwrap();
+        // A clear removes the lock file; another writer makes its own and writes into it.
+        fs::remove_file(lock::lock_path(&entry)).unwrap();
+        let other = lock::acquire(&entry, true, Faults::default())
+            .unwrap()
+            .unwrap();
+        fs::write(lock::lock_path(&entry), b"half").unwrap();
+        write_locked(&mut held, &entry, &[b"whole ", b"value"]).unwrap();
+        assert_eq!(read(&entry, 0).unwrap().unwrap(), b"whole value");
+        assert_eq!(fs::read(lock::lock_path(&entry)).unwrap(), b"half");
+        drop(held);
+        drop(other);
+        assert_eq!(names(dir.path()), ["e"]);
+    }
+
+    #[test]
+    fn a_lock_left_behind_is_not_written_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        fs::write(lock::lock_path(&entry), b"half an entry").unwrap();
+        let mut held = lock::acquire(&entry, true, Faults::default())
+            .unwrap()
+            .unwrap();
+        write_locked(&mut held, &entry, &[b"value"]).unwrap();
+        assert_eq!(read(&entry, 0).unwrap().unwrap(), b"value");
+        drop(held);
+        assert_eq!(names(dir.path()), ["e"]);
+    }
 
     #[test]
     fn atomic_write_creates_dirs_and_replaces() {
