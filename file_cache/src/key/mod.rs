@@ -114,7 +114,7 @@ impl std::error::Error for KeyError {}
 
 /// The first label of every key stream. It names the encoding: change it whenever the
 /// encoding of any value changes, so entries written under the old one are never hit.
-pub(crate) const KEY_FORMAT: &str = "file_cache key v3";
+pub(crate) const KEY_FORMAT: &str = "file_cache key v4";
 
 /// Bytes collected before one `blake3::Hasher::update`.
 pub(crate) const BUF_LEN: usize = 32 * 1024;
@@ -256,7 +256,9 @@ macro_rules! fast_lane {
 mod fast;
 mod hasher;
 mod order;
+mod row;
 mod serializer;
+mod shape;
 mod sink;
 mod tag;
 
