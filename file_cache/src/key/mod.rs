@@ -28,18 +28,37 @@
 //!   rather than value by value (`Sink::number_seq`): the same bytes;
 //! - floats by bits (`to_bits`), so `-0.0 != 0.0` and NaNs hash by payload;
 //! - `str` and bytes: the length (LEB128: one byte below 128), then the bytes;
-//! - names (type, field and variant names) as labels: `LABEL`, the length, the bytes;
-//!   enum variants as the enum's name, the variant's `u32` index and the variant's name,
-//!   so a renamed, reordered or retyped argument type changes the key;
-//! - sequences, tuples and structs (all kinds): their header (tag and names), then the
-//!   elements (struct fields as a label and a value), then `END` and the element count
-//!   as a `u64`. Element encodings never start with `END`, so the stream is unambiguous
-//!   whether or not serde told us the length up front, and the length hint does not
-//!   change the key (a `Vec` and an iterator of unknown length with the same elements
-//!   hash the same);
+//! - names (type and variant names) as labels: `LABEL`, the length, the bytes; unit,
+//!   newtype, tuple structs and variants as the (enum's) name, the variant's `u32` index
+//!   and the variant's name, so a renamed, reordered or retyped argument type changes
+//!   the key;
+//! - structs and struct variants: their tag (`STRUCT`, `STRUCT_VARIANT`), their fields'
+//!   values (no names), then `SHAPE` and the number of their *shape*: the struct's name
+//!   (for a variant the enum's name, the variant's index and name) and its field names in
+//!   order. A stream numbers shapes 0, 1, 2… where each is first used, and spells a shape
+//!   out once, right before the token that first names its number: `DEF`, the kind tag,
+//!   the names (each a LEB128 length and its bytes; the variant's index as a `u32`) and
+//!   the field count. A renamed, reordered, added or skipped field (`skip_serializing_if`),
+//!   or another struct name, is another shape; the numbers depend only on the stream, so
+//!   the key does too (which shapes the sink remembers from earlier keys makes no
+//!   difference but speed: see the `shape` module);
+//! - *rows*: consecutive elements of a sequence or tuple that are structs (not variants)
+//!   of one shape whose fields (at most 32) are all fixed-width primitives of the same
+//!   types are written as row chunks: `ROWS`, the
+//!   field count (`u8`), a `u16` row count, the shape's number (LEB128), the fields' tags,
+//!   then the rows' values alone, at most [`RUN_BYTES`] bytes of rows per chunk. Like a
+//!   run, a chunk stands for that many element slots and ends where the values say, never
+//!   where the buffer does (see the `row` module). A `Vec` of points hashes about as many
+//!   bytes as the points' memory;
+//! - sequences and tuples (all kinds): their header (tag and names), then the
+//!   elements, then `END` and the element count (LEB128). Element encodings never start
+//!   with `END`, so the stream is unambiguous whether or not serde told us the length up
+//!   front, and the length hint does not change the key (a `Vec` and an iterator of
+//!   unknown length with the same elements hash the same);
 //! - maps: `MAP`, the entry count, then the entries (key, then value), sorted by a hash
 //!   of their bytes (see `MapEntries`); an entry longer than [`ENTRY_INLINE`](order::ENTRY_INLINE) bytes stands
-//!   as `DIGEST` and its blake3 digest. Two equal `HashMap`s built in different processes
+//!   as `DIGEST` and its blake3 digest. Each entry numbers its shapes from 0 on its own,
+//!   so its bytes depend on it alone, not on the entries before it. Two equal `HashMap`s built in different processes
 //!   (different random iteration orders) therefore give the same key, and a `BTreeMap`
 //!   gives the same key as a `HashMap` with the same entries: a map argument is keyed by
 //!   its contents, not by its container.

@@ -139,7 +139,7 @@ impl<'a> ser::Serializer for &'a mut Sink {
         Ok(MapEntries::new(self, len))
     }
 
-    #[inline]
+    #[inline(always)]
     fn serialize_struct(self, name: &'static str, _len: usize) -> Result<Fields<'a>, Error> {
         Ok(Fields::new(self, tag::STRUCT, name, None))
     }
@@ -506,7 +506,7 @@ impl ser::SerializeStruct for Fields<'_> {
     type Ok = Val;
     type Error = Error;
 
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: ?Sized + Serialize>(
         &mut self,
         key: &'static str,
@@ -515,7 +515,7 @@ impl ser::SerializeStruct for Fields<'_> {
         self.field(key, value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn end(self) -> Result<Val, Error> {
         Fields::end(self)
     }
@@ -525,7 +525,7 @@ impl ser::SerializeStructVariant for Fields<'_> {
     type Ok = Val;
     type Error = Error;
 
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: ?Sized + Serialize>(
         &mut self,
         key: &'static str,
@@ -534,7 +534,7 @@ impl ser::SerializeStructVariant for Fields<'_> {
         self.field(key, value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn end(self) -> Result<Val, Error> {
         Fields::end(self)
     }

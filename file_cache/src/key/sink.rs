@@ -466,19 +466,17 @@ impl Sink {
     pub(super) fn close_run_slow(&mut self) {
         // A write while a struct may still become a row (see `row`): it will not, and
         // its bytes so far are not the open chunk's.
+        if self.run.tag == CANDIDATE_ONLY {
+            self.run.tag = 0;
+            self.cand = NO_CANDIDATE;
+            return;
+        }
         let end = self.pos.min(self.cand);
         self.cand = NO_CANDIDATE;
         let Run {
-            tag,
-            at,
-            data,
-            width,
-            ..
+            at, data, width, ..
         } = self.run;
         self.run = NO_RUN;
-        if tag == CANDIDATE_ONLY {
-            return;
-        }
         let count = (end - data) / width;
         // At most RUN_BYTES values (or rows) of at least one byte each.
         let count = u16::try_from(count).unwrap_or(u16::MAX);
