@@ -284,4 +284,6 @@ mod tag;
 pub(crate) use hasher::KeyHasher;
 
 #[cfg(test)]
+mod shapes_tests;
+#[cfg(test)]
 mod tests;

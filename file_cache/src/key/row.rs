@@ -19,32 +19,6 @@ use super::shape::*;
 use super::sink::*;
 use super::*;
 
-/// Most fields of a struct that can be a row.
-pub(super) const MAX_ROW_FIELDS: usize = 32;
-
-/// Room a candidate may fill: its tag, and its fields' tags and values.
-pub(super) const CANDIDATE_ROOM: usize = 1 + MAX_ROW_FIELDS * 17;
-
-/// No candidate (for `Sink::cand`).
-pub(super) const NO_CANDIDATE: usize = usize::MAX;
-
-/// `Run::tag` while a candidate is open and no run is (never a tag of the stream).
-pub(super) const CANDIDATE_ONLY: u8 = 0xff;
-
-/// What an open row chunk holds: the shape and the fields' tags.
-#[derive(Clone, Copy)]
-pub(super) struct RowKind {
-    pub(super) shape: u32,
-    pub(super) n: usize,
-    pub(super) tags: [u8; MAX_ROW_FIELDS],
-}
-
-pub(super) const NO_ROWS: RowKind = RowKind {
-    shape: NO_SHAPE,
-    n: 0,
-    tags: [0; MAX_ROW_FIELDS],
-};
-
 /// The width of a fixed-width primitive's value, by its tag.
 fn width_of(tag: u8) -> usize {
     match tag {

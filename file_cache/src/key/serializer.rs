@@ -5,7 +5,7 @@
 //! lanes (`fast`) are tried first.
 
 use super::*;
-use super::{fast::*, order::*, row::*, shape::*, sink::*};
+use super::{fast::*, order::*, shape::*, sink::*};
 
 impl<'a> ser::Serializer for &'a mut Sink {
     type Ok = Val;

@@ -8,7 +8,6 @@
 //! struct in the stream, whatever the table held before. The table only makes the common
 //! case cheap; a value's key never depends on what it predicted.
 
-use super::sink::varint;
 use std::collections::BTreeMap;
 
 /// No shape (a struct whose name the table does not know).
@@ -60,6 +59,15 @@ fn slot(name: &'static str, variant: Option<(u32, &'static str)>) -> usize {
     (at ^ (at >> 6)) % SLOTS
 }
 
+/// `n` in LEB128 (as the sink writes lengths).
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
 /// The shape's definition: its kind (`tag::STRUCT` or `tag::STRUCT_VARIANT`), its name,
 /// for a variant the variant's `u32` index and name, the number of fields and their names;
 /// every name as its LEB128 length and its bytes.
@@ -70,8 +78,7 @@ fn definition(
 ) -> Box<[u8]> {
     let mut out = Vec::new();
     let text = |out: &mut Vec<u8>, text: &str| {
-        let (len, n) = varint(text.len() as u64);
-        out.extend_from_slice(&len[..n]);
+        varint(text.len() as u64, out);
         out.extend_from_slice(text.as_bytes());
     };
     match variant {
@@ -86,8 +93,7 @@ fn definition(
             text(&mut out, variant);
         }
     }
-    let (len, n) = varint(fields.len() as u64);
-    out.extend_from_slice(&len[..n]);
+    varint(fields.len() as u64, &mut out);
     for field in fields {
         text(&mut out, field);
     }

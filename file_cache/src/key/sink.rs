@@ -4,7 +4,6 @@
 //! encoding of values is `serializer`'s, the order of map entries `order`'s.
 
 use super::order::*;
-use super::row::*;
 use super::shape::*;
 use super::*;
 
@@ -67,6 +66,34 @@ pub(super) const NO_RUN: Run = Run {
     data: 0,
     end: 0,
     width: 1,
+};
+
+// The state of rows (see the `row` module), which the sink's writes keep.
+
+/// Most fields of a struct that can be a row.
+pub(super) const MAX_ROW_FIELDS: usize = 32;
+
+/// Room a candidate may fill: its tag, and its fields' tags and values.
+pub(super) const CANDIDATE_ROOM: usize = 1 + MAX_ROW_FIELDS * 17;
+
+/// No candidate (for `Sink::cand`).
+pub(super) const NO_CANDIDATE: usize = usize::MAX;
+
+/// `Run::tag` while a candidate is open and no run is (never a tag of the stream).
+pub(super) const CANDIDATE_ONLY: u8 = 0xff;
+
+/// What an open row chunk holds: the shape and the fields' tags.
+#[derive(Clone, Copy)]
+pub(super) struct RowKind {
+    pub(super) shape: u32,
+    pub(super) n: usize,
+    pub(super) tags: [u8; MAX_ROW_FIELDS],
+}
+
+pub(super) const NO_ROWS: RowKind = RowKind {
+    shape: NO_SHAPE,
+    n: 0,
+    tags: [0; MAX_ROW_FIELDS],
 };
 
 /// What serializing one value into a sink did. A primitive is not written by the method
