@@ -76,10 +76,10 @@
 //!
 //! # Buffering
 //!
-//! Small writes are collected in a buffer of [`BUF_LEN`] bytes that is handed to blake3
-//! in one `update` when full (blake3 hashes long inputs with SIMD across chunks; one
-//! `update` per primitive is 8–10x slower). Slices at least as long as the buffer (big
-//! byte strings, long strings) flush it and go to blake3 directly, without a copy.
+//! Small writes are collected in a buffer that is handed to blake3 in one `update` when
+//! [`FLUSH_AT`] bytes are collected (blake3 hashes long inputs with SIMD across chunks; one
+//! `update` per primitive is 8–10x slower). Slices at least that long (big byte strings,
+//! long strings) flush it and go to blake3 directly, without a copy.
 
 use crate::pod;
 use serde::ser::{self, Serialize};
@@ -135,12 +135,20 @@ impl std::error::Error for KeyError {}
 /// encoding of any value changes, so entries written under the old one are never hit.
 pub(crate) const KEY_FORMAT: &str = "file_cache key v4";
 
-/// Bytes collected before one `blake3::Hasher::update`.
-pub(crate) const BUF_LEN: usize = 32 * 1024;
+/// The buffer's size: the most bytes collected before one `blake3::Hasher::update`
+/// (the default collects [`FLUSH_AT`]).
+pub(crate) const BUF_LEN: usize = 64 * 1024;
 
 /// The buffer hands blake3 whole multiples of this many bytes of the stream: sixteen of
 /// its 1 KiB chunks, what its widest SIMD path (AVX-512) hashes at once.
 const CHUNK_LEN: usize = 16 * 1024;
+
+/// A key's buffer is flushed when it would grow past this many bytes: just past three
+/// [`CHUNK_LEN`]s, so a flush hands blake3 48 KiB and moves the few bytes past them to
+/// the front. (A 32 KiB buffer flushed when full handed blake3 16 KiB and moved up to
+/// 16 KiB: as many bytes copied as hashed. And each `update` leaves its last 1 KiB chunk
+/// to the next, which compresses it without SIMD: fewer, longer updates, fewer such.)
+pub(crate) const FLUSH_AT: usize = 3 * CHUNK_LEN + 1024;
 
 /// Most bytes of values in one run chunk (see the module docs): 512 `f64`, 4096 `u8`.
 pub(crate) const RUN_BYTES: usize = 4096;

@@ -170,8 +170,8 @@ pub(super) fn copy_short(dst: &mut [u8], src: &[u8]) {
 
 impl Sink {
     /// A new sink, built in place on the heap. Built as a value, it was built on the stack
-    /// and then copied, the 32 KiB buffer twice: in a process's first call, where every
-    /// page touched is a page fault, that was 16 faults for a key of a few bytes.
+    /// and then copied, the 64 KiB buffer twice: in a process's first call, where every
+    /// page touched is a page fault, that was 32 faults for a key of a few bytes.
     #[allow(unsafe_code)]
     pub(super) fn boxed() -> Box<Sink> {
         let mut sink = Box::<Sink>::new_uninit();
@@ -196,7 +196,7 @@ impl Sink {
         // SAFETY: the caller's promise; each write is to a raw place inside `*at`.
         unsafe {
             std::ptr::addr_of_mut!((*at).pos).write(0);
-            std::ptr::addr_of_mut!((*at).limit).write(BUF_LEN);
+            std::ptr::addr_of_mut!((*at).limit).write(FLUSH_AT);
             std::ptr::addr_of_mut!((*at).run).write(NO_RUN);
             std::ptr::addr_of_mut!((*at).hasher).write(blake3::Hasher::new());
             std::ptr::addr_of_mut!((*at).fed).write(0);

@@ -29,7 +29,7 @@ impl Serialize for Bytes<'_> {
 #[test]
 fn sinks_on_the_heap_and_the_static_one_start_empty_and_give_the_same_keys() {
     let check = |sink: &mut Sink| {
-        assert_eq!((sink.pos, sink.limit, sink.fed), (0, BUF_LEN, 0));
+        assert_eq!((sink.pos, sink.limit, sink.fed), (0, FLUSH_AT, 0));
         assert_eq!(sink.run.tag, NO_RUN.tag);
         assert!(sink.maps.is_none() && sink.scratch.is_empty());
         assert_eq!(sink.hasher.finalize(), blake3::hash(b""));
