@@ -172,6 +172,10 @@ impl<'a> ser::Serializer for &'a mut Sink {
     /// written, and is then serialized again into the sink. (A `Serialize` impl with side
     /// effects before its first serializer call would see them twice; a key's impls are
     /// expected to be pure anyway, or keys would not be stable.)
+    ///
+    /// Likewise, once an item turns out to be a row (see `row`), the items after it are
+    /// offered to `row::RowOnly` while the row chunk has room; one it
+    /// refuses is serialized again into the sink.
     #[inline]
     fn collect_seq<I>(self, iter: I) -> Result<Val, Error>
     where
