@@ -1,13 +1,22 @@
 //! Key hashing: the canonical serializer into blake3, against `blake3::hash` over the same
 //! raw bytes (the data alone, with no types or lengths: what no canonical key can beat).
+//! For structured data (`scene`, `records_100k`, `plain_1m`) also against the key a
+//! hand-written cache would use (`floor`: `postcard::to_stdvec`, then `blake3::hash` of
+//! those bytes; not canonical: no names, no types, a map in its iteration order) and the
+//! one `cached` users write (`cached_debug`: `format!("{:?}")`, hashed with std's
+//! `DefaultHasher`, as a `HashMap` of such keys does).
 
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
 use file_cache::__private::{KeyBuilder, Site, SiteInfo};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
+mod key_values;
 mod support;
+
+use key_values::{plain, records, scene};
 
 static SITE: Site = Site::new(SiteInfo {
     module_path: "bench::key",
@@ -21,55 +30,49 @@ fn key_of<T: ?Sized + Serialize>(value: &T) -> file_cache::__private::CallKey {
     builder.finish().expect("hashes")
 }
 
-#[derive(Serialize)]
-struct Point {
-    x: f64,
-    y: f64,
-    label: Option<String>,
-}
-
-#[derive(Serialize)]
-enum Kind {
-    Dense { weights: Vec<f32> },
-    Sparse(Vec<(u32, f32)>),
-}
-
-#[derive(Serialize)]
-struct Scene {
-    name: String,
-    points: Vec<Point>,
-    kinds: Vec<Kind>,
-    tags: Vec<String>,
-    scale: (f64, f64, u8),
-}
-
-fn scene() -> (Scene, Vec<u8>) {
-    let scene = Scene {
-        name: "scene".to_owned(),
-        points: (0..20_000)
-            .map(|i| Point {
-                x: f64::from(i),
-                y: f64::from(i) * 0.5,
-                label: (i % 3 == 0).then(|| format!("p{i}")),
-            })
-            .collect(),
-        kinds: (0..200)
-            .map(|i| {
-                if i % 2 == 0 {
-                    Kind::Dense {
-                        weights: (0..64).map(|w| w as f32).collect(),
-                    }
-                } else {
-                    Kind::Sparse((0..32).map(|w| (w, w as f32)).collect())
-                }
-            })
-            .collect(),
-        tags: (0..1000).map(|i| format!("tag-{i}")).collect(),
-        scale: (1.0, 2.0, 3),
-    };
-    // Its raw data: the postcard bytes (no names, varint lengths) are the closest stand-in.
-    let raw = postcard::to_stdvec(&scene).expect("encode");
-    (scene, raw)
+/// A structured value against the floor (postcard, then blake3), raw blake3 of the
+/// postcard bytes, and `cached`'s usual key.
+fn bench_structured<T: Serialize + std::fmt::Debug>(c: &mut Criterion, case: &str, value: &T) {
+    let raw = postcard::to_stdvec(value).expect("encode");
+    let mut group = c.benchmark_group("key");
+    group.throughput(Throughput::Bytes(raw.len() as u64));
+    group.bench_function(BenchmarkId::new("file_cache", case), |b| {
+        b.iter(|| key_of(black_box(value)))
+    });
+    group.bench_function(BenchmarkId::new("floor", case), |b| {
+        b.iter(|| blake3::hash(&postcard::to_stdvec(black_box(value)).expect("encode")))
+    });
+    group.bench_function(BenchmarkId::new("blake3_raw", case), |b| {
+        b.iter(|| blake3::hash(black_box(&raw)))
+    });
+    group.bench_function(BenchmarkId::new("cached_debug", case), |b| {
+        b.iter(|| {
+            let mut hasher = DefaultHasher::new();
+            format!("{:?}", black_box(value)).hash(&mut hasher);
+            hasher.finish()
+        })
+    });
+    group.finish();
+    if !wanted(case) {
+        return;
+    }
+    // The key and the floor again, interleaved (see `support::interleaved`): on the shared
+    // VM their criterion windows drifted apart by up to 1.5x between runs.
+    let rounds = (200_000_000 / raw.len()).clamp(30, 1000);
+    let medians = support::interleaved(
+        &[
+            ("file_cache", &|| {
+                black_box(key_of(black_box(value)));
+            }),
+            ("floor", &|| {
+                black_box(blake3::hash(
+                    &postcard::to_stdvec(black_box(value)).expect("encode"),
+                ));
+            }),
+        ],
+        rounds,
+    );
+    support::write_interleaved(&format!("key_{case}"), rounds, &medians);
 }
 
 fn bench_pair<T: ?Sized + Serialize>(
@@ -113,8 +116,15 @@ fn benches(c: &mut Criterion) {
     let raw: Vec<u8> = strings.iter().flat_map(|s| s.bytes()).collect();
     bench_pair(c, "vec_string_100k", &strings, &raw, &[]);
 
-    let (scene, raw) = scene();
-    bench_pair(c, "nested_struct", &scene, &raw, &[]);
+    let scene = scene();
+    bench_structured(c, "scene", &scene);
+    drop(scene);
+    let records = records();
+    bench_structured(c, "records_100k", &records);
+    drop(records);
+    let plain = plain();
+    bench_structured(c, "plain_1m", &plain);
+    drop(plain);
 
     let pairs: Vec<(String, u64)> = (0..100_000u64)
         .map(|i| (format!("key-{i}"), i * 7))
@@ -146,6 +156,9 @@ fn benches(c: &mut Criterion) {
     );
     // The same three, interleaved (see `support::interleaved`): the map's key reads memory
     // all over the heap and moved most with the VM's drift between criterion's windows.
+    if !wanted("hashmap") {
+        return;
+    }
     let medians = support::interleaved(
         &[
             ("file_cache", &|| {
@@ -161,6 +174,17 @@ fn benches(c: &mut Criterion) {
         MAP_ROUNDS,
     );
     support::write_interleaved("key_hashmap", MAP_ROUNDS, &medians);
+}
+
+/// Whether the command line's filters (if any) name a case (its first word): the interleaved
+/// measurements run outside criterion, which knows nothing of them.
+fn wanted(case: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let word = case.split('_').next().unwrap_or(case);
+    filters.is_empty() || filters.iter().any(|f| f.contains(word))
 }
 
 /// Rounds of the map's interleaved measurement (about 20 ms a round).

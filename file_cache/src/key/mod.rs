@@ -28,18 +28,37 @@
 //!   rather than value by value (`Sink::number_seq`): the same bytes;
 //! - floats by bits (`to_bits`), so `-0.0 != 0.0` and NaNs hash by payload;
 //! - `str` and bytes: the length (LEB128: one byte below 128), then the bytes;
-//! - names (type, field and variant names) as labels: `LABEL`, the length, the bytes;
-//!   enum variants as the enum's name, the variant's `u32` index and the variant's name,
-//!   so a renamed, reordered or retyped argument type changes the key;
-//! - sequences, tuples and structs (all kinds): their header (tag and names), then the
-//!   elements (struct fields as a label and a value), then `END` and the element count
-//!   as a `u64`. Element encodings never start with `END`, so the stream is unambiguous
-//!   whether or not serde told us the length up front, and the length hint does not
-//!   change the key (a `Vec` and an iterator of unknown length with the same elements
-//!   hash the same);
+//! - names (type and variant names) as labels: `LABEL`, the length, the bytes; unit,
+//!   newtype, tuple structs and variants as the (enum's) name, the variant's `u32` index
+//!   and the variant's name, so a renamed, reordered or retyped argument type changes
+//!   the key;
+//! - structs and struct variants: their tag (`STRUCT`, `STRUCT_VARIANT`), their fields'
+//!   values (no names), then `SHAPE` and the number of their *shape*: the struct's name
+//!   (for a variant the enum's name, the variant's index and name) and its field names in
+//!   order. A stream numbers shapes 0, 1, 2… where each is first used, and spells a shape
+//!   out once, right before the token that first names its number: `DEF`, the kind tag,
+//!   the names (each a LEB128 length and its bytes; the variant's index as a `u32`) and
+//!   the field count. A renamed, reordered, added or skipped field (`skip_serializing_if`),
+//!   or another struct name, is another shape; the numbers depend only on the stream, so
+//!   the key does too (which shapes the sink remembers from earlier keys makes no
+//!   difference but speed: see the `shape` module);
+//! - *rows*: consecutive elements of a sequence or tuple that are structs (not variants)
+//!   of one shape whose fields (at most 32) are all fixed-width primitives of the same
+//!   types are written as row chunks: `ROWS`, the
+//!   field count (`u8`), a `u16` row count, the shape's number (LEB128), the fields' tags,
+//!   then the rows' values alone, at most [`RUN_BYTES`] bytes of rows per chunk. Like a
+//!   run, a chunk stands for that many element slots and ends where the values say, never
+//!   where the buffer does (see the `row` module). A `Vec` of points hashes about as many
+//!   bytes as the points' memory;
+//! - sequences and tuples (all kinds): their header (tag and names), then the
+//!   elements, then `END` and the element count (LEB128). Element encodings never start
+//!   with `END`, so the stream is unambiguous whether or not serde told us the length up
+//!   front, and the length hint does not change the key (a `Vec` and an iterator of
+//!   unknown length with the same elements hash the same);
 //! - maps: `MAP`, the entry count, then the entries (key, then value), sorted by a hash
 //!   of their bytes (see `MapEntries`); an entry longer than [`ENTRY_INLINE`](order::ENTRY_INLINE) bytes stands
-//!   as `DIGEST` and its blake3 digest. Two equal `HashMap`s built in different processes
+//!   as `DIGEST` and its blake3 digest. Each entry numbers its shapes from 0 on its own,
+//!   so its bytes depend on it alone, not on the entries before it. Two equal `HashMap`s built in different processes
 //!   (different random iteration orders) therefore give the same key, and a `BTreeMap`
 //!   gives the same key as a `HashMap` with the same entries: a map argument is keyed by
 //!   its contents, not by its container.
@@ -57,10 +76,10 @@
 //!
 //! # Buffering
 //!
-//! Small writes are collected in a buffer of [`BUF_LEN`] bytes that is handed to blake3
-//! in one `update` when full (blake3 hashes long inputs with SIMD across chunks; one
-//! `update` per primitive is 8–10x slower). Slices at least as long as the buffer (big
-//! byte strings, long strings) flush it and go to blake3 directly, without a copy.
+//! Small writes are collected in a buffer that is handed to blake3 in one `update` when
+//! [`FLUSH_AT`] bytes are collected (blake3 hashes long inputs with SIMD across chunks; one
+//! `update` per primitive is 8–10x slower). Slices at least that long (big byte strings,
+//! long strings) flush it and go to blake3 directly, without a copy.
 
 use crate::pod;
 use serde::ser::{self, Serialize};
@@ -114,14 +133,22 @@ impl std::error::Error for KeyError {}
 
 /// The first label of every key stream. It names the encoding: change it whenever the
 /// encoding of any value changes, so entries written under the old one are never hit.
-pub(crate) const KEY_FORMAT: &str = "file_cache key v3";
+pub(crate) const KEY_FORMAT: &str = "file_cache key v4";
 
-/// Bytes collected before one `blake3::Hasher::update`.
-pub(crate) const BUF_LEN: usize = 32 * 1024;
+/// The buffer's size: the most bytes collected before one `blake3::Hasher::update`
+/// (the default collects [`FLUSH_AT`]).
+pub(crate) const BUF_LEN: usize = 64 * 1024;
 
 /// The buffer hands blake3 whole multiples of this many bytes of the stream: sixteen of
 /// its 1 KiB chunks, what its widest SIMD path (AVX-512) hashes at once.
 const CHUNK_LEN: usize = 16 * 1024;
+
+/// A key's buffer is flushed when it would grow past this many bytes: just past three
+/// [`CHUNK_LEN`]s, so a flush hands blake3 48 KiB and moves the few bytes past them to
+/// the front. (A 32 KiB buffer flushed when full handed blake3 16 KiB and moved up to
+/// 16 KiB: as many bytes copied as hashed. And each `update` leaves its last 1 KiB chunk
+/// to the next, which compresses it without SIMD: fewer, longer updates, fewer such.)
+pub(crate) const FLUSH_AT: usize = 3 * CHUNK_LEN + 1024;
 
 /// Most bytes of values in one run chunk (see the module docs): 512 `f64`, 4096 `u8`.
 pub(crate) const RUN_BYTES: usize = 4096;
@@ -256,11 +283,15 @@ macro_rules! fast_lane {
 mod fast;
 mod hasher;
 mod order;
+mod row;
 mod serializer;
+mod shape;
 mod sink;
 mod tag;
 
 pub(crate) use hasher::KeyHasher;
 
+#[cfg(test)]
+mod shapes_tests;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 //! lanes (`fast`) are tried first.
 
 use super::*;
-use super::{fast::*, order::*, sink::*};
+use super::{fast::*, order::*, shape::*, sink::*};
 
 impl<'a> ser::Serializer for &'a mut Sink {
     type Ok = Val;
@@ -15,8 +15,8 @@ impl<'a> ser::Serializer for &'a mut Sink {
     type SerializeTupleStruct = Compound<'a>;
     type SerializeTupleVariant = Compound<'a>;
     type SerializeMap = MapEntries<'a>;
-    type SerializeStruct = Compound<'a>;
-    type SerializeStructVariant = Compound<'a>;
+    type SerializeStruct = Fields<'a>;
+    type SerializeStructVariant = Fields<'a>;
 
     #[inline]
     fn is_human_readable(&self) -> bool {
@@ -139,10 +139,9 @@ impl<'a> ser::Serializer for &'a mut Sink {
         Ok(MapEntries::new(self, len))
     }
 
-    #[inline]
-    fn serialize_struct(self, name: &'static str, _len: usize) -> Result<Compound<'a>, Error> {
-        self.framed(tag::STRUCT, name.as_bytes());
-        Ok(Compound::new(self))
+    #[inline(always)]
+    fn serialize_struct(self, name: &'static str, _len: usize) -> Result<Fields<'a>, Error> {
+        Ok(Fields::new(self, tag::STRUCT, name, None))
     }
 
     #[inline]
@@ -152,9 +151,13 @@ impl<'a> ser::Serializer for &'a mut Sink {
         variant_index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Compound<'a>, Error> {
-        self.variant(tag::STRUCT_VARIANT, name, variant_index, variant);
-        Ok(Compound::new(self))
+    ) -> Result<Fields<'a>, Error> {
+        Ok(Fields::new(
+            self,
+            tag::STRUCT_VARIANT,
+            name,
+            Some((variant_index, variant)),
+        ))
     }
 
     /// What `serialize_seq`, `serialize_element` for each item and `end` write (the same
@@ -169,6 +172,10 @@ impl<'a> ser::Serializer for &'a mut Sink {
     /// written, and is then serialized again into the sink. (A `Serialize` impl with side
     /// effects before its first serializer call would see them twice; a key's impls are
     /// expected to be pure anyway, or keys would not be stable.)
+    ///
+    /// Likewise, once an item turns out to be a row (see `row`), the items after it are
+    /// offered to `row::RowOnly` while the row chunk has room; one it
+    /// refuses is serialized again into the sink.
     #[inline]
     fn collect_seq<I>(self, iter: I) -> Result<Val, Error>
     where
@@ -186,9 +193,13 @@ impl<'a> ser::Serializer for &'a mut Sink {
         self.write(&[tag::SEQ]);
         let mut count = 0u64;
         let mut iter = iter.into_iter();
-        while let Some(item) = iter.next() {
-            count += 1;
-            let mut value = item.serialize(&mut *self)?;
+        // The next item, and whether a fast lane counted it already.
+        let mut next = iter.next().map(|item| (item, false));
+        while let Some((item, counted)) = next.take() {
+            if !counted {
+                count += 1;
+            }
+            let mut value = self.element_value(&item)?;
             while let Val::Prim { tag, width, bytes } = value {
                 self.run_value(tag, width, bytes);
                 value = Val::Written;
@@ -218,11 +229,16 @@ impl<'a> ser::Serializer for &'a mut Sink {
                 }
                 self.pos = pos;
                 if let Some(item) = redo {
-                    value = item.serialize(&mut *self)?;
+                    value = self.element_value(&item)?;
                 }
             }
+            next = if self.run.tag == tag::ROWS {
+                self.row_lane(&mut iter, &mut count)
+            } else {
+                iter.next().map(|item| (item, false))
+            };
         }
-        self.tagged(tag::END, count.to_le_bytes());
+        self.end_count(count);
         Ok(Val::Written)
     }
 
@@ -297,34 +313,136 @@ impl<'a> Compound<'a> {
         Compound { sink, count: 0 }
     }
 
-    /// An element of a sequence or tuple (of any kind): it may join a run.
+    /// An element of a sequence or tuple (of any kind): it may join a run, or be a row.
     #[inline]
     pub(super) fn element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
         self.count += 1;
-        if let Val::Prim { tag, width, bytes } = value.serialize(&mut *self.sink)? {
+        if let Val::Prim { tag, width, bytes } = self.sink.element_value(value)? {
             self.sink.run_value(tag, width, bytes);
         }
         Ok(())
     }
 
-    /// A named field: its label sits between values, so it never joins a run.
     #[inline]
-    pub(super) fn field<T: ?Sized + Serialize>(
-        &mut self,
-        name: &str,
-        value: &T,
-    ) -> Result<(), Error> {
+    pub(super) fn end(self) -> Result<Val, Error> {
+        self.sink.end_count(self.count);
+        Ok(Val::Written)
+    }
+}
+
+/// A struct or struct variant in progress: its tag, its fields' values (tagged, never in
+/// runs), then `SHAPE` and the number of its shape (see `shape`).
+///
+/// The field names are not written: each is checked against the shape the sink's table
+/// predicts for the struct's name, by address, and only a struct that leaves the
+/// prediction (the first of its name, or one whose impl skipped or added a field) has its
+/// names collected and its shape looked up by content.
+pub(super) struct Fields<'a> {
+    sink: &'a mut Sink,
+    name: &'static str,
+    variant: Option<(u32, &'static str)>,
+    /// The predicted shape ([`NO_SHAPE`] if none).
+    shape: u32,
+    count: usize,
+    /// Every name so far, once a name left the prediction.
+    names: Option<Vec<&'static str>>,
+    /// Where it starts if it may become a row (see `row`), else [`NO_CANDIDATE`].
+    cand: usize,
+}
+
+impl<'a> Fields<'a> {
+    #[inline(always)]
+    fn new(
+        sink: &'a mut Sink,
+        tag: u8,
+        name: &'static str,
+        variant: Option<(u32, &'static str)>,
+    ) -> Fields<'a> {
+        // A struct that starts a sequence's element may be a row.
+        let cand = if variant.is_none() && sink.element == sink.at_stream() {
+            sink.start_candidate();
+            sink.cand
+        } else {
+            sink.write(&[tag]);
+            NO_CANDIDATE
+        };
+        let shape = sink.shapes.predict(name, variant);
+        Fields {
+            cand,
+            names: (shape == NO_SHAPE).then(Vec::new),
+            sink,
+            name,
+            variant,
+            shape,
+            count: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn field<T: ?Sized + Serialize>(&mut self, name: &'static str, value: &T) -> Result<(), Error> {
+        match &mut self.names {
+            None => {
+                let expected = self.sink.shapes.field(self.shape, self.count);
+                if !expected.is_some_and(|expected| same_name(expected, name)) {
+                    self.leave(name);
+                }
+            }
+            Some(names) => names.push(name),
+        }
         self.count += 1;
-        self.sink.label(name);
         let value = value.serialize(&mut *self.sink)?;
+        if self.cand != NO_CANDIDATE {
+            if self.sink.is_candidate(self.cand) {
+                match value {
+                    Val::Prim { tag, width, bytes } if self.count <= MAX_ROW_FIELDS => {
+                        self.sink.candidate_field(tag, width, bytes);
+                        return Ok(());
+                    }
+                    // Not a row after all: the bytes so far are a struct's.
+                    _ => self.sink.close_run(),
+                }
+            }
+            self.cand = NO_CANDIDATE;
+        }
         self.sink.place(value);
         Ok(())
     }
 
-    #[inline]
-    pub(super) fn end(self) -> Result<Val, Error> {
-        self.sink.tagged(tag::END, self.count.to_le_bytes());
+    /// The struct's names so far: the prediction's first `count`.
+    fn predicted_names(&self) -> Vec<&'static str> {
+        (0..self.count)
+            .filter_map(|i| self.sink.shapes.field(self.shape, i))
+            .collect()
+    }
+
+    #[inline(never)]
+    fn leave(&mut self, name: &'static str) {
+        let mut names = self.predicted_names();
+        names.push(name);
+        self.names = Some(names);
+    }
+
+    #[inline(always)]
+    fn end(mut self) -> Result<Val, Error> {
+        let shape = match &self.names {
+            None if self.sink.shapes.len(self.shape) == Some(self.count) => self.shape,
+            _ => self.resolve(),
+        };
+        if self.cand != NO_CANDIDATE && self.sink.is_candidate(self.cand) && self.count > 0 {
+            self.sink.end_row(shape, self.cand, self.count);
+        } else {
+            self.sink.close_struct(shape);
+        }
         Ok(Val::Written)
+    }
+
+    #[inline(never)]
+    fn resolve(&mut self) -> u32 {
+        let names = match &self.names {
+            Some(names) => names.clone(),
+            None => self.predicted_names(),
+        };
+        self.sink.shapes.resolve(self.name, self.variant, &names)
     }
 }
 
@@ -388,11 +506,11 @@ impl ser::SerializeTupleVariant for Compound<'_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_> {
+impl ser::SerializeStruct for Fields<'_> {
     type Ok = Val;
     type Error = Error;
 
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: ?Sized + Serialize>(
         &mut self,
         key: &'static str,
@@ -401,17 +519,17 @@ impl ser::SerializeStruct for Compound<'_> {
         self.field(key, value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn end(self) -> Result<Val, Error> {
-        Compound::end(self)
+        Fields::end(self)
     }
 }
 
-impl ser::SerializeStructVariant for Compound<'_> {
+impl ser::SerializeStructVariant for Fields<'_> {
     type Ok = Val;
     type Error = Error;
 
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: ?Sized + Serialize>(
         &mut self,
         key: &'static str,
@@ -420,9 +538,9 @@ impl ser::SerializeStructVariant for Compound<'_> {
         self.field(key, value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn end(self) -> Result<Val, Error> {
-        Compound::end(self)
+        Fields::end(self)
     }
 }
 

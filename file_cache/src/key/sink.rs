@@ -4,6 +4,7 @@
 //! encoding of values is `serializer`'s, the order of map entries `order`'s.
 
 use super::order::*;
+use super::shape::*;
 use super::*;
 
 /// A blake3 hasher behind a write buffer; the serializer writes into it.
@@ -31,6 +32,16 @@ pub(super) struct Sink {
     pub(super) maps: Option<Box<MapParts>>,
     /// Reused by `collect_str`.
     pub(super) scratch: String,
+    /// The struct shapes this sink has seen, and their numbers in its stream.
+    pub(super) shapes: Shapes,
+    /// Where the sequence element being serialized starts in the stream (`fed + pos`
+    /// when it started), or `u64::MAX`: a struct that starts there may become a row (see
+    /// `row`). A position in the stream, not the buffer: a flush moves `pos` back.
+    pub(super) element: u64,
+    /// Where the struct that may still become a row starts, or [`NO_CANDIDATE`].
+    pub(super) cand: usize,
+    /// What the open row chunk holds, when `run.tag` is `tag::ROWS`.
+    pub(super) rows: RowKind,
 }
 
 /// The open run chunk (see the module docs). Any write other than a value of the run
@@ -39,8 +50,10 @@ pub(super) struct Sink {
 pub(super) struct Run {
     /// The element tag; 0 (no tag) when no run is open.
     pub(super) tag: u8,
-    /// Where its header starts in `buf`.
+    /// Where its header starts in `buf` (its count is at `at + 2`).
     pub(super) at: usize,
+    /// Where its values start.
+    pub(super) data: usize,
     /// `pos` may grow up to here while the chunk takes values.
     pub(super) end: usize,
     /// Bytes per value.
@@ -50,8 +63,37 @@ pub(super) struct Run {
 pub(super) const NO_RUN: Run = Run {
     tag: 0,
     at: 0,
+    data: 0,
     end: 0,
     width: 1,
+};
+
+// The state of rows (see the `row` module), which the sink's writes keep.
+
+/// Most fields of a struct that can be a row.
+pub(super) const MAX_ROW_FIELDS: usize = 32;
+
+/// Room a candidate may fill: its tag, and its fields' tags and values.
+pub(super) const CANDIDATE_ROOM: usize = 1 + MAX_ROW_FIELDS * 17;
+
+/// No candidate (for `Sink::cand`).
+pub(super) const NO_CANDIDATE: usize = usize::MAX;
+
+/// `Run::tag` while a candidate is open and no run is (never a tag of the stream).
+pub(super) const CANDIDATE_ONLY: u8 = 0xff;
+
+/// What an open row chunk holds: the shape and the fields' tags.
+#[derive(Clone, Copy)]
+pub(super) struct RowKind {
+    pub(super) shape: u32,
+    pub(super) n: usize,
+    pub(super) tags: [u8; MAX_ROW_FIELDS],
+}
+
+pub(super) const NO_ROWS: RowKind = RowKind {
+    shape: NO_SHAPE,
+    n: 0,
+    tags: [0; MAX_ROW_FIELDS],
 };
 
 /// What serializing one value into a sink did. A primitive is not written by the method
@@ -128,8 +170,8 @@ pub(super) fn copy_short(dst: &mut [u8], src: &[u8]) {
 
 impl Sink {
     /// A new sink, built in place on the heap. Built as a value, it was built on the stack
-    /// and then copied, the 32 KiB buffer twice: in a process's first call, where every
-    /// page touched is a page fault, that was 16 faults for a key of a few bytes.
+    /// and then copied, the 64 KiB buffer twice: in a process's first call, where every
+    /// page touched is a page fault, that was 32 faults for a key of a few bytes.
     #[allow(unsafe_code)]
     pub(super) fn boxed() -> Box<Sink> {
         let mut sink = Box::<Sink>::new_uninit();
@@ -154,12 +196,16 @@ impl Sink {
         // SAFETY: the caller's promise; each write is to a raw place inside `*at`.
         unsafe {
             std::ptr::addr_of_mut!((*at).pos).write(0);
-            std::ptr::addr_of_mut!((*at).limit).write(BUF_LEN);
+            std::ptr::addr_of_mut!((*at).limit).write(FLUSH_AT);
             std::ptr::addr_of_mut!((*at).run).write(NO_RUN);
             std::ptr::addr_of_mut!((*at).hasher).write(blake3::Hasher::new());
             std::ptr::addr_of_mut!((*at).fed).write(0);
             std::ptr::addr_of_mut!((*at).maps).write(None);
             std::ptr::addr_of_mut!((*at).scratch).write(String::new());
+            std::ptr::addr_of_mut!((*at).shapes).write(Shapes::new());
+            std::ptr::addr_of_mut!((*at).element).write(u64::MAX);
+            std::ptr::addr_of_mut!((*at).cand).write(NO_CANDIDATE);
+            std::ptr::addr_of_mut!((*at).rows).write(NO_ROWS);
         }
     }
 
@@ -167,6 +213,9 @@ impl Sink {
     pub(super) fn reset(&mut self) {
         self.pos = 0;
         self.run = NO_RUN;
+        self.element = u64::MAX;
+        self.cand = NO_CANDIDATE;
+        self.shapes.new_stream();
         if self.fed > 0 {
             self.hasher.reset();
             self.fed = 0;
@@ -273,6 +322,39 @@ impl Sink {
         self.write(data);
     }
 
+    /// Closes a sequence or tuple: `END` and the element count (LEB128).
+    #[inline(always)]
+    pub(super) fn end_count(&mut self, count: u64) {
+        if count < 0x80 {
+            self.tagged(tag::END, [count as u8]);
+        } else {
+            let (len, n) = varint(count);
+            self.write(&[tag::END]);
+            self.write(&len[..n]);
+        }
+    }
+
+    /// Closes a struct or struct variant: `SHAPE` and its shape's number in the stream
+    /// (LEB128), after `DEF` and the shape's definition where the shape is first used.
+    #[inline(always)]
+    pub(super) fn close_struct(&mut self, shape: u32) {
+        match self.shapes.number(shape) {
+            (number, None) if number < 0x80 => self.tagged(tag::SHAPE, [number as u8]),
+            (number, def) => self.close_struct_slow(number, def),
+        }
+    }
+
+    #[inline(never)]
+    fn close_struct_slow(&mut self, number: u32, def: Option<Box<[u8]>>) {
+        if let Some(def) = def {
+            self.write(&[tag::DEF]);
+            self.write(&def);
+        }
+        let (len, n) = varint(u64::from(number));
+        self.write(&[tag::SHAPE]);
+        self.write(&len[..n]);
+    }
+
     #[inline]
     pub(super) fn label(&mut self, name: &str) {
         self.framed(tag::LABEL, name.as_bytes());
@@ -331,6 +413,7 @@ impl Sink {
         self.run = Run {
             tag,
             at,
+            data: at + RUN_HEADER,
             end: at + room,
             width: usize::from(width),
         };
@@ -348,7 +431,7 @@ impl Sink {
             self.write(&[tag::RUN, tag, low, high]);
             self.write(chunk);
         }
-        self.tagged(tag::END, len64(data.len() / width).to_le_bytes());
+        self.end_count(len64(data.len() / width));
     }
 
     /// A sorted map's entries (see `MapEntries`), each `range_of` a packed entry in
@@ -395,7 +478,7 @@ impl Sink {
             }
         }
         self.pos = pos;
-        self.tagged(tag::END, len64(strings.len()).to_le_bytes());
+        self.end_count(len64(strings.len()));
     }
 
     /// Writes the open chunk's count into its header and closes it.
@@ -408,12 +491,23 @@ impl Sink {
 
     #[inline(never)]
     pub(super) fn close_run_slow(&mut self) {
-        let Run { at, width, .. } = self.run;
-        let count = (self.pos - at - RUN_HEADER) / width;
-        // At most RUN_BYTES values of at least one byte each.
+        // A write while a struct may still become a row (see `row`): it will not, and
+        // its bytes so far are not the open chunk's.
+        if self.run.tag == CANDIDATE_ONLY {
+            self.run.tag = 0;
+            self.cand = NO_CANDIDATE;
+            return;
+        }
+        let end = self.pos.min(self.cand);
+        self.cand = NO_CANDIDATE;
+        let Run {
+            at, data, width, ..
+        } = self.run;
+        self.run = NO_RUN;
+        let count = (end - data) / width;
+        // At most RUN_BYTES values (or rows) of at least one byte each.
         let count = u16::try_from(count).unwrap_or(u16::MAX);
         self.buf[at + 2..at + 4].copy_from_slice(&count.to_le_bytes());
-        self.run = NO_RUN;
     }
 
     /// Hands blake3 the buffered bytes up to the last chunk boundary of the stream

@@ -42,3 +42,9 @@ pub(crate) const RAW: u8 = 0x21;
 pub(crate) const RUN: u8 = 0x22;
 /// A map entry too long to inline, by its blake3 digest.
 pub(crate) const DIGEST: u8 = 0x23;
+/// Closes a struct or struct variant; followed by its shape's number.
+pub(crate) const SHAPE: u8 = 0x24;
+/// A chunk of rows: field count, `u16` row count, shape number, field tags, the rows.
+pub(crate) const ROWS: u8 = 0x25;
+/// A shape's definition, right before the first token that names the shape by number.
+pub(crate) const DEF: u8 = 0x26;

@@ -7,11 +7,11 @@ use serde::ser::SerializeMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::RandomState;
 
-fn key_of<T: ?Sized + Serialize>(value: &T) -> Key {
+pub(super) fn key_of<T: ?Sized + Serialize>(value: &T) -> Key {
     key_with_buffer(value, BUF_LEN)
 }
 
-fn key_with_buffer<T: ?Sized + Serialize>(value: &T, buf_len: usize) -> Key {
+pub(super) fn key_with_buffer<T: ?Sized + Serialize>(value: &T, buf_len: usize) -> Key {
     let mut hasher = KeyHasher::with_buffer_len(buf_len);
     hasher.write_value(value).expect("value hashes");
     hasher.finish()
@@ -29,7 +29,7 @@ impl Serialize for Bytes<'_> {
 #[test]
 fn sinks_on_the_heap_and_the_static_one_start_empty_and_give_the_same_keys() {
     let check = |sink: &mut Sink| {
-        assert_eq!((sink.pos, sink.limit, sink.fed), (0, BUF_LEN, 0));
+        assert_eq!((sink.pos, sink.limit, sink.fed), (0, FLUSH_AT, 0));
         assert_eq!(sink.run.tag, NO_RUN.tag);
         assert!(sink.maps.is_none() && sink.scratch.is_empty());
         assert_eq!(sink.hasher.finalize(), blake3::hash(b""));
@@ -119,15 +119,15 @@ fn floats_hash_by_bits() {
     assert_ne!(key_of(&1.0f32), key_of(&1.0f64));
 }
 
-mod v1 {
-    #[derive(serde::Serialize)]
+pub(super) mod v1 {
+    #[derive(serde::Serialize, Clone)]
     pub struct Point {
         pub x: i32,
         pub y: i32,
     }
 }
 
-mod renamed {
+pub(super) mod renamed {
     #[derive(serde::Serialize)]
     pub struct Point {
         pub x: i32,
@@ -135,7 +135,7 @@ mod renamed {
     }
 }
 
-mod reordered {
+pub(super) mod reordered {
     #[derive(serde::Serialize)]
     pub struct Point {
         pub y: i32,
@@ -151,7 +151,7 @@ mod retyped {
     }
 }
 
-mod other_name {
+pub(super) mod other_name {
     #[derive(serde::Serialize)]
     pub struct Spot {
         pub x: i32,
@@ -410,6 +410,7 @@ fn encoding_is_the_documented_one() {
         .expect("hashes");
     let map: BTreeMap<u8, bool> = [(1, true)].into();
     hasher.write_value(&map).expect("hashes");
+    hasher.write_value(&P { x: 8 }).expect("hashes");
 
     let mut s: Vec<u8> = Vec::new();
     let len = |s: &mut Vec<u8>, n: u64| s.extend_from_slice(&n.to_le_bytes());
@@ -426,16 +427,17 @@ fn encoding_is_the_documented_one() {
     s.push(9);
     s.push(tag::TUPLE);
     {
+        // A struct of primitives that is an element: a row chunk of one row, after the
+        // definition of its shape (number 0).
+        s.push(tag::DEF);
         s.push(tag::STRUCT);
         vlen(&mut s, 1);
         s.extend_from_slice(b"P");
-        s.push(tag::LABEL);
+        vlen(&mut s, 1);
         vlen(&mut s, 1);
         s.extend_from_slice(b"x");
-        s.push(tag::U16);
+        s.extend_from_slice(&[tag::ROWS, 1, 1, 0, 0, tag::U16]);
         s.extend_from_slice(&7u16.to_le_bytes());
-        s.push(tag::END);
-        len(&mut s, 1);
 
         s.extend_from_slice(&[tag::SOME, tag::I8, 0xff]);
         s.push(tag::STR);
@@ -445,7 +447,7 @@ fn encoding_is_the_documented_one() {
         s.extend_from_slice(&[tag::RUN, tag::F32, 1, 0]);
         s.extend_from_slice(&1.5f32.to_bits().to_le_bytes());
         s.push(tag::END);
-        len(&mut s, 1);
+        vlen(&mut s, 1);
 
         s.push(tag::NEWTYPE_VARIANT);
         vlen(&mut s, 5);
@@ -458,10 +460,13 @@ fn encoding_is_the_documented_one() {
         s.extend_from_slice(&2.0f64.to_bits().to_le_bytes());
     }
     s.push(tag::END);
-    len(&mut s, 5);
+    vlen(&mut s, 5);
     s.push(tag::MAP);
     len(&mut s, 1);
     s.extend_from_slice(&[tag::U8, 1, tag::BOOL, 1]);
+    // A struct that is not an element: its fields tagged, then its shape's number (the
+    // shape is defined already).
+    s.extend_from_slice(&[tag::STRUCT, tag::U16, 8, 0, tag::SHAPE, 0]);
 
     assert_eq!(hasher.finish().as_bytes(), blake3::hash(&s).as_bytes());
 }
@@ -752,7 +757,7 @@ fn vectors_and_slices_of_numbers_are_found_for_bulk_hashing() {
 
 /// A sequence serialized from an iterator: never a `&Vec` or a `&[T]`, so always
 /// written element by element.
-struct OneByOne<'a, T>(&'a [T]);
+pub(super) struct OneByOne<'a, T>(pub(super) &'a [T]);
 
 impl<T: Serialize> Serialize for OneByOne<'_, T> {
     fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -854,7 +859,7 @@ fn runs_are_chunked_by_value_count() {
         }
     }
     s.push(tag::END);
-    s.extend_from_slice(&1000u64.to_le_bytes());
+    s.extend_from_slice(&[0xe8, 0x07]); // 1000 in LEB128
     assert_eq!(key_of(&floats).as_bytes(), blake3::hash(&s).as_bytes());
 }
 
