@@ -6,9 +6,10 @@
 use file_cache::__private::{call, write_entry, CallKey, KeyBuilder, Site, SiteInfo};
 use std::path::{Path, PathBuf};
 
-/// The fixture's entry, relative to the root: `<function dir>/<shard>/<key hex>`.
+/// The fixture's entry, relative to the root: `<function dir>/<shard>/<key hex>` (key
+/// format v4: a new key format is a new fixture, and old entries become misses).
 const ENTRY: &str =
-    "format_fixture.square/44/44e61d515d8aed7da9585f193ed9ff726b8608b32c73e4eafc205854eb87ea21";
+    "format_fixture.square/96/969598d15e59e22e9b9e71f8b64a6480bc05590034c7f4827be3d03a7deb080f";
 /// An entry for [`value`] under [`key`], written by an earlier build.
 static FIXTURE: &[u8] = include_bytes!("fixtures/format_entry");
 
