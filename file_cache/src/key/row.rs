@@ -48,6 +48,12 @@ impl Sink {
 
     /// Starts a struct that may become a row (it starts a sequence's element): writes its
     /// tag, after room for all of it.
+    ///
+    /// With no row chunk open, nothing marks the candidate in the run: its `Fields` ends
+    /// the candidacy itself at its first field that is not a primitive (a primitive writes
+    /// nothing before its field places it), so the writes of such a field take no detour
+    /// through `close_run_slow`. With a row chunk open, the chunk must be closed by the
+    /// first write that is not the candidate's, whoever makes it, so `close_run` does.
     #[inline(always)]
     pub(super) fn start_candidate(&mut self) {
         if self.run.tag != tag::ROWS {
@@ -56,7 +62,6 @@ impl Sink {
             if self.pos + CANDIDATE_ROOM > self.limit.max(CANDIDATE_ROOM) {
                 self.flush();
             }
-            self.run.tag = CANDIDATE_ONLY;
         }
         self.cand = self.pos;
         self.buf[self.pos] = tag::STRUCT;
@@ -108,11 +113,7 @@ impl Sink {
             return;
         }
         self.pos = start;
-        if self.run.tag == CANDIDATE_ONLY {
-            self.run = NO_RUN;
-        } else {
-            self.close_run();
-        }
+        self.close_run();
         let (number, def) = self.shapes.number(shape);
         if let Some(def) = def {
             self.write(&[tag::DEF]);

@@ -39,13 +39,13 @@ impl<'a> ser::Serializer for &'a mut Sink {
 
     #[inline]
     fn serialize_none(self) -> Result<Val, Error> {
-        self.write(&[tag::NONE]);
+        self.byte(tag::NONE);
         Ok(Val::Written)
     }
 
     #[inline]
     fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<Val, Error> {
-        self.write(&[tag::SOME]);
+        self.byte(tag::SOME);
         let value = value.serialize(&mut *self)?;
         self.place(value);
         Ok(Val::Written)
@@ -53,7 +53,7 @@ impl<'a> ser::Serializer for &'a mut Sink {
 
     #[inline]
     fn serialize_unit(self) -> Result<Val, Error> {
-        self.write(&[tag::UNIT]);
+        self.byte(tag::UNIT);
         Ok(Val::Written)
     }
 
@@ -102,13 +102,13 @@ impl<'a> ser::Serializer for &'a mut Sink {
 
     #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>, Error> {
-        self.write(&[tag::SEQ]);
+        self.byte(tag::SEQ);
         Ok(Compound::new(self))
     }
 
     #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>, Error> {
-        self.write(&[tag::TUPLE]);
+        self.byte(tag::TUPLE);
         Ok(Compound::new(self))
     }
 
@@ -190,7 +190,7 @@ impl<'a> ser::Serializer for &'a mut Sink {
             self.string_seq(strings);
             return Ok(Val::Written);
         }
-        self.write(&[tag::SEQ]);
+        self.byte(tag::SEQ);
         let mut count = 0u64;
         let mut iter = iter.into_iter();
         // The next item, and whether a fast lane counted it already.
@@ -343,6 +343,8 @@ pub(super) struct Fields<'a> {
     variant: Option<(u32, &'static str)>,
     /// The predicted shape ([`NO_SHAPE`] if none).
     shape: u32,
+    /// Its field names ([`Shapes::names`]; empty if none).
+    expected: Names,
     count: usize,
     /// Every name so far, once a name left the prediction.
     names: Option<Vec<&'static str>>,
@@ -363,13 +365,14 @@ impl<'a> Fields<'a> {
             sink.start_candidate();
             sink.cand
         } else {
-            sink.write(&[tag]);
+            sink.byte(tag);
             NO_CANDIDATE
         };
         let shape = sink.shapes.predict(name, variant);
         Fields {
             cand,
             names: (shape == NO_SHAPE).then(Vec::new),
+            expected: sink.shapes.names(shape),
             sink,
             name,
             variant,
@@ -382,8 +385,7 @@ impl<'a> Fields<'a> {
     fn field<T: ?Sized + Serialize>(&mut self, name: &'static str, value: &T) -> Result<(), Error> {
         match &mut self.names {
             None => {
-                let expected = self.sink.shapes.field(self.shape, self.count);
-                if !expected.is_some_and(|expected| same_name(expected, name)) {
+                if !self.expected.is(self.count, name) {
                     self.leave(name);
                 }
             }
@@ -398,8 +400,12 @@ impl<'a> Fields<'a> {
                         self.sink.candidate_field(tag, width, bytes);
                         return Ok(());
                     }
-                    // Not a row after all: the bytes so far are a struct's.
-                    _ => self.sink.close_run(),
+                    // Not a row after all: the bytes so far are a struct's (and an open
+                    // row chunk before them was closed by the field's first write).
+                    _ => {
+                        self.sink.close_run();
+                        self.sink.cand = NO_CANDIDATE;
+                    }
                 }
             }
             self.cand = NO_CANDIDATE;
@@ -425,11 +431,16 @@ impl<'a> Fields<'a> {
     #[inline(always)]
     fn end(mut self) -> Result<Val, Error> {
         let shape = match &self.names {
-            None if self.sink.shapes.len(self.shape) == Some(self.count) => self.shape,
+            None if self.expected.len() == self.count => self.shape,
             _ => self.resolve(),
         };
-        if self.cand != NO_CANDIDATE && self.sink.is_candidate(self.cand) && self.count > 0 {
-            self.sink.end_row(shape, self.cand, self.count);
+        if self.cand != NO_CANDIDATE && self.sink.is_candidate(self.cand) {
+            if self.count > 0 {
+                self.sink.end_row(shape, self.cand, self.count);
+                return Ok(Val::Written);
+            }
+            self.sink.close_struct(shape);
+            self.sink.cand = NO_CANDIDATE;
         } else {
             self.sink.close_struct(shape);
         }

@@ -79,9 +79,6 @@ pub(super) const CANDIDATE_ROOM: usize = 1 + MAX_ROW_FIELDS * 17;
 /// No candidate (for `Sink::cand`).
 pub(super) const NO_CANDIDATE: usize = usize::MAX;
 
-/// `Run::tag` while a candidate is open and no run is (never a tag of the stream).
-pub(super) const CANDIDATE_ONLY: u8 = 0xff;
-
 /// What an open row chunk holds: the shape and the fields' tags.
 #[derive(Clone, Copy)]
 pub(super) struct RowKind {
@@ -231,6 +228,22 @@ impl Sink {
             self.pos = end;
         } else {
             self.write_slow(data);
+        }
+    }
+
+    /// One byte (a tag that stands alone: `NONE`, `SOME`, `SEQ`…): the same bytes as
+    /// `write(&[byte])`, without the slice copy.
+    #[inline(always)]
+    pub(super) fn byte(&mut self, byte: u8) {
+        self.close_run();
+        let at = self.pos;
+        if at < self.limit {
+            // `limit` is at most BUF_LEN: the mask changes nothing, and drops the bounds
+            // check.
+            self.buf[at & (BUF_LEN - 1)] = byte;
+            self.pos = at + 1;
+        } else {
+            self.write_slow(&[byte]);
         }
     }
 
@@ -423,7 +436,7 @@ impl Sink {
     /// bytes: the stream that writing them one by one into runs gives (see the module
     /// docs), written a chunk at a time.
     pub(super) fn number_seq(&mut self, tag: u8, width: usize, data: &[u8]) {
-        self.write(&[tag::SEQ]);
+        self.byte(tag::SEQ);
         for chunk in data.chunks(RUN_BYTES) {
             // At most RUN_BYTES values.
             let count = u16::try_from(chunk.len() / width).unwrap_or(u16::MAX);
@@ -460,7 +473,7 @@ impl Sink {
     /// framed as `STR`, `END` and the count), without a serializer call per string, and
     /// with the write position kept in a local variable across them.
     pub(super) fn string_seq(&mut self, strings: &[String]) {
-        self.write(&[tag::SEQ]);
+        self.byte(tag::SEQ);
         let mut pos = self.pos;
         for text in strings {
             let data = text.as_bytes();
@@ -491,13 +504,8 @@ impl Sink {
 
     #[inline(never)]
     pub(super) fn close_run_slow(&mut self) {
-        // A write while a struct may still become a row (see `row`): it will not, and
-        // its bytes so far are not the open chunk's.
-        if self.run.tag == CANDIDATE_ONLY {
-            self.run.tag = 0;
-            self.cand = NO_CANDIDATE;
-            return;
-        }
+        // A write while a struct after the chunk's rows may still become a row (see
+        // `row`): it will not, and its bytes so far are not the chunk's.
         let end = self.pos.min(self.cand);
         self.cand = NO_CANDIDATE;
         let Run {
