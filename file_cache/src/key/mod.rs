@@ -282,6 +282,7 @@ macro_rules! fast_lane {
 
 mod fast;
 mod hasher;
+mod lane;
 mod order;
 mod row;
 mod serializer;
@@ -291,6 +292,8 @@ mod tag;
 
 pub(crate) use hasher::KeyHasher;
 
+#[cfg(test)]
+mod lane_tests;
 #[cfg(test)]
 mod shapes_tests;
 #[cfg(test)]

@@ -35,6 +35,7 @@ impl Sink {
     #[inline(always)]
     pub(super) fn element_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<Val, Error> {
         self.element = self.at_stream();
+        self.lane = NO_SHAPE;
         let value = value.serialize(&mut *self);
         self.element = u64::MAX;
         value

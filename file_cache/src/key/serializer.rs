@@ -193,6 +193,8 @@ impl<'a> ser::Serializer for &'a mut Sink {
         self.byte(tag::SEQ);
         let mut count = 0u64;
         let mut iter = iter.into_iter();
+        // Whether the shape lane may take elements (see `lane`).
+        let mut lane = true;
         // The next item, and whether a fast lane counted it already.
         let mut next = iter.next().map(|item| (item, false));
         while let Some((item, counted)) = next.take() {
@@ -234,6 +236,8 @@ impl<'a> ser::Serializer for &'a mut Sink {
             }
             next = if self.run.tag == tag::ROWS {
                 self.row_lane(&mut iter, &mut count)
+            } else if lane && self.lane != NO_SHAPE {
+                self.shape_lane(&mut iter, &mut count, &mut lane)
             } else {
                 iter.next().map(|item| (item, false))
             };
@@ -350,6 +354,8 @@ pub(super) struct Fields<'a> {
     names: Option<Vec<&'static str>>,
     /// Where it starts if it may become a row (see `row`), else [`NO_CANDIDATE`].
     cand: usize,
+    /// Whether it starts a sequence's element (see `Sink::lane`).
+    element: bool,
 }
 
 impl<'a> Fields<'a> {
@@ -361,7 +367,8 @@ impl<'a> Fields<'a> {
         variant: Option<(u32, &'static str)>,
     ) -> Fields<'a> {
         // A struct that starts a sequence's element may be a row.
-        let cand = if variant.is_none() && sink.element == sink.at_stream() {
+        let element = variant.is_none() && sink.element == sink.at_stream();
+        let cand = if element {
             sink.start_candidate();
             sink.cand
         } else {
@@ -373,6 +380,7 @@ impl<'a> Fields<'a> {
             cand,
             names: (shape == NO_SHAPE).then(Vec::new),
             expected: sink.shapes.names(shape),
+            element,
             sink,
             name,
             variant,
@@ -443,6 +451,9 @@ impl<'a> Fields<'a> {
             self.sink.cand = NO_CANDIDATE;
         } else {
             self.sink.close_struct(shape);
+        }
+        if self.element {
+            self.sink.lane = shape;
         }
         Ok(Val::Written)
     }

@@ -42,6 +42,10 @@ pub(super) struct Sink {
     pub(super) cand: usize,
     /// What the open row chunk holds, when `run.tag` is `tag::ROWS`.
     pub(super) rows: RowKind,
+    /// The shape of the struct that was the last sequence element written, if it was not
+    /// a row, else [`NO_SHAPE`]: the elements after it are offered to the shape lane
+    /// (see `lane`).
+    pub(super) lane: u32,
 }
 
 /// The open run chunk (see the module docs). Any write other than a value of the run
@@ -203,6 +207,7 @@ impl Sink {
             std::ptr::addr_of_mut!((*at).element).write(u64::MAX);
             std::ptr::addr_of_mut!((*at).cand).write(NO_CANDIDATE);
             std::ptr::addr_of_mut!((*at).rows).write(NO_ROWS);
+            std::ptr::addr_of_mut!((*at).lane).write(NO_SHAPE);
         }
     }
 
@@ -212,6 +217,7 @@ impl Sink {
         self.run = NO_RUN;
         self.element = u64::MAX;
         self.cand = NO_CANDIDATE;
+        self.lane = NO_SHAPE;
         self.shapes.new_stream();
         if self.fed > 0 {
             self.hasher.reset();
