@@ -167,14 +167,14 @@ fn framed(
 ) -> Result<(), Refused> {
     let start = *at;
     if data.len() < 0x80 && start + 2 + data.len() <= limit {
-        buf[start] = tag;
-        buf[start + 1] = data.len() as u8;
+        buf[start & (BUF_LEN - 1)] = tag;
+        buf[(start + 1) & (BUF_LEN - 1)] = data.len() as u8;
         copy_short(&mut buf[start + 2..start + 2 + data.len()], data);
         *at = start + 2 + data.len();
         return Ok(());
     }
     let (len, n) = varint(len64(data.len()));
-    put_all(buf, at, limit, &[tag])?;
+    put_byte(buf, at, limit, tag)?;
     put_all(buf, at, limit, &len[..n])?;
     put_all(buf, at, limit, data)
 }
@@ -187,9 +187,34 @@ fn end_count(
     limit: usize,
     count: usize,
 ) -> Result<(), Refused> {
+    let start = *at;
+    if count < 0x80 && start + 2 <= limit {
+        buf[start & (BUF_LEN - 1)] = tag::END;
+        buf[(start + 1) & (BUF_LEN - 1)] = count as u8;
+        *at = start + 2;
+        return Ok(());
+    }
     let (len, n) = varint(len64(count));
-    put_all(buf, at, limit, &[tag::END])?;
+    put_byte(buf, at, limit, tag::END)?;
     put_all(buf, at, limit, &len[..n])
+}
+
+/// Writes one byte at `*at` if it fits below `limit`.
+#[inline(always)]
+fn put_byte(
+    buf: &mut [u8; BUF_LEN + 16],
+    at: &mut usize,
+    limit: usize,
+    byte: u8,
+) -> Result<(), Refused> {
+    let start = *at;
+    if start >= limit {
+        return Err(ROOM);
+    }
+    // `limit` is at most BUF_LEN: the mask changes nothing, and drops the bounds check.
+    buf[start & (BUF_LEN - 1)] = byte;
+    *at = start + 1;
+    Ok(())
 }
 
 /// A field's value in the lane: primitives, strings, bytes, unit, `Option`s, unit
@@ -224,7 +249,7 @@ impl Field<'_> {
 
     #[inline(always)]
     fn byte(self, byte: u8) -> Result<bool, Refused> {
-        put_all(self.buf, self.at, self.limit, &[byte])?;
+        put_byte(self.buf, self.at, self.limit, byte)?;
         Ok(false)
     }
 
@@ -317,7 +342,7 @@ impl<'a> ser::Serializer for Field<'a> {
 
     #[inline(always)]
     fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<bool, Refused> {
-        put_all(self.buf, self.at, self.limit, &[tag::SOME])?;
+        put_byte(self.buf, self.at, self.limit, tag::SOME)?;
         self.inner(value)
     }
 
@@ -371,7 +396,7 @@ impl<'a> ser::Serializer for Field<'a> {
     {
         let Field { buf, at, limit } = self;
         if let Some(strings) = pod::elements_of::<I, String>(&iter) {
-            put_all(buf, at, limit, &[tag::SEQ])?;
+            put_byte(buf, at, limit, tag::SEQ)?;
             for text in strings {
                 framed(buf, at, limit, tag::STR, text.as_bytes())?;
             }
@@ -379,7 +404,7 @@ impl<'a> ser::Serializer for Field<'a> {
             return Ok(false);
         }
         if let Some((tag, width, data)) = serializer::number_slice(&iter) {
-            put_all(buf, at, limit, &[tag::SEQ])?;
+            put_byte(buf, at, limit, tag::SEQ)?;
             for chunk in data.chunks(RUN_BYTES) {
                 // At most RUN_BYTES values.
                 let count = u16::try_from(chunk.len() / width).unwrap_or(u16::MAX);
