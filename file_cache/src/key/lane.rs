@@ -602,3 +602,227 @@ impl ser::SerializeStruct for LaneFields<'_> {
         Ok(false)
     }
 }
+
+impl Sink {
+    /// `collect_seq`'s fast lane after an element that was a tuple: the items that follow,
+    /// offered to [`TupleLane`], written while they are tuples of primitives. As
+    /// [`Sink::shape_lane`] for what it hands back.
+    #[inline]
+    pub(super) fn tuple_lane<I>(
+        &mut self,
+        iter: &mut I,
+        count: &mut u64,
+        on: &mut bool,
+    ) -> Option<(I::Item, bool)>
+    where
+        I: Iterator,
+        I::Item: Serialize,
+    {
+        self.lane_tuple = false;
+        let limit = self.limit.min(BUF_LEN);
+        let mut pos = self.pos;
+        loop {
+            if pos + LANE_ROOM > limit {
+                self.pos = pos;
+                return iter.next().map(|item| (item, false));
+            }
+            let Some(item) = iter.next() else {
+                self.pos = pos;
+                return None;
+            };
+            *count += 1;
+            let lane = TupleLane {
+                buf: &mut self.buf,
+                pos: &mut pos,
+                limit,
+            };
+            if let Err(refused) = item.serialize(lane) {
+                self.pos = pos;
+                *on = refused.room;
+                return Some((item, true));
+            }
+        }
+    }
+}
+
+/// The tuple lane's serializer: takes a tuple of at most [`TUPLE_LANE_LEN`] primitives and
+/// writes it at `pos`, below `limit`, as the sink's serializer does (`TUPLE`, its elements
+/// in runs of one type, `END` and the count); refuses anything else.
+pub(super) struct TupleLane<'a> {
+    buf: &'a mut [u8; BUF_LEN + 16],
+    pos: &'a mut usize,
+    limit: usize,
+}
+
+/// Most elements of a tuple the tuple lane takes (so no run of it is longer than a run
+/// chunk holds).
+const TUPLE_LANE_LEN: usize = 64;
+
+/// A tuple's elements in the tuple lane.
+pub(super) struct TupleElements<'a> {
+    lane: TupleLane<'a>,
+    at: usize,
+    count: usize,
+    /// The open run: its element tag (0: none) and where its header is.
+    tag: u8,
+    header: usize,
+    values: u16,
+}
+
+impl TupleElements<'_> {
+    /// Writes the open run's count into its header.
+    #[inline(always)]
+    fn close_run(&mut self) {
+        if self.tag != 0 {
+            let [low, high] = self.values.to_le_bytes();
+            self.lane.buf[(self.header + 2) & (BUF_LEN - 1)] = low;
+            self.lane.buf[(self.header + 3) & (BUF_LEN - 1)] = high;
+        }
+    }
+}
+
+impl<'a> ser::Serializer for TupleLane<'a> {
+    type Ok = bool;
+    type Error = Refused;
+    type SerializeSeq = ser::Impossible<bool, Refused>;
+    type SerializeTuple = TupleElements<'a>;
+    type SerializeTupleStruct = ser::Impossible<bool, Refused>;
+    type SerializeTupleVariant = ser::Impossible<bool, Refused>;
+    type SerializeMap = ser::Impossible<bool, Refused>;
+    type SerializeStruct = ser::Impossible<bool, Refused>;
+    type SerializeStructVariant = ser::Impossible<bool, Refused>;
+
+    #[inline]
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+
+    refuse! {
+        serialize_bool(v: bool) -> bool;
+        serialize_i8(v: i8) -> bool;
+        serialize_i16(v: i16) -> bool;
+        serialize_i32(v: i32) -> bool;
+        serialize_i64(v: i64) -> bool;
+        serialize_i128(v: i128) -> bool;
+        serialize_u8(v: u8) -> bool;
+        serialize_u16(v: u16) -> bool;
+        serialize_u32(v: u32) -> bool;
+        serialize_u64(v: u64) -> bool;
+        serialize_u128(v: u128) -> bool;
+        serialize_f32(v: f32) -> bool;
+        serialize_f64(v: f64) -> bool;
+        serialize_char(v: char) -> bool;
+        serialize_str(v: &str) -> bool;
+        serialize_bytes(v: &[u8]) -> bool;
+        serialize_none() -> bool;
+        serialize_unit() -> bool;
+        serialize_unit_struct(name: &'static str) -> bool;
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str) -> bool;
+        serialize_seq(len: Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple_struct(name: &'static str, len: usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(
+            name: &'static str,
+            index: u32,
+            variant: &'static str,
+            len: usize
+        ) -> Self::SerializeTupleVariant;
+        serialize_map(len: Option<usize>) -> Self::SerializeMap;
+        serialize_struct(name: &'static str, len: usize) -> Self::SerializeStruct;
+        serialize_struct_variant(
+            name: &'static str,
+            index: u32,
+            variant: &'static str,
+            len: usize
+        ) -> Self::SerializeStructVariant;
+    }
+
+    #[inline(always)]
+    fn serialize_tuple(self, _len: usize) -> Result<TupleElements<'a>, Refused> {
+        let at = *self.pos;
+        // Room was left (`LANE_ROOM`).
+        self.buf[at & (BUF_LEN - 1)] = tag::TUPLE;
+        Ok(TupleElements {
+            lane: self,
+            at: at + 1,
+            count: 0,
+            tag: 0,
+            header: 0,
+            values: 0,
+        })
+    }
+
+    #[inline]
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<bool, Refused> {
+        Err(KIND)
+    }
+
+    #[inline]
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bool, Refused> {
+        Err(KIND)
+    }
+
+    #[inline]
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bool, Refused> {
+        Err(KIND)
+    }
+
+    #[inline]
+    fn collect_str<T: ?Sized + fmt::Display>(self, _: &T) -> Result<bool, Refused> {
+        Err(KIND)
+    }
+}
+
+impl ser::SerializeTuple for TupleElements<'_> {
+    type Ok = bool;
+    type Error = Refused;
+
+    #[inline(always)]
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Refused> {
+        let Val::Prim { tag, width, bytes } = value.serialize(fast::PrimOnly)? else {
+            return Err(KIND);
+        };
+        self.count += 1;
+        let at = self.at;
+        // A run header and a value at most.
+        if self.count > TUPLE_LANE_LEN || at + 20 > self.lane.limit {
+            return Err(if self.count > TUPLE_LANE_LEN {
+                KIND
+            } else {
+                ROOM
+            });
+        }
+        if tag == self.tag {
+            put(self.lane.buf, at, width, bytes);
+            self.at = at + usize::from(width);
+            self.values += 1;
+        } else {
+            self.close_run();
+            let header = [tag::RUN, tag, 0, 0];
+            self.lane.buf[at..at + 4].copy_from_slice(&header);
+            put(self.lane.buf, at + 4, width, bytes);
+            self.at = at + 4 + usize::from(width);
+            self.tag = tag;
+            self.header = at;
+            self.values = 1;
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn end(mut self) -> Result<bool, Refused> {
+        self.close_run();
+        end_count(self.lane.buf, &mut self.at, self.lane.limit, self.count)?;
+        *self.lane.pos = self.at;
+        Ok(false)
+    }
+}

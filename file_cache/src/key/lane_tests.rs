@@ -59,6 +59,10 @@ enum Element {
     Either(Either),
     Mapped(Mapped),
     Text(String),
+    Pair((u32, f32)),
+    Triple((u8, u8, u16)),
+    Long([u16; 70]),
+    Mixed((u8, String)),
 }
 
 impl Serialize for Element {
@@ -68,6 +72,10 @@ impl Serialize for Element {
             Element::Either(v) => v.serialize(s),
             Element::Mapped(v) => v.serialize(s),
             Element::Text(v) => v.serialize(s),
+            Element::Pair(v) => v.serialize(s),
+            Element::Triple(v) => v.serialize(s),
+            Element::Long(v) => v.serialize(s),
+            Element::Mixed(v) => v.serialize(s),
         }
     }
 }
@@ -90,14 +98,18 @@ fn labeled(i: usize, long: usize) -> Labeled {
 }
 
 fn element(kind: u8, i: usize, long: usize) -> Element {
-    match kind % 5 {
+    match kind % 9 {
         0 | 1 => Element::Labeled(labeled(i, long)),
         2 => Element::Either(Either((i % 3 != 0).then_some(i as u32))),
         3 => Element::Mapped(Mapped {
             x: i as u8,
             m: [(1, i as u8)].into_iter().collect(),
         }),
-        _ => Element::Text(format!("e{i}")),
+        4 => Element::Text(format!("e{i}")),
+        5 => Element::Pair((i as u32, i as f32)),
+        6 => Element::Triple((i as u8, 7, i as u16)),
+        7 => Element::Long([i as u16; 70]),
+        _ => Element::Mixed((i as u8, format!("m{i}"))),
     }
 }
 
@@ -118,11 +130,13 @@ impl<T: Serialize> Serialize for BySeq<'_, T> {
 proptest::proptest! {
     /// Runs of same-shaped structs (strings empty, short, longer than a one-byte length or
     /// than the lane's room; `None` and `Some`; vectors), broken by rows of one shape, by
-    /// structs the lane refuses and by other values: the same key through the lane
-    /// (`collect_seq`), element by element, nested, with buffers of every size.
+    /// structs the lane refuses, by runs of tuples of primitives (the tuple lane's; and
+    /// ones it refuses: too long, or holding a string) and by other values: the same key
+    /// through the lanes (`collect_seq`), element by element, nested, with buffers of
+    /// every size.
     #[test]
     fn shape_runs_hash_alike_whatever_the_path_and_the_buffer(
-        runs in proptest::collection::vec((0u8..5, 0usize..300), 0..8),
+        runs in proptest::collection::vec((0u8..9, 0usize..300), 0..8),
         long in proptest::prop_oneof![0usize..4, 120usize..140, 5000usize..5100],
     ) {
         let mut elements = Vec::new();
@@ -195,4 +209,28 @@ fn shape_runs_keep_values_apart() {
     let mut c = a.clone();
     c[1].label = Some("p4".into());
     assert_ne!(key_of(&b), key_of(&c));
+}
+
+/// In a run of tuples, what the tuple lane writes keeps values and their types apart.
+#[test]
+fn tuple_runs_keep_values_apart() {
+    let base: Vec<(u32, f32)> = (0..40).map(|i| (i, i as f32)).collect();
+    let key = |v: &[(u32, f32)]| {
+        let by_seq = key_of(&BySeq(v));
+        assert_eq!(key_of(v), by_seq);
+        by_seq
+    };
+    let mut other = base.clone();
+    other[30].1 = -0.0;
+    let mut zero = base.clone();
+    zero[30].1 = 0.0;
+    assert_ne!(key(&base), key(&other));
+    assert_ne!(key(&other), key(&zero));
+    assert_ne!(key(&base), key(&base[..39]));
+    let swapped: Vec<(f32, u32)> = base.iter().map(|&(a, b)| (b, a)).collect();
+    assert_eq!(key_of(&swapped), key_of(&BySeq(&swapped)));
+    assert_ne!(key_of(&swapped), key(&base));
+    let same: Vec<(u32, u32)> = base.iter().map(|&(a, b)| (a, b.to_bits())).collect();
+    assert_eq!(key_of(&same), key_of(&BySeq(&same)));
+    assert_ne!(key_of(&same), key(&base));
 }

@@ -36,6 +36,7 @@ impl Sink {
     pub(super) fn element_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<Val, Error> {
         self.element = self.at_stream();
         self.lane = NO_SHAPE;
+        self.lane_tuple = false;
         let value = value.serialize(&mut *self);
         self.element = u64::MAX;
         value

@@ -108,8 +108,13 @@ impl<'a> ser::Serializer for &'a mut Sink {
 
     #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>, Error> {
+        // A tuple that starts a sequence's element: the elements after it are offered to
+        // the tuple lane (see `lane`).
+        let element = self.element == self.at_stream();
         self.byte(tag::TUPLE);
-        Ok(Compound::new(self))
+        let mut tuple = Compound::new(self);
+        tuple.element_tuple = element;
+        Ok(tuple)
     }
 
     #[inline]
@@ -238,6 +243,8 @@ impl<'a> ser::Serializer for &'a mut Sink {
                 self.row_lane(&mut iter, &mut count)
             } else if lane && self.lane != NO_SHAPE {
                 self.shape_lane(&mut iter, &mut count, &mut lane)
+            } else if lane && self.lane_tuple {
+                self.tuple_lane(&mut iter, &mut count, &mut lane)
             } else {
                 iter.next().map(|item| (item, false))
             };
@@ -310,11 +317,17 @@ impl<'a> ser::Serializer for &'a mut Sink {
 pub(super) struct Compound<'a> {
     pub(super) sink: &'a mut Sink,
     pub(super) count: u64,
+    /// Whether it is a tuple that starts a sequence's element (see `Sink::lane_tuple`).
+    pub(super) element_tuple: bool,
 }
 
 impl<'a> Compound<'a> {
     pub(super) fn new(sink: &'a mut Sink) -> Compound<'a> {
-        Compound { sink, count: 0 }
+        Compound {
+            sink,
+            count: 0,
+            element_tuple: false,
+        }
     }
 
     /// An element of a sequence or tuple (of any kind): it may join a run, or be a row.
@@ -330,6 +343,7 @@ impl<'a> Compound<'a> {
     #[inline]
     pub(super) fn end(self) -> Result<Val, Error> {
         self.sink.end_count(self.count);
+        self.sink.lane_tuple = self.element_tuple;
         Ok(Val::Written)
     }
 }

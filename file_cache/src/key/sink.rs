@@ -46,6 +46,8 @@ pub(super) struct Sink {
     /// a row, else [`NO_SHAPE`]: the elements after it are offered to the shape lane
     /// (see `lane`).
     pub(super) lane: u32,
+    /// Whether the last sequence element written was a tuple (see `lane`).
+    pub(super) lane_tuple: bool,
 }
 
 /// The open run chunk (see the module docs). Any write other than a value of the run
@@ -208,6 +210,7 @@ impl Sink {
             std::ptr::addr_of_mut!((*at).cand).write(NO_CANDIDATE);
             std::ptr::addr_of_mut!((*at).rows).write(NO_ROWS);
             std::ptr::addr_of_mut!((*at).lane).write(NO_SHAPE);
+            std::ptr::addr_of_mut!((*at).lane_tuple).write(false);
         }
     }
 
@@ -218,6 +221,7 @@ impl Sink {
         self.element = u64::MAX;
         self.cand = NO_CANDIDATE;
         self.lane = NO_SHAPE;
+        self.lane_tuple = false;
         self.shapes.new_stream();
         if self.fed > 0 {
             self.hasher.reset();
