@@ -90,17 +90,21 @@ fn labeled(i: usize, long: usize) -> Labeled {
             _ => Some("L".repeat(long)),
         },
         tags: (0..i % 3).map(|t| format!("t{t}")).collect(),
-        mood: if i % 2 == 0 { Mood::Calm } else { Mood::Busy },
+        mood: if i.is_multiple_of(2) {
+            Mood::Calm
+        } else {
+            Mood::Busy
+        },
         size: Meters(i as f32),
         weights: (0..i % 5).map(|w| w as f32).collect(),
-        blob: (i % 3 == 0).then_some(i as u8),
+        blob: i.is_multiple_of(3).then_some(i as u8),
     }
 }
 
 fn element(kind: u8, i: usize, long: usize) -> Element {
     match kind % 9 {
         0 | 1 => Element::Labeled(labeled(i, long)),
-        2 => Element::Either(Either((i % 3 != 0).then_some(i as u32))),
+        2 => Element::Either(Either((!i.is_multiple_of(3)).then_some(i as u32))),
         3 => Element::Mapped(Mapped {
             x: i as u8,
             m: [(1, i as u8)].into_iter().collect(),
@@ -233,4 +237,49 @@ fn tuple_runs_keep_values_apart() {
     let same: Vec<(u32, u32)> = base.iter().map(|&(a, b)| (a, b.to_bits())).collect();
     assert_eq!(key_of(&same), key_of(&BySeq(&same)));
     assert_ne!(key_of(&same), key(&base));
+}
+
+/// A struct's field names are checked against its predicted shape's while the shape
+/// table grows under it (its fields are structs of shapes never seen before, so the table
+/// moves its shapes while the outer struct is in progress): the key is the one a fresh
+/// thread, which predicts nothing, gives.
+#[test]
+fn field_names_stay_checked_while_the_shape_table_grows() {
+    struct Inner(&'static str);
+    impl Serialize for Inner {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeStruct as _;
+            let mut fields = s.serialize_struct(self.0, 1)?;
+            fields.serialize_field("v", &1u8)?;
+            fields.end()
+        }
+    }
+    struct Outer(Vec<Inner>);
+    impl Serialize for Outer {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeStruct as _;
+            const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+            let mut fields = s.serialize_struct("Outer", self.0.len())?;
+            for (name, inner) in NAMES.iter().cycle().zip(&self.0) {
+                fields.serialize_field(name, inner)?;
+            }
+            fields.end()
+        }
+    }
+    let outer = |round: usize| {
+        Outer(
+            (0..4)
+                .map(|i| Inner(String::leak(format!("Inner{round}_{i}"))))
+                .collect(),
+        )
+    };
+    for round in 0..40 {
+        let value = outer(round);
+        let key = key_of(&value);
+        let fresh = {
+            let value = outer(round);
+            std::thread::spawn(move || key_of(&value)).join().unwrap()
+        };
+        assert_eq!(key, fresh, "round {round}");
+    }
 }

@@ -9,10 +9,13 @@
 //! Whether a struct is a row is only known at its end, so a struct that starts an element
 //! is a *candidate*: it is written as any struct is (its tag, then each field tagged), into
 //! room reserved so that no flush can fall inside it, and rewritten as a row at its end if
-//! it qualifies. Any write other than its own primitive fields goes through
-//! `Sink::close_run`, which ends the candidacy (see `Sink::close_run_slow`): its bytes are
+//! it qualifies. Its first field that is not a primitive ends the candidacy (a primitive
+//! writes nothing before its field places it); with a row chunk open before it, the first
+//! write that is not one of its primitive fields goes through `Sink::close_run`, which
+//! closes the chunk at the candidate's start (see `Sink::close_run_slow`). Its bytes are
 //! then already what a struct that is not a row writes. The fast lane of `collect_seq`
-//! ([`RowOnly`]) appends the elements that follow a row straight to its chunk.
+//! ([`RowOnly`]) appends the elements that follow a row straight to its chunk; those that
+//! follow a struct that is not a row go to the shape lane (`lane`).
 
 use super::fast::NotPrim;
 use super::shape::*;

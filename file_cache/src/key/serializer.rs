@@ -361,7 +361,7 @@ pub(super) struct Fields<'a> {
     variant: Option<(u32, &'static str)>,
     /// The predicted shape ([`NO_SHAPE`] if none).
     shape: u32,
-    /// Its field names ([`Shapes::names`]; empty if none).
+    /// Its field names ([`Sink::names`]; empty if none).
     expected: Names,
     count: usize,
     /// Every name so far, once a name left the prediction.
@@ -393,7 +393,7 @@ impl<'a> Fields<'a> {
         Fields {
             cand,
             names: (shape == NO_SHAPE).then(Vec::new),
-            expected: sink.shapes.names(shape),
+            expected: sink.names(shape),
             element,
             sink,
             name,

@@ -45,35 +45,6 @@ pub(super) struct Shapes {
     numbered: u32,
 }
 
-/// A shape's field names, as [`Shapes::names`] hands them to a struct in progress.
-///
-/// A pointer rather than a borrow, because the struct's serializer holds the sink (and its
-/// table) mutably while its fields serialize. It stays valid that long: the names are a
-/// `Box` of the shape's, which never moves when the table grows (the `Box` moves, not
-/// its contents) and is only dropped by [`Shapes::new_stream`], between keys, never while
-/// a value is being serialized into the sink.
-#[derive(Clone, Copy)]
-pub(super) struct Names {
-    at: *const &'static str,
-    len: usize,
-}
-
-impl Names {
-    /// How many names.
-    #[inline(always)]
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the `i`th name is `name` (by address: see [`same_name`]).
-    #[inline(always)]
-    #[allow(unsafe_code)]
-    pub(super) fn is(&self, i: usize, name: &'static str) -> bool {
-        // SAFETY: `i` is below `len`, and the names are alive (see the type's docs).
-        i < self.len && same_name(unsafe { *self.at.add(i) }, name)
-    }
-}
-
 /// Whether two names are the same `&'static str` (same address and length, so the same
 /// text: a static is never freed or changed).
 #[inline(always)]
@@ -181,22 +152,6 @@ impl Shapes {
     #[inline(always)]
     pub(super) fn field(&self, shape: u32, i: usize) -> Option<&'static str> {
         self.known.get(shape as usize)?.fields.get(i).copied()
-    }
-
-    /// The field names of a shape from [`Shapes::predict`] (none for [`NO_SHAPE`]), to be
-    /// checked one by one as a struct's fields come, without a lookup per field.
-    #[inline(always)]
-    pub(super) fn names(&self, shape: u32) -> Names {
-        match self.known.get(shape as usize) {
-            Some(shape) => Names {
-                at: shape.fields.as_ptr(),
-                len: shape.fields.len(),
-            },
-            None => Names {
-                at: std::ptr::NonNull::dangling().as_ptr(),
-                len: 0,
-            },
-        }
     }
 
     /// The shape of a struct with these names, added if new; it becomes the prediction

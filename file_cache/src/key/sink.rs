@@ -125,6 +125,35 @@ impl Val {
     }
 }
 
+/// A shape's field names, as [`Sink::names`] hands them to a struct in progress.
+///
+/// A pointer rather than a borrow, because the struct's serializer holds the sink (and its
+/// table) mutably while its fields serialize. It stays valid that long: the names are a
+/// `Box` of the shape's, which never moves when the table grows (the `Box` moves, not
+/// its contents) and is only dropped by `Shapes::new_stream`, between keys, never while
+/// a value is being serialized into the sink.
+#[derive(Clone, Copy)]
+pub(super) struct Names {
+    at: *const &'static str,
+    len: usize,
+}
+
+impl Names {
+    /// How many names.
+    #[inline(always)]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the `i`th name is `name` (by address: see `same_name`).
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    pub(super) fn is(&self, i: usize, name: &'static str) -> bool {
+        // SAFETY: `i` is below `len`, and the names are alive (see the type's docs).
+        i < self.len && same_name(unsafe { *self.at.add(i) }, name)
+    }
+}
+
 /// Stores a primitive's `width` bytes at `at` in a sink's buffer (`at` below `BUF_LEN`,
 /// room checked by the caller). The index is masked into the buffer, so no bounds check
 /// is left and the compiler can see that the store does not land on the sink's fields.
@@ -211,6 +240,22 @@ impl Sink {
             std::ptr::addr_of_mut!((*at).rows).write(NO_ROWS);
             std::ptr::addr_of_mut!((*at).lane).write(NO_SHAPE);
             std::ptr::addr_of_mut!((*at).lane_tuple).write(false);
+        }
+    }
+
+    /// The field names of a shape from `Shapes::predict` (none for [`NO_SHAPE`]), to be
+    /// checked one by one as a struct's fields come, without a lookup per field.
+    #[inline(always)]
+    pub(super) fn names(&self, shape: u32) -> Names {
+        match self.shapes.get(shape) {
+            Some(shape) => Names {
+                at: shape.fields.as_ptr(),
+                len: shape.fields.len(),
+            },
+            None => Names {
+                at: std::ptr::NonNull::dangling().as_ptr(),
+                len: 0,
+            },
         }
     }
 
