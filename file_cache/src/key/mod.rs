@@ -49,7 +49,9 @@
 //!   then the rows' values alone, at most [`RUN_BYTES`] bytes of rows per chunk. Like a
 //!   run, a chunk stands for that many element slots and ends where the values say, never
 //!   where the buffer does (see the `row` module). A `Vec` of points hashes about as many
-//!   bytes as the points' memory;
+//!   bytes as the points' memory. (Structs of one shape that are not rows, and tuples of
+//!   primitives, that follow one another in a sequence are written by fast lanes of
+//!   `collect_seq`, the `lane` module: the same bytes, with less work per field);
 //! - sequences and tuples (all kinds): their header (tag and names), then the
 //!   elements, then `END` and the element count (LEB128). Element encodings never start
 //!   with `END`, so the stream is unambiguous whether or not serde told us the length up
@@ -282,6 +284,7 @@ macro_rules! fast_lane {
 
 mod fast;
 mod hasher;
+mod lane;
 mod order;
 mod row;
 mod serializer;
@@ -291,6 +294,8 @@ mod tag;
 
 pub(crate) use hasher::KeyHasher;
 
+#[cfg(test)]
+mod lane_tests;
 #[cfg(test)]
 mod shapes_tests;
 #[cfg(test)]

@@ -9,10 +9,13 @@
 //! Whether a struct is a row is only known at its end, so a struct that starts an element
 //! is a *candidate*: it is written as any struct is (its tag, then each field tagged), into
 //! room reserved so that no flush can fall inside it, and rewritten as a row at its end if
-//! it qualifies. Any write other than its own primitive fields goes through
-//! `Sink::close_run`, which ends the candidacy (see `Sink::close_run_slow`): its bytes are
+//! it qualifies. Its first field that is not a primitive ends the candidacy (a primitive
+//! writes nothing before its field places it); with a row chunk open before it, the first
+//! write that is not one of its primitive fields goes through `Sink::close_run`, which
+//! closes the chunk at the candidate's start (see `Sink::close_run_slow`). Its bytes are
 //! then already what a struct that is not a row writes. The fast lane of `collect_seq`
-//! ([`RowOnly`]) appends the elements that follow a row straight to its chunk.
+//! ([`RowOnly`]) appends the elements that follow a row straight to its chunk; those that
+//! follow a struct that is not a row go to the shape lane (`lane`).
 
 use super::fast::NotPrim;
 use super::shape::*;
@@ -35,6 +38,8 @@ impl Sink {
     #[inline(always)]
     pub(super) fn element_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<Val, Error> {
         self.element = self.at_stream();
+        self.lane = NO_SHAPE;
+        self.lane_tuple = false;
         let value = value.serialize(&mut *self);
         self.element = u64::MAX;
         value
@@ -48,6 +53,12 @@ impl Sink {
 
     /// Starts a struct that may become a row (it starts a sequence's element): writes its
     /// tag, after room for all of it.
+    ///
+    /// With no row chunk open, nothing marks the candidate in the run: its `Fields` ends
+    /// the candidacy itself at its first field that is not a primitive (a primitive writes
+    /// nothing before its field places it), so the writes of such a field take no detour
+    /// through `close_run_slow`. With a row chunk open, the chunk must be closed by the
+    /// first write that is not the candidate's, whoever makes it, so `close_run` does.
     #[inline(always)]
     pub(super) fn start_candidate(&mut self) {
         if self.run.tag != tag::ROWS {
@@ -56,7 +67,6 @@ impl Sink {
             if self.pos + CANDIDATE_ROOM > self.limit.max(CANDIDATE_ROOM) {
                 self.flush();
             }
-            self.run.tag = CANDIDATE_ONLY;
         }
         self.cand = self.pos;
         self.buf[self.pos] = tag::STRUCT;
@@ -108,11 +118,7 @@ impl Sink {
             return;
         }
         self.pos = start;
-        if self.run.tag == CANDIDATE_ONLY {
-            self.run = NO_RUN;
-        } else {
-            self.close_run();
-        }
+        self.close_run();
         let (number, def) = self.shapes.number(shape);
         if let Some(def) = def {
             self.write(&[tag::DEF]);

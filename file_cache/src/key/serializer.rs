@@ -39,13 +39,13 @@ impl<'a> ser::Serializer for &'a mut Sink {
 
     #[inline]
     fn serialize_none(self) -> Result<Val, Error> {
-        self.write(&[tag::NONE]);
+        self.byte(tag::NONE);
         Ok(Val::Written)
     }
 
     #[inline]
     fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<Val, Error> {
-        self.write(&[tag::SOME]);
+        self.byte(tag::SOME);
         let value = value.serialize(&mut *self)?;
         self.place(value);
         Ok(Val::Written)
@@ -53,7 +53,7 @@ impl<'a> ser::Serializer for &'a mut Sink {
 
     #[inline]
     fn serialize_unit(self) -> Result<Val, Error> {
-        self.write(&[tag::UNIT]);
+        self.byte(tag::UNIT);
         Ok(Val::Written)
     }
 
@@ -102,14 +102,19 @@ impl<'a> ser::Serializer for &'a mut Sink {
 
     #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>, Error> {
-        self.write(&[tag::SEQ]);
+        self.byte(tag::SEQ);
         Ok(Compound::new(self))
     }
 
     #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>, Error> {
-        self.write(&[tag::TUPLE]);
-        Ok(Compound::new(self))
+        // A tuple that starts a sequence's element: the elements after it are offered to
+        // the tuple lane (see `lane`).
+        let element = self.element == self.at_stream();
+        self.byte(tag::TUPLE);
+        let mut tuple = Compound::new(self);
+        tuple.element_tuple = element;
+        Ok(tuple)
     }
 
     #[inline]
@@ -190,9 +195,11 @@ impl<'a> ser::Serializer for &'a mut Sink {
             self.string_seq(strings);
             return Ok(Val::Written);
         }
-        self.write(&[tag::SEQ]);
+        self.byte(tag::SEQ);
         let mut count = 0u64;
         let mut iter = iter.into_iter();
+        // Whether the shape lane may take elements (see `lane`).
+        let mut lane = true;
         // The next item, and whether a fast lane counted it already.
         let mut next = iter.next().map(|item| (item, false));
         while let Some((item, counted)) = next.take() {
@@ -234,6 +241,10 @@ impl<'a> ser::Serializer for &'a mut Sink {
             }
             next = if self.run.tag == tag::ROWS {
                 self.row_lane(&mut iter, &mut count)
+            } else if lane && self.lane != NO_SHAPE {
+                self.shape_lane(&mut iter, &mut count, &mut lane)
+            } else if lane && self.lane_tuple {
+                self.tuple_lane(&mut iter, &mut count, &mut lane)
             } else {
                 iter.next().map(|item| (item, false))
             };
@@ -306,11 +317,17 @@ impl<'a> ser::Serializer for &'a mut Sink {
 pub(super) struct Compound<'a> {
     pub(super) sink: &'a mut Sink,
     pub(super) count: u64,
+    /// Whether it is a tuple that starts a sequence's element (see `Sink::lane_tuple`).
+    pub(super) element_tuple: bool,
 }
 
 impl<'a> Compound<'a> {
     pub(super) fn new(sink: &'a mut Sink) -> Compound<'a> {
-        Compound { sink, count: 0 }
+        Compound {
+            sink,
+            count: 0,
+            element_tuple: false,
+        }
     }
 
     /// An element of a sequence or tuple (of any kind): it may join a run, or be a row.
@@ -326,6 +343,7 @@ impl<'a> Compound<'a> {
     #[inline]
     pub(super) fn end(self) -> Result<Val, Error> {
         self.sink.end_count(self.count);
+        self.sink.lane_tuple = self.element_tuple;
         Ok(Val::Written)
     }
 }
@@ -343,11 +361,15 @@ pub(super) struct Fields<'a> {
     variant: Option<(u32, &'static str)>,
     /// The predicted shape ([`NO_SHAPE`] if none).
     shape: u32,
+    /// Its field names ([`Sink::names`]; empty if none).
+    expected: Names,
     count: usize,
     /// Every name so far, once a name left the prediction.
     names: Option<Vec<&'static str>>,
     /// Where it starts if it may become a row (see `row`), else [`NO_CANDIDATE`].
     cand: usize,
+    /// Whether it starts a sequence's element (see `Sink::lane`).
+    element: bool,
 }
 
 impl<'a> Fields<'a> {
@@ -359,17 +381,20 @@ impl<'a> Fields<'a> {
         variant: Option<(u32, &'static str)>,
     ) -> Fields<'a> {
         // A struct that starts a sequence's element may be a row.
-        let cand = if variant.is_none() && sink.element == sink.at_stream() {
+        let element = variant.is_none() && sink.element == sink.at_stream();
+        let cand = if element {
             sink.start_candidate();
             sink.cand
         } else {
-            sink.write(&[tag]);
+            sink.byte(tag);
             NO_CANDIDATE
         };
         let shape = sink.shapes.predict(name, variant);
         Fields {
             cand,
             names: (shape == NO_SHAPE).then(Vec::new),
+            expected: sink.names(shape),
+            element,
             sink,
             name,
             variant,
@@ -382,8 +407,7 @@ impl<'a> Fields<'a> {
     fn field<T: ?Sized + Serialize>(&mut self, name: &'static str, value: &T) -> Result<(), Error> {
         match &mut self.names {
             None => {
-                let expected = self.sink.shapes.field(self.shape, self.count);
-                if !expected.is_some_and(|expected| same_name(expected, name)) {
+                if !self.expected.is(self.count, name) {
                     self.leave(name);
                 }
             }
@@ -398,8 +422,12 @@ impl<'a> Fields<'a> {
                         self.sink.candidate_field(tag, width, bytes);
                         return Ok(());
                     }
-                    // Not a row after all: the bytes so far are a struct's.
-                    _ => self.sink.close_run(),
+                    // Not a row after all: the bytes so far are a struct's (and an open
+                    // row chunk before them was closed by the field's first write).
+                    _ => {
+                        self.sink.close_run();
+                        self.sink.cand = NO_CANDIDATE;
+                    }
                 }
             }
             self.cand = NO_CANDIDATE;
@@ -425,13 +453,21 @@ impl<'a> Fields<'a> {
     #[inline(always)]
     fn end(mut self) -> Result<Val, Error> {
         let shape = match &self.names {
-            None if self.sink.shapes.len(self.shape) == Some(self.count) => self.shape,
+            None if self.expected.len() == self.count => self.shape,
             _ => self.resolve(),
         };
-        if self.cand != NO_CANDIDATE && self.sink.is_candidate(self.cand) && self.count > 0 {
-            self.sink.end_row(shape, self.cand, self.count);
+        if self.cand != NO_CANDIDATE && self.sink.is_candidate(self.cand) {
+            if self.count > 0 {
+                self.sink.end_row(shape, self.cand, self.count);
+                return Ok(Val::Written);
+            }
+            self.sink.close_struct(shape);
+            self.sink.cand = NO_CANDIDATE;
         } else {
             self.sink.close_struct(shape);
+        }
+        if self.element {
+            self.sink.lane = shape;
         }
         Ok(Val::Written)
     }

@@ -154,12 +154,6 @@ impl Shapes {
         self.known.get(shape as usize)?.fields.get(i).copied()
     }
 
-    /// How many fields a shape from [`Shapes::predict`] has.
-    #[inline(always)]
-    pub(super) fn len(&self, shape: u32) -> Option<usize> {
-        Some(self.known.get(shape as usize)?.fields.len())
-    }
-
     /// The shape of a struct with these names, added if new; it becomes the prediction
     /// for its name.
     #[inline(never)]

@@ -42,6 +42,12 @@ pub(super) struct Sink {
     pub(super) cand: usize,
     /// What the open row chunk holds, when `run.tag` is `tag::ROWS`.
     pub(super) rows: RowKind,
+    /// The shape of the struct that was the last sequence element written, if it was not
+    /// a row, else [`NO_SHAPE`]: the elements after it are offered to the shape lane
+    /// (see `lane`).
+    pub(super) lane: u32,
+    /// Whether the last sequence element written was a tuple (see `lane`).
+    pub(super) lane_tuple: bool,
 }
 
 /// The open run chunk (see the module docs). Any write other than a value of the run
@@ -78,9 +84,6 @@ pub(super) const CANDIDATE_ROOM: usize = 1 + MAX_ROW_FIELDS * 17;
 
 /// No candidate (for `Sink::cand`).
 pub(super) const NO_CANDIDATE: usize = usize::MAX;
-
-/// `Run::tag` while a candidate is open and no run is (never a tag of the stream).
-pub(super) const CANDIDATE_ONLY: u8 = 0xff;
 
 /// What an open row chunk holds: the shape and the fields' tags.
 #[derive(Clone, Copy)]
@@ -119,6 +122,35 @@ impl Val {
             width: N as u8,
             bytes,
         }
+    }
+}
+
+/// A shape's field names, as [`Sink::names`] hands them to a struct in progress.
+///
+/// A pointer rather than a borrow, because the struct's serializer holds the sink (and its
+/// table) mutably while its fields serialize. It stays valid that long: the names are a
+/// `Box` of the shape's, which never moves when the table grows (the `Box` moves, not
+/// its contents) and is only dropped by `Shapes::new_stream`, between keys, never while
+/// a value is being serialized into the sink.
+#[derive(Clone, Copy)]
+pub(super) struct Names {
+    at: *const &'static str,
+    len: usize,
+}
+
+impl Names {
+    /// How many names.
+    #[inline(always)]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the `i`th name is `name` (by address: see `same_name`).
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    pub(super) fn is(&self, i: usize, name: &'static str) -> bool {
+        // SAFETY: `i` is below `len`, and the names are alive (see the type's docs).
+        i < self.len && same_name(unsafe { *self.at.add(i) }, name)
     }
 }
 
@@ -206,6 +238,24 @@ impl Sink {
             std::ptr::addr_of_mut!((*at).element).write(u64::MAX);
             std::ptr::addr_of_mut!((*at).cand).write(NO_CANDIDATE);
             std::ptr::addr_of_mut!((*at).rows).write(NO_ROWS);
+            std::ptr::addr_of_mut!((*at).lane).write(NO_SHAPE);
+            std::ptr::addr_of_mut!((*at).lane_tuple).write(false);
+        }
+    }
+
+    /// The field names of a shape from `Shapes::predict` (none for [`NO_SHAPE`]), to be
+    /// checked one by one as a struct's fields come, without a lookup per field.
+    #[inline(always)]
+    pub(super) fn names(&self, shape: u32) -> Names {
+        match self.shapes.get(shape) {
+            Some(shape) => Names {
+                at: shape.fields.as_ptr(),
+                len: shape.fields.len(),
+            },
+            None => Names {
+                at: std::ptr::NonNull::dangling().as_ptr(),
+                len: 0,
+            },
         }
     }
 
@@ -215,6 +265,8 @@ impl Sink {
         self.run = NO_RUN;
         self.element = u64::MAX;
         self.cand = NO_CANDIDATE;
+        self.lane = NO_SHAPE;
+        self.lane_tuple = false;
         self.shapes.new_stream();
         if self.fed > 0 {
             self.hasher.reset();
@@ -231,6 +283,22 @@ impl Sink {
             self.pos = end;
         } else {
             self.write_slow(data);
+        }
+    }
+
+    /// One byte (a tag that stands alone: `NONE`, `SOME`, `SEQ`…): the same bytes as
+    /// `write(&[byte])`, without the slice copy.
+    #[inline(always)]
+    pub(super) fn byte(&mut self, byte: u8) {
+        self.close_run();
+        let at = self.pos;
+        if at < self.limit {
+            // `limit` is at most BUF_LEN: the mask changes nothing, and drops the bounds
+            // check.
+            self.buf[at & (BUF_LEN - 1)] = byte;
+            self.pos = at + 1;
+        } else {
+            self.write_slow(&[byte]);
         }
     }
 
@@ -423,7 +491,7 @@ impl Sink {
     /// bytes: the stream that writing them one by one into runs gives (see the module
     /// docs), written a chunk at a time.
     pub(super) fn number_seq(&mut self, tag: u8, width: usize, data: &[u8]) {
-        self.write(&[tag::SEQ]);
+        self.byte(tag::SEQ);
         for chunk in data.chunks(RUN_BYTES) {
             // At most RUN_BYTES values.
             let count = u16::try_from(chunk.len() / width).unwrap_or(u16::MAX);
@@ -460,7 +528,7 @@ impl Sink {
     /// framed as `STR`, `END` and the count), without a serializer call per string, and
     /// with the write position kept in a local variable across them.
     pub(super) fn string_seq(&mut self, strings: &[String]) {
-        self.write(&[tag::SEQ]);
+        self.byte(tag::SEQ);
         let mut pos = self.pos;
         for text in strings {
             let data = text.as_bytes();
@@ -491,13 +559,8 @@ impl Sink {
 
     #[inline(never)]
     pub(super) fn close_run_slow(&mut self) {
-        // A write while a struct may still become a row (see `row`): it will not, and
-        // its bytes so far are not the open chunk's.
-        if self.run.tag == CANDIDATE_ONLY {
-            self.run.tag = 0;
-            self.cand = NO_CANDIDATE;
-            return;
-        }
+        // A write while a struct after the chunk's rows may still become a row (see
+        // `row`): it will not, and its bytes so far are not the chunk's.
         let end = self.pos.min(self.cand);
         self.cand = NO_CANDIDATE;
         let Run {
