@@ -5,7 +5,9 @@
 //! straight into the sink's buffer at a write position kept in a local variable: the same
 //! bytes the sink's serializer writes (`STRUCT`, the tagged fields, `SHAPE` and the
 //! number), without its per-field bookkeeping (shape prediction, row candidacy, run
-//! checks). It changes no byte of any key; it only skips work.
+//! checks). Fields of the commonest string types (`String`, `Option<String>`,
+//! `Vec<String>`), recognised by type id, are written without their `Serialize` impls'
+//! out-of-line calls. It changes no byte of any key; it only skips work.
 //!
 //! An element it cannot write (another struct, a field of another kind, a struct that
 //! would be a row, too little room left in the buffer) is refused before the lane's write
@@ -265,6 +267,41 @@ impl Field<'_> {
     fn value<T: ?Sized + Serialize>(self, value: &T) -> Result<bool, Refused> {
         value.serialize(self)
     }
+
+    /// A struct's field: a `String`, an `Option<String>` or a `Vec<String>` written here
+    /// (the bytes their `Serialize` impls make this serializer write, without the calls),
+    /// anything else serialized.
+    #[inline(always)]
+    fn typed<T: ?Sized + Serialize>(self, value: &T) -> Result<bool, Refused> {
+        if let Some(text) = value_as::<T, String>(value) {
+            return self.framed(tag::STR, text.as_bytes());
+        }
+        if let Some(text) = value_as::<T, Option<String>>(value) {
+            return match text {
+                Some(text) => {
+                    put_byte(self.buf, self.at, self.limit, tag::SOME)?;
+                    self.framed(tag::STR, text.as_bytes())
+                }
+                None => self.byte(tag::NONE),
+            };
+        }
+        if let Some(strings) = value_as::<T, Vec<String>>(value) {
+            return self.strings(strings);
+        }
+        value.serialize(self)
+    }
+
+    /// A sequence of strings, as `Sink::string_seq` writes it.
+    #[inline(always)]
+    fn strings(self, strings: &[String]) -> Result<bool, Refused> {
+        let Field { buf, at, limit } = self;
+        put_byte(buf, at, limit, tag::SEQ)?;
+        for text in strings {
+            framed(buf, at, limit, tag::STR, text.as_bytes())?;
+        }
+        end_count(buf, at, limit, strings.len())?;
+        Ok(false)
+    }
 }
 
 /// The primitive methods of [`Field`]: each writes its tag and bytes.
@@ -394,15 +431,10 @@ impl<'a> ser::Serializer for Field<'a> {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let Field { buf, at, limit } = self;
         if let Some(strings) = pod::elements_of::<I, String>(&iter) {
-            put_byte(buf, at, limit, tag::SEQ)?;
-            for text in strings {
-                framed(buf, at, limit, tag::STR, text.as_bytes())?;
-            }
-            end_count(buf, at, limit, strings.len())?;
-            return Ok(false);
+            return self.strings(strings);
         }
+        let Field { buf, at, limit } = self;
         if let Some((tag, width, data)) = serializer::number_slice(&iter) {
             put_byte(buf, at, limit, tag::SEQ)?;
             for chunk in data.chunks(RUN_BYTES) {
@@ -579,7 +611,7 @@ impl ser::SerializeStruct for LaneFields<'_> {
             at: &mut self.at,
             limit: self.lane.limit,
         };
-        let prim = value.serialize(field)?;
+        let prim = field.typed(value)?;
         self.prims &= prim;
         self.i += 1;
         Ok(())

@@ -20,6 +20,7 @@ struct Meters(f32);
 #[derive(serde::Serialize, Clone, Debug)]
 struct Labeled {
     x: f64,
+    name: String,
     label: Option<String>,
     tags: Vec<String>,
     mood: Mood,
@@ -83,13 +84,23 @@ impl Serialize for Element {
 fn labeled(i: usize, long: usize) -> Labeled {
     Labeled {
         x: i as f64,
+        name: match i % 5 {
+            0 => String::new(),
+            1 => "N".repeat(long),
+            _ => format!("n{i}"),
+        },
         label: match i % 4 {
             0 => None,
             1 => Some(String::new()),
             2 => Some(format!("p{i}")),
             _ => Some("L".repeat(long)),
         },
-        tags: (0..i % 3).map(|t| format!("t{t}")).collect(),
+        tags: (0..i % 3)
+            .map(|t| match (i + t) % 7 {
+                0 => "T".repeat(long),
+                _ => format!("t{t}"),
+            })
+            .collect(),
         mood: if i.is_multiple_of(2) {
             Mood::Calm
         } else {
@@ -177,6 +188,7 @@ fn shape_runs_keep_values_apart() {
     };
     let keys = [
         key(&|_| {}),
+        key(&|l| l.name = "\0".into()),
         key(&|l| l.label = None),
         key(&|l| l.label = Some(String::new())),
         key(&|l| l.label = Some("\0".into())),
@@ -196,14 +208,15 @@ fn shape_runs_keep_values_apart() {
     let distinct: std::collections::HashSet<_> = keys.iter().collect();
     // Element 20 has no label, no blob, mood Calm and no weights: four edits repeat it.
     assert_eq!(distinct.len(), keys.len() - 4);
-    assert_ne!(keys[1], keys[2]);
+    assert_ne!(keys[0], keys[1]);
     assert_ne!(keys[2], keys[3]);
-    assert_ne!(keys[4], keys[5]);
+    assert_ne!(keys[3], keys[4]);
     assert_ne!(keys[5], keys[6]);
-    assert_ne!(keys[7], keys[8]);
-    assert_ne!(keys[9], keys[10]);
-    assert_ne!(keys[11], keys[12]);
-    assert_ne!(keys[13], keys[14]);
+    assert_ne!(keys[6], keys[7]);
+    assert_ne!(keys[8], keys[9]);
+    assert_ne!(keys[10], keys[11]);
+    assert_ne!(keys[12], keys[13]);
+    assert_ne!(keys[14], keys[15]);
     // One element fewer is another key, as is a field's text moved to the next field.
     assert_ne!(key_of(&base[..49]), key_of(&base));
     let a = vec![labeled(4, 0), labeled(4, 0)];

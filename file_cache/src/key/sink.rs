@@ -154,6 +154,22 @@ impl Names {
     }
 }
 
+/// `value` as an `E` when its type is `E` (a type without lifetimes), else `None`: lets a
+/// generic field writer take the common field types (`String`, `Option<String>`,
+/// `Vec<String>`) without going through their out-of-line `Serialize` impls.
+#[inline(always)]
+#[allow(unsafe_code)]
+pub(super) fn value_as<T: ?Sized, E: 'static>(value: &T) -> Option<&E> {
+    if typeid::of::<T>() == typeid::of::<E>() {
+        // SAFETY: type ids are equal only for types that differ at most in lifetimes, and
+        // `E` has none (it is `'static`): `T` is `E` (so sized, and the pointer thin), and
+        // the borrow's lifetime is kept.
+        Some(unsafe { &*(value as *const T).cast::<E>() })
+    } else {
+        None
+    }
+}
+
 /// Stores a primitive's `width` bytes at `at` in a sink's buffer (`at` below `BUF_LEN`,
 /// room checked by the caller). The index is masked into the buffer, so no bounds check
 /// is left and the compiler can see that the store does not land on the sink's fields.
