@@ -73,11 +73,15 @@ impl Sink {
         let shape = std::mem::replace(&mut self.lane, NO_SHAPE);
         let close = match self.shapes.number(shape) {
             (number, None) => {
+                // A `u32` takes at most five bytes of LEB128: the close fits in a word.
                 let (bytes, n) = varint(u64::from(number));
-                let mut close = [0u8; 11];
+                let mut close = [0u8; 8];
                 close[0] = tag::SHAPE;
                 close[1..1 + n].copy_from_slice(&bytes[..n]);
-                (close, 1 + n)
+                Close {
+                    word: u64::from_le_bytes(close),
+                    len: 1 + n,
+                }
             }
             // Never: the element before numbered it.
             (_, Some(_)) => {
@@ -108,7 +112,7 @@ impl Sink {
                 limit,
                 name,
                 fields,
-                close: &close.0[..close.1],
+                close,
             };
             if let Err(refused) = item.serialize(lane) {
                 self.pos = pos;
@@ -127,8 +131,14 @@ pub(super) struct Lane<'a> {
     limit: usize,
     name: &'static str,
     fields: &'a [&'static str],
-    /// `SHAPE` and the shape's number.
-    close: &'a [u8],
+    close: Close,
+}
+
+/// `SHAPE` and a shape's number, as the bytes of a word (the rest zero) and their count.
+#[derive(Clone, Copy)]
+struct Close {
+    word: u64,
+    len: usize,
 }
 
 /// A struct's fields in the lane.
@@ -618,19 +628,22 @@ impl ser::SerializeStruct for LaneFields<'_> {
     }
 
     #[inline(always)]
-    fn end(mut self) -> Result<bool, Refused> {
+    fn end(self) -> Result<bool, Refused> {
         let n = self.i;
         // A struct of 1 to MAX_ROW_FIELDS primitives is a row: the sink writes it.
         if n != self.lane.fields.len() || (self.prims && n > 0 && n <= MAX_ROW_FIELDS) {
             return Err(KIND);
         }
-        put_all(
-            self.lane.buf,
-            &mut self.at,
-            self.lane.limit,
-            self.lane.close,
-        )?;
-        *self.lane.pos = self.at;
+        let Close { word, len } = self.lane.close;
+        let end = self.at + len;
+        if end > self.lane.limit {
+            return Err(ROOM);
+        }
+        // The whole word: the bytes past `len` land in the buffer's room past `end` (at
+        // most `BUF_LEN`, and the buffer has 16 bytes more), where nothing is yet.
+        let at = self.at & (BUF_LEN - 1);
+        self.lane.buf[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        *self.lane.pos = end;
         Ok(false)
     }
 }
