@@ -9,6 +9,7 @@
 //! `Vec<String>`), recognised by type id, are written without their `Serialize` impls'
 //! out-of-line calls. It changes no byte of any key; it only skips work.
 //!
+//! When the buffer is too full for the next element, the lane flushes it and goes on.
 //! An element it cannot write (another struct, a field of another kind, a struct that
 //! would be a row, too little room left in the buffer) is refused before the lane's write
 //! position is kept, and serialized again into the sink.
@@ -93,13 +94,18 @@ impl Sink {
             *on = false;
             return iter.next().map(|item| (item, false));
         };
-        let (name, fields) = (known.name, &known.fields[..]);
+        // The names as a pointer (see `Names`): the lane may flush the sink between
+        // elements, which leaves the shape table as it is.
+        let (name, fields) = (known.name, self.names(shape));
         let limit = self.limit.min(BUF_LEN);
         let mut pos = self.pos;
         loop {
             if pos + LANE_ROOM > limit {
                 self.pos = pos;
-                return iter.next().map(|item| (item, false));
+                if !self.lane_flush() {
+                    return iter.next().map(|item| (item, false));
+                }
+                pos = self.pos;
             }
             let Some(item) = iter.next() else {
                 self.pos = pos;
@@ -123,6 +129,21 @@ impl Sink {
     }
 }
 
+impl Sink {
+    /// Makes room for a lane whose buffer is too full for its next element: hands blake3
+    /// what the buffer holds (no run is open after a struct or a tuple, so this changes
+    /// no byte of the stream). Whether the lane has its room now (not with the tiny
+    /// buffers of tests, whose elements the sink writes).
+    #[inline(never)]
+    fn lane_flush(&mut self) -> bool {
+        if self.run.tag != 0 || self.limit < 2 * LANE_ROOM {
+            return false;
+        }
+        self.flush();
+        self.pos + LANE_ROOM <= self.limit.min(BUF_LEN)
+    }
+}
+
 /// The shape lane's serializer (see the module docs): takes a struct named `name` with
 /// the fields `fields` and writes it at `pos`, below `limit`; refuses anything else.
 pub(super) struct Lane<'a> {
@@ -130,7 +151,7 @@ pub(super) struct Lane<'a> {
     pos: &'a mut usize,
     limit: usize,
     name: &'static str,
-    fields: &'a [&'static str],
+    fields: Names,
     close: Close,
 }
 
@@ -610,10 +631,7 @@ impl ser::SerializeStruct for LaneFields<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), Refused> {
-        let Some(&name) = self.lane.fields.get(self.i) else {
-            return Err(KIND);
-        };
-        if !same_name(key, name) {
+        if !self.lane.fields.is(self.i, key) {
             return Err(KIND);
         }
         let field = Field {
@@ -669,7 +687,10 @@ impl Sink {
         loop {
             if pos + LANE_ROOM > limit {
                 self.pos = pos;
-                return iter.next().map(|item| (item, false));
+                if !self.lane_flush() {
+                    return iter.next().map(|item| (item, false));
+                }
+                pos = self.pos;
             }
             let Some(item) = iter.next() else {
                 self.pos = pos;

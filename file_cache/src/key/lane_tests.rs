@@ -296,3 +296,21 @@ fn field_names_stay_checked_while_the_shape_table_grows() {
         assert_eq!(key, fresh, "round {round}");
     }
 }
+
+/// Sequences long enough that the lanes fill the buffer many times over (they flush it and
+/// go on): the same key as element by element, with buffers of every size.
+#[test]
+fn long_runs_hash_alike_across_flushes() {
+    let structs: Vec<Labeled> = (0..12_000).map(|i| labeled(i, 200)).collect();
+    let tuples: Vec<(u32, f32)> = (0..30_000).map(|i| (i, i as f32)).collect();
+    let value = (&structs, &tuples);
+    let expected = key_of(&(BySeq(&structs), BySeq(&tuples)));
+    assert_eq!(key_of(&value), expected);
+    for buf_len in [4096, 2 * 4096, 3 * 4096 + 5, 40_000, BUF_LEN] {
+        assert_eq!(
+            key_with_buffer(&value, buf_len),
+            expected,
+            "buffer {buf_len}"
+        );
+    }
+}

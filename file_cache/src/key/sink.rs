@@ -125,7 +125,8 @@ impl Val {
     }
 }
 
-/// A shape's field names, as [`Sink::names`] hands them to a struct in progress.
+/// A shape's field names, as [`Sink::names`] hands them to a struct in progress (or to
+/// the shape lane, which flushes the sink between elements: a flush leaves the table be).
 ///
 /// A pointer rather than a borrow, because the struct's serializer holds the sink (and its
 /// table) mutably while its fields serialize. It stays valid that long: the names are a
