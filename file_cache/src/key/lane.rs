@@ -590,35 +590,7 @@ impl<'a> ser::Serializer for Lane<'a> {
         })
     }
 
-    #[inline]
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<bool, Refused> {
-        Err(KIND)
-    }
-
-    #[inline]
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<bool, Refused> {
-        Err(KIND)
-    }
-
-    #[inline]
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<bool, Refused> {
-        Err(KIND)
-    }
-
-    #[inline]
-    fn collect_str<T: ?Sized + fmt::Display>(self, _: &T) -> Result<bool, Refused> {
-        Err(KIND)
-    }
+    refuse_values!(bool, Refused, KIND);
 }
 
 impl ser::SerializeStruct for LaneFields<'_> {
@@ -817,35 +789,7 @@ impl<'a> ser::Serializer for TupleLane<'a> {
         })
     }
 
-    #[inline]
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<bool, Refused> {
-        Err(KIND)
-    }
-
-    #[inline]
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<bool, Refused> {
-        Err(KIND)
-    }
-
-    #[inline]
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<bool, Refused> {
-        Err(KIND)
-    }
-
-    #[inline]
-    fn collect_str<T: ?Sized + fmt::Display>(self, _: &T) -> Result<bool, Refused> {
-        Err(KIND)
-    }
+    refuse_values!(bool, Refused, KIND);
 }
 
 impl ser::SerializeTuple for TupleElements<'_> {

@@ -191,6 +191,43 @@ macro_rules! primitives {
     };
 }
 
+/// The serializer methods that take a value of any type (`Some`, newtypes, `collect_str`):
+/// a lane refuses them all with `$refusal` (its `Error`), and the caller writes the item
+/// through the sink instead.
+macro_rules! refuse_values {
+    ($ok:ty, $error:ty, $refusal:expr) => {
+        #[inline]
+        fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<$ok, $error> {
+            Err($refusal)
+        }
+
+        #[inline]
+        fn serialize_newtype_struct<T: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            _: &T,
+        ) -> Result<$ok, $error> {
+            Err($refusal)
+        }
+
+        #[inline]
+        fn serialize_newtype_variant<T: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<$ok, $error> {
+            Err($refusal)
+        }
+
+        #[inline]
+        fn collect_str<T: ?Sized + fmt::Display>(self, _: &T) -> Result<$ok, $error> {
+            Err($refusal)
+        }
+    };
+}
+
 /// Refuses every serializer method of [`fast::PrimOnly`] that is not a primitive.
 macro_rules! not_prim {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
@@ -250,35 +287,7 @@ macro_rules! fast_lane {
             ) -> Self::SerializeStructVariant;
         }
 
-        #[inline]
-        fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<Val, NotPrim> {
-            Err(NotPrim)
-        }
-
-        #[inline]
-        fn serialize_newtype_struct<T: ?Sized + Serialize>(
-            self,
-            _: &'static str,
-            _: &T,
-        ) -> Result<Val, NotPrim> {
-            Err(NotPrim)
-        }
-
-        #[inline]
-        fn serialize_newtype_variant<T: ?Sized + Serialize>(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: &T,
-        ) -> Result<Val, NotPrim> {
-            Err(NotPrim)
-        }
-
-        #[inline]
-        fn collect_str<T: ?Sized + fmt::Display>(self, _: &T) -> Result<Val, NotPrim> {
-            Err(NotPrim)
-        }
+        refuse_values!(Val, NotPrim, NotPrim);
     };
 }
 

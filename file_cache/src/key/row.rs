@@ -294,35 +294,7 @@ impl<'a> ser::Serializer for RowOnly<'a> {
         })
     }
 
-    #[inline]
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<Val, NotPrim> {
-        Err(NotPrim)
-    }
-
-    #[inline]
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<Val, NotPrim> {
-        Err(NotPrim)
-    }
-
-    #[inline]
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<Val, NotPrim> {
-        Err(NotPrim)
-    }
-
-    #[inline]
-    fn collect_str<T: ?Sized + fmt::Display>(self, _: &T) -> Result<Val, NotPrim> {
-        Err(NotPrim)
-    }
+    refuse_values!(Val, NotPrim, NotPrim);
 }
 
 impl ser::SerializeStruct for RowFields<'_> {
