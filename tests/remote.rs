@@ -46,6 +46,7 @@ fn main() -> std::process::ExitCode {
         s3_remote_tier_lists_and_clears: S3,
         an_expired_remote_entry_is_a_miss: Redis,
         concurrent_callers_ask_the_remote_once: Redis,
+        a_remote_hit_is_read_again_before_its_copy_is_written: Redis,
         a_remote_hit_waits_for_no_entry_lock: Redis,
         a_clear_after_a_remote_hit_leaves_no_local_copy: Redis,
         redis_uploads_queued_at_exit_are_sent: Redis,
@@ -154,6 +155,15 @@ fn child() {
             }
             println!("RUNS {}", RUNS.load(Ordering::SeqCst));
             std::process::exit(0);
+        }
+        Some("twice") => {
+            // A remote hit, then the same call at once: its local copy waits for the burst
+            // to pause, and the memory tier is off.
+            let x: u64 = env(XS).parse().expect("a number");
+            assert_eq!(square(x), x * x);
+            assert_eq!(square(x), x * x);
+            println!("RUNS {}", RUNS.load(Ordering::SeqCst));
+            assert!(remote::flush(Duration::from_secs(30)));
         }
         Some("probe") => {
             // Asks first, then calls: the answer must be what the call then does.
@@ -959,6 +969,24 @@ fn concurrent_callers_ask_the_remote_once() {
     assert_eq!(runs(&output), 0);
     // The flight's leader asks the remote; the others get its value or its local copy.
     assert_eq!(log_lines(&output, "DEBUG", "remote hit").len(), 1);
+}
+
+/// A remote hit's local copy is written once the burst of hits pauses; until then the
+/// process reads the entry it holds for the file, and never asks the remote again.
+fn a_remote_hit_is_read_again_before_its_copy_is_written() {
+    init();
+    let server = Server::start(Kind::Redis);
+    assert_eq!(runs(&machine(&fresh_root(), &server, "23", &[])), 1);
+    let root = fresh_root();
+    let mut envs = server.env();
+    envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
+    envs.push(("FILE_CACHE_MEMORY".into(), "0".into()));
+    envs.push((XS.into(), "23".into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_child(CHILD, "twice", &envs);
+    assert_eq!(runs(&output), 0);
+    assert_eq!(log_lines(&output, "DEBUG", "remote hit").len(), 1, "{output:?}");
+    assert_eq!(entry_files(&root).len(), 1);
 }
 
 /// The remote is asked before the entry's lock: a remote hit neither creates a lock file

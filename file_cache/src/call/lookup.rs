@@ -7,7 +7,8 @@
 
 use super::builder::CallKey;
 use super::tiers::{
-    disk_hit, entry_path, keep_locally, memory_hit, memory_of, note_version, remote_hit,
+    disk_hit, entry_path, keep_locally, memory_hit, memory_of, note_version, pending_hit,
+    remote_hit,
 };
 use super::write::store;
 use crate::codec::{self, Codec};
@@ -193,11 +194,22 @@ impl<T: DeserializeOwned> Pending<T> {
             //    value goes to this process's waiters, its entry to the file, written off the
             //    call's path. Another process asks the remote for itself, as it would have
             //    found the file.
+            //    A leader that came after another flight finds what that one left: its value
+            //    in memory, its entry waiting to be written to the file.
+            if let Some(memory) = self.memory {
+                if let Some(value) = memory_hit(self.site, memory, key) {
+                    return Step::Ready(Lookup::Hit(value));
+                }
+            }
+            if let Some(value) = pending_hit(self.site, key, &self.path, self.memory) {
+                return Step::Ready(Lookup::Hit(value));
+            }
             if let Some((value, entry)) = remote_hit(self.site, key, &self.path, self.memory) {
+                // Waiting to be written before the flight ends: the next leader finds it.
+                let entry = keep_locally(self.site, &self.path, entry);
                 if let Some(leader) = self.leader.take() {
                     leader.finish(|| shared::<T>(&entry));
                 }
-                keep_locally(self.site, &self.path, entry);
                 return Step::Ready(Lookup::Hit(value));
             }
         }

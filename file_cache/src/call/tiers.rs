@@ -27,9 +27,11 @@ use crate::stats;
 use crate::verified::FileId;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 pub(crate) fn entry_path(site: &'static Site, key: &CallKey) -> PathBuf {
     let dir = |self_ty| {
         let name = paths::function_dir_name(site.info.module_path, self_ty, site.info.name);
@@ -427,10 +429,54 @@ pub(super) fn remote_entry<T: DeserializeOwned>(
     }
 }
 
+/// Entries of remote hits whose local copies wait to be written ([`keep_locally`]), by
+/// the path they will have: a caller of this process that misses the file meanwhile reads
+/// the entry here, as the file it will be, instead of asking the remote again.
+struct Pending {
+    entries: Mutex<HashMap<PathBuf, Arc<Vec<u8>>>>,
+    /// How many: none on the path of a call that never met the remote.
+    count: AtomicUsize,
+}
+
+fn pending() -> &'static Pending {
+    static PENDING: OnceLock<Pending> = OnceLock::new();
+    PENDING.get_or_init(|| Pending {
+        entries: Mutex::new(HashMap::new()),
+        count: AtomicUsize::new(0),
+    })
+}
+
+fn pending_entries() -> MutexGuard<'static, HashMap<PathBuf, Arc<Vec<u8>>>> {
+    pending()
+        .entries
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The entry of a remote hit whose local copy at `path` is not written yet, checked and
+/// decoded as that file will be; `None` when there is none (or it does not do).
+pub(super) fn pending_hit<T: DeserializeOwned>(
+    site: &'static Site,
+    key: &CallKey,
+    path: &Path,
+    memory: Option<&Memory>,
+) -> Option<T> {
+    if pending().count.load(Ordering::Relaxed) == 0 || config().mode == Mode::Refresh {
+        return None;
+    }
+    let entry = pending_entries().get(path).cloned()?;
+    log::debug!(
+        "file_cache: {}: the local copy being written",
+        site.display_name()
+    );
+    lookup_bytes(site, key, path, memory, &entry, None)
+}
+
 /// Writes a remote hit's entry to the local tier, within the size bound, off the caller's
 /// path: the writer thread of [`later`] writes it (through the same atomic write as any
-/// store) while the call returns. A crash before then loses only this local copy.
-pub(super) fn keep_locally(site: &'static Site, path: &Path, entry: Vec<u8>) {
+/// store) while the call returns; until then this process reads it from memory
+/// ([`pending_hit`]). A crash before then loses only this local copy. Returns the entry.
+pub(super) fn keep_locally(site: &'static Site, path: &Path, entry: Vec<u8>) -> Arc<Vec<u8>> {
     if root_of(site).access() != Access::ReadWrite {
         // A root that cannot be written was said once, when it was checked; a read-only
         // cache keeps nothing, in silence.
@@ -438,19 +484,39 @@ pub(super) fn keep_locally(site: &'static Site, path: &Path, entry: Vec<u8>) {
             "file_cache: {}: the remote hit is not kept under a read-only root",
             site.display_name()
         );
-        return;
+        return Arc::new(entry);
     }
     let path = path.to_path_buf();
-    later::run_later(entry.len(), move || {
-        let len = entry.len() as u64;
-        if !size_limit::admit(&path, len) {
-            return;
+    let entry = Arc::new(entry);
+    let len = entry.len();
+    if pending_entries()
+        .insert(path.clone(), Arc::clone(&entry))
+        .is_none()
+    {
+        pending().count.fetch_add(1, Ordering::Relaxed);
+    }
+    let job_entry = Arc::clone(&entry);
+    later::run_later(len, move || {
+        let entry = job_entry;
+        let size = len as u64;
+        if size_limit::admit(&path, size) {
+            match crate::disk::write::write_atomic(&path, &[&entry]) {
+                Ok(()) => size_limit::stored(&path, size),
+                Err(error) => warn_write_failure(site, &path, &error),
+            }
         }
-        match crate::disk::write::write_atomic(&path, &[&entry]) {
-            Ok(()) => size_limit::stored(&path, len),
-            Err(error) => warn_write_failure(site, &path, &error),
+        // Written (or not to be): the file answers from now on. A later hit's own copy for
+        // the same path stays.
+        let mut entries = pending_entries();
+        if entries
+            .get(&path)
+            .is_some_and(|held| Arc::ptr_eq(held, &entry))
+        {
+            entries.remove(&path);
+            pending().count.fetch_sub(1, Ordering::Relaxed);
         }
     });
+    entry
 }
 
 /// A root that cannot be written usually fails every function alike: warn once per process.
