@@ -985,7 +985,11 @@ fn a_remote_hit_is_read_again_before_its_copy_is_written() {
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let output = run_child(CHILD, "twice", &envs);
     assert_eq!(runs(&output), 0);
-    assert_eq!(log_lines(&output, "DEBUG", "remote hit").len(), 1, "{output:?}");
+    assert_eq!(
+        log_lines(&output, "DEBUG", "remote hit").len(),
+        1,
+        "{output:?}"
+    );
     assert_eq!(entry_files(&root).len(), 1);
 }
 
