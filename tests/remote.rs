@@ -293,6 +293,17 @@ fn log_lines(output: &Output, level: &str, needle: &str) -> Vec<String> {
 
 /// A `compute` child on its own local root.
 fn machine(root: &Path, server: &Server, xs: &str, extra: &[(&str, &str)]) -> Output {
+    machine_as("compute", root, server, xs, extra)
+}
+
+/// [`machine`] in another child role.
+fn machine_as(
+    role: &str,
+    root: &Path,
+    server: &Server,
+    xs: &str,
+    extra: &[(&str, &str)],
+) -> Output {
     let mut envs: Vec<(String, String)> = server.env();
     envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
     envs.push((XS.into(), xs.into()));
@@ -300,7 +311,7 @@ fn machine(root: &Path, server: &Server, xs: &str, extra: &[(&str, &str)]) -> Ou
         envs.push((k.to_string(), v.to_string()));
     }
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    run_child(CHILD, "compute", &envs)
+    run_child(CHILD, role, &envs)
 }
 
 fn fresh_root() -> PathBuf {
@@ -978,12 +989,7 @@ fn a_remote_hit_is_read_again_before_its_copy_is_written() {
     let server = Server::start(Kind::Redis);
     assert_eq!(runs(&machine(&fresh_root(), &server, "23", &[])), 1);
     let root = fresh_root();
-    let mut envs = server.env();
-    envs.push(("FILE_CACHE_DIR".into(), root.display().to_string()));
-    envs.push(("FILE_CACHE_MEMORY".into(), "0".into()));
-    envs.push((XS.into(), "23".into()));
-    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let output = run_child(CHILD, "twice", &envs);
+    let output = machine_as("twice", &root, &server, "23", &[("FILE_CACHE_MEMORY", "0")]);
     assert_eq!(runs(&output), 0);
     assert_eq!(
         log_lines(&output, "DEBUG", "remote hit").len(),
